@@ -1,0 +1,62 @@
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Messages.Protocol;
+
+public interface IRegistryMessage;
+
+/// <summary>
+/// What the connection registry accepts and answers. Status reaches it only by these messages,
+/// so its shards can live on any node.
+/// </summary>
+public static class RegistryProtocol
+{
+    public sealed record ConnectionOpened(ConnectionStatus Status) : IRegistryMessage;
+
+    /// <summary>A fresher status of a live connection (sent on state changes and on its deadline ticks).</summary>
+    public sealed record ConnectionUpdated(ConnectionStatus Status) : IRegistryMessage;
+
+    public sealed record ConnectionClosed(ConnectionStatus Status, CloseReason Reason, DateTimeOffset ClosedAt) : IRegistryMessage;
+
+    /// <summary>A socket refused before it got a connection actor (e.g. over <c>max-connections</c>).</summary>
+    public sealed record ConnectionRejected(string Remote, string Listener, CloseReason Reason) : IRegistryMessage;
+
+    public sealed record GetConnections : IRegistryMessage
+    {
+        public static GetConnections Instance { get; } = new();
+    }
+
+    public sealed record Connections(IReadOnlyList<ConnectionStatus> Items);
+
+    public sealed record GetConnection(string Id) : IRegistryMessage;
+
+    /// <summary>Answer to <see cref="GetConnection"/>; <c>Status</c> is null for an unknown id.</summary>
+    public sealed record ConnectionFound(string Id, ConnectionStatus? Status);
+
+    public sealed record GetStats : IRegistryMessage
+    {
+        public static GetStats Instance { get; } = new();
+    }
+
+    /// <summary>Totals over the process's life; <c>Heartbeats</c> and bytes cover live and closed connections.</summary>
+    public sealed record Stats(
+        long Active,
+        long Accepted,
+        IReadOnlyDictionary<string, long> ClosedByReason,
+        long Heartbeats,
+        long BytesIn,
+        long BytesOut)
+    {
+        public long Closed(CloseReason reason) => ClosedByReason.TryGetValue(reason.ToWireName(), out var n) ? n : 0;
+
+        public static Stats operator +(Stats a, Stats b)
+        {
+            var reasons = new Dictionary<string, long>(a.ClosedByReason);
+            foreach (var (reason, count) in b.ClosedByReason)
+                reasons[reason] = reasons.GetValueOrDefault(reason) + count;
+            return new Stats(a.Active + b.Active, a.Accepted + b.Accepted, reasons,
+                a.Heartbeats + b.Heartbeats, a.BytesIn + b.BytesIn, a.BytesOut + b.BytesOut);
+        }
+
+        public static Stats Empty { get; } = new(0, 0, new Dictionary<string, long>(), 0, 0, 0);
+    }
+}

@@ -1,0 +1,64 @@
+namespace Supervisor.Messages.Wire;
+
+/// <summary>Why a connection ended; every close has exactly one (DESIGN §3).</summary>
+public enum CloseReason
+{
+    HeartbeatTimeout,
+    PeerClosed,
+    PeerReset,
+    ProtocolError,
+    FrameTooLarge,
+    KeepaliveFailed,
+    WriteFailed,
+    RejectedCapacity,
+    AdminClosed,
+    ServerShutdown,
+    /// <summary>The connection's own code failed (say, the data handler threw); the supervisor stopped it.</summary>
+    InternalError,
+}
+
+public static class CloseReasons
+{
+    public static IReadOnlyList<CloseReason> All { get; } = Enum.GetValues<CloseReason>();
+
+    /// <summary>The name operators see in logs, metrics and the HTTP API, e.g. <c>heartbeat-timeout</c>.</summary>
+    public static string ToWireName(this CloseReason reason) => reason switch
+    {
+        CloseReason.HeartbeatTimeout => "heartbeat-timeout",
+        CloseReason.PeerClosed => "peer-closed",
+        CloseReason.PeerReset => "peer-reset",
+        CloseReason.ProtocolError => "protocol-error",
+        CloseReason.FrameTooLarge => "frame-too-large",
+        CloseReason.KeepaliveFailed => "keepalive-failed",
+        CloseReason.WriteFailed => "write-failed",
+        CloseReason.RejectedCapacity => "rejected-capacity",
+        CloseReason.AdminClosed => "admin-closed",
+        CloseReason.ServerShutdown => "server-shutdown",
+        CloseReason.InternalError => "internal-error",
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
+    };
+
+    public static bool TryParse(string wireName, out CloseReason reason)
+    {
+        foreach (var candidate in All)
+        {
+            if (candidate.ToWireName() == wireName)
+            {
+                reason = candidate;
+                return true;
+            }
+        }
+        reason = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Closes the server decides on are announced to the peer with an error notice first;
+    /// closes the peer or the network caused are not, since nobody is there to read it.
+    /// </summary>
+    public static bool IsAnnouncedToPeer(this CloseReason reason) => reason switch
+    {
+        CloseReason.PeerClosed or CloseReason.PeerReset or CloseReason.KeepaliveFailed or CloseReason.WriteFailed => false,
+        _ => true,
+    };
+}

@@ -1,0 +1,237 @@
+using System.Reflection;
+using Akka.Configuration;
+
+namespace Supervisor.Configuration;
+
+/// <summary>
+/// Builds the effective HOCON (operator file over profile over the embedded reference) and
+/// reads it into validated settings. Every problem is a <see cref="ConfigurationError"/> naming its key.
+/// </summary>
+public static class SupervisorConfig
+{
+    private const string ResourcePrefix = "Supervisor.hocon.";
+
+    /// <summary>The profiles shipped in <c>hocon/profiles</c>, embedded in the executable.</summary>
+    public static IReadOnlyList<string> KnownProfiles { get; } = typeof(SupervisorConfig).Assembly
+        .GetManifestResourceNames()
+        .Where(n => n.StartsWith(ResourcePrefix + "profiles.", StringComparison.Ordinal))
+        .Select(n => n[(ResourcePrefix.Length + "profiles.".Length)..^".conf".Length])
+        .Order(StringComparer.Ordinal)
+        .ToArray();
+
+    public static Config Reference => ConfigurationFactory.ParseString(ReadResource("supervisor.conf"));
+
+    public static Config Profile(string name, string key)
+    {
+        if (!KnownProfiles.Contains(name))
+            throw new ConfigurationError(key, $"unknown profile '{name}' (known: {string.Join(", ", KnownProfiles)})");
+        return ConfigurationFactory.ParseString(ReadResource($"profiles.{name}.conf"));
+    }
+
+    /// <summary>Layers the operator's HOCON (may be empty) over the profile over the reference.</summary>
+    /// <param name="operatorHocon">Text of the operator's file, or null.</param>
+    /// <param name="profileOverride">The <c>--profile</c> argument, or null.</param>
+    public static Config Build(string? operatorHocon, string? profileOverride)
+    {
+        Config operatorConfig;
+        try
+        {
+            operatorConfig = string.IsNullOrWhiteSpace(operatorHocon) ? Config.Empty : ConfigurationFactory.ParseString(operatorHocon);
+        }
+        catch (Exception e) when (e is not ConfigurationError)
+        {
+            throw new ConfigurationError("--config", $"not valid HOCON: {FirstLine(e.Message)}");
+        }
+
+        var reference = Reference;
+        var (profileName, profileKey) = profileOverride is not null
+            ? (profileOverride, "--profile")
+            : (operatorConfig.HasPath("supervisor.profile") ? operatorConfig.GetString("supervisor.profile") : reference.GetString("supervisor.profile"),
+               "supervisor.profile");
+
+        var chosen = ConfigurationFactory.ParseString($"supervisor.profile = \"{profileName}\"");
+        return chosen.WithFallback(operatorConfig).WithFallback(Profile(profileName, profileKey)).WithFallback(reference);
+    }
+
+    public static Config Load(string? configFile, string? profileOverride)
+    {
+        string? text = null;
+        if (configFile is not null)
+        {
+            try
+            {
+                text = File.ReadAllText(configFile);
+            }
+            catch (IOException e)
+            {
+                throw new ConfigurationError("--config", $"cannot read '{configFile}': {e.Message}");
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw new ConfigurationError("--config", $"cannot read '{configFile}': {e.Message}");
+            }
+        }
+        return Build(text, profileOverride);
+    }
+
+    public static SupervisorSettings Read(Config config)
+    {
+        var reference = Reference;
+        var profile = config.GetString("supervisor.profile");
+        var listeners = new List<ListenerSettings>();
+        var defaultTcp = config.GetConfig("supervisor.tcp");
+        var defaultHeartbeat = config.GetConfig("supervisor.heartbeat");
+
+        if (ReadBool(config, "supervisor.tcp.enabled"))
+            listeners.Add(ReadListener("tcp", profile, "supervisor.tcp", defaultTcp, defaultHeartbeat, "supervisor.heartbeat"));
+
+        if (config.HasPath("supervisor.listeners"))
+        {
+            foreach (var name in config.GetValue("supervisor.listeners").GetObject().Items.Keys)
+            {
+                var path = $"supervisor.listeners.{name}";
+                var own = config.GetConfig(path);
+                string listenerProfile = profile;
+                Config tcpFallback = defaultTcp, heartbeatFallback = defaultHeartbeat;
+                if (own.HasPath("profile"))
+                {
+                    listenerProfile = own.GetString("profile");
+                    var profileConfig = Profile(listenerProfile, $"{path}.profile").WithFallback(reference);
+                    tcpFallback = profileConfig.GetConfig("supervisor.tcp");
+                    heartbeatFallback = profileConfig.GetConfig("supervisor.heartbeat");
+                }
+                var tcp = own.WithFallback(tcpFallback);
+                var heartbeat = own.HasPath("heartbeat") ? own.GetConfig("heartbeat").WithFallback(heartbeatFallback) : heartbeatFallback;
+                if (ReadBool(tcp, "enabled", path))
+                    listeners.Add(ReadListener(name, listenerProfile, path, tcp, heartbeat, $"{path}.heartbeat"));
+            }
+        }
+
+        var ports = listeners.Where(l => l.Port != 0).GroupBy(l => (l.Host, l.Port)).FirstOrDefault(g => g.Count() > 1);
+        if (ports is not null)
+            throw new ConfigurationError($"supervisor.listeners.{ports.Last().Name}.port",
+                $"{ports.Key.Port} is already used by listener '{ports.First().Name}'");
+
+        var shards = ReadInt(config, "supervisor.registry.shards");
+        if (shards is < 1 or > 4096)
+            throw new ConfigurationError("supervisor.registry.shards", $"{shards} is out of range 1-4096");
+
+        return new SupervisorSettings(profile, listeners, shards,
+            ReadPositiveDuration(config, "supervisor.shutdown.close-timeout"));
+    }
+
+    private static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)
+    {
+        var port = ReadInt(tcp, "port", path);
+        if (port is < 0 or > 65535)
+            throw new ConfigurationError($"{path}.port", $"{port} is out of range 0-65535");
+
+        var keepAlive = new KeepAliveSettings(
+            ReadBool(tcp, "keepalive.enabled", path),
+            ReadWholeSeconds(tcp, "keepalive.idle", path),
+            ReadWholeSeconds(tcp, "keepalive.interval", path),
+            ReadInt(tcp, "keepalive.probes", path),
+            ReadOptionalDuration(tcp, "user-timeout", path));
+        if (keepAlive.Probes is < 1 or > 127)
+            throw new ConfigurationError($"{path}.keepalive.probes", $"{keepAlive.Probes} is out of range 1-127");
+
+        var interval = ReadPositiveDuration(heartbeat, "interval", heartbeatPath);
+        var timeout = ReadPositiveDuration(heartbeat, "timeout", heartbeatPath);
+        if (timeout <= interval)
+            throw new ConfigurationError($"{heartbeatPath}.timeout",
+                $"{Show(timeout)} must be greater than {heartbeatPath}.interval = {Show(interval)}");
+        var livenessText = ReadString(heartbeat, "liveness", heartbeatPath);
+        var liveness = livenessText switch
+        {
+            "any-frame" => LivenessMode.AnyFrame,
+            "heartbeat-only" => LivenessMode.HeartbeatOnly,
+            _ => throw new ConfigurationError($"{heartbeatPath}.liveness", $"'{livenessText}' is not one of any-frame, heartbeat-only"),
+        };
+
+        var maxFrame = ReadSize(tcp, "max-frame-length", path);
+        if (maxFrame is < 16 or > 64 * 1024 * 1024)
+            throw new ConfigurationError($"{path}.max-frame-length", $"{maxFrame} is out of range 16B-64MiB");
+        var maxConnections = ReadInt(tcp, "max-connections", path);
+        if (maxConnections < 1)
+            throw new ConfigurationError($"{path}.max-connections", $"{maxConnections} must be at least 1");
+        var maxPending = ReadSize(tcp, "max-pending-write", path);
+        if (maxPending < maxFrame)
+            throw new ConfigurationError($"{path}.max-pending-write", $"{maxPending} must be at least max-frame-length ({maxFrame})");
+
+        return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
+            ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
+            new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
+                ReadBool(heartbeat, "server-ping", heartbeatPath)));
+    }
+
+    private static string Key(string? prefix, string key) => prefix is null ? key : $"{prefix}.{key}";
+
+    private static string Raw(Config config, string key)
+    {
+        try { return config.GetString(key) ?? "(unset)"; }
+        catch (Exception) { return "(not a value)"; }
+    }
+
+    private static T Read<T>(Config config, string key, string? prefix, string expected, Func<T> read)
+    {
+        if (!config.HasPath(key))
+            throw new ConfigurationError(Key(prefix, key), "is missing");
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is not ConfigurationError)
+        {
+            throw new ConfigurationError(Key(prefix, key), $"'{Raw(config, key)}' is not {expected}");
+        }
+    }
+
+    private static string ReadString(Config c, string key, string? prefix = null) => Read(c, key, prefix, "a string", () => c.GetString(key));
+
+    private static bool ReadBool(Config c, string key, string? prefix = null) => Read(c, key, prefix, "on or off", () => c.GetBoolean(key));
+
+    private static int ReadInt(Config c, string key, string? prefix = null) => Read(c, key, prefix, "an integer", () => c.GetInt(key));
+
+    private static int ReadSize(Config c, string key, string? prefix)
+    {
+        var bytes = Read(c, key, prefix, "a size such as 64KiB", () => c.GetByteSize(key) ?? throw new FormatException());
+        if (bytes is < 1 or > int.MaxValue)
+            throw new ConfigurationError(Key(prefix, key), $"{bytes} is out of range");
+        return (int)bytes;
+    }
+
+    private static TimeSpan ReadPositiveDuration(Config c, string key, string? prefix = null)
+    {
+        var value = Read(c, key, prefix, "a duration such as 30s", () => c.GetTimeSpan(key, null, allowInfinite: false));
+        if (value <= TimeSpan.Zero)
+            throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be a positive duration");
+        return value;
+    }
+
+    private static TimeSpan? ReadOptionalDuration(Config c, string key, string? prefix)
+    {
+        var raw = Raw(c, key);
+        return raw is "off" or "false" or "no" ? null : ReadPositiveDuration(c, key, prefix);
+    }
+
+    /// <summary>The kernel takes keep-alive times in whole seconds; anything else would be silently rounded.</summary>
+    private static TimeSpan ReadWholeSeconds(Config c, string key, string? prefix)
+    {
+        var value = ReadPositiveDuration(c, key, prefix);
+        if (value.Ticks % TimeSpan.TicksPerSecond != 0 || value.TotalSeconds > 32767)
+            throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be whole seconds between 1s and 32767s");
+        return value;
+    }
+
+    private static string Show(TimeSpan t) => t.TotalMilliseconds % 1000 == 0 ? $"{t.TotalSeconds}s" : $"{t.TotalMilliseconds}ms";
+
+    private static string FirstLine(string text) => text.Split('\n')[0].Trim();
+
+    private static string ReadResource(string name)
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourcePrefix + name)
+            ?? throw new InvalidOperationException($"embedded resource {ResourcePrefix + name} is missing from the build");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

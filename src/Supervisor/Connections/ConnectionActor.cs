@@ -1,0 +1,210 @@
+using Akka.Actor;
+using Akka.Event;
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Transport;
+
+namespace Supervisor.Connections;
+
+/// <summary>
+/// One peer connection: owns its transport and its one deadline timer, answers heartbeats, hands
+/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3).
+/// </summary>
+public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionContext
+{
+    public sealed record Setup(
+        string Id,
+        ListenerSettings Listener,
+        IConnectionTransport Transport,
+        IActorRef Registry,
+        IDataHandler DataHandler);
+
+    public static Props Props(Setup setup) => Akka.Actor.Props.Create(() => new ConnectionActor(setup));
+
+    private sealed class DeadlineDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly DeadlineDue Instance = new();
+    }
+
+    private sealed class LingerExpired : INotInfluenceReceiveTimeout
+    {
+        public static readonly LingerExpired Instance = new();
+    }
+
+    private const string DeadlineTimer = "deadline";
+    private const string LingerTimer = "linger";
+
+    private readonly Setup _setup;
+    private readonly IConnectionTransport _transport;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly DateTimeOffset _connectedAt;
+    private readonly HeartbeatDeadlines _deadlines;
+    private long _bytesIn;
+    private CloseReason? _closeReason;
+    private string? _closeDetail;
+    private DateTimeOffset _closedAt;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public ConnectionActor(Setup setup)
+    {
+        _setup = setup;
+        _transport = setup.Transport;
+        _connectedAt = Now;
+        _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
+
+        Receive<TransportEvents.FrameReceived>(OnFrame);
+        Receive<TransportEvents.FrameRejected>(rejected => Close(rejected.Reason, rejected.Error));
+        Receive<TransportEvents.InputEnded>(ended => Close(ended.Reason, ended.Detail));
+        Receive<TransportEvents.WriteFinished>(OnWriteFinished);
+        Receive<DeadlineDue>(_ => OnDeadline());
+        Receive<ConnectionCommands.CloseConnection>(command => Close(command.Reason, "closed by the operator"));
+        Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
+    }
+
+    public string ConnectionId => _setup.Id;
+    public string Remote => _transport.Remote;
+    public string Listener => _setup.Listener.Name;
+    public DateTimeOffset Now => Context.System.Scheduler.Now;
+    private string Id => _setup.Id;
+
+    public void Send(Frame frame)
+    {
+        if (_closeReason is null && !_transport.Write(frame))
+            Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+    }
+
+    protected override void PreStart()
+    {
+        _setup.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
+        _log.Info("Connection {0} opened from {1} on listener {2}", Id, Remote, Listener);
+        foreach (var problem in _transport.KeepAlive.Problems)
+            _log.Warning("Connection {0}: keep-alive {1}", Id, problem);
+        _transport.Start(Self);
+        ArmDeadline();
+    }
+
+    private void OnFrame(TransportEvents.FrameReceived received)
+    {
+        var frame = received.Frame;
+        _bytesIn += received.WireBytes;
+        var now = Now;
+        if (_deadlines.OnFrame(frame, now))
+            _setup.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+
+        switch (frame.Type)
+        {
+            case FrameType.Heartbeat:
+                if (_log.IsDebugEnabled) _log.Debug("Connection {0}: heartbeat seq {1}", Id, frame.Seq);
+                Send(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq));
+                break;
+            case FrameType.Data:
+                _setup.DataHandler.OnData(frame, this);
+                break;
+            case FrameType.HeartbeatResponse:
+                break;
+            case FrameType.ErrorNotice:
+                _log.Info("Connection {0}: peer sent an error notice: {1}", Id, frame.Data);
+                break;
+        }
+    }
+
+    private void OnDeadline()
+    {
+        var now = Now;
+        switch (_deadlines.Check(now))
+        {
+            case DeadlineVerdict.TimedOut:
+                Close(CloseReason.HeartbeatTimeout, $"no valid frame for {(now - _deadlines.LastLivenessAt).TotalMilliseconds:F0} ms");
+                return;
+            case DeadlineVerdict.MissedHeartbeatSendPing:
+                Send(_deadlines.NextPing(now));
+                break;
+        }
+        _setup.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        ArmDeadline();
+    }
+
+    private void ArmDeadline()
+    {
+        if (_closeReason is not null || _deadlines.NextDeadline() is not { } deadline) return;
+        var delay = deadline - Now;
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
+    }
+
+    private void OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        if (!_transport.OnWriteFinished(finished))
+        {
+            if (_closeReason is null) Close(CloseReason.WriteFailed, finished.Error ?? "write failed");
+            else Context.Stop(Self);
+        }
+    }
+
+    private void Close(CloseReason reason, string detail)
+    {
+        if (_closeReason is not null) return;
+        _closeReason = reason;
+        _closeDetail = detail;
+        _closedAt = Now;
+        Timers.Cancel(DeadlineTimer);
+        if (!reason.IsAnnouncedToPeer())
+        {
+            Context.Stop(Self);
+            return;
+        }
+        // Notice, then FIN, then wait for the peer's FIN: closing at once with unread input would
+        // send an RST, and an RST can destroy the notice before the peer reads it.
+        _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+        _transport.ShutdownOutput();
+        Timers.StartSingleTimer(LingerTimer, LingerExpired.Instance, _setup.Listener.CloseLinger);
+        Become(Closing);
+    }
+
+    private void Closing()
+    {
+        Receive<TransportEvents.InputEnded>(_ => Context.Stop(Self));
+        Receive<LingerExpired>(_ => Context.Stop(Self));
+        Receive<TransportEvents.WriteFinished>(OnWriteFinished);
+        Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
+        // Input after the close decision proves nothing and changes nothing.
+        Receive<TransportEvents.ITransportEvent>(_ => { });
+        Receive<ConnectionCommands.CloseConnection>(_ => { });
+        Receive<DeadlineDue>(_ => { });
+    }
+
+    protected override void PostStop()
+    {
+        if (_closeReason is null)
+        {
+            // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.
+            _closeReason = CloseReason.InternalError;
+            _closeDetail = "the server failed while handling this connection";
+            _closedAt = Now;
+            _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{CloseReason.InternalError.ToWireName()}: {_closeDetail}"));
+        }
+        _transport.Dispose();
+        var reason = _closeReason.Value;
+        _setup.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
+        _log.Info("Connection {0} closed: {1} ({2}); remote {3}, {4}",
+            Id, reason.ToWireName(), _closeDetail, Remote,
+            $"open {(_closedAt - _connectedAt).TotalSeconds:F1} s, {_bytesIn} bytes in, {_transport.BytesOut} bytes out");
+    }
+
+    private ConnectionStatus Status() => new(
+        Id,
+        Remote,
+        Listener,
+        "tcp",
+        _closeReason is null ? _deadlines.State : ConnectionState.Closing,
+        _connectedAt,
+        _deadlines.LastFrameAt,
+        _deadlines.LastHeartbeatAt,
+        _deadlines.MissedHeartbeats,
+        _deadlines.RttMs,
+        _bytesIn,
+        _transport.BytesOut,
+        _deadlines.HeartbeatsReceived,
+        _transport.KeepAlive);
+}

@@ -1,0 +1,139 @@
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Event;
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Transport;
+
+namespace Supervisor.Connections;
+
+/// <summary>
+/// Parent of every connection actor. It enforces <c>max-connections</c> per listener, and a child that
+/// fails is stopped (its PostStop closes the socket and reports <c>internal-error</c>), never restarted.
+/// </summary>
+public sealed class ConnectionSupervisor : ReceiveActor
+{
+    /// <summary>A freshly accepted socket, handed over by a listener.</summary>
+    public sealed record Adopt(Socket Socket, ListenerSettings Listener);
+
+    public static Props Props(IActorRef registry, IDataHandler dataHandler) =>
+        Akka.Actor.Props.Create(() => new ConnectionSupervisor(registry, dataHandler));
+
+    private readonly IActorRef _registry;
+    private readonly IDataHandler _dataHandler;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, string> _listenerOf = [];
+    private readonly Dictionary<string, int> _liveByListener = [];
+    private long _nextId;
+    private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
+
+    public ConnectionSupervisor(IActorRef registry, IDataHandler dataHandler)
+    {
+        _registry = registry;
+        _dataHandler = dataHandler;
+
+        Receive<Adopt>(OnAdopt);
+        Receive<Terminated>(OnTerminated);
+        Receive<ConnectionCommands.CloseConnection>(command =>
+        {
+            var child = Context.Child(command.Id);
+            if (!child.IsNobody()) child.Tell(command);
+            Sender.Tell(new ConnectionCommands.CloseAccepted(command.Id, !child.IsNobody()));
+        });
+        Receive<ConnectionCommands.GetStatus>(query =>
+        {
+            var child = Context.Child(query.Id);
+            if (child.IsNobody()) Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, null));
+            else child.Forward(query);
+        });
+        Receive<ConnectionCommands.CloseAll>(OnCloseAll);
+    }
+
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(cause =>
+    {
+        _log.Error(cause, "A connection failed and is stopped: {0}", cause.Message);
+        return Directive.Stop;
+    });
+
+    private void OnAdopt(Adopt adopt)
+    {
+        var listener = adopt.Listener;
+        if (_closingAll is { } closing)
+        {
+            Refuse(adopt, closing.Reason, "the server is shutting down");
+            return;
+        }
+        var live = _liveByListener.GetValueOrDefault(listener.Name);
+        if (live >= listener.MaxConnections)
+        {
+            Refuse(adopt, CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
+            return;
+        }
+
+        SocketTransport transport;
+        try
+        {
+            var keepAlive = SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive);
+            transport = new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The peer was gone before it was adopted; nothing was opened, so nothing is reported closed.
+            adopt.Socket.Dispose();
+            _log.Debug("Accepted socket vanished before adoption: {0}", e.Message);
+            return;
+        }
+
+        var id = $"c{++_nextId}";
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _registry, _dataHandler)), id);
+        Context.Watch(child);
+        _listenerOf[child] = listener.Name;
+        _liveByListener[listener.Name] = live + 1;
+    }
+
+    private void Refuse(Adopt adopt, CloseReason reason, string detail)
+    {
+        var socket = adopt.Socket;
+        var remote = "unknown";
+        try
+        {
+            remote = socket.RemoteEndPoint?.ToString() ?? remote;
+            socket.Blocking = false;
+            var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+            socket.Send(notice, SocketFlags.None, out _);
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The notice is a courtesy; the close below is what matters.
+        }
+        socket.Dispose();
+        _registry.Tell(new RegistryProtocol.ConnectionRejected(remote, adopt.Listener.Name, reason));
+        _log.Info("Connection from {0} on listener {1} refused: {2} ({3})", remote, adopt.Listener.Name, reason.ToWireName(), detail);
+    }
+
+    private void OnTerminated(Terminated terminated)
+    {
+        if (!_listenerOf.Remove(terminated.ActorRef, out var listener)) return;
+        _liveByListener[listener]--;
+        if (_closingAll is { } closing && _listenerOf.Count == 0)
+        {
+            closing.ReplyTo.Tell(new ConnectionCommands.AllClosed(closing.Count));
+            _closingAll = closing with { ReplyTo = ActorRefs.Nobody };
+        }
+    }
+
+    private void OnCloseAll(ConnectionCommands.CloseAll command)
+    {
+        _closingAll = (Sender, _listenerOf.Count, command.Reason);
+        _log.Info("Closing {0} connections: {1}", _listenerOf.Count, command.Reason.ToWireName());
+        if (_listenerOf.Count == 0)
+        {
+            Sender.Tell(new ConnectionCommands.AllClosed(0));
+            return;
+        }
+        foreach (var child in _listenerOf.Keys)
+            child.Tell(new ConnectionCommands.CloseConnection(child.Path.Name, command.Reason));
+    }
+}

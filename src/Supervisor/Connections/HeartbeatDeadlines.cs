@@ -1,0 +1,89 @@
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Connections;
+
+/// <summary>What the connection must do after a deadline check.</summary>
+public enum DeadlineVerdict
+{
+    Nothing,
+    /// <summary>One more interval passed in silence: the connection is (still) suspect.</summary>
+    MissedHeartbeat,
+    /// <summary>As <see cref="MissedHeartbeat"/>, and server ping is on: send a heartbeat.</summary>
+    MissedHeartbeatSendPing,
+    /// <summary>Silent for <c>timeout</c> since the last valid frame: close with heartbeat-timeout.</summary>
+    TimedOut,
+}
+
+/// <summary>
+/// The heartbeat decisions of one connection, free of actors and clocks so they can be tested alone.
+/// Deadlines are stored, not scheduled per frame: a frame only moves <see cref="LastLivenessAt"/>, and
+/// the one deadline timer, when it fires, asks <see cref="Check"/> what is due and when to look next.
+/// </summary>
+public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffset connectedAt)
+{
+    private long _nextPingSeq = 1;
+    private long? _outstandingPingSeq;
+    private DateTimeOffset _outstandingPingSentAt;
+
+    public DateTimeOffset LastLivenessAt { get; private set; } = connectedAt;
+    public DateTimeOffset? LastFrameAt { get; private set; }
+    public DateTimeOffset? LastHeartbeatAt { get; private set; }
+    public int MissedHeartbeats { get; private set; }
+    public ConnectionState State => MissedHeartbeats > 0 ? ConnectionState.Suspect : ConnectionState.Active;
+    public double? RttMs { get; private set; }
+    public long HeartbeatsReceived { get; private set; }
+
+    /// <summary>Records a valid frame; returns true if it changed the state (suspect back to active).</summary>
+    public bool OnFrame(Frame frame, DateTimeOffset now)
+    {
+        LastFrameAt = now;
+        if (frame.IsHeartbeatTraffic)
+        {
+            LastHeartbeatAt = now;
+            if (frame.Type == FrameType.Heartbeat) HeartbeatsReceived++;
+            if (frame.Type == FrameType.HeartbeatResponse && frame.Seq is { } seq && seq == _outstandingPingSeq)
+            {
+                RttMs = (now - _outstandingPingSentAt).TotalMilliseconds;
+                _outstandingPingSeq = null;
+            }
+        }
+        if (settings.Liveness == LivenessMode.HeartbeatOnly && !frame.IsHeartbeatTraffic)
+            return false;
+
+        LastLivenessAt = now;
+        var wasSuspect = MissedHeartbeats > 0;
+        MissedHeartbeats = 0;
+        return wasSuspect;
+    }
+
+    public DeadlineVerdict Check(DateTimeOffset now)
+    {
+        if (!settings.Enabled) return DeadlineVerdict.Nothing;
+        var idle = now - LastLivenessAt;
+        if (idle >= settings.Timeout) return DeadlineVerdict.TimedOut;
+
+        var missed = (int)(idle.Ticks / settings.Interval.Ticks);
+        if (missed <= MissedHeartbeats) return DeadlineVerdict.Nothing;
+        MissedHeartbeats = missed;
+        return settings.ServerPing ? DeadlineVerdict.MissedHeartbeatSendPing : DeadlineVerdict.MissedHeartbeat;
+    }
+
+    /// <summary>When <see cref="Check"/> next has something to decide; null when heartbeats are off.</summary>
+    public DateTimeOffset? NextDeadline()
+    {
+        if (!settings.Enabled) return null;
+        var nextMiss = LastLivenessAt + settings.Interval * (MissedHeartbeats + 1);
+        var timeout = LastLivenessAt + settings.Timeout;
+        return nextMiss < timeout ? nextMiss : timeout;
+    }
+
+    /// <summary>Builds the server's ping and remembers its seq, so the response yields the round-trip time.</summary>
+    public Frame NextPing(DateTimeOffset now)
+    {
+        _outstandingPingSeq = _nextPingSeq++;
+        _outstandingPingSentAt = now;
+        return new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, _outstandingPingSeq);
+    }
+}

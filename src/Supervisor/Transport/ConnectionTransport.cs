@@ -1,0 +1,51 @@
+using Akka.Actor;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Transport;
+
+/// <summary>
+/// The narrow seam between a connection actor and its socket: frames come in as
+/// <see cref="TransportEvents"/> messages, frames go out through <see cref="Write"/>.
+/// Every member except the event delivery is called on the owning actor's thread only.
+/// </summary>
+public interface IConnectionTransport : IDisposable
+{
+    string Remote { get; }
+
+    /// <summary>Keep-alive as read back from the socket; <see cref="KeepAliveStatus.Disabled"/> where it has none.</summary>
+    KeepAliveStatus KeepAlive { get; }
+
+    /// <summary>Bytes handed to the kernel so far.</summary>
+    long BytesOut { get; }
+
+    /// <summary>Starts delivering <see cref="TransportEvents"/> to <paramref name="owner"/>.</summary>
+    void Start(IActorRef owner);
+
+    /// <summary>Queues one frame for the peer; false when the socket failed or the peer stopped reading.</summary>
+    bool Write(Frame frame);
+
+    /// <summary>Handles the completion of a write that could not finish at once.</summary>
+    bool OnWriteFinished(TransportEvents.WriteFinished finished);
+
+    /// <summary>Sends FIN once queued writes are flushed; input is drained and discarded from then on.</summary>
+    void ShutdownOutput();
+}
+
+/// <summary>What a transport tells its connection actor.</summary>
+public static class TransportEvents
+{
+    public interface ITransportEvent;
+
+    /// <summary>A complete valid frame; <c>WireBytes</c> includes its newline.</summary>
+    public sealed record FrameReceived(Frame Frame, int WireBytes) : ITransportEvent;
+
+    /// <summary>Input that breaks the protocol; the transport stops decoding and drains.</summary>
+    public sealed record FrameRejected(CloseReason Reason, string Error) : ITransportEvent;
+
+    /// <summary>The input side ended: the peer closed or reset, or the kernel gave up on it.</summary>
+    public sealed record InputEnded(CloseReason Reason, string Detail) : ITransportEvent;
+
+    /// <summary>A queued write finished (<c>Error</c> null) or failed.</summary>
+    public sealed record WriteFinished(int Bytes, string? Error) : ITransportEvent;
+}
