@@ -1,1 +1,4 @@
-Console.WriteLine("hi");
+using Supervisor.Configuration;
+using Supervisor.Hosting;
+
+return await SupervisorProgram.RunAsync(args);

@@ -1,0 +1,91 @@
+using Akka;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Supervisor.Configuration;
+using Supervisor.Connections;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Registry;
+
+namespace Supervisor.Hosting;
+
+/// <summary>Marker for the <see cref="TcpListenerActor"/>s in the actor registry (one key per listener name).</summary>
+public sealed record ListenerKey(string Name);
+
+/// <summary>
+/// The service's wiring, one extension method per feature, composed by <see cref="AddSupervisor"/>.
+/// Program.cs and the tests use the same methods.
+/// </summary>
+public static class SupervisorHosting
+{
+    public const string ActorSystemName = "supervisor";
+
+    /// <summary>Registers the whole service: settings, the default data handler, and the actor system.</summary>
+    public static IServiceCollection AddSupervisorService(this IServiceCollection services, Config config, SupervisorSettings settings, BoundListeners listeners)
+    {
+        services.AddSingleton(settings);
+        services.AddSingleton(listeners);
+        services.TryAddSingleton<IDataHandler, EchoDataHandler>();
+        services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
+        return services;
+    }
+
+    public static AkkaConfigurationBuilder AddSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
+        BoundListeners listeners, IServiceProvider provider) => builder
+            .AddHocon(config, HoconAddMode.Prepend)
+            .ConfigureLoggers(loggers =>
+            {
+                loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
+                loggers.LogConfigOnStart = false;
+                loggers.ClearLoggers();
+                loggers.AddLoggerFactory();
+            })
+            .AddConnectionRegistry(settings)
+            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>())
+            .AddTcpListeners(listeners)
+            .AddGracefulShutdown(settings);
+
+    public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards), "registry")));
+
+    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<ConnectionSupervisor>(system.ActorOf(
+                ConnectionSupervisor.Props(registry.Get<ConnectionRegistry>(), dataHandler), "connections")));
+
+    public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners) =>
+        builder.WithActors((system, registry) =>
+        {
+            var supervisor = registry.Get<ConnectionSupervisor>();
+            var actors = listeners.All
+                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor), $"listener-{b.Settings.Name}"))
+                .ToArray();
+            registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
+        });
+
+    /// <summary>
+    /// SIGTERM (or any host stop) runs coordinated shutdown: listeners stop accepting first, then every
+    /// connection is closed with <c>server-shutdown</c> and waited for.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddGracefulShutdown(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+        builder.AddStartup((system, registry) =>
+        {
+            var shutdown = CoordinatedShutdown.Get(system);
+            var listeners = registry.Get<TcpListenerActor>();
+            var supervisor = registry.Get<ConnectionSupervisor>();
+            shutdown.AddTask(CoordinatedShutdown.PhaseServiceUnbind, "unbind-listeners", async () =>
+            {
+                await listeners.Ask<ListenerGroup.AllUnbound>(TcpListenerActor.Unbind.Instance, TimeSpan.FromSeconds(2));
+                return Done.Instance;
+            });
+            shutdown.AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "close-connections", async () =>
+            {
+                await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown), settings.ShutdownCloseTimeout);
+                return Done.Instance;
+            });
+        });
+}

@@ -1,0 +1,104 @@
+using Akka.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Supervisor.Configuration;
+
+namespace Supervisor.Hosting;
+
+/// <summary>The command line (DESIGN §6). Exit codes: 0 done, 2 bad arguments or configuration, 1 anything else.</summary>
+public static class SupervisorProgram
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitUsage = 2;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        RunArguments arguments;
+        Config config;
+        SupervisorSettings settings;
+        try
+        {
+            arguments = RunArguments.Parse(args);
+            config = SupervisorConfig.Load(arguments.ConfigFile, arguments.Profile);
+            settings = SupervisorConfig.Read(config);
+        }
+        catch (Exception e) when (e is ConfigurationError or ArgumentException)
+        {
+            await Console.Error.WriteLineAsync($"supervisor: {e.Message}");
+            return ExitUsage;
+        }
+
+        BoundListeners listeners;
+        try
+        {
+            listeners = BoundListeners.Bind(settings);
+        }
+        catch (ListenerBindError e)
+        {
+            await Console.Error.WriteLineAsync($"supervisor: {e.Message}");
+            return ExitFailure;
+        }
+
+        using (listeners)
+        {
+            using var host = CreateHostBuilder(config, settings, listeners).Build();
+            await host.RunAsync();
+        }
+        return ExitOk;
+    }
+
+    /// <summary>The generic host of the service, without running it; tests build theirs here too.</summary>
+    public static HostApplicationBuilder CreateHostBuilder(Config config, SupervisorSettings settings, BoundListeners listeners)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = [] });
+        builder.Services.AddSystemd();
+        builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownCloseTimeout + TimeSpan.FromSeconds(1));
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+            console.UseUtcTimestamp = true;
+        });
+        builder.Services.AddSupervisorService(config, settings, listeners);
+        return builder;
+    }
+}
+
+/// <summary><c>Supervisor [run] [--config FILE] [--profile NAME]</c>.</summary>
+public sealed record RunArguments(string? ConfigFile, string? Profile)
+{
+    public static RunArguments Parse(IReadOnlyList<string> args)
+    {
+        string? configFile = null, profile = null;
+        var i = 0;
+        if (args.Count > 0 && !args[0].StartsWith('-'))
+        {
+            if (args[0] != "run")
+                throw new ArgumentException($"bad arguments: unknown command '{args[0]}' (known: run)");
+            i = 1;
+        }
+        for (; i < args.Count; i++)
+        {
+            switch (args[i])
+            {
+                case "--config":
+                    configFile = Value(args, ++i, "--config");
+                    break;
+                case "--profile":
+                    profile = Value(args, ++i, "--profile");
+                    break;
+                default:
+                    throw new ArgumentException($"bad arguments: unknown option '{args[i]}' (known: --config FILE, --profile NAME)");
+            }
+        }
+        return new RunArguments(configFile, profile);
+    }
+
+    private static string Value(IReadOnlyList<string> args, int index, string option) =>
+        index < args.Count && !args[index].StartsWith("--", StringComparison.Ordinal)
+            ? args[index]
+            : throw new ArgumentException($"bad arguments: {option} needs a value");
+}

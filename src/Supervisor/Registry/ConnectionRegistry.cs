@@ -1,0 +1,76 @@
+using Akka.Actor;
+using Supervisor.Messages.Protocol;
+
+namespace Supervisor.Registry;
+
+/// <summary>
+/// The connection table, split into shards by a stable hash of the connection id (the source
+/// document's sharded connection pool). Updates go to one shard; table-wide queries are
+/// gathered from every shard by a short-lived <see cref="ShardGather{TReply}"/>.
+/// </summary>
+public sealed class ConnectionRegistry : ReceiveActor
+{
+    public static Props Props(int shards) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards));
+
+    private static readonly TimeSpan GatherTimeout = TimeSpan.FromSeconds(5);
+    private readonly IActorRef[] _shards;
+
+    public ConnectionRegistry(int shards)
+    {
+        _shards = Enumerable.Range(0, shards).Select(i => Context.ActorOf(RegistryShard.Props(), $"shard-{i}")).ToArray();
+
+        Receive<RegistryProtocol.ConnectionOpened>(m => ShardOf(m.Status.Id).Forward(m));
+        Receive<RegistryProtocol.ConnectionUpdated>(m => ShardOf(m.Status.Id).Forward(m));
+        Receive<RegistryProtocol.ConnectionClosed>(m => ShardOf(m.Status.Id).Forward(m));
+        Receive<RegistryProtocol.ConnectionRejected>(m => ShardOf(m.Remote).Forward(m));
+        Receive<RegistryProtocol.GetConnection>(m => ShardOf(m.Id).Forward(m));
+        Receive<RegistryProtocol.GetConnections>(m => Gather<RegistryProtocol.Connections>(m,
+            parts => new RegistryProtocol.Connections(parts.SelectMany(p => p.Items).OrderBy(c => c.ConnectedAt).ToArray())));
+        Receive<RegistryProtocol.GetStats>(m => Gather<RegistryProtocol.Stats>(m,
+            parts => parts.Aggregate(RegistryProtocol.Stats.Empty, (sum, part) => sum + part)));
+    }
+
+    /// <summary>Stable across processes and nodes, unlike <see cref="string.GetHashCode()"/>.</summary>
+    public static int ShardIndex(string key, int shards)
+    {
+        // FNV-1a over the UTF-16 code units.
+        var hash = 2166136261u;
+        foreach (var c in key)
+            hash = (hash ^ c) * 16777619u;
+        return (int)(hash % (uint)shards);
+    }
+
+    private IActorRef ShardOf(string key) => _shards[ShardIndex(key, _shards.Length)];
+
+    private void Gather<TReply>(object query, Func<IReadOnlyList<TReply>, object> combine) =>
+        Context.ActorOf(ShardGather<TReply>.Props(_shards, query, combine, Sender, GatherTimeout));
+}
+
+/// <summary>Asks every shard the same question and answers the original sender with the combined replies.</summary>
+public sealed class ShardGather<TReply> : ReceiveActor
+{
+    public static Props Props(IReadOnlyList<IActorRef> shards, object query, Func<IReadOnlyList<TReply>, object> combine, IActorRef replyTo, TimeSpan timeout) =>
+        Akka.Actor.Props.Create(() => new ShardGather<TReply>(shards, query, combine, replyTo, timeout));
+
+    private readonly List<TReply> _replies;
+
+    public ShardGather(IReadOnlyList<IActorRef> shards, object query, Func<IReadOnlyList<TReply>, object> combine, IActorRef replyTo, TimeSpan timeout)
+    {
+        _replies = new List<TReply>(shards.Count);
+        foreach (var shard in shards) shard.Tell(query);
+        Context.SetReceiveTimeout(timeout);
+
+        Receive<TReply>(reply =>
+        {
+            _replies.Add(reply);
+            if (_replies.Count < shards.Count) return;
+            replyTo.Tell(combine(_replies));
+            Context.Stop(Self);
+        });
+        Receive<ReceiveTimeout>(_ =>
+        {
+            replyTo.Tell(new Status.Failure(new TimeoutException($"{shards.Count - _replies.Count} of {shards.Count} registry shards did not answer")));
+            Context.Stop(Self);
+        });
+    }
+}
