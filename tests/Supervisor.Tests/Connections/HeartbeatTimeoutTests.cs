@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Connections;
+
+/// <summary>Heartbeat deadlines on real sockets and the real scheduler, with short timeouts.</summary>
+public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
+{
+    private const string FastHeartbeat = "supervisor.heartbeat { interval = 200ms, timeout = 600ms }\n";
+
+    [Fact]
+    public async Task Silent_peer_must_be_closed_600_to_650_ms_after_its_last_valid_frame()
+    {
+        await using var service = await TestService.StartAsync(FastHeartbeat);
+        var peers = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => TestPeer.ConnectAsync(service.Port)));
+        var measured = await Task.WhenAll(peers.Select(async (peer, i) =>
+        {
+            await Task.Delay(i * 37); // spread the deadlines over the scheduler's ticks
+            await peer.SendHeartbeatAsync(1);
+            var sentAt = Stopwatch.GetTimestamp();
+            Assert.Equal(FrameType.HeartbeatResponse, (await peer.ReceiveFrameAsync())!.Type);
+            var frames = await peer.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3));
+            var closedAfter = Stopwatch.GetElapsedTime(sentAt);
+            var notice = Assert.Single(frames);
+            Assert.StartsWith("heartbeat-timeout: ", notice.Data);
+            return closedAfter.TotalMilliseconds;
+        }));
+        output.WriteLine($"close after last frame, ms: {string.Join(", ", measured.Select(m => m.ToString("F1")))}");
+        Assert.All(measured, ms => Assert.InRange(ms, 600, 650));
+
+        var stats = await service.WaitForStatsAsync(s => s.Active == 0);
+        Assert.Equal(5, stats.Closed(CloseReason.HeartbeatTimeout));
+        foreach (var peer in peers) peer.Dispose();
+    }
+
+    [Fact]
+    public async Task Steady_heartbeats_must_keep_a_connection_open_past_many_timeouts()
+    {
+        await using var service = await TestService.StartAsync(FastHeartbeat);
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        for (var seq = 1; seq <= 12; seq++) // 12 x 150 ms = three timeouts' worth
+        {
+            await peer.SendHeartbeatAsync(seq);
+            var response = await peer.ReceiveFrameAsync();
+            Assert.True(response?.Seq == seq, $"heartbeat {seq}: expected its response, got {response}");
+            await Task.Delay(150);
+        }
+        var stats = await service.StatsAsync();
+        Assert.Equal(1, stats.Active);
+        var id = (await service.ConnectionsAsync()).Items.Single().Id;
+        Assert.Equal(12, (await service.LiveStatusAsync(id))!.HeartbeatsReceived);
+    }
+
+    [Fact]
+    public async Task Bytes_of_an_unfinished_frame_must_not_count_as_liveness()
+    {
+        await using var service = await TestService.StartAsync(FastHeartbeat);
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        await peer.SendHeartbeatAsync(1);
+        var sentAt = Stopwatch.GetTimestamp();
+        await peer.ReceiveFrameAsync();
+        var closed = peer.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3));
+        // One byte of a never-finished frame every 50 ms.
+        foreach (var b in "{\"type\":0,\"timestamp\":1,\"seq\":2222222222222")
+        {
+            if (closed.IsCompleted) break;
+            try { await peer.SendAsync(b.ToString()); } catch (System.Net.Sockets.SocketException) { break; }
+            await Task.Delay(50);
+        }
+        var notice = Assert.Single(await closed);
+        var closedAfter = Stopwatch.GetElapsedTime(sentAt).TotalMilliseconds;
+        output.WriteLine($"closed {closedAfter:F1} ms after the last complete frame");
+        Assert.StartsWith("heartbeat-timeout: ", notice.Data);
+        Assert.InRange(closedAfter, 600, 650);
+    }
+
+    [Fact]
+    public async Task Heartbeat_only_liveness_must_not_count_data_frames()
+    {
+        await using var service = await TestService.StartAsync(FastHeartbeat + "supervisor.heartbeat.liveness = heartbeat-only");
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        await peer.SendHeartbeatAsync(1);
+        var sentAt = Stopwatch.GetTimestamp();
+        await peer.ReceiveFrameAsync();
+        var frames = new List<Frame>();
+        for (var i = 0; i < 20; i++)
+        {
+            try { await peer.SendAsync("{\"type\":2,\"data\":\"busy\"}\n"); } catch (System.Net.Sockets.SocketException) { break; }
+            var frame = await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(2));
+            if (frame is null) break;
+            frames.Add(frame);
+            if (frame.Type == FrameType.ErrorNotice) break;
+            await Task.Delay(100);
+        }
+        var closedAfter = Stopwatch.GetElapsedTime(sentAt).TotalMilliseconds;
+        Assert.Contains(frames, f => f.Type == FrameType.ErrorNotice && f.Data!.StartsWith("heartbeat-timeout: "));
+        Assert.InRange(closedAfter, 600, 800);
+    }
+
+    [Fact]
+    public async Task Any_frame_liveness_must_count_data_frames()
+    {
+        await using var service = await TestService.StartAsync(FastHeartbeat);
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        for (var i = 0; i < 10; i++)
+        {
+            await peer.SendAsync("{\"type\":2,\"data\":\"busy\"}\n");
+            var echo = await peer.ReceiveFrameAsync();
+            Assert.True(echo!.Type == FrameType.Data, $"expected an echo, got {echo}");
+            await Task.Delay(150);
+        }
+        Assert.Equal(1, (await service.StatsAsync()).Active);
+    }
+
+    [Fact]
+    public async Task Silent_connection_must_turn_suspect_after_one_interval_and_count_missed_heartbeats()
+    {
+        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 200ms, timeout = 2s }");
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        await peer.SendHeartbeatAsync(1);
+        await peer.ReceiveFrameAsync();
+        var id = (await service.ConnectionsAsync()).Items.Single().Id;
+        Assert.Equal(ConnectionState.Active, (await service.LiveStatusAsync(id))!.State);
+        await Task.Delay(500);
+        var status = (await service.LiveStatusAsync(id))!;
+        Assert.Equal(ConnectionState.Suspect, status.State);
+        Assert.Equal(2, status.MissedHeartbeats);
+        await peer.SendHeartbeatAsync(2);
+        await peer.ReceiveFrameAsync();
+        status = (await service.LiveStatusAsync(id))!;
+        Assert.Equal(ConnectionState.Active, status.State);
+        Assert.Equal(0, status.MissedHeartbeats);
+    }
+
+    [Fact]
+    public async Task Server_ping_must_probe_a_silent_peer_and_record_the_round_trip()
+    {
+        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 200ms, timeout = 1s, server-ping = on }");
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        var pingWait = Stopwatch.StartNew();
+        var ping = await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(2));
+        Assert.True(ping!.Type == FrameType.Heartbeat, $"expected a ping, got {ping}");
+        Assert.NotNull(ping.Seq);
+        Assert.InRange(pingWait.ElapsedMilliseconds, 150, 400);
+        await peer.SendFrameAsync(Frame.HeartbeatResponse(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), ping.Seq));
+        await Task.Delay(50);
+        var status = (await service.ConnectionsAsync()).Items.Single();
+        var live = (await service.LiveStatusAsync(status.Id))!;
+        Assert.NotNull(live.RttMs);
+        Assert.InRange(live.RttMs!.Value, 0, 100);
+        Assert.Equal(ConnectionState.Active, live.State);
+    }
+}

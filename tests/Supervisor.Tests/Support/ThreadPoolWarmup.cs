@@ -1,0 +1,15 @@
+using System.Runtime.CompilerServices;
+
+namespace Supervisor.Tests.Support;
+
+internal static class ThreadPoolWarmup
+{
+    /// <summary>
+    /// The test host parks pool threads for good (vstest's message loop polls on one, the xunit adapter
+    /// waits on another), so on a 2-core machine the pool starts out starved and a service under test
+    /// stalls for the ~0.5–1 s the pool takes to inject threads. Seen with dotnet-stack; the service
+    /// run on its own does not stall. Give the pool enough threads up front.
+    /// </summary>
+    [ModuleInitializer]
+    internal static void Init() => ThreadPool.SetMinThreads(16, 16);
+}
