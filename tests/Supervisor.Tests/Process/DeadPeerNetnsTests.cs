@@ -64,6 +64,10 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
     private static Task<OutputLine> ClosedLine(ServiceProcess service, TimeSpan timeout) =>
         service.WaitForLineAsync(l => l.Contains("Connection c1 closed:", StringComparison.Ordinal), timeout, "'Connection c1 closed: ...'");
 
+    // The close is decided at `timeout` after the last frame (the detail says how long the peer was
+    // silent); the "closed" line follows once the connection actor stops, which after an announced
+    // close to a peer that never answers with its FIN is close-linger later. The heartbeat tests set
+    // close-linger = 200ms so that the line comes soon after the decision.
     [GeneratedRegex(@"closed: heartbeat-timeout \(no valid frame for (?<ms>\d+) ms\)")]
     private static partial Regex HeartbeatTimeoutDetail();
 
@@ -84,7 +88,11 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
         using var net = NetnsPair.Create(output);
         using var service = ServiceProcess.Start(ServiceProcess.Config("""
             supervisor {
-              tcp { host = "0.0.0.0", keepalive { enabled = on, idle = 600s } }
+              tcp {
+                host = "0.0.0.0"
+                keepalive { enabled = on, idle = 600s }
+                close-linger = 200ms
+              }
               heartbeat { enabled = on, interval = 200ms, timeout = 600ms }
             }
             """), netns: net.ServerNs, output: output);
@@ -150,7 +158,10 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
         if (NetnsPair.SkipBecause(Tools.Python3 is null ? "python3 (the test peer)" : null, output)) return;
         using var service = ServiceProcess.Start(ServiceProcess.Config("""
             supervisor {
-              tcp.keepalive { enabled = on, idle = 600s }
+              tcp {
+                keepalive { enabled = on, idle = 600s }
+                close-linger = 200ms
+              }
               heartbeat { enabled = on, interval = 200ms, timeout = 600ms }
             }
             """), output: output);

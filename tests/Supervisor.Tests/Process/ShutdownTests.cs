@@ -58,7 +58,8 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         var peers = new List<Peer>();
         try
         {
-            using (var connecting = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            var setup = Stopwatch.StartNew();
+            using (var connecting = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
             {
                 for (var i = 1; i <= Connections; i++)
                 {
@@ -82,6 +83,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
                     Assert.Equal(peers[i].Index, response.RootElement.GetProperty("seq").GetInt64());
                 }
             }
+            output.WriteLine($"{Connections} connections opened and answered a heartbeat in {setup.ElapsedMilliseconds} ms");
             await service.WaitForLineAsync(l => l.Contains($"Connection c{Connections} opened", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(5), $"'Connection c{Connections} opened'");
 

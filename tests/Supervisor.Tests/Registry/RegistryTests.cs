@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Registry;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Registry;
+
+public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit
+{
+    private static ConnectionStatus Status(int n, long heartbeats = 0) => new(
+        $"c{n}", $"127.0.0.1:{n % 60000}", "tcp", "tcp", ConnectionState.Active, DateTimeOffset.UnixEpoch.AddSeconds(n),
+        null, null, 0, null, 10, 20, heartbeats, KeepAliveStatus.Disabled);
+
+    [Fact]
+    public async Task A_query_over_19000_connections_must_answer_well_under_a_second()
+    {
+        var registry = Sys.ActorOf(ConnectionRegistry.Props(16));
+        for (var n = 0; n < 19_000; n++)
+            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
+        await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance); // all opened are in
+
+        var clock = Stopwatch.StartNew();
+        var all = await registry.Ask<RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, TimeSpan.FromSeconds(5));
+        var listed = clock.Elapsed;
+        var stats = await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, TimeSpan.FromSeconds(5));
+        output.WriteLine($"list of 19000: {listed.TotalMilliseconds:F1} ms; list + stats: {clock.Elapsed.TotalMilliseconds:F1} ms");
+
+        Assert.Equal(19_000, all.Items.Count);
+        Assert.Equal(19_000, all.Items.Select(s => s.Id).Distinct().Count());
+        Assert.Equal(19_000, stats.Active);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task Totals_must_count_accepted_active_closed_by_reason_and_traffic()
+    {
+        var registry = Sys.ActorOf(ConnectionRegistry.Props(4));
+        for (var n = 0; n < 10; n++)
+            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
+        registry.Tell(new RegistryProtocol.ConnectionUpdated(Status(1, heartbeats: 5)));
+        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(2, heartbeats: 3), CloseReason.HeartbeatTimeout, DateTimeOffset.UtcNow));
+        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(3), CloseReason.PeerReset, DateTimeOffset.UtcNow));
+        registry.Tell(new RegistryProtocol.ConnectionRejected("127.0.0.1:1", "tcp", CloseReason.RejectedCapacity));
+        // An update that arrives after its close must not bring the connection back.
+        registry.Tell(new RegistryProtocol.ConnectionUpdated(Status(3)));
+
+        var stats = await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance);
+        Assert.Equal(11, stats.Accepted);
+        Assert.Equal(8, stats.Active);
+        Assert.Equal(1, stats.Closed(CloseReason.HeartbeatTimeout));
+        Assert.Equal(1, stats.Closed(CloseReason.PeerReset));
+        Assert.Equal(1, stats.Closed(CloseReason.RejectedCapacity));
+        Assert.Equal(8, stats.Heartbeats);
+        Assert.Equal(100, stats.BytesIn);
+
+        var one = await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection("c1"));
+        Assert.Equal(5, one.Status!.HeartbeatsReceived);
+        Assert.Null((await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection("c3"))).Status);
+    }
+
+    [Fact]
+    public void Shard_index_must_be_stable_and_spread_ids()
+    {
+        Assert.Equal(ConnectionRegistry.ShardIndex("c12345", 16), ConnectionRegistry.ShardIndex("c12345", 16));
+        var used = Enumerable.Range(0, 1000).Select(n => ConnectionRegistry.ShardIndex($"c{n}", 16)).Distinct().Count();
+        Assert.Equal(16, used);
+    }
+}
