@@ -20,6 +20,8 @@ public static class JsonLinesCodec
     /// <summary>Decodes one line; a trailing <c>\r</c> must already be removed.</summary>
     public static DecodeResult Decode(ReadOnlySpan<byte> line)
     {
+        if (line.IsEmpty)
+            return DecodeResult.Invalid("frame is empty");
         if (!Utf8.IsValid(line))
             return DecodeResult.Invalid("frame is not valid UTF-8");
 

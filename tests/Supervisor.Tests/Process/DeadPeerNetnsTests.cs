@@ -155,7 +155,7 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
     [Fact]
     public async Task Heartbeat_must_close_a_frozen_peer_with_heartbeat_timeout()
     {
-        if (NetnsPair.SkipBecause(Tools.Python3 is null ? "python3 (the test peer)" : null, output)) return;
+        if (NetnsPair.SkipBecause(Tools.Python3 is null ? "python3 (the test peer) is not installed" : null, output)) return;
         using var service = ServiceProcess.Start(ServiceProcess.Config("""
             supervisor {
               tcp {

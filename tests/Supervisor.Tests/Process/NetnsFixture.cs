@@ -55,8 +55,8 @@ public sealed partial class NetnsPair : IDisposable
     {
         if (reason is null) return false;
         if (Tools.IsCi)
-            Assert.Fail($"This test needs {reason}; CI=true, so a missing environment is a failure, not a skip.");
-        output.WriteLine($"SKIPPED (not run): {reason}. Under CI=true this is a failure.");
+            Assert.Fail($"Test environment missing: {reason}. CI=true, so this is a failure, not a skip.");
+        output.WriteLine($"SKIPPED (not run): test environment missing: {reason}. Under CI=true this is a failure.");
         return true;
     }
 

@@ -1,0 +1,92 @@
+using System.Text;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Tests.Wire;
+
+public sealed class CodecTests
+{
+    [Fact]
+    public void Encoded_frames_must_decode_to_themselves()
+    {
+        var frames = new[]
+        {
+            new Frame(FrameType.Heartbeat, 1700000000, null, 5),
+            Frame.HeartbeatResponse(1, null),
+            new Frame(FrameType.Data, 2, "line\nbreak \"quoted\" 世界", null),
+            Frame.ErrorNotice(3, "protocol-error: x"),
+        };
+        foreach (var frame in frames)
+        {
+            var bytes = JsonLinesCodec.Encode(frame);
+            Assert.Equal((byte)'\n', bytes[^1]);
+            Assert.Equal(1, bytes.Count(b => b == (byte)'\n'));
+            Assert.Equal(frame, JsonLinesCodec.Decode(bytes.AsSpan(0, bytes.Length - 1)).Frame);
+        }
+    }
+
+    [Fact]
+    public void Source_document_heartbeat_must_decode()
+    {
+        var decoded = JsonLinesCodec.Decode("{\"type\":0,\"timestamp\":1700000000,\"data\":\"\"}"u8);
+        Assert.Equal(new Frame(FrameType.Heartbeat, 1700000000, "", null), decoded.Frame);
+    }
+
+    [Theory]
+    [InlineData("", "frame is empty")]
+    [InlineData("{", "not valid JSON")]
+    [InlineData("\"text\"", "not a JSON object")]
+    [InlineData("{\"type\":4}", "unknown frame type 4")]
+    [InlineData("{\"type\":-1}", "unknown frame type -1")]
+    [InlineData("{\"type\":0,\"seq\":\"1\"}", "'seq' must be an int64")]
+    [InlineData("{\"type\":2,\"data\":5}", "'data' must be a string")]
+    [InlineData("{\"type\":0,\"timestamp\":1e3}", "'timestamp' must be an int64")]
+    public void Bad_lines_must_be_refused_with_a_reason(string line, string error)
+    {
+        var decoded = JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(line));
+        Assert.Null(decoded.Frame);
+        Assert.Contains(error, decoded.Error);
+    }
+
+    [Fact]
+    public void Framer_must_split_lines_and_strip_crlf()
+    {
+        using var framer = new LineFramer(100);
+        var lines = new List<string>();
+        var result = framer.Feed("a\r\nbb\nc"u8, line => { lines.Add(Encoding.UTF8.GetString(line)); return true; });
+        Assert.Equal(FeedResult.Consumed, result);
+        Assert.Equal(["a", "bb"], lines);
+        Assert.Equal(1, framer.PendingBytes);
+        framer.Feed("cc\n"u8, line => { lines.Add(Encoding.UTF8.GetString(line)); return true; });
+        Assert.Equal(["a", "bb", "ccc"], lines);
+        Assert.Equal(0, framer.PendingBytes);
+    }
+
+    [Fact]
+    public void Framer_must_refuse_an_endless_line_as_soon_as_it_passes_the_limit_and_hold_no_more()
+    {
+        using var framer = new LineFramer(64 * 1024);
+        var chunk = new byte[4096];
+        Array.Fill(chunk, (byte)'x');
+        var fed = 0;
+        FeedResult result;
+        do
+        {
+            result = framer.Feed(chunk, _ => true);
+            fed += chunk.Length;
+            Assert.True(framer.PendingBytes <= 64 * 1024 + 1);
+        } while (result == FeedResult.Consumed && fed < 64 * 1024 * 1024);
+        Assert.Equal(FeedResult.FrameTooLarge, result);
+        Assert.Equal(68 * 1024, fed); // refused in the chunk that crossed 64 KiB, not at a newline
+        Assert.Equal(0, framer.PendingBytes);
+    }
+
+    [Fact]
+    public void Framer_must_accept_a_line_of_exactly_the_limit_with_crlf()
+    {
+        using var framer = new LineFramer(10);
+        var seen = 0;
+        Assert.Equal(FeedResult.Consumed, framer.Feed("0123456789\r\n"u8, line => { seen = line.Length; return true; }));
+        Assert.Equal(10, seen);
+        Assert.Equal(FeedResult.FrameTooLarge, framer.Feed("0123456789A\n"u8, _ => true));
+    }
+}
