@@ -139,7 +139,7 @@ public static class SupervisorConfig
         var timeout = ReadPositiveDuration(heartbeat, "timeout", heartbeatPath);
         if (timeout <= interval)
             throw new ConfigurationError($"{heartbeatPath}.timeout",
-                $"{Show(timeout)} must be greater than {heartbeatPath}.interval = {Show(interval)}");
+                $"{timeout.ToHocon()} must be greater than {heartbeatPath}.interval = {interval.ToHocon()}");
         var livenessText = ReadString(heartbeat, "liveness", heartbeatPath);
         var liveness = livenessText switch
         {
@@ -222,8 +222,6 @@ public static class SupervisorConfig
             throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be whole seconds between 1s and 32767s");
         return value;
     }
-
-    private static string Show(TimeSpan t) => t.TotalMilliseconds % 1000 == 0 ? $"{t.TotalSeconds}s" : $"{t.TotalMilliseconds}ms";
 
     private static string FirstLine(string text) => text.Split('\n')[0].Trim();
 

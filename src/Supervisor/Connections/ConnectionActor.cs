@@ -1,5 +1,5 @@
 using Akka.Actor;
-using Akka.Event;
+using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
@@ -18,7 +18,8 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         ListenerSettings Listener,
         IConnectionTransport Transport,
         IActorRef Registry,
-        IDataHandler DataHandler);
+        IDataHandler DataHandler,
+        ILogger Log);
 
     public static Props Props(Setup setup) => Akka.Actor.Props.Create(() => new ConnectionActor(setup));
 
@@ -37,7 +38,6 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     private readonly Setup _setup;
     private readonly IConnectionTransport _transport;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly DateTimeOffset _connectedAt;
     private readonly HeartbeatDeadlines _deadlines;
     private long _bytesIn;
@@ -78,9 +78,9 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     protected override void PreStart()
     {
         _setup.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
-        _log.Info("Connection {0} opened from {1} on listener {2}", Id, Remote, Listener);
+        ConnectionLog.Opened(_setup.Log, Id, Remote, Listener);
         foreach (var problem in _transport.KeepAlive.Problems)
-            _log.Warning("Connection {0}: keep-alive {1}", Id, problem);
+            ConnectionLog.KeepAliveProblem(_setup.Log, Id, problem);
         _transport.Start(Self);
         ArmDeadline();
     }
@@ -96,7 +96,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         switch (frame.Type)
         {
             case FrameType.Heartbeat:
-                if (_log.IsDebugEnabled) _log.Debug("Connection {0}: heartbeat seq {1}", Id, frame.Seq);
+                ConnectionLog.Heartbeat(_setup.Log, Id, frame.Seq);
                 Send(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq));
                 break;
             case FrameType.Data:
@@ -105,7 +105,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             case FrameType.HeartbeatResponse:
                 break;
             case FrameType.ErrorNotice:
-                _log.Info("Connection {0}: peer sent an error notice: {1}", Id, frame.Data);
+                ConnectionLog.PeerNotice(_setup.Log, Id, frame.Data);
                 break;
         }
     }
@@ -187,9 +187,8 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _transport.Dispose();
         var reason = _closeReason.Value;
         _setup.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
-        _log.Info("Connection {0} closed: {1} ({2}); remote {3}, {4}",
-            Id, reason.ToWireName(), _closeDetail, Remote,
-            $"open {(_closedAt - _connectedAt).TotalSeconds:F1} s, {_bytesIn} bytes in, {_transport.BytesOut} bytes out");
+        ConnectionLog.Closed(_setup.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
+            (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);
     }
 
     private ConnectionStatus Status() => new(

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using Akka.Actor;
-using Akka.Event;
+using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
@@ -17,21 +17,22 @@ public sealed class ConnectionSupervisor : ReceiveActor
     /// <summary>A freshly accepted socket, handed over by a listener.</summary>
     public sealed record Adopt(Socket Socket, ListenerSettings Listener);
 
-    public static Props Props(IActorRef registry, IDataHandler dataHandler) =>
-        Akka.Actor.Props.Create(() => new ConnectionSupervisor(registry, dataHandler));
+    public static Props Props(IActorRef registry, IDataHandler dataHandler, ILoggerFactory loggers) =>
+        Akka.Actor.Props.Create(() => new ConnectionSupervisor(registry, dataHandler, loggers));
 
     private readonly IActorRef _registry;
     private readonly IDataHandler _dataHandler;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly ILogger _log;
     private readonly Dictionary<IActorRef, string> _listenerOf = [];
     private readonly Dictionary<string, int> _liveByListener = [];
     private long _nextId;
     private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
 
-    public ConnectionSupervisor(IActorRef registry, IDataHandler dataHandler)
+    public ConnectionSupervisor(IActorRef registry, IDataHandler dataHandler, ILoggerFactory loggers)
     {
         _registry = registry;
         _dataHandler = dataHandler;
+        _log = loggers.CreateLogger<ConnectionActor>();
 
         Receive<Adopt>(OnAdopt);
         Receive<Terminated>(OnTerminated);
@@ -52,7 +53,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(cause =>
     {
-        _log.Error(cause, "A connection failed and is stopped: {0}", cause.Message);
+        ConnectionLog.Failed(_log, cause, Sender.Path.Name);
         return Directive.Stop;
     });
 
@@ -81,12 +82,12 @@ public sealed class ConnectionSupervisor : ReceiveActor
         {
             // The peer was gone before it was adopted; nothing was opened, so nothing is reported closed.
             adopt.Socket.Dispose();
-            _log.Debug("Accepted socket vanished before adoption: {0}", e.Message);
+            _log.LogDebug("Accepted socket vanished before adoption: {Error}", e.Message);
             return;
         }
 
         var id = $"c{++_nextId}";
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _registry, _dataHandler)), id);
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _registry, _dataHandler, _log)), id);
         Context.Watch(child);
         _listenerOf[child] = listener.Name;
         _liveByListener[listener.Name] = live + 1;
@@ -110,7 +111,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
         }
         socket.Dispose();
         _registry.Tell(new RegistryProtocol.ConnectionRejected(remote, adopt.Listener.Name, reason));
-        _log.Info("Connection from {0} on listener {1} refused: {2} ({3})", remote, adopt.Listener.Name, reason.ToWireName(), detail);
+        ConnectionLog.Refused(_log, remote, adopt.Listener.Name, reason.ToWireName(), detail);
     }
 
     private void OnTerminated(Terminated terminated)
@@ -127,7 +128,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnCloseAll(ConnectionCommands.CloseAll command)
     {
         _closingAll = (Sender, _listenerOf.Count, command.Reason);
-        _log.Info("Closing {0} connections: {1}", _listenerOf.Count, command.Reason.ToWireName());
+        _log.LogInformation("Closing {Count} connections: {Reason}", _listenerOf.Count, command.Reason.ToWireName());
         if (_listenerOf.Count == 0)
         {
             Sender.Tell(new ConnectionCommands.AllClosed(0));

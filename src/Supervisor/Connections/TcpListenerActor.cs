@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
-using Akka.Event;
+using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 
 namespace Supervisor.Connections;
@@ -38,8 +38,8 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         public static readonly RetryAccept Instance = new();
     }
 
-    public static Props Props(ListenerSettings settings, Socket boundSocket, IActorRef supervisor) =>
-        Akka.Actor.Props.Create(() => new TcpListenerActor(settings, boundSocket, supervisor));
+    public static Props Props(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log) =>
+        Akka.Actor.Props.Create(() => new TcpListenerActor(settings, boundSocket, supervisor, log));
 
     /// <summary>Binds and listens; throws <see cref="SocketException"/> when the address is taken.</summary>
     public static Socket Bind(ListenerSettings settings)
@@ -63,12 +63,13 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
     private readonly ListenerSettings _settings;
     private readonly Socket _socket;
     private readonly IActorRef _supervisor;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly ILogger _log;
     private readonly IPEndPoint _endpoint;
     private bool _bound = true;
 
-    public TcpListenerActor(ListenerSettings settings, Socket boundSocket, IActorRef supervisor)
+    public TcpListenerActor(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log)
     {
+        _log = log;
         _settings = settings;
         _socket = boundSocket;
         _supervisor = supervisor;
@@ -84,7 +85,7 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         Receive<GetBinding>(_ => Sender.Tell(new Binding(_settings.Name, _bound ? _endpoint : null)));
         Receive<Unbind>(_ =>
         {
-            if (_bound) _log.Info("Listener {0} stops accepting on {1}", _settings.Name, _endpoint);
+            if (_bound) _log.LogInformation("Listener {Listener} stops accepting on {Endpoint}", _settings.Name, _endpoint);
             _bound = false;
             _socket.Dispose();
             Sender.Tell(new Unbound(_settings.Name));
@@ -93,9 +94,10 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        _log.Info("Listener {0} accepting on {1} (profile {2}, heartbeat {3}/{4}, keep-alive {5})",
-            _settings.Name, _endpoint, _settings.Profile, _settings.Heartbeat.Interval, _settings.Heartbeat.Timeout,
-            _settings.KeepAlive.Enabled ? $"{_settings.KeepAlive.Idle.TotalSeconds}s/{_settings.KeepAlive.Interval.TotalSeconds}s/{_settings.KeepAlive.Probes}" : "off");
+        _log.LogInformation("Listener {Listener} accepting on {Endpoint} (profile {Profile}, heartbeat {Interval}/{Timeout}, keep-alive {KeepAlive})",
+            _settings.Name, _endpoint, _settings.Profile,
+            _settings.Heartbeat.Enabled ? _settings.Heartbeat.Interval.ToHocon() : "off", _settings.Heartbeat.Timeout.ToHocon(),
+            _settings.KeepAlive.Enabled ? $"{_settings.KeepAlive.Idle.ToHocon()}/{_settings.KeepAlive.Interval.ToHocon()}/{_settings.KeepAlive.Probes}" : "off");
         AcceptNext();
     }
 
@@ -113,7 +115,7 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         var cause = failed.Cause.GetBaseException();
         if (cause is ObjectDisposedException) return;
         // Running out of file descriptors (EMFILE) must not become a busy loop: back off and try again.
-        _log.Warning("Listener {0}: accept failed ({1}); retrying in 100 ms", _settings.Name, cause.Message);
+        _log.LogWarning("Listener {Listener}: accept failed ({Error}); retrying in 100 ms", _settings.Name, cause.Message);
         Timers.StartSingleTimer("retry-accept", RetryAccept.Instance, TimeSpan.FromMilliseconds(100));
     }
 

@@ -4,6 +4,7 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Connections;
 using Supervisor.Messages.Protocol;
@@ -44,25 +45,26 @@ public static class SupervisorHosting
                 loggers.AddLoggerFactory();
             })
             .AddConnectionRegistry(settings)
-            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>())
-            .AddTcpListeners(listeners)
+            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
             .AddGracefulShutdown(settings);
 
     public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards), "registry")));
 
-    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler) =>
+    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
-                ConnectionSupervisor.Props(registry.Get<ConnectionRegistry>(), dataHandler), "connections")));
+                ConnectionSupervisor.Props(registry.Get<ConnectionRegistry>(), dataHandler, loggers), "connections")));
 
-    public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners) =>
+    public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>
         {
             var supervisor = registry.Get<ConnectionSupervisor>();
+            var log = loggers.CreateLogger<TcpListenerActor>();
             var actors = listeners.All
-                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor), $"listener-{b.Settings.Name}"))
+                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log), $"listener-{b.Settings.Name}"))
                 .ToArray();
             registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
         });

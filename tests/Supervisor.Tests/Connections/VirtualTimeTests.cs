@@ -24,7 +24,7 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         var registry = CreateTestProbe();
         var transport = CreateTestProbe();
         var connection = Sys.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(
-            "c1", listener, new ProbeTransport(transport.Ref), registry.Ref, new EchoDataHandler())));
+            "c1", listener, new ProbeTransport(transport.Ref), registry.Ref, new EchoDataHandler(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)));
         registry.ExpectMsg<RegistryProtocol.ConnectionOpened>();
         return (connection, registry, transport);
     }

@@ -172,6 +172,9 @@ public class ChildProcess : IDisposable
             throw new InvalidOperationException($"kill({Pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    /// <summary>Sends a signal if the process is still there; false if it could not be sent.</summary>
+    public bool TrySignal(int signal) => Native.Kill(Pid, signal) == 0;
+
     /// <summary>Waits for the exit and for the end of its output; the exit code, or null on timeout.</summary>
     public async Task<int?> WaitForExitAsync(TimeSpan timeout)
     {
