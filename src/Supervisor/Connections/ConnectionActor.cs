@@ -195,7 +195,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         Id,
         Remote,
         Listener,
-        "tcp",
+        _transport.Protocol,
         _closeReason is null ? _deadlines.State : ConnectionState.Closing,
         _connectedAt,
         _deadlines.LastFrameAt,

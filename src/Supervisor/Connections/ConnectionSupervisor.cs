@@ -14,8 +14,11 @@ namespace Supervisor.Connections;
 /// </summary>
 public sealed class ConnectionSupervisor : ReceiveActor
 {
-    /// <summary>A freshly accepted socket, handed over by a listener.</summary>
+    /// <summary>A freshly accepted TCP socket, handed over by a listener.</summary>
     public sealed record Adopt(Socket Socket, ListenerSettings Listener);
+
+    /// <summary>A connection of another transport (e.g. a WebSocket) that is ready to be supervised.</summary>
+    public sealed record AdoptTransport(IConnectionTransport Transport, ListenerSettings Listener);
 
     public static Props Props(IActorRef registry, IDataHandler dataHandler, ILoggerFactory loggers) =>
         Akka.Actor.Props.Create(() => new ConnectionSupervisor(registry, dataHandler, loggers));
@@ -35,6 +38,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
         _log = loggers.CreateLogger<ConnectionActor>();
 
         Receive<Adopt>(OnAdopt);
+        Receive<AdoptTransport>(OnAdoptTransport);
         Receive<Terminated>(OnTerminated);
         Receive<ConnectionCommands.CloseConnection>(command =>
         {
@@ -60,15 +64,9 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnAdopt(Adopt adopt)
     {
         var listener = adopt.Listener;
-        if (_closingAll is { } closing)
+        if (RefusalFor(listener) is { } refusal)
         {
-            Refuse(adopt, closing.Reason, "the server is shutting down");
-            return;
-        }
-        var live = _liveByListener.GetValueOrDefault(listener.Name);
-        if (live >= listener.MaxConnections)
-        {
-            Refuse(adopt, CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
+            Refuse(adopt.Socket, listener, refusal.Reason, refusal.Detail);
             return;
         }
 
@@ -85,17 +83,43 @@ public sealed class ConnectionSupervisor : ReceiveActor
             _log.LogDebug("Accepted socket vanished before adoption: {Error}", e.Message);
             return;
         }
+        Spawn(transport, listener);
+    }
 
+    private void OnAdoptTransport(AdoptTransport adopt)
+    {
+        if (RefusalFor(adopt.Listener) is { } refusal)
+        {
+            var transport = adopt.Transport;
+            transport.Write(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{refusal.Reason.ToWireName()}: {refusal.Detail}"));
+            transport.ShutdownOutput();
+            transport.Dispose();
+            Rejected(transport.Remote, adopt.Listener, refusal.Reason, refusal.Detail);
+            return;
+        }
+        Spawn(adopt.Transport, adopt.Listener);
+    }
+
+    private (CloseReason Reason, string Detail)? RefusalFor(ListenerSettings listener)
+    {
+        if (_closingAll is { } closing)
+            return (closing.Reason, "the server is shutting down");
+        if (_liveByListener.GetValueOrDefault(listener.Name) >= listener.MaxConnections)
+            return (CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
+        return null;
+    }
+
+    private void Spawn(IConnectionTransport transport, ListenerSettings listener)
+    {
         var id = $"c{++_nextId}";
         var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _registry, _dataHandler, _log)), id);
         Context.Watch(child);
         _listenerOf[child] = listener.Name;
-        _liveByListener[listener.Name] = live + 1;
+        _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;
     }
 
-    private void Refuse(Adopt adopt, CloseReason reason, string detail)
+    private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail)
     {
-        var socket = adopt.Socket;
         var remote = "unknown";
         try
         {
@@ -110,8 +134,13 @@ public sealed class ConnectionSupervisor : ReceiveActor
             // The notice is a courtesy; the close below is what matters.
         }
         socket.Dispose();
-        _registry.Tell(new RegistryProtocol.ConnectionRejected(remote, adopt.Listener.Name, reason));
-        ConnectionLog.Refused(_log, remote, adopt.Listener.Name, reason.ToWireName(), detail);
+        Rejected(remote, listener, reason, detail);
+    }
+
+    private void Rejected(string remote, ListenerSettings listener, CloseReason reason, string detail)
+    {
+        _registry.Tell(new RegistryProtocol.ConnectionRejected(remote, listener.Name, reason));
+        ConnectionLog.Refused(_log, remote, listener.Name, reason.ToWireName(), detail);
     }
 
     private void OnTerminated(Terminated terminated)

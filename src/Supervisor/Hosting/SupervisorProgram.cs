@@ -13,7 +13,27 @@ public static class SupervisorProgram
     public const int ExitFailure = 1;
     public const int ExitUsage = 2;
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>
+    /// Every command of the executable by name; <c>run</c> is also what runs when the first argument
+    /// is an option or absent. Each command lives in its own type.
+    /// </summary>
+    public static IReadOnlyDictionary<string, Func<string[], Task<int>>> Commands { get; } =
+        new Dictionary<string, Func<string[], Task<int>>>
+        {
+            ["run"] = RunServiceAsync,
+        };
+
+    public static Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0].StartsWith('-'))
+            return RunServiceAsync(args);
+        if (Commands.TryGetValue(args[0], out var command))
+            return command(args[1..]);
+        Console.Error.WriteLine($"supervisor: bad arguments: unknown command '{args[0]}' (known: {string.Join(", ", Commands.Keys)})");
+        return Task.FromResult(ExitUsage);
+    }
+
+    private static async Task<int> RunServiceAsync(string[] args)
     {
         RunArguments arguments;
         Config config;
@@ -67,20 +87,13 @@ public static class SupervisorProgram
     }
 }
 
-/// <summary><c>Supervisor [run] [--config FILE] [--profile NAME]</c>.</summary>
+/// <summary>The options of <c>Supervisor [run] [--config FILE] [--profile NAME]</c>.</summary>
 public sealed record RunArguments(string? ConfigFile, string? Profile)
 {
     public static RunArguments Parse(IReadOnlyList<string> args)
     {
         string? configFile = null, profile = null;
-        var i = 0;
-        if (args.Count > 0 && !args[0].StartsWith('-'))
-        {
-            if (args[0] != "run")
-                throw new ArgumentException($"bad arguments: unknown command '{args[0]}' (known: run)");
-            i = 1;
-        }
-        for (; i < args.Count; i++)
+        for (var i = 0; i < args.Count; i++)
         {
             switch (args[i])
             {
@@ -97,7 +110,7 @@ public sealed record RunArguments(string? ConfigFile, string? Profile)
         return new RunArguments(configFile, profile);
     }
 
-    private static string Value(IReadOnlyList<string> args, int index, string option) =>
+    public static string Value(IReadOnlyList<string> args, int index, string option) =>
         index < args.Count && !args[index].StartsWith("--", StringComparison.Ordinal)
             ? args[index]
             : throw new ArgumentException($"bad arguments: {option} needs a value");

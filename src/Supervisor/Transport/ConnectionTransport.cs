@@ -13,6 +13,9 @@ public interface IConnectionTransport : IDisposable
 {
     string Remote { get; }
 
+    /// <summary>What the peer speaks, as operators see it: <c>tcp</c>, <c>ws</c>.</summary>
+    string Protocol { get; }
+
     /// <summary>Keep-alive as read back from the socket; <see cref="KeepAliveStatus.Disabled"/> where it has none.</summary>
     KeepAliveStatus KeepAlive { get; }
 

@@ -39,6 +39,7 @@ public sealed class SocketTransport : IConnectionTransport
     }
 
     public string Remote { get; }
+    public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut { get; private set; }
 

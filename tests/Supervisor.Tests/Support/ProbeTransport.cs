@@ -16,6 +16,7 @@ public sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
     public sealed record Disposed;
 
     public string Remote => "192.0.2.1:4000";
+    public string Protocol => "test";
     public KeepAliveStatus KeepAlive { get; } = KeepAliveStatus.Disabled;
     public long BytesOut { get; private set; }
 

@@ -1,0 +1,42 @@
+namespace Supervisor.Messages.Protocol;
+
+public enum AlertSeverity
+{
+    Info,
+    Warning,
+    Critical,
+}
+
+/// <summary>One alert: raised once when its rule crosses <c>raise-above</c>, resolved once when it falls to <c>clear-below</c>.</summary>
+/// <param name="Id">Unique per raise, e.g. <c>heartbeat-timeouts-3</c>.</param>
+/// <param name="Rule">The rule's name (<c>mass-disconnect</c>, <c>server-starved</c>, <c>probe-down:cache</c>, …).</param>
+/// <param name="Value">The measured value when raised (or resolved, in <see cref="AlertResolved"/>).</param>
+/// <param name="Threshold">The <c>raise-above</c> it crossed.</param>
+public sealed record Alert(
+    string Id,
+    string Rule,
+    AlertSeverity Severity,
+    double Value,
+    double Threshold,
+    DateTimeOffset RaisedAt,
+    DateTimeOffset? ResolvedAt,
+    string Message);
+
+/// <summary>Published on the actor system's EventStream when an alert is raised.</summary>
+public sealed record AlertRaised(Alert Alert);
+
+/// <summary>Published on the actor system's EventStream when an alert is resolved.</summary>
+public sealed record AlertResolved(Alert Alert);
+
+public interface IMonitorMessage;
+
+public static class MonitorProtocol
+{
+    public sealed record GetAlerts : IMonitorMessage
+    {
+        public static GetAlerts Instance { get; } = new();
+    }
+
+    /// <summary>Active alerts, and the bounded history of resolved ones (newest first).</summary>
+    public sealed record Alerts(IReadOnlyList<Alert> Active, IReadOnlyList<Alert> History);
+}
