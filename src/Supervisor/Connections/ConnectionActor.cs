@@ -59,7 +59,12 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         Receive<TransportEvents.InputEnded>(ended => Close(ended.Reason, ended.Detail));
         Receive<TransportEvents.WriteFinished>(OnWriteFinished);
         Receive<DeadlineDue>(_ => OnDeadline());
-        Receive<ConnectionCommands.CloseConnection>(command => Close(command.Reason, "closed by the operator"));
+        Receive<ConnectionCommands.CloseConnection>(command => Close(command.Reason, command.Reason switch
+        {
+            CloseReason.ServerShutdown => "the server is shutting down",
+            CloseReason.AdminClosed => "closed by the operator",
+            _ => "closed by the server",
+        }));
         Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
     }
 

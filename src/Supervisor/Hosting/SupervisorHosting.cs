@@ -63,6 +63,10 @@ public static class SupervisorHosting
         {
             var supervisor = registry.Get<ConnectionSupervisor>();
             var log = loggers.CreateLogger<TcpListenerActor>();
+            // The scheduler starts its timer thread on first use and blocks the caller until it runs;
+            // let that happen here, once, not in the first connections' PreStart where it starved
+            // the thread pool for seconds on a cold start.
+            system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
             var actors = listeners.All
                 .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log), $"listener-{b.Settings.Name}"))
                 .ToArray();
