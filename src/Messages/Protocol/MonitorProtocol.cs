@@ -37,6 +37,26 @@ public static class MonitorProtocol
         public static GetAlerts Instance { get; } = new();
     }
 
+    public sealed record GetCounters : IMonitorMessage
+    {
+        public static GetCounters Instance { get; } = new();
+    }
+
+    /// <summary>Round-trip times of server pings kept for the rules' windows, in milliseconds.</summary>
+    public sealed record RttSummary(int Samples, double P50, double P90, double P99, double Max);
+
+    /// <summary>The monitor's counters since start: the source document's plus closes by reason and RTT.</summary>
+    public sealed record Counters(
+        long Active,
+        long Accepted,
+        IReadOnlyDictionary<string, long> ClosedByReason,
+        long HeartbeatsMissed,
+        long ProtocolErrors,
+        RttSummary Rtt)
+    {
+        public long HeartbeatTimeouts => ClosedByReason.GetValueOrDefault("heartbeat-timeout");
+    }
+
     /// <summary>Active alerts, and the bounded history of resolved ones (newest first).</summary>
     public sealed record Alerts(IReadOnlyList<Alert> Active, IReadOnlyList<Alert> History);
 }

@@ -22,7 +22,8 @@ public sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan Int
 /// <param name="Timeout">Idle this long is closed with heartbeat-timeout. Default 90 s.</param>
 /// <param name="Liveness">Default any-frame.</param>
 /// <param name="ServerPing">Default off.</param>
-public sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing);
+/// <param name="StarvationThreshold">A deadline timer this late means the server stalled; the stall is forgiven. Default 1 s.</param>
+public sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing, TimeSpan StarvationThreshold);
 
 /// <summary>One TCP listener: <c>supervisor.tcp</c> or an entry of <c>supervisor.listeners</c>.</summary>
 public sealed record ListenerSettings(
@@ -42,4 +43,8 @@ public sealed record SupervisorSettings(
     string Profile,
     IReadOnlyList<ListenerSettings> Listeners,
     int RegistryShards,
-    TimeSpan ShutdownCloseTimeout);
+    TimeSpan ShutdownCloseTimeout)
+{
+    /// <summary>The monitor's rules and sinks (<c>supervisor.monitor</c>).</summary>
+    public Monitoring.MonitorSettings Monitor { get; init; } = null!;
+}

@@ -1,6 +1,8 @@
 using System.Reflection;
 using Akka.Configuration;
 
+using static Supervisor.Configuration.HoconReader;
+
 namespace Supervisor.Configuration;
 
 /// <summary>
@@ -116,8 +118,9 @@ public static class SupervisorConfig
         if (shards is < 1 or > 4096)
             throw new ConfigurationError("supervisor.registry.shards", $"{shards} is out of range 1-4096");
 
-        return new SupervisorSettings(profile, listeners, shards,
+        var settings = new SupervisorSettings(profile, listeners, shards,
             ReadPositiveDuration(config, "supervisor.shutdown.close-timeout"));
+        return settings with { Monitor = Monitoring.MonitorSettings.Read(config, settings) };
     }
 
     private static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)
@@ -161,66 +164,8 @@ public static class SupervisorConfig
         return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
-                ReadBool(heartbeat, "server-ping", heartbeatPath)));
-    }
-
-    private static string Key(string? prefix, string key) => prefix is null ? key : $"{prefix}.{key}";
-
-    private static string Raw(Config config, string key)
-    {
-        try { return config.GetString(key) ?? "(unset)"; }
-        catch (Exception) { return "(not a value)"; }
-    }
-
-    private static T Read<T>(Config config, string key, string? prefix, string expected, Func<T> read)
-    {
-        if (!config.HasPath(key))
-            throw new ConfigurationError(Key(prefix, key), "is missing");
-        try
-        {
-            return read();
-        }
-        catch (Exception e) when (e is not ConfigurationError)
-        {
-            throw new ConfigurationError(Key(prefix, key), $"'{Raw(config, key)}' is not {expected}");
-        }
-    }
-
-    private static string ReadString(Config c, string key, string? prefix = null) => Read(c, key, prefix, "a string", () => c.GetString(key));
-
-    private static bool ReadBool(Config c, string key, string? prefix = null) => Read(c, key, prefix, "on or off", () => c.GetBoolean(key));
-
-    private static int ReadInt(Config c, string key, string? prefix = null) => Read(c, key, prefix, "an integer", () => c.GetInt(key));
-
-    private static int ReadSize(Config c, string key, string? prefix)
-    {
-        var bytes = Read(c, key, prefix, "a size such as 64KiB", () => c.GetByteSize(key) ?? throw new FormatException());
-        if (bytes is < 1 or > int.MaxValue)
-            throw new ConfigurationError(Key(prefix, key), $"{bytes} is out of range");
-        return (int)bytes;
-    }
-
-    private static TimeSpan ReadPositiveDuration(Config c, string key, string? prefix = null)
-    {
-        var value = Read(c, key, prefix, "a duration such as 30s", () => c.GetTimeSpan(key, null, allowInfinite: false));
-        if (value <= TimeSpan.Zero)
-            throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be a positive duration");
-        return value;
-    }
-
-    private static TimeSpan? ReadOptionalDuration(Config c, string key, string? prefix)
-    {
-        var raw = Raw(c, key);
-        return raw is "off" or "false" or "no" ? null : ReadPositiveDuration(c, key, prefix);
-    }
-
-    /// <summary>The kernel takes keep-alive times in whole seconds; anything else would be silently rounded.</summary>
-    private static TimeSpan ReadWholeSeconds(Config c, string key, string? prefix)
-    {
-        var value = ReadPositiveDuration(c, key, prefix);
-        if (value.Ticks % TimeSpan.TicksPerSecond != 0 || value.TotalSeconds > 32767)
-            throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be whole seconds between 1s and 32767s");
-        return value;
+                ReadBool(heartbeat, "server-ping", heartbeatPath),
+                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath)));
     }
 
     private static string FirstLine(string text) => text.Split('\n')[0].Trim();

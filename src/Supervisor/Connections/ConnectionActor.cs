@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
 using Supervisor.Transport;
 
 namespace Supervisor.Connections;
@@ -17,9 +18,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         string Id,
         ListenerSettings Listener,
         IConnectionTransport Transport,
-        IActorRef Registry,
-        IDataHandler DataHandler,
-        ILogger Log);
+        ConnectionServices Services);
 
     public static Props Props(Setup setup) => Akka.Actor.Props.Create(() => new ConnectionActor(setup));
 
@@ -37,6 +36,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private const string LingerTimer = "linger";
 
     private readonly Setup _setup;
+    private readonly ConnectionServices _services;
     private readonly IConnectionTransport _transport;
     private readonly DateTimeOffset _connectedAt;
     private readonly HeartbeatDeadlines _deadlines;
@@ -44,12 +44,14 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private CloseReason? _closeReason;
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
+    private DateTimeOffset _armedDeadline;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     public ConnectionActor(Setup setup)
     {
         _setup = setup;
+        _services = setup.Services;
         _transport = setup.Transport;
         _connectedAt = Now;
         _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
@@ -76,16 +78,24 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     public void Send(Frame frame)
     {
-        if (_closeReason is null && !_transport.Write(frame))
+        if (_closeReason is not null) return;
+        var before = _transport.BytesOut;
+        if (!_transport.Write(frame))
+        {
             Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+            return;
+        }
+        _services.Metrics.Sent(_transport.BytesOut - before);
     }
 
     protected override void PreStart()
     {
-        _setup.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
-        ConnectionLog.Opened(_setup.Log, Id, Remote, Listener);
+        _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
+        _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
+        _services.Metrics.ConnectionOpened();
+        ConnectionLog.Opened(_services.Log, Id, Remote, Listener);
         foreach (var problem in _transport.KeepAlive.Problems)
-            ConnectionLog.KeepAliveProblem(_setup.Log, Id, problem);
+            ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
         _transport.Start(Self);
         ArmDeadline();
     }
@@ -94,23 +104,31 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     {
         var frame = received.Frame;
         _bytesIn += received.WireBytes;
+        _services.Metrics.Received(received.WireBytes);
         var now = Now;
+        var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame, now))
-            _setup.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
+        {
+            _services.Metrics.Rtt.Record(rtt);
+            _services.Monitor.Tell(new MonitorEvents.RttSampled(rtt));
+        }
 
         switch (frame.Type)
         {
             case FrameType.Heartbeat:
-                ConnectionLog.Heartbeat(_setup.Log, Id, frame.Seq);
+                _services.Metrics.HeartbeatsReceived.Add(1);
+                ConnectionLog.Heartbeat(_services.Log, Id, frame.Seq);
                 Send(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq));
                 break;
             case FrameType.Data:
-                _setup.DataHandler.OnData(frame, this);
+                _services.DataHandler.OnData(frame, this);
                 break;
             case FrameType.HeartbeatResponse:
                 break;
             case FrameType.ErrorNotice:
-                ConnectionLog.PeerNotice(_setup.Log, Id, frame.Data);
+                ConnectionLog.PeerNotice(_services.Log, Id, frame.Data);
                 break;
         }
     }
@@ -118,22 +136,37 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private void OnDeadline()
     {
         var now = Now;
+        // A deadline timer that fires far too late means this process stalled (GC, CPU starvation),
+        // not that the peer did: frames it sent meanwhile may still sit unread in the socket.
+        var lateness = now - _armedDeadline;
+        if (lateness >= _setup.Listener.Heartbeat.StarvationThreshold)
+        {
+            _deadlines.ForgiveStall(lateness, now);
+            _services.Monitor.Tell(new MonitorEvents.StallForgiven(Id, lateness));
+        }
         switch (_deadlines.Check(now))
         {
             case DeadlineVerdict.TimedOut:
                 Close(CloseReason.HeartbeatTimeout, $"no valid frame for {(now - _deadlines.LastLivenessAt).TotalMilliseconds:F0} ms");
                 return;
             case DeadlineVerdict.MissedHeartbeatSendPing:
+                _services.Metrics.HeartbeatsMissed.Add(1);
+                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener));
                 Send(_deadlines.NextPing(now));
                 break;
+            case DeadlineVerdict.MissedHeartbeat:
+                _services.Metrics.HeartbeatsMissed.Add(1);
+                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener));
+                break;
         }
-        _setup.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
         ArmDeadline();
     }
 
     private void ArmDeadline()
     {
         if (_closeReason is not null || _deadlines.NextDeadline() is not { } deadline) return;
+        _armedDeadline = deadline;
         var delay = deadline - Now;
         Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
     }
@@ -191,8 +224,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         }
         _transport.Dispose();
         var reason = _closeReason.Value;
-        _setup.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
-        ConnectionLog.Closed(_setup.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
+        _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
+        _services.Monitor.Tell(new MonitorEvents.ConnectionClosed(Listener, reason));
+        _services.Metrics.ConnectionClosed(reason);
+        ConnectionLog.Closed(_services.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
             (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);
     }
 

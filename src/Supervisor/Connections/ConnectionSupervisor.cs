@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
 using Supervisor.Transport;
 
 namespace Supervisor.Connections;
@@ -20,22 +21,20 @@ public sealed class ConnectionSupervisor : ReceiveActor
     /// <summary>A connection of another transport (e.g. a WebSocket) that is ready to be supervised.</summary>
     public sealed record AdoptTransport(IConnectionTransport Transport, ListenerSettings Listener);
 
-    public static Props Props(IActorRef registry, IDataHandler dataHandler, ILoggerFactory loggers) =>
-        Akka.Actor.Props.Create(() => new ConnectionSupervisor(registry, dataHandler, loggers));
+    public static Props Props(ConnectionServices services) =>
+        Akka.Actor.Props.Create(() => new ConnectionSupervisor(services));
 
-    private readonly IActorRef _registry;
-    private readonly IDataHandler _dataHandler;
+    private readonly ConnectionServices _services;
     private readonly ILogger _log;
     private readonly Dictionary<IActorRef, string> _listenerOf = [];
     private readonly Dictionary<string, int> _liveByListener = [];
     private long _nextId;
     private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
 
-    public ConnectionSupervisor(IActorRef registry, IDataHandler dataHandler, ILoggerFactory loggers)
+    public ConnectionSupervisor(ConnectionServices services)
     {
-        _registry = registry;
-        _dataHandler = dataHandler;
-        _log = loggers.CreateLogger<ConnectionActor>();
+        _services = services;
+        _log = services.Log;
 
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
@@ -112,7 +111,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
         var id = $"c{++_nextId}";
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _registry, _dataHandler, _log)), id);
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services)), id);
         Context.Watch(child);
         _listenerOf[child] = listener.Name;
         _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;
@@ -139,7 +138,9 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void Rejected(string remote, ListenerSettings listener, CloseReason reason, string detail)
     {
-        _registry.Tell(new RegistryProtocol.ConnectionRejected(remote, listener.Name, reason));
+        _services.Registry.Tell(new RegistryProtocol.ConnectionRejected(remote, listener.Name, reason));
+        _services.Monitor.Tell(new MonitorEvents.ConnectionRefused(listener.Name, reason));
+        _services.Metrics.ConnectionRefused(reason);
         ConnectionLog.Refused(_log, remote, listener.Name, reason.ToWireName(), detail);
     }
 

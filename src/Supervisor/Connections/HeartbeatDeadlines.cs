@@ -33,6 +33,8 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
     public int MissedHeartbeats { get; private set; }
     public ConnectionState State => MissedHeartbeats > 0 ? ConnectionState.Suspect : ConnectionState.Active;
     public double? RttMs { get; private set; }
+    /// <summary>How many round trips have been measured; changes each time <see cref="RttMs"/> is set.</summary>
+    public long RttSamples { get; private set; }
     public long HeartbeatsReceived { get; private set; }
 
     /// <summary>Records a valid frame; returns true if it changed the state (suspect back to active).</summary>
@@ -46,6 +48,7 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
             if (frame.Type == FrameType.HeartbeatResponse && frame.Seq is { } seq && seq == _outstandingPingSeq)
             {
                 RttMs = (now - _outstandingPingSentAt).TotalMilliseconds;
+                RttSamples++;
                 _outstandingPingSeq = null;
             }
         }
@@ -56,6 +59,17 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
         var wasSuspect = MissedHeartbeats > 0;
         MissedHeartbeats = 0;
         return wasSuspect;
+    }
+
+    /// <summary>
+    /// The server stalled for <paramref name="stall"/>: that time is not held against the peer, whose
+    /// silence is counted from its last frame plus the stall.
+    /// </summary>
+    public void ForgiveStall(TimeSpan stall, DateTimeOffset now)
+    {
+        var forgiven = LastLivenessAt + stall;
+        LastLivenessAt = forgiven < now ? forgiven : now;
+        MissedHeartbeats = Math.Min(MissedHeartbeats, (int)((now - LastLivenessAt).Ticks / settings.Interval.Ticks));
     }
 
     public DeadlineVerdict Check(DateTimeOffset now)

@@ -9,6 +9,7 @@ using Supervisor.Configuration;
 using Supervisor.Connections;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
 using Supervisor.Registry;
 
 namespace Supervisor.Hosting;
@@ -30,6 +31,7 @@ public static class SupervisorHosting
         services.AddSingleton(settings);
         services.AddSingleton(listeners);
         services.TryAddSingleton<IDataHandler, EchoDataHandler>();
+        services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
         return services;
     }
@@ -45,7 +47,8 @@ public static class SupervisorHosting
                 loggers.AddLoggerFactory();
             })
             .AddConnectionRegistry(settings)
-            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
             .AddGracefulShutdown(settings);
 
@@ -53,10 +56,17 @@ public static class SupervisorHosting
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards), "registry")));
 
-    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler, ILoggerFactory loggers) =>
+    public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<MonitorActor>(system.ActorOf(
+                MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+
+    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
+        SupervisorMetrics metrics, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
-                ConnectionSupervisor.Props(registry.Get<ConnectionRegistry>(), dataHandler, loggers), "connections")));
+                ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
+                    metrics, loggers.CreateLogger<ConnectionActor>())), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>

@@ -29,6 +29,7 @@ public sealed class SupervisorMetrics : IDisposable
         _meter.CreateObservableUpDownCounter("supervisor.alerts.active", () => Volatile.Read(ref _activeAlerts), "{alert}", "Alerts raised and not yet resolved");
     }
 
+    public Meter Meter => _meter;
     public Counter<long> Accepted { get; }
     public Counter<long> Closed { get; }
     public Counter<long> HeartbeatsReceived { get; }

@@ -15,6 +15,18 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
 {
     private static readonly TimeSpan Tick = TimeSpan.FromTicks(1);
     private TestScheduler Clock => (TestScheduler)Sys.Scheduler;
+    private static readonly Supervisor.Monitoring.SupervisorMetrics Metrics = new();
+
+    /// <summary>
+    /// Lets virtual time pass the way real time does, a second at a time: one jump over a deadline
+    /// would look to the connection like a server stall, which it forgives.
+    /// </summary>
+    private void Pass(TimeSpan span)
+    {
+        for (; span > TimeSpan.FromSeconds(1); span -= TimeSpan.FromSeconds(1))
+            Clock.Advance(TimeSpan.FromSeconds(1));
+        Clock.Advance(span);
+    }
 
     private static ListenerSettings Profile(string name) =>
         SupervisorConfig.Read(SupervisorConfig.Build(null, name)).Listeners.Single();
@@ -24,7 +36,11 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         var registry = CreateTestProbe();
         var transport = CreateTestProbe();
         var connection = Sys.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(
-            "c1", listener, new ProbeTransport(transport.Ref), registry.Ref, new EchoDataHandler(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)));
+            "c1", listener, new ProbeTransport(transport.Ref), new ConnectionServices(registry.Ref, CreateTestProbe().Ref, new EchoDataHandler(),
+                Metrics, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)))
+            // Processed on the thread that advances the clock, so the actor has handled every tick
+            // before time moves on, as it would in real time.
+            .WithDispatcher(CallingThreadDispatcher.Id));
         registry.ExpectMsg<RegistryProtocol.ConnectionOpened>();
         return (connection, registry, transport);
     }
@@ -74,7 +90,7 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         Assert.Equal(FrameType.HeartbeatResponse, response.Type);
         Assert.Equal(7, response.Seq);
 
-        Clock.Advance(TimeSpan.FromSeconds(90) - Tick); // 110 s - 1 tick since connect
+        Pass(TimeSpan.FromSeconds(90) - Tick); // 110 s - 1 tick since connect
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Clock.Advance(Tick);
         Assert.StartsWith("heartbeat-timeout", transport.ExpectMsg<ProbeTransport.Wrote>().Frame.Data);
@@ -134,8 +150,27 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
     {
         var listener = Profile("web-service") with { Heartbeat = Profile("web-service").Heartbeat with { Enabled = false } };
         var (_, registry, transport) = Start(listener);
-        Clock.Advance(TimeSpan.FromHours(5));
+        Pass(TimeSpan.FromHours(5));
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         registry.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public void A_server_stall_must_not_be_held_against_a_peer()
+    {
+        var (connection, registry, transport) = Start(Profile("realtime-game"));
+        Pass(TimeSpan.FromSeconds(4));
+        Frame(connection, FrameType.Heartbeat);
+        transport.ExpectMsg<ProbeTransport.Wrote>();
+        // The whole process stalls for 20 s: the timer that was due at 9 s fires at 24 s, past the 15 s timeout.
+        Clock.Advance(TimeSpan.FromSeconds(20));
+        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        // The peer's heartbeat, read once the server runs again, keeps the connection.
+        Frame(connection, FrameType.Heartbeat);
+        Assert.Equal(FrameType.HeartbeatResponse, transport.ExpectMsg<ProbeTransport.Wrote>().Frame.Type);
+        Pass(TimeSpan.FromSeconds(14));
+        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Pass(TimeSpan.FromSeconds(1));
+        Assert.StartsWith("heartbeat-timeout", transport.ExpectMsg<ProbeTransport.Wrote>().Frame.Data);
     }
 }

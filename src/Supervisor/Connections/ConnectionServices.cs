@@ -1,0 +1,13 @@
+using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Supervisor.Monitoring;
+
+namespace Supervisor.Connections;
+
+/// <summary>What every connection actor reports to and calls, handed down by its supervisor.</summary>
+public sealed record ConnectionServices(
+    IActorRef Registry,
+    IActorRef Monitor,
+    IDataHandler DataHandler,
+    SupervisorMetrics Metrics,
+    ILogger Log);

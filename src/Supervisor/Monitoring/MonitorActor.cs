@@ -1,0 +1,245 @@
+using Akka.Actor;
+using Akka.Streams;
+using Microsoft.Extensions.Logging;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Monitoring;
+
+/// <summary>
+/// Counters over sliding windows and threshold rules with hysteresis: an alert is raised once when its
+/// rule crosses <c>raise-above</c>, resolved once when it falls to <c>clear-below</c>, and never raised
+/// again while active. A burst of timeouts across most connections becomes one <c>mass-disconnect</c>;
+/// the monitor's own timer lateness becomes <c>server-starved</c>.
+/// </summary>
+public sealed class MonitorActor : ReceiveActor, IWithTimers
+{
+    public const string MassDisconnectRule = "mass-disconnect";
+    public const string ServerStarvedRule = "server-starved";
+
+    public static Props Props(MonitorSettings settings, SupervisorMetrics metrics, ILogger log) =>
+        Akka.Actor.Props.Create(() => new MonitorActor(settings, metrics, log));
+
+    private sealed class Evaluate : INotInfluenceReceiveTimeout
+    {
+        public static readonly Evaluate Instance = new();
+    }
+
+    private sealed class StarvationProbe : INotInfluenceReceiveTimeout
+    {
+        public static readonly StarvationProbe Instance = new();
+    }
+
+    private readonly MonitorSettings _settings;
+    private readonly SupervisorMetrics _metrics;
+    private readonly ILogger _log;
+    private readonly SlidingCounts _counts = new();
+    private readonly Queue<(DateTimeOffset At, double Ms)> _rtt = new();
+    private readonly TimeSpan _rttRetention;
+    private readonly Dictionary<string, Alert> _active = [];
+    private readonly Dictionary<string, DateTimeOffset> _aboveSince = [];
+    private readonly LinkedList<Alert> _history = new();
+    private readonly Dictionary<string, long> _closedByReason = [];
+    private long _activeConnections, _accepted, _missed, _alertSequence;
+    private DateTimeOffset _probeDue;
+    private DateTimeOffset _lastStallAt = DateTimeOffset.MinValue;
+    private TimeSpan _lastStall;
+    private WebhookSink? _webhook;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public MonitorActor(MonitorSettings settings, SupervisorMetrics metrics, ILogger log)
+    {
+        _settings = settings;
+        _metrics = metrics;
+        _log = log;
+        foreach (var rule in settings.Rules.Where(r => !MonitorMetrics.IsGauge(r.Metric)))
+            _counts.Retain(rule.Metric, rule.Window);
+        _rttRetention = settings.Rules.Where(r => r.Metric == MonitorMetrics.RttP99).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
+        if (settings.MassDisconnect.Enabled)
+        {
+            _counts.Retain(MonitorMetrics.ClosedBy(CloseReason.HeartbeatTimeout), settings.MassDisconnect.Window);
+            _counts.Retain(MonitorMetrics.ClosedBy(CloseReason.KeepaliveFailed), settings.MassDisconnect.Window);
+        }
+
+        Receive<MonitorEvents.ConnectionOpened>(_ =>
+        {
+            _activeConnections++;
+            _accepted++;
+            _counts.Add(MonitorMetrics.Accepted, Now);
+            EvaluateRules(Now);
+        });
+        Receive<MonitorEvents.ConnectionClosed>(closed =>
+        {
+            _activeConnections--;
+            CountClose(closed.Reason);
+            EvaluateRules(Now);
+        });
+        Receive<MonitorEvents.ConnectionRefused>(refused =>
+        {
+            _accepted++;
+            _counts.Add(MonitorMetrics.Accepted, Now);
+            CountClose(refused.Reason);
+            EvaluateRules(Now);
+        });
+        Receive<MonitorEvents.HeartbeatMissed>(_ =>
+        {
+            _missed++;
+            _counts.Add(MonitorMetrics.Missed, Now);
+            EvaluateRules(Now);
+        });
+        Receive<MonitorEvents.RttSampled>(sample =>
+        {
+            if (_rttRetention > TimeSpan.Zero) _rtt.Enqueue((Now, sample.Milliseconds));
+        });
+        Receive<MonitorEvents.StallForgiven>(stall => ObserveStall(stall.Stall, Now));
+        Receive<Evaluate>(_ => EvaluateRules(Now));
+        Receive<StarvationProbe>(_ => OnStarvationProbe());
+        Receive<MonitorProtocol.GetAlerts>(_ => Sender.Tell(new MonitorProtocol.Alerts(
+            _active.Values.OrderBy(a => a.RaisedAt).ToArray(), _history.ToArray())));
+        Receive<MonitorProtocol.GetCounters>(_ => Sender.Tell(Counters(Now)));
+    }
+
+    private DateTimeOffset Now => Context.System.Scheduler.Now;
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("evaluate", Evaluate.Instance, _settings.EvaluationInterval);
+        _probeDue = Now + _settings.Starvation.ProbeInterval;
+        Timers.StartSingleTimer("starvation", StarvationProbe.Instance, _settings.Starvation.ProbeInterval);
+        if (_settings.Webhook.Url is not null)
+            _webhook = new WebhookSink(_settings.Webhook, Context.Materializer(), _log);
+    }
+
+    protected override void PostStop() => _webhook?.Dispose();
+
+    private void CountClose(CloseReason reason)
+    {
+        var name = reason.ToWireName();
+        _closedByReason[name] = _closedByReason.GetValueOrDefault(name) + 1;
+        _counts.Add(MonitorMetrics.Closed, Now);
+        _counts.Add(MonitorMetrics.ClosedBy(reason), Now);
+    }
+
+    private void OnStarvationProbe()
+    {
+        var now = Now;
+        // One single timer re-armed each time: a periodic one would hand a stalled actor a burst of stale ticks.
+        var lateness = now - _probeDue;
+        if (lateness >= _settings.Starvation.RaiseAbove) ObserveStall(lateness, now);
+        else if (_active.ContainsKey(ServerStarvedRule) && now - _lastStallAt >= _settings.Starvation.ClearAfter)
+            Resolve(ServerStarvedRule, _lastStall.TotalMilliseconds, now);
+        _probeDue = now + _settings.Starvation.ProbeInterval;
+        Timers.StartSingleTimer("starvation", StarvationProbe.Instance, _settings.Starvation.ProbeInterval);
+    }
+
+    private void ObserveStall(TimeSpan stall, DateTimeOffset now)
+    {
+        if (stall < _settings.Starvation.RaiseAbove) return;
+        _lastStallAt = now;
+        _lastStall = stall;
+        if (!_active.ContainsKey(ServerStarvedRule))
+            Raise(ServerStarvedRule, AlertSeverity.Critical, stall.TotalMilliseconds, _settings.Starvation.RaiseAbove.TotalMilliseconds, now,
+                $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers");
+    }
+
+    private void EvaluateRules(DateTimeOffset now)
+    {
+        var massActive = EvaluateMassDisconnect(now);
+        foreach (var rule in _settings.Rules)
+        {
+            var value = Value(rule, now);
+            if (_active.ContainsKey(rule.Name))
+            {
+                if (value <= rule.ClearBelow) Resolve(rule.Name, value, now);
+                continue;
+            }
+            if (value <= rule.RaiseAbove || (massActive && MonitorMetrics.CountsDeadPeers(rule.Metric)))
+            {
+                _aboveSince.Remove(rule.Name);
+                continue;
+            }
+            if (!_aboveSince.TryGetValue(rule.Name, out var since))
+                _aboveSince[rule.Name] = since = now;
+            if (now - since >= rule.For)
+            {
+                _aboveSince.Remove(rule.Name);
+                Raise(rule.Name, rule.Severity, value, rule.RaiseAbove, now,
+                    $"{rule.Metric} is {value:0.##} (above {rule.RaiseAbove:0.##}{(MonitorMetrics.IsGauge(rule.Metric) ? "" : $" in {rule.Window.TotalSeconds:0.#} s")})");
+            }
+        }
+    }
+
+    private bool EvaluateMassDisconnect(DateTimeOffset now)
+    {
+        var mass = _settings.MassDisconnect;
+        if (!mass.Enabled) return false;
+        var timeouts = _counts.Count(MonitorMetrics.ClosedBy(CloseReason.HeartbeatTimeout), mass.Window, now)
+            + _counts.Count(MonitorMetrics.ClosedBy(CloseReason.KeepaliveFailed), mass.Window, now);
+        // The population the window started with: those still here plus those it took.
+        var population = _activeConnections + timeouts;
+        var share = population == 0 ? 0 : (double)timeouts / population;
+        if (_active.ContainsKey(MassDisconnectRule))
+        {
+            if (share <= mass.Fraction / 2) Resolve(MassDisconnectRule, share, now);
+            return _active.ContainsKey(MassDisconnectRule);
+        }
+        if (population >= mass.MinConnections && share > mass.Fraction)
+        {
+            Raise(MassDisconnectRule, mass.Severity, share, mass.Fraction, now,
+                $"{timeouts} of {population} connections timed out within {mass.Window.TotalSeconds:0.#} s; a network segment or the server may be down");
+            return true;
+        }
+        return false;
+    }
+
+    private double Value(AlertRule rule, DateTimeOffset now) => rule.Metric switch
+    {
+        MonitorMetrics.Active => _activeConnections,
+        MonitorMetrics.CapacityPercent => _settings.Capacity == 0 ? 0 : 100.0 * _activeConnections / _settings.Capacity,
+        MonitorMetrics.RttP99 => RttPercentile(0.99, rule.Window, now),
+        _ => _counts.Count(rule.Metric, rule.Window, now),
+    };
+
+    private double RttPercentile(double percentile, TimeSpan window, DateTimeOffset now)
+    {
+        while (_rtt.Count > 0 && _rtt.Peek().At <= now - _rttRetention) _rtt.Dequeue();
+        var samples = _rtt.Where(s => s.At > now - window).Select(s => s.Ms).Order().ToArray();
+        return samples.Length == 0 ? 0 : samples[Math.Min(samples.Length - 1, (int)Math.Ceiling(percentile * samples.Length) - 1)];
+    }
+
+    private void Raise(string rule, AlertSeverity severity, double value, double threshold, DateTimeOffset now, string message)
+    {
+        var alert = new Alert($"{rule}-{++_alertSequence}", rule, severity, value, threshold, now, null, message);
+        _active[rule] = alert;
+        _metrics.SetActiveAlerts(_active.Count);
+        if (_settings.LogSink)
+            _log.LogWarning("Alert raised: {AlertId} {Rule} ({Severity}) value {Value:0.##} threshold {Threshold:0.##}: {Message}",
+                alert.Id, rule, severity, value, threshold, message);
+        Context.System.EventStream.Publish(new AlertRaised(alert));
+        _webhook?.Offer(new WebhookNotification("raised", alert));
+    }
+
+    private void Resolve(string rule, double value, DateTimeOffset now)
+    {
+        if (!_active.Remove(rule, out var raised)) return;
+        var resolved = raised with { ResolvedAt = now, Value = value };
+        _history.AddFirst(resolved);
+        while (_history.Count > _settings.HistorySize) _history.RemoveLast();
+        _metrics.SetActiveAlerts(_active.Count);
+        if (_settings.LogSink)
+            _log.LogInformation("Alert resolved: {AlertId} {Rule} value {Value:0.##} after {Seconds:0.#} s",
+                resolved.Id, rule, value, (now - raised.RaisedAt).TotalSeconds);
+        Context.System.EventStream.Publish(new AlertResolved(resolved));
+        _webhook?.Offer(new WebhookNotification("resolved", resolved));
+    }
+
+    private MonitorProtocol.Counters Counters(DateTimeOffset now)
+    {
+        var rtt = _rtt.Select(s => s.Ms).Order().ToArray();
+        double P(double p) => rtt.Length == 0 ? 0 : rtt[Math.Min(rtt.Length - 1, (int)Math.Ceiling(p * rtt.Length) - 1)];
+        return new MonitorProtocol.Counters(_activeConnections, _accepted, new Dictionary<string, long>(_closedByReason),
+            _missed, _closedByReason.GetValueOrDefault(CloseReason.ProtocolError.ToWireName()),
+            new MonitorProtocol.RttSummary(rtt.Length, P(0.5), P(0.9), P(0.99), rtt.Length == 0 ? 0 : rtt[^1]));
+    }
+}

@@ -1,0 +1,23 @@
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Monitoring;
+
+/// <summary>What connections tell the monitor; the monitor stamps each with its own clock on arrival.</summary>
+public static class MonitorEvents
+{
+    public interface IMonitorEvent : IMonitorMessage;
+
+    public sealed record ConnectionOpened(string Listener) : IMonitorEvent;
+
+    public sealed record ConnectionClosed(string Listener, CloseReason Reason) : IMonitorEvent;
+
+    public sealed record ConnectionRefused(string Listener, CloseReason Reason) : IMonitorEvent;
+
+    public sealed record HeartbeatMissed(string Listener) : IMonitorEvent;
+
+    public sealed record RttSampled(double Milliseconds) : IMonitorEvent;
+
+    /// <summary>A connection's deadline fired this late: the server stalled, so the stall was not held against the peer.</summary>
+    public sealed record StallForgiven(string ConnectionId, TimeSpan Stall) : IMonitorEvent;
+}

@@ -1,0 +1,75 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Akka;
+using Akka.Streams;
+using Akka.Streams.Dsl;
+using Microsoft.Extensions.Logging;
+using Supervisor.Messages.Protocol;
+
+namespace Supervisor.Monitoring;
+
+/// <summary>The JSON body of a webhook POST.</summary>
+public sealed record WebhookNotification(string Event, Alert Alert);
+
+/// <summary>
+/// Posts alert transitions to an HTTP endpoint through a bounded Akka.Streams queue: the monitor only
+/// offers (never waits), the oldest notification is dropped when the queue is full, and a failed POST
+/// is retried with exponential backoff before it is given up with a log line.
+/// </summary>
+public sealed class WebhookSink : IDisposable
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    private readonly ISourceQueueWithComplete<WebhookNotification> _queue;
+    private readonly HttpClient _http;
+
+    public WebhookSink(WebhookSettings settings, IMaterializer materializer, ILogger log)
+    {
+        var url = settings.Url ?? throw new ArgumentException("webhook url is not set", nameof(settings));
+        _http = new HttpClient { Timeout = settings.Timeout };
+        _queue = Source.Queue<WebhookNotification>(settings.QueueSize, OverflowStrategy.DropHead)
+            .SelectAsync(1, notification => PostAsync(url, notification, settings, log))
+            .To(Sink.Ignore<NotUsed>())
+            .Run(materializer);
+    }
+
+    /// <summary>Queues the notification; never blocks.</summary>
+    public void Offer(WebhookNotification notification) => _ = _queue.OfferAsync(notification);
+
+    private async Task<NotUsed> PostAsync(Uri url, WebhookNotification notification, WebhookSettings settings, ILogger log)
+    {
+        var backoff = settings.Backoff;
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var response = await _http.PostAsJsonAsync(url, notification, Json);
+                if (response.IsSuccessStatusCode) return NotUsed.Instance;
+                if (attempt >= settings.MaxRetries)
+                {
+                    log.LogWarning("Webhook gave up on {Event} {AlertId}: HTTP {Status}", notification.Event, notification.Alert.Id, (int)response.StatusCode);
+                    return NotUsed.Instance;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                if (attempt >= settings.MaxRetries)
+                {
+                    log.LogWarning("Webhook gave up on {Event} {AlertId}: {Error}", notification.Event, notification.Alert.Id, e.Message);
+                    return NotUsed.Instance;
+                }
+            }
+            await Task.Delay(backoff);
+            backoff *= 2;
+        }
+    }
+
+    public void Dispose()
+    {
+        _queue.Complete();
+        _http.Dispose();
+    }
+}
