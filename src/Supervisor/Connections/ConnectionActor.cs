@@ -151,12 +151,12 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
                 return;
             case DeadlineVerdict.MissedHeartbeatSendPing:
                 _services.Metrics.HeartbeatsMissed.Add(1);
-                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener));
+                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
                 Send(_deadlines.NextPing(now));
                 break;
             case DeadlineVerdict.MissedHeartbeat:
                 _services.Metrics.HeartbeatsMissed.Add(1);
-                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener));
+                _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
                 break;
         }
         _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
@@ -187,6 +187,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _closeDetail = detail;
         _closedAt = Now;
         Timers.Cancel(DeadlineTimer);
+        ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {
             Context.Stop(Self);
@@ -221,11 +222,22 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             _closeDetail = "the server failed while handling this connection";
             _closedAt = Now;
             _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{CloseReason.InternalError.ToWireName()}: {_closeDetail}"));
+            ReportClose();
         }
         _transport.Dispose();
         var reason = _closeReason.Value;
+        // The registry keeps the connection (as closing) until its socket is released.
         _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
-        _services.Monitor.Tell(new MonitorEvents.ConnectionClosed(Listener, reason));
+    }
+
+    /// <summary>
+    /// The monitor, the meter and the log learn of a close when it is decided, not when the linger
+    /// for the peer's FIN ends, so alerts and log lines carry the moment the peer was judged.
+    /// </summary>
+    private void ReportClose()
+    {
+        var reason = _closeReason!.Value;
+        _services.Monitor.Tell(new MonitorEvents.ConnectionClosed(Listener, Id, reason));
         _services.Metrics.ConnectionClosed(reason);
         ConnectionLog.Closed(_services.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
             (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);

@@ -50,7 +50,8 @@ public static class SupervisorHosting
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
-            .AddGracefulShutdown(settings);
+            .AddGracefulShutdown(settings)
+            .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
 
     public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((system, registry) =>
@@ -60,6 +61,19 @@ public static class SupervisorHosting
         builder.WithActors((system, registry) =>
             registry.Register<MonitorActor>(system.ActorOf(
                 MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+
+    /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
+    public static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings, ILoggerFactory loggers) =>
+        builder.AddStartup((_, _) =>
+        {
+            var log = loggers.CreateLogger<LivenessBudget>();
+            foreach (var budget in settings.Listeners.Select(LivenessBudget.Of))
+            {
+                log.LogInformation("{Budget}", budget.Describe());
+                foreach (var warning in budget.Warnings)
+                    log.LogWarning("Listener {Listener}: {Warning}", budget.Listener, warning);
+            }
+        });
 
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
         SupervisorMetrics metrics, ILoggerFactory loggers) =>

@@ -21,6 +21,7 @@ public static class SupervisorProgram
         new Dictionary<string, Func<string[], Task<int>>>
         {
             ["run"] = RunServiceAsync,
+            ["simulate"] = Simulation.SimulateCommand.RunAsync,
         };
 
     public static Task<int> RunAsync(string[] args)

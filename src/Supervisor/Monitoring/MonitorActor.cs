@@ -41,6 +41,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     private readonly LinkedList<Alert> _history = new();
     private readonly Dictionary<string, long> _closedByReason = [];
     private long _activeConnections, _accepted, _missed, _alertSequence;
+    private readonly Dictionary<string, DateTimeOffset> _lastMissBy = [];
+    private readonly TimeSpan _deadPeerRuleWindow;
+    private DateTimeOffset _quietUntil = DateTimeOffset.MinValue;
     private DateTimeOffset _probeDue;
     private DateTimeOffset _lastStallAt = DateTimeOffset.MinValue;
     private TimeSpan _lastStall;
@@ -55,6 +58,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         _log = log;
         foreach (var rule in settings.Rules.Where(r => !MonitorMetrics.IsGauge(r.Metric)))
             _counts.Retain(rule.Metric, rule.Window);
+        _deadPeerRuleWindow = settings.Rules.Where(r => MonitorMetrics.CountsDeadPeers(r.Metric)).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         _rttRetention = settings.Rules.Where(r => r.Metric == MonitorMetrics.RttP99).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         if (settings.MassDisconnect.Enabled)
         {
@@ -72,6 +76,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         Receive<MonitorEvents.ConnectionClosed>(closed =>
         {
             _activeConnections--;
+            // A peer that missed heartbeats and then left for another reason is no longer part of an outage.
+            if (closed.Reason is not (CloseReason.HeartbeatTimeout or CloseReason.KeepaliveFailed))
+                _lastMissBy.Remove(closed.ConnectionId);
             CountClose(closed.Reason);
             EvaluateRules(Now);
         });
@@ -82,9 +89,10 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             CountClose(refused.Reason);
             EvaluateRules(Now);
         });
-        Receive<MonitorEvents.HeartbeatMissed>(_ =>
+        Receive<MonitorEvents.HeartbeatMissed>(missed =>
         {
             _missed++;
+            if (_settings.MassDisconnect.Enabled) _lastMissBy[missed.ConnectionId] = Now;
             _counts.Add(MonitorMetrics.Missed, Now);
             EvaluateRules(Now);
         });
@@ -145,7 +153,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 
     private void EvaluateRules(DateTimeOffset now)
     {
-        var massActive = EvaluateMassDisconnect(now);
+        // While a mass disconnect stands, and until the dead-peer rules' windows have forgotten its
+        // events, it is the one incident for them all.
+        var massActive = EvaluateMassDisconnect(now) || now < _quietUntil;
         foreach (var rule in _settings.Rules)
         {
             var value = Value(rule, now);
@@ -176,18 +186,28 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         if (!mass.Enabled) return false;
         var timeouts = _counts.Count(MonitorMetrics.ClosedBy(CloseReason.HeartbeatTimeout), mass.Window, now)
             + _counts.Count(MonitorMetrics.ClosedBy(CloseReason.KeepaliveFailed), mass.Window, now);
+        // Peers that went quiet show up as missed heartbeats long before they time out: counting the
+        // distinct connections that missed one lets the incident open before the per-peer rules fire.
+        var horizon = now - mass.Window;
+        foreach (var stale in _lastMissBy.Where(kv => kv.Value <= horizon).Select(kv => kv.Key).ToArray())
+            _lastMissBy.Remove(stale);
         // The population the window started with: those still here plus those it took.
         var population = _activeConnections + timeouts;
-        var share = population == 0 ? 0 : (double)timeouts / population;
+        var affected = Math.Max(timeouts, Math.Min(_lastMissBy.Count, population));
+        var share = population == 0 ? 0 : (double)affected / population;
         if (_active.ContainsKey(MassDisconnectRule))
         {
-            if (share <= mass.Fraction / 2) Resolve(MassDisconnectRule, share, now);
+            if (share <= mass.Fraction / 2)
+            {
+                Resolve(MassDisconnectRule, share, now);
+                _quietUntil = now + _deadPeerRuleWindow;
+            }
             return _active.ContainsKey(MassDisconnectRule);
         }
         if (population >= mass.MinConnections && share > mass.Fraction)
         {
             Raise(MassDisconnectRule, mass.Severity, share, mass.Fraction, now,
-                $"{timeouts} of {population} connections timed out within {mass.Window.TotalSeconds:0.#} s; a network segment or the server may be down");
+                $"{affected} of {population} connections went silent within {mass.Window.TotalSeconds:0.#} s ({timeouts} timed out so far); a network segment or the server may be down");
             return true;
         }
         return false;

@@ -10,11 +10,11 @@ public static class MonitorEvents
 
     public sealed record ConnectionOpened(string Listener) : IMonitorEvent;
 
-    public sealed record ConnectionClosed(string Listener, CloseReason Reason) : IMonitorEvent;
+    public sealed record ConnectionClosed(string Listener, string ConnectionId, CloseReason Reason) : IMonitorEvent;
 
     public sealed record ConnectionRefused(string Listener, CloseReason Reason) : IMonitorEvent;
 
-    public sealed record HeartbeatMissed(string Listener) : IMonitorEvent;
+    public sealed record HeartbeatMissed(string Listener, string ConnectionId) : IMonitorEvent;
 
     public sealed record RttSampled(double Milliseconds) : IMonitorEvent;
 

@@ -28,7 +28,11 @@ public sealed class TestService : IAsyncDisposable
         Registry = registry.Get<ConnectionRegistry>();
         Connections = registry.Get<ConnectionSupervisor>();
         System = host.Services.GetRequiredService<ActorSystem>();
+        Monitor = registry.Get<Supervisor.Monitoring.MonitorActor>();
     }
+
+    public IServiceProvider Services => _host.Services;
+    public IActorRef Monitor { get; }
 
     public LogCapture Logs { get; }
     public IActorRef Registry { get; }
