@@ -45,6 +45,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     private readonly TimeSpan _deadPeerRuleWindow;
     private DateTimeOffset _quietUntil = DateTimeOffset.MinValue;
     private DateTimeOffset _probeDue;
+    private TimeSpan _gcPausesSeen = GC.GetTotalPauseDuration();
     private DateTimeOffset _lastStallAt = DateTimeOffset.MinValue;
     private TimeSpan _lastStall;
     private WebhookSink? _webhook;
@@ -134,6 +135,11 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         var now = Now;
         // One single timer re-armed each time: a periodic one would hand a stalled actor a burst of stale ticks.
         var lateness = now - _probeDue;
+        // A long stop-the-world GC is a stall even when the probe's own timer happened to be on time.
+        var gcPauses = GC.GetTotalPauseDuration();
+        var gcStall = gcPauses - _gcPausesSeen;
+        _gcPausesSeen = gcPauses;
+        if (gcStall > lateness) lateness = gcStall;
         if (lateness >= _settings.Starvation.RaiseAbove) ObserveStall(lateness, now);
         else if (_active.ContainsKey(ServerStarvedRule) && now - _lastStallAt >= _settings.Starvation.ClearAfter)
             Resolve(ServerStarvedRule, _lastStall.TotalMilliseconds, now);

@@ -109,6 +109,19 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Equal(lossy.FalseDisconnects, lossy.Closes.Count);
     }
 
+    [Fact]
+    public async Task Flapping_peers_must_be_closed_in_their_silences_without_counting_as_false_disconnects()
+    {
+        var settings = Settings();
+        var flapping = new PeerModel(TimeSpan.FromSeconds(5), FlapUp: TimeSpan.FromSeconds(30), FlapDown: TimeSpan.FromSeconds(20));
+        var report = await Simulation.Simulation.RunAsync(new SimulationOptions(settings.Listeners[0], settings.Monitor,
+            [new PeerGroup(100, flapping), new PeerGroup(100, PeerModel.Regular(TimeSpan.FromSeconds(5)))], TimeSpan.FromMinutes(2)));
+        output.WriteLine(report.ToText());
+        Assert.Equal(100, report.Closes.Count);
+        Assert.Equal(0, report.FalseDisconnects);
+        Assert.All(report.Closes, c => Assert.InRange(c.At, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(50)));
+    }
+
     /// <summary>A real HTTP listener on loopback that records webhook POST bodies.</summary>
     private sealed class WebhookReceiver : IDisposable
     {
