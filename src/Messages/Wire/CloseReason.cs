@@ -15,6 +15,10 @@ public enum CloseReason
     ServerShutdown,
     /// <summary>The connection's own code failed (say, the data handler threw); the supervisor stopped it.</summary>
     InternalError,
+    /// <summary>The peer sent frames faster than <c>tcp.limits.max-frames-per-second</c> allows.</summary>
+    RateLimited,
+    /// <summary>The peer completed no valid frame within <c>tcp.limits.first-frame-timeout</c>.</summary>
+    FirstFrameTimeout,
 }
 
 public static class CloseReasons
@@ -35,6 +39,8 @@ public static class CloseReasons
         CloseReason.AdminClosed => "admin-closed",
         CloseReason.ServerShutdown => "server-shutdown",
         CloseReason.InternalError => "internal-error",
+        CloseReason.RateLimited => "rate-limited",
+        CloseReason.FirstFrameTimeout => "first-frame-timeout",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
 

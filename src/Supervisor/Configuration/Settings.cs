@@ -36,7 +36,21 @@ public sealed record ListenerSettings(
     int MaxPendingWrite,
     TimeSpan CloseLinger,
     KeepAliveSettings KeepAlive,
-    HeartbeatSettings Heartbeat);
+    HeartbeatSettings Heartbeat)
+{
+    /// <summary>Abuse limits (<c>tcp.limits</c>); the defaults stop abuse without touching well-behaved peers.</summary>
+    public ListenerLimits Limits { get; init; } = ListenerLimits.Default;
+}
+
+/// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>
+/// <param name="MaxConnectionsPerAddress">Live connections one remote IP address may hold on the listener. Default 100.</param>
+/// <param name="MaxFramesPerSecond">Sustained frame rate one connection may send. Default 100.</param>
+/// <param name="FrameBurst">Frames one connection may send in a burst above that rate. Default 200.</param>
+/// <param name="FirstFrameTimeout">A connection that completes no valid frame this long after it opened is closed; null when off (the default).</param>
+public sealed record ListenerLimits(int MaxConnectionsPerAddress, double MaxFramesPerSecond, int FrameBurst, TimeSpan? FirstFrameTimeout)
+{
+    public static ListenerLimits Default { get; } = new(100, 100, 200, null);
+}
 
 /// <summary>Everything the service reads from <c>supervisor</c>, validated.</summary>
 public sealed record SupervisorSettings(

@@ -161,11 +161,22 @@ public static class SupervisorConfig
         if (maxPending < maxFrame)
             throw new ConfigurationError($"{path}.max-pending-write", $"{maxPending} must be at least max-frame-length ({maxFrame})");
 
+        var perAddress = ReadInt(tcp, "limits.max-connections-per-address", path);
+        if (perAddress < 1)
+            throw new ConfigurationError($"{path}.limits.max-connections-per-address", $"{perAddress} must be at least 1");
+        var rate = ReadDouble(tcp, "limits.max-frames-per-second", path);
+        if (rate <= 0)
+            throw new ConfigurationError($"{path}.limits.max-frames-per-second", $"{rate} must be positive");
+        var burst = ReadInt(tcp, "limits.frame-burst", path);
+        if (burst < 1)
+            throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
+        var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
+
         return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
                 ReadBool(heartbeat, "server-ping", heartbeatPath),
-                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath)));
+                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with { Limits = limits };
     }
 
     private static string FirstLine(string text) => text.Split('\n')[0].Trim();

@@ -34,6 +34,12 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     private const string DeadlineTimer = "deadline";
     private const string LingerTimer = "linger";
+    private const string FirstFrameTimer = "first-frame";
+
+    private sealed class FirstFrameDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly FirstFrameDue Instance = new();
+    }
 
     private readonly Setup _setup;
     private readonly ConnectionServices _services;
@@ -45,6 +51,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _armedDeadline;
+    private bool _sawValidFrame;
+    // Token bucket of the frame-rate limit: tokens refill at max-frames-per-second up to frame-burst.
+    private double _frameTokens;
+    private DateTimeOffset _tokensAt;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -61,6 +71,11 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         Receive<TransportEvents.InputEnded>(ended => Close(ended.Reason, ended.Detail));
         Receive<TransportEvents.WriteFinished>(OnWriteFinished);
         Receive<DeadlineDue>(_ => OnDeadline());
+        Receive<FirstFrameDue>(_ =>
+        {
+            if (!_sawValidFrame)
+                Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
+        });
         Receive<ConnectionCommands.CloseConnection>(command => Close(command.Reason, command.Reason switch
         {
             CloseReason.ServerShutdown => "the server is shutting down",
@@ -96,6 +111,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         ConnectionLog.Opened(_services.Log, Id, Remote, Listener);
         foreach (var problem in _transport.KeepAlive.Problems)
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
+        _frameTokens = _setup.Listener.Limits.FrameBurst;
+        _tokensAt = _connectedAt;
+        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
+            Timers.StartSingleTimer(FirstFrameTimer, FirstFrameDue.Instance, firstFrame);
         _transport.Start(Self);
         ArmDeadline();
     }
@@ -106,6 +125,16 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _bytesIn += received.WireBytes;
         _services.Metrics.Received(received.WireBytes);
         var now = Now;
+        if (!TakeFrameToken(now))
+        {
+            Close(CloseReason.RateLimited, $"more than {_setup.Listener.Limits.MaxFramesPerSecond:0.##} frames per second (burst {_setup.Listener.Limits.FrameBurst})");
+            return;
+        }
+        if (!_sawValidFrame)
+        {
+            _sawValidFrame = true;
+            Timers.Cancel(FirstFrameTimer);
+        }
         var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame, now))
             _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
@@ -131,6 +160,16 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
                 ConnectionLog.PeerNotice(_services.Log, Id, frame.Data);
                 break;
         }
+    }
+
+    private bool TakeFrameToken(DateTimeOffset now)
+    {
+        var limits = _setup.Listener.Limits;
+        _frameTokens = Math.Min(limits.FrameBurst, _frameTokens + (now - _tokensAt).TotalSeconds * limits.MaxFramesPerSecond);
+        _tokensAt = now;
+        if (_frameTokens < 1) return false;
+        _frameTokens -= 1;
+        return true;
     }
 
     private void OnDeadline()
@@ -211,6 +250,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         Receive<TransportEvents.ITransportEvent>(_ => { });
         Receive<ConnectionCommands.CloseConnection>(_ => { });
         Receive<DeadlineDue>(_ => { });
+        Receive<FirstFrameDue>(_ => { });
     }
 
     protected override void PostStop()

@@ -28,6 +28,8 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private readonly ILogger _log;
     private readonly Dictionary<IActorRef, string> _listenerOf = [];
     private readonly Dictionary<string, int> _liveByListener = [];
+    private readonly Dictionary<IActorRef, string> _addressOf = [];
+    private readonly Dictionary<string, int> _liveByAddress = [];
     private long _nextId;
     private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
 
@@ -63,7 +65,17 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnAdopt(Adopt adopt)
     {
         var listener = adopt.Listener;
-        if (RefusalFor(listener) is { } refusal)
+        string remote;
+        try
+        {
+            remote = adopt.Socket.RemoteEndPoint?.ToString() ?? "unknown";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            adopt.Socket.Dispose();
+            return;
+        }
+        if (RefusalFor(listener, remote) is { } refusal)
         {
             Refuse(adopt.Socket, listener, refusal.Reason, refusal.Detail);
             return;
@@ -87,7 +99,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void OnAdoptTransport(AdoptTransport adopt)
     {
-        if (RefusalFor(adopt.Listener) is { } refusal)
+        if (RefusalFor(adopt.Listener, adopt.Transport.Remote) is { } refusal)
         {
             var transport = adopt.Transport;
             transport.Write(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{refusal.Reason.ToWireName()}: {refusal.Detail}"));
@@ -99,14 +111,23 @@ public sealed class ConnectionSupervisor : ReceiveActor
         Spawn(adopt.Transport, adopt.Listener);
     }
 
-    private (CloseReason Reason, string Detail)? RefusalFor(ListenerSettings listener)
+    private (CloseReason Reason, string Detail)? RefusalFor(ListenerSettings listener, string remote)
     {
         if (_closingAll is { } closing)
             return (closing.Reason, "the server is shutting down");
         if (_liveByListener.GetValueOrDefault(listener.Name) >= listener.MaxConnections)
             return (CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
+        var limit = listener.Limits.MaxConnectionsPerAddress;
+        if (_liveByAddress.GetValueOrDefault(AddressKey(listener, remote)) >= limit)
+            return (CloseReason.RejectedCapacity, $"address {AddressOf(remote)} holds its maximum of {limit} connections on listener {listener.Name}");
         return null;
     }
+
+    /// <summary>The IP address part of a remote endpoint such as <c>127.0.0.1:5000</c> or <c>[::1]:5000</c>.</summary>
+    private static string AddressOf(string remote) =>
+        System.Net.IPEndPoint.TryParse(remote, out var endpoint) ? endpoint.Address.ToString() : remote;
+
+    private static string AddressKey(ListenerSettings listener, string remote) => $"{listener.Name}|{AddressOf(remote)}";
 
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
@@ -115,6 +136,9 @@ public sealed class ConnectionSupervisor : ReceiveActor
         Context.Watch(child);
         _listenerOf[child] = listener.Name;
         _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;
+        var address = AddressKey(listener, transport.Remote);
+        _addressOf[child] = address;
+        _liveByAddress[address] = _liveByAddress.GetValueOrDefault(address) + 1;
     }
 
     private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail)
@@ -148,6 +172,8 @@ public sealed class ConnectionSupervisor : ReceiveActor
     {
         if (!_listenerOf.Remove(terminated.ActorRef, out var listener)) return;
         _liveByListener[listener]--;
+        if (_addressOf.Remove(terminated.ActorRef, out var address) && --_liveByAddress[address] == 0)
+            _liveByAddress.Remove(address);
         if (_closingAll is { } closing && _listenerOf.Count == 0)
         {
             closing.ReplyTo.Tell(new ConnectionCommands.AllClosed(closing.Count));

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using Supervisor.Messages.Wire;
+using Supervisor.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Hardening;
+
+/// <summary>
+/// Each abuse limit tripped on purpose, with 20 well-behaved connections heartbeating alongside that
+/// must see no failure and a heartbeat round trip p99 under 50 ms.
+/// </summary>
+[Collection(Connections.ProcessWideResources.Name)]
+public sealed class AbuseLimitTests(ITestOutputHelper output)
+{
+    private sealed class Bystanders : IAsyncDisposable
+    {
+        private readonly List<TestPeer> _peers;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task<List<double>> _running;
+
+        private Bystanders(List<TestPeer> peers)
+        {
+            _peers = peers;
+            _running = Task.Run(RunAsync);
+        }
+
+        public static async Task<Bystanders> StartAsync(int port) =>
+            new(new List<TestPeer>(await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => TestPeer.ConnectAsync(port)))));
+
+        private async Task<List<double>> RunAsync()
+        {
+            var rtts = new List<double>();
+            long seq = 0;
+            while (!_stop.IsCancellationRequested)
+            {
+                foreach (var peer in _peers)
+                {
+                    var sent = Stopwatch.GetTimestamp();
+                    await peer.SendHeartbeatAsync(++seq);
+                    var response = await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(2));
+                    if (response?.Type != FrameType.HeartbeatResponse || response.Seq != seq)
+                        throw new InvalidOperationException($"bystander got {response?.ToString() ?? "a close"} instead of response {seq}");
+                    rtts.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                }
+                await Task.Delay(20);
+            }
+            return rtts;
+        }
+
+        public async Task<double> StopAsync()
+        {
+            _stop.Cancel();
+            var rtts = await _running;
+            rtts.Sort();
+            return rtts[(int)Math.Ceiling(0.99 * rtts.Count) - 1];
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            try { await _running; } catch (InvalidOperationException) { }
+            foreach (var peer in _peers) peer.Dispose();
+        }
+    }
+
+    private async Task AssertBystandersHealthy(Bystanders bystanders, TestService service, int expectedActive)
+    {
+        var p99 = await bystanders.StopAsync();
+        output.WriteLine($"bystander heartbeat RTT p99: {p99:F2} ms");
+        Assert.True(p99 < 50, $"bystander RTT p99 {p99:F2} ms");
+        Assert.Equal(expectedActive, (await service.StatsAsync()).Active);
+    }
+
+    [Fact]
+    public async Task A_heartbeat_flood_must_be_cut_off_with_rate_limited()
+    {
+        await using var service = await TestService.StartAsync("supervisor.tcp.limits { max-frames-per-second = 50, frame-burst = 100 }");
+        await using var bystanders = await Bystanders.StartAsync(service.Port);
+        using var flooder = await TestPeer.ConnectAsync(service.Port);
+        var flood = string.Concat(Enumerable.Repeat("{\"type\":0,\"timestamp\":1}\n", 500));
+        await flooder.SendAsync(flood);
+        var frames = await flooder.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(FrameType.ErrorNotice, frames[^1].Type);
+        Assert.StartsWith("rate-limited: ", frames[^1].Data);
+        Assert.InRange(frames.Count(f => f.Type == FrameType.HeartbeatResponse), 90, 110); // the burst, then cut
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.RateLimited) == 1);
+        await AssertBystandersHealthy(bystanders, service, 20);
+    }
+
+    [Fact]
+    public async Task A_connection_that_never_completes_a_frame_must_close_with_first_frame_timeout()
+    {
+        await using var service = await TestService.StartAsync("supervisor.tcp.limits.first-frame-timeout = 300ms");
+        await using var bystanders = await Bystanders.StartAsync(service.Port);
+        using var idler = await TestPeer.ConnectAsync(service.Port);
+        var opened = Stopwatch.StartNew();
+        await idler.SendAsync("{\"type\":0"); // never finished
+        var notice = Assert.Single(await idler.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3)));
+        output.WriteLine($"closed after {opened.ElapsedMilliseconds} ms");
+        Assert.StartsWith("first-frame-timeout: ", notice.Data);
+        Assert.InRange(opened.ElapsedMilliseconds, 250, 800);
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.FirstFrameTimeout) == 1);
+        await AssertBystandersHealthy(bystanders, service, 20);
+    }
+
+    [Fact]
+    public async Task Connections_over_the_per_address_limit_must_be_refused_with_rejected_capacity()
+    {
+        await using var service = await TestService.StartAsync("supervisor.tcp.limits.max-connections-per-address = 22");
+        await using var bystanders = await Bystanders.StartAsync(service.Port);
+        using var allowed1 = await TestPeer.ConnectAsync(service.Port);
+        using var allowed2 = await TestPeer.ConnectAsync(service.Port);
+        using var refused = await TestPeer.ConnectAsync(service.Port);
+        var notice = Assert.Single(await refused.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3)));
+        Assert.StartsWith("rejected-capacity: address 127.0.0.1 holds its maximum of 22", notice.Data);
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.RejectedCapacity) == 1);
+        await AssertBystandersHealthy(bystanders, service, 22);
+    }
+
+    [Fact]
+    public async Task A_peer_that_never_reads_must_be_closed_as_a_slow_consumer_with_write_failed()
+    {
+        await using var service = await TestService.StartAsync("""
+            supervisor.tcp { max-frame-length = 64KiB, max-pending-write = 256KiB, limits { max-frames-per-second = 100000, frame-burst = 100000 } }
+            """);
+        await using var bystanders = await Bystanders.StartAsync(service.Port);
+        using var reader = await TestPeer.ConnectAsync(service.Port);
+        reader.Socket.ReceiveBufferSize = 4096;
+        // Echo requests of ~60 KiB each; the peer never reads, so the replies pile up in the server.
+        var line = System.Text.Encoding.UTF8.GetBytes("{\"type\":2,\"data\":\"" + new string('x', 60_000) + "\"}\n");
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            while (clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await reader.Socket.SendAsync(line, System.Net.Sockets.SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(2));
+                if ((await service.StatsAsync()).Closed(CloseReason.WriteFailed) == 1) break;
+            }
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or TimeoutException)
+        {
+            // The server closed us or stopped reading: both end the flood.
+        }
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.WriteFailed) == 1, TimeSpan.FromSeconds(10));
+        await AssertBystandersHealthy(bystanders, service, 20);
+    }
+}
