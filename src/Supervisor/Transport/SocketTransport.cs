@@ -13,6 +13,7 @@ namespace Supervisor.Transport;
 public sealed class SocketTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 8 * 1024;
+    private const int DrainBudget = 256 * 1024;
 
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
@@ -53,6 +54,7 @@ public sealed class SocketTransport : IConnectionTransport
     {
         using var framer = new LineFramer(_maxFrameLength);
         var draining = false;
+        long drained = 0;
         var owner = _owner;
         try
         {
@@ -77,7 +79,18 @@ public sealed class SocketTransport : IConnectionTransport
                             owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
                             return;
                         }
-                        if (draining) continue;
+                        if (draining)
+                        {
+                            // After a refused frame the input is read and thrown away only so the notice
+                            // is not destroyed by an RST; a peer that keeps streaming gets the RST anyway.
+                            drained += read;
+                            if (drained > DrainBudget)
+                            {
+                                owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
+                                return;
+                            }
+                            continue;
+                        }
 
                         var result = framer.Feed(buffer.AsSpan(0, read), line =>
                         {
