@@ -4,7 +4,7 @@
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps)
+needed=(iproute2 python3 procps openssl)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -40,6 +40,9 @@ public sealed record ListenerSettings(
 {
     /// <summary>Abuse limits (<c>tcp.limits</c>); the defaults stop abuse without touching well-behaved peers.</summary>
     public ListenerLimits Limits { get; init; } = ListenerLimits.Default;
+
+    /// <summary>The server certificate when the listener speaks TLS (<c>tcp.tls</c>); null for plain TCP.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
 }
 
 /// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>

@@ -171,12 +171,31 @@ public static class SupervisorConfig
         if (burst < 1)
             throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
         var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
+        var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
 
         return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
                 ReadBool(heartbeat, "server-ping", heartbeatPath),
-                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with { Limits = limits };
+                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with { Limits = limits, TlsCertificate = certificate };
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(Config tcp, string path)
+    {
+        var certificate = ReadString(tcp, "tls.certificate", path);
+        var key = ReadString(tcp, "tls.key", path);
+        if (!File.Exists(certificate))
+            throw new ConfigurationError($"{path}.tls.certificate", $"'{certificate}' is not a readable PEM file");
+        if (!File.Exists(key))
+            throw new ConfigurationError($"{path}.tls.key", $"'{key}' is not a readable PEM file");
+        try
+        {
+            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certificate, key);
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException or IOException)
+        {
+            throw new ConfigurationError($"{path}.tls.certificate", $"'{certificate}' with key '{key}' cannot be loaded: {FirstLine(e.Message)}");
+        }
     }
 
     private static string FirstLine(string text) => text.Split('\n')[0].Trim();

@@ -81,11 +81,13 @@ public sealed class ConnectionSupervisor : ReceiveActor
             return;
         }
 
-        SocketTransport transport;
+        IConnectionTransport transport;
         try
         {
             var keepAlive = SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive);
-            transport = new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
+            transport = listener.TlsCertificate is { } certificate
+                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive)
+                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -148,8 +150,12 @@ public sealed class ConnectionSupervisor : ReceiveActor
         {
             remote = socket.RemoteEndPoint?.ToString() ?? remote;
             socket.Blocking = false;
-            var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
-            socket.Send(notice, SocketFlags.None, out _);
+            // A TLS peer could not read a plaintext notice; it gets the close alone.
+            if (listener.TlsCertificate is null)
+            {
+                var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+                socket.Send(notice, SocketFlags.None, out _);
+            }
             socket.Shutdown(SocketShutdown.Send);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)

@@ -13,7 +13,6 @@ namespace Supervisor.Transport;
 public sealed class SocketTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 8 * 1024;
-    private const int DrainBudget = 256 * 1024;
 
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
@@ -52,10 +51,8 @@ public sealed class SocketTransport : IConnectionTransport
 
     private async Task ReadLoopAsync()
     {
-        using var framer = new LineFramer(_maxFrameLength);
-        var draining = false;
-        long drained = 0;
         var owner = _owner;
+        using var inbound = new InboundFrames(owner, _maxFrameLength);
         try
         {
             while (!_disposed)
@@ -79,38 +76,7 @@ public sealed class SocketTransport : IConnectionTransport
                             owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
                             return;
                         }
-                        if (draining)
-                        {
-                            // After a refused frame the input is read and thrown away only so the notice
-                            // is not destroyed by an RST; a peer that keeps streaming gets the RST anyway.
-                            drained += read;
-                            if (drained > DrainBudget)
-                            {
-                                owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
-                                return;
-                            }
-                            continue;
-                        }
-
-                        var result = framer.Feed(buffer.AsSpan(0, read), line =>
-                        {
-                            var decoded = JsonLinesCodec.Decode(line);
-                            if (decoded.Frame is { } frame)
-                            {
-                                owner.Tell(new TransportEvents.FrameReceived(frame, line.Length + 1));
-                                return true;
-                            }
-                            owner.Tell(new TransportEvents.FrameRejected(CloseReason.ProtocolError, decoded.Error!));
-                            return false;
-                        });
-                        if (result == FeedResult.Stopped)
-                            draining = true;
-                        else if (result == FeedResult.FrameTooLarge)
-                        {
-                            draining = true;
-                            owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge,
-                                $"frame longer than max-frame-length ({_maxFrameLength} bytes)"));
-                        }
+                        if (!inbound.Accept(buffer.AsSpan(0, read))) return;
                         if (read < buffer.Length) break;
                     }
                 }
@@ -130,7 +96,7 @@ public sealed class SocketTransport : IConnectionTransport
         }
     }
 
-    private static TransportEvents.InputEnded InputEnded(SocketError error) => error switch
+    public static TransportEvents.InputEnded InputEnded(SocketError error) => error switch
     {
         SocketError.ConnectionReset => new(CloseReason.PeerReset, "connection reset by peer"),
         // ETIMEDOUT on a socket is the kernel giving up: keep-alive probes or TCP_USER_TIMEOUT.

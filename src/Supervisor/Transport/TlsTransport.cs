@@ -1,0 +1,198 @@
+using System.Buffers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Akka.Actor;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Transport;
+
+/// <summary>
+/// A TLS connection: the handshake and every read run on the read loop; writes are queued on the owner's
+/// thread and sent one at a time once the handshake is done. Idle connections wait in a zero-byte read,
+/// so they hold no receive buffer here either.
+/// </summary>
+public sealed class TlsTransport : IConnectionTransport
+{
+    private const int ReceiveChunk = 16 * 1024;
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Socket _socket;
+    private readonly SslStream _ssl;
+    private readonly X509Certificate2 _certificate;
+    private readonly int _maxFrameLength;
+    private readonly int _maxPendingWrite;
+    private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IActorRef _owner = ActorRefs.Nobody;
+    private volatile bool _disposed;
+
+    // Write side: touched on the owner's thread only.
+    private readonly Queue<byte[]> _pendingWrites = new(0);
+    private int _pendingBytes;
+    private bool _writeInFlight;
+    private bool _shutdownRequested;
+    private bool _outputShut;
+
+    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+    {
+        _socket = socket;
+        _socket.NoDelay = true;
+        _certificate = certificate;
+        _maxFrameLength = maxFrameLength;
+        _maxPendingWrite = maxPendingWrite;
+        KeepAlive = keepAlive;
+        Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        _ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+    }
+
+    public string Remote { get; }
+    public string Protocol => "tls";
+    public KeepAliveStatus KeepAlive { get; }
+    public long BytesOut { get; private set; }
+
+
+    public void Start(IActorRef owner)
+    {
+        _owner = owner;
+        _ = Task.Run(ReadLoopAsync);
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        var owner = _owner;
+        try
+        {
+            using (var timeout = new CancellationTokenSource(HandshakeTimeout))
+            {
+                await _ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+                {
+                    ServerCertificate = _certificate,
+                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    ClientCertificateRequired = false,
+                }, timeout.Token).ConfigureAwait(false);
+            }
+            _handshake.TrySetResult();
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException)
+        {
+            _handshake.TrySetException(e);
+            if (!_disposed)
+                owner.Tell(new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.GetBaseException().Message}"));
+            return;
+        }
+        catch (ObjectDisposedException e)
+        {
+            _handshake.TrySetException(e);
+            return;
+        }
+
+        using var inbound = new InboundFrames(owner, _maxFrameLength);
+        try
+        {
+            while (!_disposed)
+            {
+                // Zero-byte read: waits for a record without holding a buffer.
+                await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
+                try
+                {
+                    var read = await _ssl.ReadAsync(buffer.AsMemory(0, ReceiveChunk)).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
+                        return;
+                    }
+                    if (!inbound.Accept(buffer.AsSpan(0, read))) return;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+        }
+        catch (IOException e) when (!_disposed)
+        {
+            owner.Tell(e.InnerException is SocketException s
+                ? SocketTransport.InputEnded(s.SocketErrorCode)
+                : new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS stream failed: {e.Message}"));
+        }
+        catch (Exception e) when (_disposed && e is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The owner closed the connection; nobody is waiting for this loop.
+        }
+    }
+
+    public bool Write(Frame frame)
+    {
+        if (_disposed || _outputShut || _shutdownRequested) return false;
+        var bytes = JsonLinesCodec.Encode(frame);
+        if (_pendingBytes + bytes.Length > _maxPendingWrite) return false;
+        _pendingWrites.Enqueue(bytes);
+        _pendingBytes += bytes.Length;
+        if (!_writeInFlight) SendNext();
+        return true;
+    }
+
+    private void SendNext()
+    {
+        var next = _pendingWrites.Peek();
+        _writeInFlight = true;
+        SendAsync(next).PipeTo(_owner,
+            success: sent => new TransportEvents.WriteFinished(sent, null),
+            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
+    }
+
+    private async Task<int> SendAsync(byte[] bytes)
+    {
+        await _handshake.Task.ConfigureAwait(false);
+        await _ssl.WriteAsync(bytes).ConfigureAwait(false);
+        return bytes.Length;
+    }
+
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        _writeInFlight = false;
+        if (finished.Error is not null || _disposed) return false;
+        BytesOut += finished.Bytes;
+        _pendingBytes -= _pendingWrites.Dequeue().Length;
+        if (_pendingWrites.Count > 0) SendNext();
+        else if (_shutdownRequested) ShutOutputNow();
+        return true;
+    }
+
+    public void ShutdownOutput()
+    {
+        _shutdownRequested = true;
+        if (!_writeInFlight && _pendingWrites.Count == 0) ShutOutputNow();
+    }
+
+    private void ShutOutputNow()
+    {
+        if (_outputShut || _disposed) return;
+        _outputShut = true;
+        _ = CloseNotifyAsync();
+    }
+
+    /// <summary>TLS close_notify, then FIN; failures mean the peer is already gone, which the read loop reports.</summary>
+    private async Task CloseNotifyAsync()
+    {
+        try
+        {
+            if (_handshake.Task.IsCompletedSuccessfully) await _ssl.ShutdownAsync().ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _handshake.TrySetException(new ObjectDisposedException(nameof(TlsTransport)));
+        _ssl.Dispose();
+    }
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Supervisor.Messages.Wire;
+using Supervisor.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Hardening;
+
+/// <summary>TLS on the TCP listener, checked with a real OpenSSL client and with .NET's SslStream.</summary>
+public sealed class TlsTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("supervisor-tls-").FullName;
+
+    private (string Certificate, string Key, X509Certificate2 Issued) WriteSelfSignedPem()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        var issued = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        var certificate = Path.Combine(_directory, "server.crt");
+        var keyFile = Path.Combine(_directory, "server.key");
+        File.WriteAllText(certificate, issued.ExportCertificatePem());
+        File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
+        return (certificate, keyFile, issued);
+    }
+
+    private async Task<TestService> StartTlsService()
+    {
+        var (certificate, key, _) = WriteSelfSignedPem();
+        return await TestService.StartAsync($$"""
+            supervisor.tcp.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
+            """);
+    }
+
+    [Fact]
+    public async Task An_openssl_client_must_get_heartbeat_responses_over_tls()
+    {
+        await using var service = await StartTlsService();
+        var start = new ProcessStartInfo("openssl") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "s_client", "-connect", $"127.0.0.1:{service.Port}", "-quiet" }) start.ArgumentList.Add(arg);
+        using var openssl = Process.Start(start)!;
+        try
+        {
+            await openssl.StandardInput.WriteAsync("{\"type\":0,\"timestamp\":1,\"seq\":77}\n");
+            await openssl.StandardInput.FlushAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var line = await openssl.StandardOutput.ReadLineAsync(cts.Token);
+            output.WriteLine($"openssl s_client received: {line}");
+            var frame = JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(line!)).Frame;
+            Assert.Equal(FrameType.HeartbeatResponse, frame!.Type);
+            Assert.Equal(77, frame.Seq);
+            var connection = (await service.ConnectionsAsync()).Items.Single();
+            Assert.Equal("tls", connection.Protocol);
+        }
+        finally
+        {
+            openssl.Kill(entireProcessTree: true);
+            await openssl.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_dotnet_tls_client_must_exchange_frames_and_be_closed_cleanly()
+    {
+        var (certificate, key, issued) = WriteSelfSignedPem();
+        await using var service = await TestService.StartAsync($$"""
+            supervisor.tcp.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
+            """);
+        using var client = new TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, service.Port);
+        await using var tls = new SslStream(client.GetStream(), false,
+            (_, presented, _, errors) => presented is not null && presented.GetCertHashString() == issued.GetCertHashString());
+        await tls.AuthenticateAsClientAsync("localhost");
+        var reader = new StreamReader(tls, Encoding.UTF8);
+        for (var seq = 1; seq <= 3; seq++)
+        {
+            await tls.WriteAsync(Encoding.UTF8.GetBytes($"{{\"type\":0,\"seq\":{seq}}}\n"));
+            Assert.Equal(seq, JsonLinesCodec.Decode(Encoding.UTF8.GetBytes((await reader.ReadLineAsync())!)).Frame!.Seq);
+        }
+        await tls.WriteAsync("{\"type\":2,\"data\":\"over tls\"}\n"u8.ToArray());
+        Assert.Equal("over tls", JsonLinesCodec.Decode(Encoding.UTF8.GetBytes((await reader.ReadLineAsync())!)).Frame!.Data);
+        await tls.WriteAsync("not json\n"u8.ToArray());
+        var notice = JsonLinesCodec.Decode(Encoding.UTF8.GetBytes((await reader.ReadLineAsync())!)).Frame!;
+        Assert.StartsWith("protocol-error: ", notice.Data);
+        Assert.Null(await reader.ReadLineAsync());
+    }
+
+    [Fact]
+    public async Task A_plaintext_client_on_the_tls_port_must_get_nothing_but_a_close()
+    {
+        await using var service = await StartTlsService();
+        using var plain = await TestPeer.ConnectAsync(service.Port);
+        await plain.SendAsync("{\"type\":0,\"timestamp\":1,\"seq\":1}\n");
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        while (true)
+        {
+            int read;
+            try { read = await plain.Socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token); }
+            catch (SocketException) { break; }
+            if (read == 0) break;
+            received.AddRange(buffer.AsSpan(0, read).ToArray());
+        }
+        output.WriteLine($"plaintext client received {received.Count} bytes before the close");
+        Assert.DoesNotContain((byte)'{', received);
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.ProtocolError) == 1 && s.Active == 0);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}
