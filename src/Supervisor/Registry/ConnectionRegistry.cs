@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Supervisor.Messages.Protocol;
 
 namespace Supervisor.Registry;
@@ -19,16 +20,24 @@ public sealed class ConnectionRegistry : ReceiveActor
     {
         _shards = Enumerable.Range(0, shards).Select(i => Context.ActorOf(RegistryShard.Props(), $"shard-{i}")).ToArray();
 
-        Receive<RegistryProtocol.ConnectionOpened>(m => ShardOf(m.Status.Id).Forward(m));
-        Receive<RegistryProtocol.ConnectionUpdated>(m => ShardOf(m.Status.Id).Forward(m));
-        Receive<RegistryProtocol.ConnectionClosed>(m => ShardOf(m.Status.Id).Forward(m));
-        Receive<RegistryProtocol.ConnectionRejected>(m => ShardOf(m.Remote).Forward(m));
-        Receive<RegistryProtocol.GetConnection>(m => ShardOf(m.Id).Forward(m));
+        // A restart of this router would restart the shards and lose the table and the totals, so a
+        // malformed message is dropped here with a warning instead of failing the actor.
+        Receive<RegistryProtocol.ConnectionOpened>(m => Route(m.Status?.Id, m));
+        Receive<RegistryProtocol.ConnectionUpdated>(m => Route(m.Status?.Id, m));
+        Receive<RegistryProtocol.ConnectionClosed>(m => Route(m.Status?.Id, m));
+        Receive<RegistryProtocol.ConnectionRejected>(m => Route(m.Remote, m));
+        Receive<RegistryProtocol.GetConnection>(m => Route(m.Id, m));
         Receive<RegistryProtocol.GetConnections>(m => Gather<RegistryProtocol.Connections>(m,
             parts => new RegistryProtocol.Connections(parts.SelectMany(p => p.Items).OrderBy(c => c.ConnectedAt).ToArray())));
         Receive<RegistryProtocol.GetStats>(m => Gather<RegistryProtocol.Stats>(m,
             parts => parts.Aggregate(RegistryProtocol.Stats.Empty, (sum, part) => sum + part)));
     }
+
+    /// <summary>
+    /// A shard that fails on one message keeps its table: a restart would forget every live connection
+    /// and the totals, and the books (accepted = active + closed) would no longer balance.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Resume);
 
     /// <summary>Stable across processes and nodes, unlike <see cref="string.GetHashCode()"/>.</summary>
     public static int ShardIndex(string key, int shards)
@@ -40,7 +49,15 @@ public sealed class ConnectionRegistry : ReceiveActor
         return (int)(hash % (uint)shards);
     }
 
-    private IActorRef ShardOf(string key) => _shards[ShardIndex(key, _shards.Length)];
+    private void Route(string? key, object message)
+    {
+        if (key is null)
+        {
+            Context.GetLogger().Warning("Registry dropped a malformed {0}", message.GetType().Name);
+            return;
+        }
+        _shards[ShardIndex(key, _shards.Length)].Forward(message);
+    }
 
     private void Gather<TReply>(object query, Func<IReadOnlyList<TReply>, object> combine) =>
         Context.ActorOf(ShardGather<TReply>.Props(_shards, query, combine, Sender, GatherTimeout));

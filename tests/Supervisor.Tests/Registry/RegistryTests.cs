@@ -61,6 +61,24 @@ public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit
     }
 
     [Fact]
+    public async Task A_corrupt_message_must_leave_the_table_and_totals_intact()
+    {
+        var registry = Sys.ActorOf(ConnectionRegistry.Props(1));
+        for (var n = 0; n < 5; n++)
+            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
+        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(0), CloseReason.PeerClosed, DateTimeOffset.UtcNow));
+        // A corrupt message (no status) is dropped with a warning, not a restart that would lose the table.
+        await EventFilter.Warning(contains: "malformed").ExpectOneAsync(() =>
+        {
+            registry.Tell(new RegistryProtocol.ConnectionClosed(null!, CloseReason.PeerClosed, DateTimeOffset.UtcNow));
+            return Task.CompletedTask;
+        });
+        var stats = await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance);
+        Assert.Equal((5L, 4L, 1L), (stats.Accepted, stats.Active, stats.Closed(CloseReason.PeerClosed)));
+        Assert.Equal(stats.Accepted, stats.Active + stats.ClosedByReason.Values.Sum());
+    }
+
+    [Fact]
     public void Shard_index_must_be_stable_and_spread_ids()
     {
         Assert.Equal(ConnectionRegistry.ShardIndex("c12345", 16), ConnectionRegistry.ShardIndex("c12345", 16));
