@@ -16,23 +16,19 @@ public sealed class SocketTransport : IConnectionTransport
 
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
-    private readonly int _maxPendingWrite;
     private IActorRef _owner = ActorRefs.Nobody;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
-    private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new(0);
-    private int _pendingBytes;
-    private bool _writeInFlight;
-    private bool _shutdownRequested;
-    private bool _outputShut;
+    private readonly OutboundQueue _outbound;
+    private long _sentDirectly;
 
     public SocketTransport(Socket socket, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
     {
         _socket = socket;
         _maxFrameLength = maxFrameLength;
-        _maxPendingWrite = maxPendingWrite;
         KeepAlive = keepAlive;
+        _outbound = new OutboundQueue(maxPendingWrite, bytes => _socket.SendAsync(bytes, SocketFlags.None).AsTask(), ShutOutputNow);
         Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
         _socket.Blocking = false;
         _socket.NoDelay = true;
@@ -41,11 +37,12 @@ public sealed class SocketTransport : IConnectionTransport
     public string Remote { get; }
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
-    public long BytesOut { get; private set; }
+    public long BytesOut => _sentDirectly + _outbound.BytesSent;
 
     public void Start(IActorRef owner)
     {
         _owner = owner;
+        _outbound.Owner = owner;
         _ = Task.Run(ReadLoopAsync);
     }
 
@@ -107,70 +104,23 @@ public sealed class SocketTransport : IConnectionTransport
 
     public bool Write(Frame frame)
     {
-        if (_disposed || _outputShut || _shutdownRequested) return false;
+        if (_disposed || !_outbound.Accepting) return false;
         ReadOnlyMemory<byte> bytes = JsonLinesCodec.Encode(frame);
-        if (_writeInFlight || _pendingWrites.Count > 0)
-            return Enqueue(bytes);
+        if (!_outbound.IsIdle) return _outbound.Enqueue(bytes);
 
         var sent = _socket.Send(bytes.Span, SocketFlags.None, out var error);
-        if (error == SocketError.Success || error == SocketError.WouldBlock)
-        {
-            BytesOut += sent;
-            return sent == bytes.Length || Enqueue(bytes[sent..]);
-        }
-        return false;
+        if (error != SocketError.Success && error != SocketError.WouldBlock) return false;
+        _sentDirectly += sent;
+        return sent == bytes.Length || _outbound.Enqueue(bytes[sent..]);
     }
 
-    private bool Enqueue(ReadOnlyMemory<byte> bytes)
-    {
-        if (_pendingBytes + bytes.Length > _maxPendingWrite) return false;
-        _pendingWrites.Enqueue(bytes);
-        _pendingBytes += bytes.Length;
-        if (!_writeInFlight) SendNextQueued();
-        return true;
-    }
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
 
-    private void SendNextQueued()
-    {
-        var next = _pendingWrites.Peek();
-        _writeInFlight = true;
-        _socket.SendAsync(next, SocketFlags.None).AsTask().PipeTo(_owner,
-            success: sent => new TransportEvents.WriteFinished(sent, null),
-            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
-    }
-
-    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
-    {
-        _writeInFlight = false;
-        if (finished.Error is not null || _disposed) return false;
-        BytesOut += finished.Bytes;
-        var head = _pendingWrites.Dequeue();
-        _pendingBytes -= head.Length;
-        if (finished.Bytes < head.Length)
-        {
-            // A short async send: put the rest back at the front.
-            var rest = head[finished.Bytes..];
-            var remaining = _pendingWrites.ToArray();
-            _pendingWrites.Clear();
-            _pendingWrites.Enqueue(rest);
-            foreach (var item in remaining) _pendingWrites.Enqueue(item);
-            _pendingBytes += rest.Length;
-        }
-        if (_pendingWrites.Count > 0) SendNextQueued();
-        else if (_shutdownRequested) ShutOutputNow();
-        return true;
-    }
-
-    public void ShutdownOutput()
-    {
-        _shutdownRequested = true;
-        if (!_writeInFlight && _pendingWrites.Count == 0) ShutOutputNow();
-    }
+    public void ShutdownOutput() => _outbound.RequestShutdown();
 
     private void ShutOutputNow()
     {
-        if (_outputShut || _disposed) return;
-        _outputShut = true;
+        if (_disposed) return;
         try { _socket.Shutdown(SocketShutdown.Send); }
         catch (SocketException) { /* already gone; the read loop reports how */ }
     }

@@ -23,17 +23,12 @@ public sealed class TlsTransport : IConnectionTransport
     private readonly SslStream _ssl;
     private readonly X509Certificate2 _certificate;
     private readonly int _maxFrameLength;
-    private readonly int _maxPendingWrite;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
-    private readonly Queue<byte[]> _pendingWrites = new(0);
-    private int _pendingBytes;
-    private bool _writeInFlight;
-    private bool _shutdownRequested;
-    private bool _outputShut;
+    private readonly OutboundQueue _outbound;
 
     public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
     {
@@ -41,8 +36,8 @@ public sealed class TlsTransport : IConnectionTransport
         _socket.NoDelay = true;
         _certificate = certificate;
         _maxFrameLength = maxFrameLength;
-        _maxPendingWrite = maxPendingWrite;
         KeepAlive = keepAlive;
+        _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
         Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
         _ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
     }
@@ -50,12 +45,13 @@ public sealed class TlsTransport : IConnectionTransport
     public string Remote { get; }
     public string Protocol => "tls";
     public KeepAliveStatus KeepAlive { get; }
-    public long BytesOut { get; private set; }
+    public long BytesOut => _outbound.BytesSent;
 
 
     public void Start(IActorRef owner)
     {
         _owner = owner;
+        _outbound.Owner = owner;
         _ = Task.Run(ReadLoopAsync);
     }
 
@@ -124,60 +120,23 @@ public sealed class TlsTransport : IConnectionTransport
         }
     }
 
-    public bool Write(Frame frame)
-    {
-        if (_disposed || _outputShut || _shutdownRequested) return false;
-        var bytes = JsonLinesCodec.Encode(frame);
-        if (_pendingBytes + bytes.Length > _maxPendingWrite) return false;
-        _pendingWrites.Enqueue(bytes);
-        _pendingBytes += bytes.Length;
-        if (!_writeInFlight) SendNext();
-        return true;
-    }
+    public bool Write(Frame frame) => !_disposed && _outbound.Accepting && _outbound.Enqueue(JsonLinesCodec.Encode(frame));
 
-    private void SendNext()
-    {
-        var next = _pendingWrites.Peek();
-        _writeInFlight = true;
-        SendAsync(next).PipeTo(_owner,
-            success: sent => new TransportEvents.WriteFinished(sent, null),
-            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
-    }
-
-    private async Task<int> SendAsync(byte[] bytes)
+    private async Task<int> SendAsync(ReadOnlyMemory<byte> bytes)
     {
         await _handshake.Task.ConfigureAwait(false);
         await _ssl.WriteAsync(bytes).ConfigureAwait(false);
         return bytes.Length;
     }
 
-    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
-    {
-        _writeInFlight = false;
-        if (finished.Error is not null || _disposed) return false;
-        BytesOut += finished.Bytes;
-        _pendingBytes -= _pendingWrites.Dequeue().Length;
-        if (_pendingWrites.Count > 0) SendNext();
-        else if (_shutdownRequested) ShutOutputNow();
-        return true;
-    }
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
 
-    public void ShutdownOutput()
-    {
-        _shutdownRequested = true;
-        if (!_writeInFlight && _pendingWrites.Count == 0) ShutOutputNow();
-    }
-
-    private void ShutOutputNow()
-    {
-        if (_outputShut || _disposed) return;
-        _outputShut = true;
-        _ = CloseNotifyAsync();
-    }
+    public void ShutdownOutput() => _outbound.RequestShutdown();
 
     /// <summary>TLS close_notify, then FIN; failures mean the peer is already gone, which the read loop reports.</summary>
     private async Task CloseNotifyAsync()
     {
+        if (_disposed) return;
         try
         {
             if (_handshake.Task.IsCompletedSuccessfully) await _ssl.ShutdownAsync().ConfigureAwait(false);

@@ -1,0 +1,84 @@
+using Akka.Actor;
+
+namespace Supervisor.Transport;
+
+/// <summary>
+/// Bytes a transport could not hand to the kernel at once, sent one write at a time; each completion
+/// comes back to the owner as <see cref="TransportEvents.WriteFinished"/>. Used on the owner's thread
+/// only. A peer that lets more than <c>maxPendingBytes</c> pile up is refused, so a slow consumer
+/// cannot grow the server's memory.
+/// </summary>
+public sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>, Task<int>> sendAsync, Action shutOutput)
+{
+    private readonly Queue<ReadOnlyMemory<byte>> _pending = new(0);
+    private int _pendingBytes;
+    private bool _inFlight;
+    private bool _shutdownRequested;
+    private bool _outputShut;
+
+    public IActorRef Owner { get; set; } = ActorRefs.Nobody;
+
+    /// <summary>Nothing queued and nothing being sent: a transport may write straight to the socket.</summary>
+    public bool IsIdle => !_inFlight && _pending.Count == 0;
+
+    /// <summary>False once output is shut or its shutdown requested.</summary>
+    public bool Accepting => !_shutdownRequested && !_outputShut;
+
+    /// <summary>Bytes the queued writes have handed to the kernel.</summary>
+    public long BytesSent { get; private set; }
+
+    /// <summary>Queues bytes; false when that would exceed the pending limit.</summary>
+    public bool Enqueue(ReadOnlyMemory<byte> bytes)
+    {
+        if (_pendingBytes + bytes.Length > maxPendingBytes) return false;
+        _pending.Enqueue(bytes);
+        _pendingBytes += bytes.Length;
+        if (!_inFlight) SendNext();
+        return true;
+    }
+
+    private void SendNext()
+    {
+        _inFlight = true;
+        sendAsync(_pending.Peek()).PipeTo(Owner,
+            success: sent => new TransportEvents.WriteFinished(sent, null),
+            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
+    }
+
+    /// <summary>Takes a completion; false when the write failed.</summary>
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        _inFlight = false;
+        if (finished.Error is not null) return false;
+        BytesSent += finished.Bytes;
+        var head = _pending.Dequeue();
+        _pendingBytes -= head.Length;
+        if (finished.Bytes < head.Length)
+        {
+            // A short send: the rest goes first.
+            var rest = head[finished.Bytes..];
+            var after = _pending.ToArray();
+            _pending.Clear();
+            _pending.Enqueue(rest);
+            foreach (var item in after) _pending.Enqueue(item);
+            _pendingBytes += rest.Length;
+        }
+        if (_pending.Count > 0) SendNext();
+        else if (_shutdownRequested) ShutNow();
+        return true;
+    }
+
+    /// <summary>Shuts output (FIN) once everything queued is sent.</summary>
+    public void RequestShutdown()
+    {
+        _shutdownRequested = true;
+        if (IsIdle) ShutNow();
+    }
+
+    private void ShutNow()
+    {
+        if (_outputShut) return;
+        _outputShut = true;
+        shutOutput();
+    }
+}
