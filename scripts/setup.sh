@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use (real tools, no mocks): iproute2 for
-# `ss` and network namespaces, python3 for frozen and vanished test peers.
+# `ss` and network namespaces, python3 for frozen and vanished test peers,
+# chromium for the dashboard tests (Playwright drives /usr/bin/chromium; no
+# browser is downloaded).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps openssl)
+needed=(iproute2 python3 procps openssl chromium)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -20,4 +20,42 @@ public static class ConnectionCommands
 
     /// <summary>Ask one live connection for its status as of now.</summary>
     public sealed record GetStatus(string Id) : IConnectionCommand;
+
+    /// <summary>Ask one live connection for the kernel's TCP_INFO of its socket; answered with <see cref="TcpInfoReport"/>.</summary>
+    public sealed record GetTcpInfo(string Id) : IConnectionCommand;
+
+    /// <summary>Answer to <see cref="GetTcpInfo"/>; <c>Info</c> is null where the transport has no TCP socket to ask.</summary>
+    public sealed record TcpInfoReport(string Id, string Protocol, TcpInfo? Info);
 }
+
+/// <summary>
+/// The kernel's view of one TCP socket (Linux <c>getsockopt(IPPROTO_TCP, TCP_INFO)</c>, as <c>ss -ti</c> shows it).
+/// Times are milliseconds; counts are segments.
+/// </summary>
+/// <param name="State">TCP state, e.g. <c>established</c>, <c>close-wait</c>.</param>
+/// <param name="Retransmits">Consecutive retransmissions of the current unacknowledged segment (tcpi_retransmits).</param>
+/// <param name="Probes">Unanswered zero-window or keep-alive probes (tcpi_probes).</param>
+/// <param name="RtoMs">Retransmission timeout.</param>
+/// <param name="RttMs">Smoothed round-trip time.</param>
+/// <param name="RttVarMs">Round-trip time variance.</param>
+/// <param name="Unacked">Segments sent and not yet acknowledged.</param>
+/// <param name="Lost">Segments the kernel counts as lost.</param>
+/// <param name="TotalRetrans">Retransmissions over the connection's life.</param>
+/// <param name="SendCongestionWindow">Congestion window, in segments.</param>
+/// <param name="LastDataSentMs">Since the last data was sent.</param>
+/// <param name="LastDataReceivedMs">Since the last data was received.</param>
+/// <param name="LastAckReceivedMs">Since the last acknowledgement was received.</param>
+public sealed record TcpInfo(
+    string State,
+    int Retransmits,
+    int Probes,
+    double RtoMs,
+    double RttMs,
+    double RttVarMs,
+    long Unacked,
+    long Lost,
+    long TotalRetrans,
+    long SendCongestionWindow,
+    long LastDataSentMs,
+    long LastDataReceivedMs,
+    long LastAckReceivedMs);

@@ -83,6 +83,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             _ => "closed by the server",
         }));
         Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
+        Receive<ConnectionCommands.GetTcpInfo>(_ => Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo())));
     }
 
     public string ConnectionId => _setup.Id;
@@ -246,6 +247,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         Receive<LingerExpired>(_ => Context.Stop(Self));
         Receive<TransportEvents.WriteFinished>(OnWriteFinished);
         Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
+        Receive<ConnectionCommands.GetTcpInfo>(_ => Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo())));
         // Input after the close decision proves nothing and changes nothing.
         Receive<TransportEvents.ITransportEvent>(_ => { });
         Receive<ConnectionCommands.CloseConnection>(_ => { });

@@ -53,6 +53,12 @@ public sealed class ConnectionSupervisor : ReceiveActor
             if (child.IsNobody()) Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, null));
             else child.Forward(query);
         });
+        Receive<ConnectionCommands.GetTcpInfo>(query =>
+        {
+            var child = Context.Child(query.Id);
+            if (child.IsNobody()) Sender.Tell(new ConnectionCommands.TcpInfoReport(query.Id, "", null));
+            else child.Forward(query);
+        });
         Receive<ConnectionCommands.CloseAll>(OnCloseAll);
     }
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Connections;
+using Supervisor.Http;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Monitoring;
@@ -33,6 +34,7 @@ public static class SupervisorHosting
         services.TryAddSingleton<IDataHandler, EchoDataHandler>();
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
+        services.AddOperatorSurface(config, settings);
         return services;
     }
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
+using Supervisor.Http;
 
 namespace Supervisor.Hosting;
 
@@ -22,6 +23,7 @@ public static class SupervisorProgram
         {
             ["run"] = RunServiceAsync,
             ["simulate"] = Simulation.SimulateCommand.RunAsync,
+            ["status"] = StatusCommand.RunAsync,
         };
 
     public static Task<int> RunAsync(string[] args)
@@ -44,6 +46,7 @@ public static class SupervisorProgram
             arguments = RunArguments.Parse(args);
             config = SupervisorConfig.Load(arguments.ConfigFile, arguments.Profile);
             settings = SupervisorConfig.Read(config);
+            OperatorConfig.Read(config, settings);
         }
         catch (Exception e) when (e is ConfigurationError or ArgumentException)
         {
@@ -65,15 +68,27 @@ public static class SupervisorProgram
         using (listeners)
         {
             using var host = CreateHostBuilder(config, settings, listeners).Build();
-            await host.RunAsync();
+            try
+            {
+                await host.RunAsync();
+            }
+            catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException or System.Net.Sockets.SocketException)
+            {
+                // Kestrel binds the HTTP and WebSocket ports when the host starts: a taken port ends here.
+                await Console.Error.WriteLineAsync($"supervisor: {e.Message}");
+                return ExitFailure;
+            }
         }
         return ExitOk;
     }
 
-    /// <summary>The generic host of the service, without running it; tests build theirs here too.</summary>
-    public static HostApplicationBuilder CreateHostBuilder(Config config, SupervisorSettings settings, BoundListeners listeners)
+    /// <summary>
+    /// The host of the service, without running it; tests build theirs here too. A web application (Kestrel in
+    /// the same host) when <c>supervisor.http</c> or <c>supervisor.websocket</c> is on, else a plain generic host.
+    /// </summary>
+    public static SupervisorHostBuilder CreateHostBuilder(Config config, SupervisorSettings settings, BoundListeners listeners)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = [] });
+        var builder = SupervisorHostBuilder.Create(OperatorConfig.Read(config, settings).NeedsWebServer);
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownCloseTimeout + TimeSpan.FromSeconds(1));
         builder.Logging.ClearProviders();

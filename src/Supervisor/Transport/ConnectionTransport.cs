@@ -33,6 +33,9 @@ public interface IConnectionTransport : IDisposable
 
     /// <summary>Sends FIN once queued writes are flushed; input is drained and discarded from then on.</summary>
     void ShutdownOutput();
+
+    /// <summary>The kernel's TCP_INFO for the socket under this transport; null where there is none.</summary>
+    TcpInfo? ReadTcpInfo() => null;
 }
 
 /// <summary>What a transport tells its connection actor.</summary>

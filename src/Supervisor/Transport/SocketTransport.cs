@@ -116,6 +116,8 @@ public sealed class SocketTransport : IConnectionTransport
 
     public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
 
+    public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
+
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
     private void ShutOutputNow()

@@ -47,6 +47,8 @@ public sealed class TlsTransport : IConnectionTransport
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _outbound.BytesSent;
 
+    public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
+
 
     public void Start(IActorRef owner)
     {

@@ -74,7 +74,9 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
         var closedAfter = Stopwatch.GetElapsedTime(sentAt).TotalMilliseconds;
         output.WriteLine($"closed {closedAfter:F1} ms after the last complete frame");
         Assert.StartsWith("heartbeat-timeout: ", notice.Data);
-        Assert.InRange(closedAfter, 600, 650);
+        // Had the trickle counted as liveness the connection would never close while bytes keep coming
+        // (every 50 ms until the close); the timeout's precision itself is the test above.
+        Assert.InRange(closedAfter, 600, 750);
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
 using Supervisor.Connections;
 using Supervisor.Hosting;
+using Supervisor.Http;
 using Supervisor.Messages.Protocol;
 using Supervisor.Registry;
 
@@ -41,10 +42,28 @@ public sealed class TestService : IAsyncDisposable
     public int Port => _listeners.Endpoint("tcp").Port;
     public int PortOf(string listener) => _listeners.Endpoint(listener).Port;
 
+    /// <summary>The bound port of the operator HTTP surface (forced to loopback port 0 in tests).</summary>
+    public int HttpPort => _host.Services.GetService<OperatorEndpoints>()?.Http?.Port
+        ?? throw new InvalidOperationException("supervisor.http is off in this test service");
+
+    /// <summary>The bound port of the WebSocket listener (forced to loopback port 0 in tests).</summary>
+    public int WebSocketPort => _host.Services.GetService<OperatorEndpoints>()?.WebSocket?.Port
+        ?? throw new InvalidOperationException("supervisor.websocket is off in this test service");
+
+    /// <summary><c>http://127.0.0.1:HttpPort/</c>.</summary>
+    public Uri HttpBase => new($"http://127.0.0.1:{HttpPort}/");
+
+    /// <summary>Stops the host (as SIGTERM would) without disposing it; <see cref="DisposeAsync"/> still runs.</summary>
+    public Task StopAsync() => _host.StopAsync(TimeSpan.FromSeconds(10));
+
     /// <param name="hocon">Operator HOCON layered over the loopback, port-0 test listener.</param>
     public static async Task<TestService> StartAsync(string hocon = "", string? profile = null, Action<IServiceCollection>? services = null)
     {
-        var config = SupervisorConfig.Build("supervisor.tcp { host = \"127.0.0.1\", port = 0 }\n" + hocon, profile);
+        var config = SupervisorConfig.Build(
+            "supervisor.tcp { host = \"127.0.0.1\", port = 0 }\n"
+            + "supervisor.http { host = \"127.0.0.1\", port = 0 }\n"
+            + "supervisor.websocket { host = \"127.0.0.1\", port = 0 }\n"
+            + hocon, profile);
         var settings = SupervisorConfig.Read(config);
         var listeners = BoundListeners.Bind(settings);
         var logs = new LogCapture();

@@ -1,0 +1,101 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Supervisor.Connections;
+using Supervisor.Hosting;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
+using Supervisor.Registry;
+
+namespace Supervisor.Http;
+
+/// <summary>The actor system is not there to answer (starting, stopped, or a query timed out).</summary>
+public sealed class ServiceUnavailable(string message, Exception? cause = null) : Exception(message, cause);
+
+/// <summary>
+/// Every question the HTTP side asks the actors, by message (the registry for tables and totals, the
+/// connection supervisor for one live connection, the monitor for alerts). Failures become
+/// <see cref="ServiceUnavailable"/>, which the routes answer with 503.
+/// </summary>
+public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
+{
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a connection actor may take to report its TCP_INFO before it is shown as not answering.</summary>
+    public static readonly TimeSpan TcpInfoTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly object _gate = new();
+    private (long At, Task<IReadOnlyList<ConnectionStatus>> Table)? _shared;
+
+    public Task<RegistryProtocol.Stats> StatsAsync(CancellationToken cancel) =>
+        AskAsync<ConnectionRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel);
+
+    /// <summary>Every live connection as the registry last heard of it, oldest first.</summary>
+    public async Task<IReadOnlyList<ConnectionStatus>> ConnectionsAsync(CancellationToken cancel) =>
+        (await AskAsync<ConnectionRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)).Items;
+
+    /// <summary>
+    /// The connection table, shared by callers within <paramref name="maxAge"/> of each other: the dashboard's
+    /// push streams ask for it every second each, and one gather over the shards serves them all.
+    /// </summary>
+    public Task<IReadOnlyList<ConnectionStatus>> SharedConnectionsAsync(TimeSpan maxAge)
+    {
+        var now = Environment.TickCount64;
+        lock (_gate)
+        {
+            if (_shared is { } shared && now - shared.At < maxAge.TotalMilliseconds && !shared.Table.IsFaulted)
+                return shared.Table;
+            var table = ConnectionsAsync(CancellationToken.None);
+            _shared = (now, table);
+            return table;
+        }
+    }
+
+    /// <summary>The status of one live connection, asked of its actor now; null when there is none.</summary>
+    public async Task<ConnectionStatus?> LiveStatusAsync(string id, CancellationToken cancel) =>
+        (await AskAsync<ConnectionSupervisor, RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(id), cancel)).Status;
+
+    /// <summary>Closes one connection with <c>admin-closed</c>; false when there is no such live connection.</summary>
+    public async Task<bool> CloseAsync(string id, CancellationToken cancel) =>
+        (await AskAsync<ConnectionSupervisor, ConnectionCommands.CloseAccepted>(new ConnectionCommands.CloseConnection(id, CloseReason.AdminClosed), cancel)).Found;
+
+    /// <summary>The kernel's TCP_INFO of one connection, asked of its actor through the connection supervisor;
+    /// <c>Info</c> is null when the connection is unknown or has no TCP socket.</summary>
+    public Task<ConnectionCommands.TcpInfoReport> TcpInfoAsync(string id, CancellationToken cancel) =>
+        AskAsync<ConnectionSupervisor, ConnectionCommands.TcpInfoReport>(new ConnectionCommands.GetTcpInfo(id), cancel);
+
+    /// <summary>Active alerts and their history, from the monitor.</summary>
+    public Task<MonitorProtocol.Alerts> AlertsAsync(CancellationToken cancel) =>
+        AskAsync<MonitorActor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel);
+
+    /// <summary>Every TCP listener's binding; an endpoint is null once it has stopped accepting.</summary>
+    public async Task<IReadOnlyList<TcpListenerActor.Binding>> BindingsAsync(CancellationToken cancel) =>
+        (await AskAsync<TcpListenerActor, ListenerGroup.Bindings>(TcpListenerActor.GetBinding.Instance, cancel)).Items;
+
+    private IActorRef Actor<TKey>()
+    {
+        if (system.WhenTerminated.IsCompleted)
+            throw new ServiceUnavailable("the actor system has stopped");
+        return actors.TryGet<TKey>(out var actor)
+            ? actor
+            : throw new ServiceUnavailable($"{typeof(TKey).Name} is not running");
+    }
+
+    private async Task<TReply> AskAsync<TKey, TReply>(object message, CancellationToken cancel)
+    {
+        var actor = Actor<TKey>();
+        try
+        {
+            return await actor.Ask<TReply>(message, AskTimeout, cancel);
+        }
+        catch (AskTimeoutException e)
+        {
+            throw new ServiceUnavailable($"{typeof(TKey).Name} did not answer within {AskTimeout.TotalSeconds:0} s", e);
+        }
+        catch (TimeoutException e)
+        {
+            // A registry gather whose shards did not all answer.
+            throw new ServiceUnavailable(e.Message, e);
+        }
+    }
+}

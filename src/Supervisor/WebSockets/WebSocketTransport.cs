@@ -1,0 +1,406 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Akka.Actor;
+using Microsoft.AspNetCore.Connections;
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Transport;
+
+namespace Supervisor.WebSockets;
+
+/// <summary>
+/// One accepted WebSocket behind the connection-actor seam: each text message carries one
+/// <c>json-lines</c> frame (a trailing newline is accepted), decoded with <see cref="JsonLinesCodec"/>.
+/// The WebSocket's own ping/pong (<c>ping-interval</c>, <c>pong-timeout</c>) is the heartbeat; a peer that
+/// misses a pong is aborted by the runtime, which this transport reports as <c>heartbeat-timeout</c>.
+/// A close the server decides ends with the error notice as a text message, then a close frame whose
+/// status follows the reason. Like <see cref="SocketTransport"/>, every member but the receive loop runs
+/// on the owning actor's thread; <see cref="Completion"/> lets the HTTP request that carries the WebSocket
+/// end once the owner has disposed it.
+/// </summary>
+public sealed class WebSocketTransport : IConnectionTransport
+{
+    private const int ReceiveChunk = 4 * 1024;
+
+    private readonly WebSocket _ws;
+    private readonly Socket? _socket;
+    private readonly int _maxFrameLength;
+    private readonly int _maxPendingWrite;
+    private readonly TimeSpan _closeLinger;
+    private readonly TimeSpan _pongTimeout;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IActorRef _owner = ActorRefs.Nobody;
+    private int _disposeRequested;
+    private int _finished;
+    private volatile bool _disposed;
+    private volatile bool _inputEnded;
+    private bool _closing;
+    private bool _receiving;
+
+    // Receive side: touched by the receive loop only.
+    private byte[]? _message;
+    private int _messageLength;
+    private bool _draining;
+
+    // Write side: touched on the owner's thread only.
+    private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new(0);
+    private int _pendingBytes;
+    private bool _writeInFlight;
+    private bool _shutdownRequested;
+    private Task? _closeOutput;
+    private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
+    private string _closeDescription = "";
+
+    /// <param name="ws">The accepted WebSocket, with keep-alive ping/pong configured.</param>
+    /// <param name="remote">The peer's address as operators see it.</param>
+    /// <param name="socket">The TCP socket under it, for TCP_INFO; null when the server does not expose one.</param>
+    /// <param name="keepAlive">Kernel keep-alive as applied to that socket and read back.</param>
+    /// <param name="listener">The WebSocket listener's settings (frame length, pending writes, close linger).</param>
+    /// <param name="pongTimeout">The configured pong timeout, named in the close detail.</param>
+    public WebSocketTransport(WebSocket ws, string remote, Socket? socket, KeepAliveStatus keepAlive, ListenerSettings listener, TimeSpan pongTimeout)
+    {
+        _ws = ws;
+        _socket = socket;
+        _maxFrameLength = listener.MaxFrameLength;
+        _maxPendingWrite = listener.MaxPendingWrite;
+        _closeLinger = listener.CloseLinger;
+        _pongTimeout = pongTimeout;
+        Remote = remote;
+        KeepAlive = keepAlive;
+    }
+
+    public string Remote { get; }
+    public string Protocol => "ws";
+    public KeepAliveStatus KeepAlive { get; }
+    public long BytesOut { get; private set; }
+
+    /// <summary>Completes once the transport is disposed and the WebSocket is closed or aborted.</summary>
+    public Task Completion => _completion.Task;
+
+    public void Start(IActorRef owner)
+    {
+        _owner = owner;
+        _receiving = true;
+        _ = Task.Run(ReceiveLoopAsync);
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var owner = _owner;
+        byte[]? chunk = null;
+        var inMessage = false;
+        try
+        {
+            while (true)
+            {
+                // Between messages, a zero-byte receive: an idle peer costs no receive buffer.
+                Memory<byte> target = inMessage ? (chunk ??= ArrayPool<byte>.Shared.Rent(ReceiveChunk)) : Memory<byte>.Empty;
+                var result = await _ws.ReceiveAsync(target, CancellationToken.None).ConfigureAwait(false);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    _inputEnded = true;
+                    owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, ClosedByPeerDetail()));
+                    return;
+                }
+                inMessage = !result.EndOfMessage;
+                if (!_draining) OnReceived(owner, result, target.Span[..result.Count]);
+                if (!inMessage && chunk is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                    chunk = null;
+                }
+            }
+        }
+        catch (Exception e) when (!_disposed && e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            _inputEnded = true;
+            owner.Tell(Classify(e));
+        }
+        catch (Exception e) when (_disposed && e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The owner disposed the transport; nobody is waiting for this loop.
+            _inputEnded = true;
+        }
+        finally
+        {
+            if (chunk is not null) ArrayPool<byte>.Shared.Return(chunk);
+            ReleaseMessage();
+        }
+    }
+
+    /// <summary>Assembles one message from its pieces and decodes it once complete; receive loop only.</summary>
+    private void OnReceived(IActorRef owner, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
+    {
+        if (result.MessageType == WebSocketMessageType.Binary)
+        {
+            Reject(owner, CloseReason.ProtocolError, "binary message; frames are JSON text messages");
+            return;
+        }
+        // One byte of slack each for a trailing "\r\n", as on TCP.
+        if (_messageLength + data.Length > _maxFrameLength + 2)
+        {
+            Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
+            return;
+        }
+        if (data.Length > 0)
+        {
+            _message = Append(_message, _messageLength, data);
+            _messageLength += data.Length;
+        }
+        if (!result.EndOfMessage) return;
+
+        var wireBytes = _messageLength;
+        var line = TrimNewline(_message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength));
+        if (line.Length > _maxFrameLength)
+        {
+            Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
+            return;
+        }
+        var decoded = JsonLinesCodec.Decode(line);
+        ReleaseMessage();
+        if (decoded.Frame is { } frame)
+            owner.Tell(new TransportEvents.FrameReceived(frame, wireBytes));
+        else
+            Reject(owner, CloseReason.ProtocolError, decoded.Error!);
+    }
+
+    /// <summary>Input that breaks the protocol: report it once, then drain and discard until the close.</summary>
+    private void Reject(IActorRef owner, CloseReason reason, string error)
+    {
+        _draining = true;
+        ReleaseMessage();
+        owner.Tell(new TransportEvents.FrameRejected(reason, error));
+    }
+
+    private void ReleaseMessage()
+    {
+        if (_message is not null) ArrayPool<byte>.Shared.Return(_message);
+        _message = null;
+        _messageLength = 0;
+    }
+
+    private static byte[] Append(byte[]? buffer, int length, ReadOnlySpan<byte> bytes)
+    {
+        var needed = length + bytes.Length;
+        if (buffer is null || buffer.Length < needed)
+        {
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Max(needed, 256));
+            if (buffer is not null)
+            {
+                buffer.AsSpan(0, length).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            buffer = grown;
+        }
+        bytes.CopyTo(buffer.AsSpan(length));
+        return buffer;
+    }
+
+    private static ReadOnlySpan<byte> TrimNewline(ReadOnlySpan<byte> message)
+    {
+        if (message.Length > 0 && message[^1] == (byte)'\n') message = message[..^1];
+        if (message.Length > 0 && message[^1] == (byte)'\r') message = message[..^1];
+        return message;
+    }
+
+    private string ClosedByPeerDetail()
+    {
+        var status = _ws.CloseStatus is { } code ? $"{(int)code}" : "no status";
+        return string.IsNullOrEmpty(_ws.CloseStatusDescription)
+            ? $"peer closed the WebSocket ({status})"
+            : $"peer closed the WebSocket ({status} {_ws.CloseStatusDescription})";
+    }
+
+    /// <summary>Why a receive failed, as a close reason (DESIGN §3).</summary>
+    private TransportEvents.InputEnded Classify(Exception e)
+    {
+        if (IsKeepAliveTimeout(e))
+            return new(CloseReason.HeartbeatTimeout, $"no pong within {_pongTimeout.ToHocon()} of a ping");
+        for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is ConnectionResetException || cause is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+                return new(CloseReason.PeerReset, "connection reset by peer");
+            if (cause is SocketException { SocketErrorCode: SocketError.TimedOut })
+                return new(CloseReason.KeepaliveFailed, "kernel keep-alive or user timeout gave up on the peer");
+        }
+        if (e is WebSocketException { WebSocketErrorCode: WebSocketError.ConnectionClosedPrematurely })
+            return new(CloseReason.PeerClosed, "peer closed the connection without a WebSocket close");
+        if (e is WebSocketException && _ws.CloseStatus is WebSocketCloseStatus.InvalidPayloadData or WebSocketCloseStatus.ProtocolError)
+            return new(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}");
+        return new(CloseReason.PeerReset, $"WebSocket failed: {e.GetBaseException().Message}");
+    }
+
+    /// <summary>
+    /// The runtime aborts a WebSocket whose peer missed a pong (KeepAliveTimeout); the pending receive then
+    /// fails with the server's <see cref="ConnectionAbortedException"/>, or with a <see cref="WebSocketException"/>
+    /// naming the timeout. Nothing else aborts it while it is open: this transport aborts only once disposed
+    /// or while closing, and a peer's reset or end of stream fails the receive differently.
+    /// </summary>
+    private bool IsKeepAliveTimeout(Exception e)
+    {
+        if (_ws.State != WebSocketState.Aborted || Volatile.Read(ref _closing)) return false;
+        for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is ConnectionAbortedException) return true;
+            if (cause is WebSocketException && cause.Message.Contains("KeepAliveTimeout", StringComparison.Ordinal)) return true;
+        }
+        return false;
+    }
+
+    public bool Write(Frame frame)
+    {
+        if (_disposed || _shutdownRequested) return false;
+        var encoded = JsonLinesCodec.Encode(frame);
+        // One message per frame; the newline that ends a frame on TCP is the message boundary here.
+        ReadOnlyMemory<byte> text = encoded.AsMemory(0, encoded.Length - 1);
+        if (frame.Type == FrameType.ErrorNotice) RememberCloseStatus(frame.Data);
+        if (_writeInFlight || _pendingWrites.Count > 0) return Enqueue(text);
+        return SendNow(text);
+    }
+
+    private bool Enqueue(ReadOnlyMemory<byte> text)
+    {
+        if (_pendingBytes + text.Length > _maxPendingWrite) return false;
+        _pendingWrites.Enqueue(text);
+        _pendingBytes += text.Length;
+        return true;
+    }
+
+    private bool SendNow(ReadOnlyMemory<byte> text)
+    {
+        ValueTask send;
+        try
+        {
+            send = _ws.SendAsync(text, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            return false;
+        }
+        if (send.IsCompletedSuccessfully)
+        {
+            send.GetAwaiter().GetResult();
+            BytesOut += text.Length;
+            return true;
+        }
+        _writeInFlight = true;
+        var bytes = text.Length;
+        send.AsTask().PipeTo(_owner,
+            success: () => new TransportEvents.WriteFinished(bytes, null),
+            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
+        return true;
+    }
+
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        _writeInFlight = false;
+        if (finished.Error is not null || _disposed) return false;
+        BytesOut += finished.Bytes;
+        while (!_writeInFlight && _pendingWrites.Count > 0)
+        {
+            var next = _pendingWrites.Dequeue();
+            _pendingBytes -= next.Length;
+            if (!SendNow(next)) return false;
+        }
+        if (!_writeInFlight && _shutdownRequested) StartCloseOutput();
+        return true;
+    }
+
+    public void ShutdownOutput()
+    {
+        if (_shutdownRequested) return;
+        _shutdownRequested = true;
+        if (_inputEnded || _ws.State is WebSocketState.Aborted or WebSocketState.Closed)
+        {
+            // Nothing left to wait for: tell the owner now instead of letting it linger.
+            _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "the WebSocket is already closed"));
+            return;
+        }
+        if (!_writeInFlight && _pendingWrites.Count == 0) StartCloseOutput();
+    }
+
+    public TcpInfo? ReadTcpInfo() => _socket is null || _disposed ? null : TcpInfoReader.Read(_socket);
+
+    /// <summary>The close frame follows the notice that announced the close: its status says why, its text names the reason.</summary>
+    private void RememberCloseStatus(string? notice)
+    {
+        var name = notice?.Split(':', 2)[0] ?? "";
+        if (!CloseReasons.TryParse(name, out var reason)) return;
+        _closeDescription = name;
+        _closeStatus = reason switch
+        {
+            CloseReason.ProtocolError or CloseReason.HeartbeatTimeout => WebSocketCloseStatus.PolicyViolation,
+            CloseReason.FrameTooLarge => WebSocketCloseStatus.MessageTooBig,
+            CloseReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
+            CloseReason.InternalError => WebSocketCloseStatus.InternalServerError,
+            CloseReason.RejectedCapacity => (WebSocketCloseStatus)1013, // try again later
+            _ => WebSocketCloseStatus.NormalClosure,
+        };
+    }
+
+    private void StartCloseOutput()
+    {
+        if (_closeOutput is not null) return;
+        Volatile.Write(ref _closing, true);
+        _closeOutput = _receiving
+            ? CloseOutputAsync(_closeStatus, _closeDescription)
+            : CloseAndAwaitPeerAsync(_closeStatus, _closeDescription);
+    }
+
+    /// <summary>Sends the close frame, bounded by <c>close-linger</c>; a peer that does not read gets aborted.</summary>
+    private async Task CloseOutputAsync(WebSocketCloseStatus status, string description)
+    {
+        using var timeout = new CancellationTokenSource(_closeLinger);
+        try
+        {
+            await _ws.CloseOutputAsync(status, description, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer is gone or not reading; Finish aborts what is left.
+        }
+    }
+
+    /// <summary>
+    /// For a transport refused before anyone read from it: sends the close frame and reads (discarding) until
+    /// the peer's close frame, bounded by <c>close-linger</c>, so the peer reads the notice before the TCP close.
+    /// </summary>
+    private async Task CloseAndAwaitPeerAsync(WebSocketCloseStatus status, string description)
+    {
+        using var timeout = new CancellationTokenSource(_closeLinger);
+        try
+        {
+            await _ws.CloseAsync(status, description, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer is gone or silent; Finish aborts what is left.
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposeRequested, 1) == 1) return;
+        _disposed = true;
+        // A peer that closed first is owed the close handshake's answer.
+        if (_closeOutput is null && _ws.State == WebSocketState.CloseReceived)
+        {
+            Volatile.Write(ref _closing, true);
+            _closeOutput = CloseOutputAsync(_ws.CloseStatus ?? WebSocketCloseStatus.NormalClosure, "");
+        }
+        if (_closeOutput is { IsCompleted: false } closing)
+            closing.ContinueWith(_ => Finish(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        else
+            Finish();
+    }
+
+    private void Finish()
+    {
+        if (Interlocked.Exchange(ref _finished, 1) == 1) return;
+        if (_ws.State != WebSocketState.Closed) _ws.Abort();
+        _ws.Dispose();
+        _completion.TrySetResult();
+    }
+}

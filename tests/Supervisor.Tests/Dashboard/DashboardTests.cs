@@ -1,0 +1,177 @@
+using Microsoft.Playwright;
+using Supervisor.Messages.Wire;
+using Supervisor.Tests.Http;
+using Supervisor.Tests.Processes;
+using Supervisor.Tests.Support;
+using Supervisor.Tests.WebSockets;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Dashboard;
+
+/// <summary>A real browser renders CPU-heavy pages; it runs alone so the timing tests do not share the CPU with it.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class BrowserCollection
+{
+    public const string Name = "Headless browser";
+}
+
+/// <summary>The dashboard at <c>/</c> in headless Chromium (Debian's <c>/usr/bin/chromium</c>, driven by Playwright).</summary>
+[Collection(BrowserCollection.Name)]
+public sealed class DashboardTests(ITestOutputHelper output)
+{
+    private const string Chromium = "/usr/bin/chromium";
+    private static readonly float Timeout = 15_000;
+
+    /// <summary>Screenshots land here, next to the test assembly, as artefacts of the run.</summary>
+    public static string ArtefactDirectory { get; } = Path.Combine(AppContext.BaseDirectory, "artifacts");
+
+    private static async Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync()
+    {
+        if (!File.Exists(Chromium))
+            throw new InvalidOperationException($"{Chromium} is missing: run scripts/setup.sh (it installs Debian's chromium)");
+        var playwright = await Playwright.CreateAsync();
+        try
+        {
+            var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+            {
+                ExecutablePath = Chromium,
+                Headless = true,
+                // Tests run as root, where Chromium's sandbox cannot start.
+                Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            });
+            return (playwright, browser);
+        }
+        catch
+        {
+            playwright.Dispose();
+            throw;
+        }
+    }
+
+    [Fact]
+    public async Task Dashboard_must_show_live_connections_by_state_drop_a_closed_one_and_show_an_alert()
+    {
+        await using var service = await TestService.StartAsync("""
+            supervisor.heartbeat { interval = 500ms, timeout = 60s, server-ping = on }
+            supervisor.monitor.rules { crowd { metric = connections.active, raise-above = 3, clear-below = 0, severity = critical } }
+            """);
+        using var api = new ApiClient(service);
+        using var silent = await TestPeer.ConnectAsync(service.Port);
+        using var leaving = await TestPeer.ConnectAsync(service.Port);
+        using var chatty = await TestPeer.ConnectAsync(service.Port);
+        using var ws = await WsPeer.ConnectAsync(service.WebSocketPort);
+        using var stop = new CancellationTokenSource();
+        // One TCP peer answers the server's pings, which gives the table and the chart an RTT.
+        var answering = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var ping = await chatty.ReceiveFrameAsync(TimeSpan.FromSeconds(30));
+                if (ping is null) return;
+                if (ping.Type == FrameType.Heartbeat) await chatty.SendFrameAsync(Frame.HeartbeatResponse(1, ping.Seq));
+            }
+        });
+        var all = await api.WaitForAsync("/api/connections", p => p.GetProperty("total").GetInt32() == 4);
+        string IdOf(string remote) => all.GetProperty("items").EnumerateArray()
+            .Single(c => c.GetProperty("remote").GetString() == remote).GetProperty("id").GetString()!;
+        var silentId = IdOf(silent.Socket.LocalEndPoint!.ToString()!);
+        var leavingId = IdOf(leaving.Socket.LocalEndPoint!.ToString()!);
+        var chattyId = IdOf(chatty.Socket.LocalEndPoint!.ToString()!);
+        var wsId = all.GetProperty("items").EnumerateArray().Single(c => c.GetProperty("protocol").GetString() == "ws").GetProperty("id").GetString()!;
+
+        var (playwright, browser) = await LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1100 } });
+        var consoleErrors = new List<string>();
+        page.Console += (_, message) => { if (message.Type == "error") consoleErrors.Add($"{message.Text} ({message.Location})"); };
+        page.PageError += (_, error) => consoleErrors.Add(error);
+        await page.GotoAsync(service.HttpBase.ToString());
+
+        // Every connection the test opened shows up, its state coloured.
+        foreach (var id in new[] { silentId, leavingId, chattyId, wsId })
+            await page.Locator($"tr[data-connection-id='{id}']").WaitForAsync(new() { Timeout = Timeout });
+        await page.Locator($"tr.suspect[data-connection-id='{silentId}'] .badge.suspect").WaitForAsync(new() { Timeout = Timeout });
+        Assert.Equal("ws", await page.Locator($"tr[data-connection-id='{wsId}'] td").Nth(2).TextContentAsync());
+        await page.Locator($"tr[data-connection-id='{chattyId}'] td:nth-child(9):has-text('ms')").WaitForAsync(new() { Timeout = Timeout });
+        Assert.Equal("600s/30s/3", await page.Locator($"tr[data-connection-id='{chattyId}'] td").Nth(11).TextContentAsync());
+
+        // An alert appears once the monitor raises it.
+        var alert = page.Locator("tr[data-alert-rule='crowd']");
+        await alert.WaitForAsync(new() { Timeout = Timeout });
+        Assert.Equal("critical", await alert.Locator(".badge").TextContentAsync());
+
+        // A closed connection disappears, and its close is counted by reason.
+        leaving.Dispose();
+        await page.Locator($"tr[data-connection-id='{leavingId}']").WaitForAsync(new() { State = WaitForSelectorState.Detached, Timeout = Timeout });
+        // (peer-closed, or peer-reset when the server's pings were still unread in its socket)
+        await page.Locator("#stat-closed:text-is('1')").WaitForAsync(new() { Timeout = Timeout });
+        Assert.Equal("3", await page.Locator("#stat-active").TextContentAsync());
+        var reasons = await page.Locator("#reasons tr:not(.zero) td:first-child").AllTextContentsAsync();
+        Assert.Contains(Assert.Single(reasons), new[] { "peer-closed", "peer-reset" });
+
+        // The server filters by state: only the suspect ones are sent.
+        await page.SelectOptionAsync("#state", "suspect");
+        await page.Locator($"tr[data-connection-id='{chattyId}']").WaitForAsync(new() { State = WaitForSelectorState.Detached, Timeout = Timeout });
+        await page.Locator($"tr[data-connection-id='{silentId}']").WaitForAsync(new() { Timeout = Timeout });
+        Assert.DoesNotContain("active", await page.Locator("#connections .badge").AllTextContentsAsync());
+        await page.SelectOptionAsync("#state", "");
+        await page.Locator($"tr[data-connection-id='{chattyId}']").WaitForAsync(new() { Timeout = Timeout });
+
+        // The chart has drawn the active-connections line (blue pixels on the canvas).
+        var blue = await page.EvaluateAsync<int>("""
+            () => {
+              const c = document.getElementById('chart');
+              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+              let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i] < 90 && d[i + 1] < 140 && d[i + 2] > 200 && d[i + 3] > 200) n++;
+              return n;
+            }
+            """);
+        Assert.True(blue > 20, $"the chart drew {blue} blue pixels");
+
+        Directory.CreateDirectory(ArtefactDirectory);
+        var screenshot = Path.Combine(ArtefactDirectory, "dashboard.png");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+        output.WriteLine($"screenshot: {screenshot}");
+        Assert.Empty(consoleErrors);
+
+        stop.Cancel();
+        chatty.Dispose();
+        await Task.WhenAny(answering, Task.Delay(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task Dashboard_must_page_through_the_table_on_the_server()
+    {
+        await using var service = await TestService.StartAsync();
+        using var api = new ApiClient(service);
+        var peers = new List<TestPeer>();
+        try
+        {
+            for (var i = 0; i < 30; i++) peers.Add(await TestPeer.ConnectAsync(service.Port));
+            var ids = (await api.WaitForAsync("/api/connections", p => p.GetProperty("total").GetInt32() == 30))
+                .GetProperty("items").EnumerateArray().Select(c => c.GetProperty("id").GetString()!).ToArray();
+
+            var (playwright, browser) = await LaunchAsync();
+            using var _ = playwright;
+            await using var __ = browser;
+            var page = await browser.NewPageAsync();
+            await page.GotoAsync(service.HttpBase.ToString());
+            await page.SelectOptionAsync("#limit", "25");
+            await page.Locator($"tr[data-connection-id='{ids[24]}']").WaitForAsync(new() { Timeout = Timeout });
+            Assert.Equal(25, await page.Locator("#connections tr[data-connection-id]").CountAsync());
+            Assert.Equal("1–25 of 30", await page.Locator("#range").TextContentAsync());
+
+            await page.ClickAsync("#next");
+            await page.Locator($"tr[data-connection-id='{ids[29]}']").WaitForAsync(new() { Timeout = Timeout });
+            Assert.Equal(5, await page.Locator("#connections tr[data-connection-id]").CountAsync());
+            Assert.Equal("26–30 of 30", await page.Locator("#range").TextContentAsync());
+            Assert.True(await page.Locator("#next").IsDisabledAsync());
+        }
+        finally
+        {
+            foreach (var peer in peers) peer.Dispose();
+        }
+    }
+}
