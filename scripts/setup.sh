@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use (real tools, no mocks): iproute2 for
-# `ss` and network namespaces, python3 for frozen and vanished test peers.
+# `ss` and network namespaces, python3 for frozen and vanished test peers,
+# redis-server for the redis probe tests (started by the tests themselves).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps)
+needed=(iproute2 python3 procps redis-server)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -22,6 +22,7 @@ public static class SupervisorProgram
         {
             ["run"] = RunServiceAsync,
             ["simulate"] = Simulation.SimulateCommand.RunAsync,
+            ["client"] = Client.ClientCommand.RunAsync,
         };
 
     public static Task<int> RunAsync(string[] args)
