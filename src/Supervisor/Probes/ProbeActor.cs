@@ -26,7 +26,11 @@ public sealed class ProbeActor : ReceiveActor, IWithTimers
         public static readonly CheckDue Instance = new();
     }
 
-    private sealed record CheckDone(ProbeResult Result);
+    private sealed record CheckDone(ProbeResult Result)
+    {
+        /// <summary>An exception the check did not expect (a bug, or a client library's surprise): logged, counted as a failure.</summary>
+        public Exception? Unexpected { get; init; }
+    }
 
     private const string CheckTimer = "check";
 
@@ -79,7 +83,13 @@ public sealed class ProbeActor : ReceiveActor, IWithTimers
         if (_inFlight is not null) return;
         _startedAt = Now;
         _inFlight = new CancellationTokenSource(_settings.Timeout);
-        RunAsync(_check, _settings, _inFlight.Token).PipeTo(Self, success: result => new CheckDone(result));
+        var settings = _settings;
+        RunAsync(_check, settings, _inFlight.Token).PipeTo(Self,
+            success: result => new CheckDone(result),
+            failure: e => new CheckDone(ProbeResult.Down($"{settings.KindName} check of {settings.Endpoint} failed unexpectedly: {e.GetBaseException().GetType().Name}: {e.GetBaseException().Message}"))
+            {
+                Unexpected = e.GetBaseException(),
+            });
     }
 
     /// <summary>Runs off the actor: the check's own errors become a failed result; the timeout is enforced here too.</summary>
@@ -106,6 +116,8 @@ public sealed class ProbeActor : ReceiveActor, IWithTimers
         _inFlight?.Dispose();
         _inFlight = null;
         var result = done.Result;
+        if (done.Unexpected is { } unexpected)
+            _services.Log.LogError(unexpected, "Probe {Probe}: the check failed unexpectedly", _settings.Name);
         var now = Now;
         _checks++;
         _lastCheckAt = now;

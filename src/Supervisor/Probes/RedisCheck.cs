@@ -37,6 +37,8 @@ public sealed class RedisCheck : IProbeCheck
             HeartbeatInterval = interval < TimeSpan.FromSeconds(1) ? interval : TimeSpan.FromSeconds(1),
             ReconnectRetryPolicy = new LinearRetry((int)Math.Max(50, interval.TotalMilliseconds)),
             ClientName = "supervisor-probe",
+            // INFO is an admin command to StackExchange.Redis; the probe sends PING and INFO only.
+            AllowAdmin = true,
         };
     }
 
@@ -55,7 +57,7 @@ public sealed class RedisCheck : IProbeCheck
         }
         catch (RedisException e)
         {
-            return ProbeResult.Down($"PING to {_endpoint} failed: {FirstLine(e.Message)}", Details(redis, null));
+            return ProbeResult.Down($"PING to {_endpoint} failed: {Summary(e.Message)}", Details(redis, null));
         }
         var latency = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
@@ -66,9 +68,9 @@ public sealed class RedisCheck : IProbeCheck
             if (server is not null)
                 clients = await server.InfoAsync("clients").WaitAsync(cancellation).ConfigureAwait(false);
         }
-        catch (RedisException)
+        catch (Exception e) when (e is RedisException or RedisCommandException)
         {
-            // INFO is extra detail; the PING already answered.
+            // INFO is extra detail (a server may refuse it); the PING already answered.
         }
         var details = Details(redis, clients);
         details["pingMs"] = ping.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);
@@ -89,7 +91,8 @@ public sealed class RedisCheck : IProbeCheck
         var details = new Dictionary<string, string>
         {
             ["connected"] = redis.IsConnected ? "true" : "false",
-            ["sockets"] = Text(counters.Interactive.SocketCount + counters.Subscription.SocketCount),
+            // Sockets the multiplexer has opened so far, reconnects included.
+            ["socketsOpened"] = Text(counters.Interactive.SocketCount + counters.Subscription.SocketCount),
             ["outstanding"] = Text(counters.TotalOutstanding),
             ["pendingUnsent"] = Text(counters.Interactive.PendingUnsentItems),
             ["awaitingResponse"] = Text(counters.Interactive.SentItemsAwaitingResponse),
@@ -107,7 +110,16 @@ public sealed class RedisCheck : IProbeCheck
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static string FirstLine(string text) => text.Split('\n')[0].Trim();
+    /// <summary>
+    /// StackExchange.Redis appends a long diagnostic dump to its messages ("...: PING; SocketClosed on
+    /// host/Interactive, ..."); the operator's line keeps the sentence and the failure type.
+    /// </summary>
+    private static string Summary(string text)
+    {
+        var parts = text.Split('\n')[0].Split("; ");
+        var failure = parts.Length > 1 ? parts[1].Split(' ')[0] : "";
+        return failure.Length > 0 && failure.All(char.IsLetter) ? $"{parts[0].Trim()} ({failure})" : parts[0].Trim();
+    }
 
     /// <summary>Releases the multiplexer off the caller's thread (closing it may wait on its sockets).</summary>
     public void Dispose()
