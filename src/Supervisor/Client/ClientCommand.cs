@@ -66,10 +66,10 @@ public static class ClientCommand
             }));
 
         using var host = builder.Build();
+        Console.WriteLine($"heartbeat client to {settings.Endpoint} every {settings.HeartbeatInterval.ToHocon()} (timeout {settings.HeartbeatTimeout.ToHocon()}); lines typed here are sent as data frames");
         await host.StartAsync();
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var client = host.Services.GetRequiredService<ActorRegistry>().Get<HeartbeatClient>();
-        Console.WriteLine($"heartbeat client to {settings.Endpoint} every {settings.HeartbeatInterval.ToHocon()} (timeout {settings.HeartbeatTimeout.ToHocon()}); lines typed here are sent as data frames");
         _ = Task.Run(() => ForwardStandardInputAsync(client, lifetime.ApplicationStopping));
         await host.WaitForShutdownAsync();
         return SupervisorProgram.ExitOk;

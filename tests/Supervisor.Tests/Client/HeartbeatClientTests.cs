@@ -78,6 +78,22 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
         await WaitForConnectionsAsync(service, c => c.All(s => s.Protocol != HeartbeatClient.Protocol));
     }
 
+    [Fact]
+    public async Task Client_must_answer_our_servers_pings_echoing_their_seq_so_the_server_measures_its_round_trip()
+    {
+        // The server pings after 100 ms of silence; the client heartbeats only every 400 ms.
+        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 100ms, timeout = 2s, server-ping = on }");
+        var (client, events) = Start("pinged", Fast(service.Port, interval: TimeSpan.FromMilliseconds(400), timeout: TimeSpan.FromSeconds(2)), service.Registry);
+        Next<Connected>(events, TimeSpan.FromSeconds(5));
+        var pinged = Next<ServerPinged>(events, TimeSpan.FromSeconds(3));
+        Assert.NotNull(pinged.Seq);
+        var serverSide = (await WaitForConnectionsAsync(service, c => c.Any(s => s.Protocol == "tcp" && s.RttMs is not null))).Items.Single(s => s.Protocol == "tcp");
+        _output.WriteLine($"server ping {pinged.Seq} answered; the server measured {serverSide.RttMs:F2} ms");
+        var status = await client.Ask<ClientStatus>(GetStatus.Instance, TimeSpan.FromSeconds(3));
+        Assert.Equal(ClientState.Active, status.State);
+        await client.GracefulStop(TimeSpan.FromSeconds(3));
+    }
+
     private static async Task<RegistryProtocol.Connections> WaitForConnectionsAsync(TestService service, Func<IReadOnlyList<ConnectionStatus>, bool> condition)
     {
         RegistryProtocol.Connections connections = new([]);

@@ -60,7 +60,8 @@ public sealed class ProbeTests(ITestOutputHelper output)
         output.WriteLine($"cache up {(upAt - started) * 1000.0 / Stopwatch.Frequency:F0} ms after the service started: latency {up.Status.LastLatencyMs:F2} ms, details {string.Join(", ", up.Status.Details.Select(d => $"{d.Key}={d.Value}"))}");
         Assert.Equal((ProbeState.Unknown, ProbeState.Up), (up.Previous, up.Status.State));
         Assert.Equal(2, up.Status.ConsecutiveSuccesses);
-        Assert.Equal(2, up.Status.Checks);
+        // A cold first connect may outlast the 150 ms timeout; it goes on in the background and a later check finds it.
+        Assert.InRange(up.Status.Checks, 2, 10);
         Assert.InRange(up.Status.LastLatencyMs!.Value, 0.001, Timeout.TotalMilliseconds);
         Assert.Null(up.Status.LastError);
         Assert.Equal("true", up.Status.Details["connected"]);
