@@ -64,4 +64,13 @@ public sealed record SupervisorSettings(
 {
     /// <summary>The monitor's rules and sinks (<c>supervisor.monitor</c>).</summary>
     public Monitoring.MonitorSettings Monitor { get; init; } = null!;
+
+    /// <summary>Defaults of outbound heartbeat clients (<c>supervisor.client</c>); the endpoint is usually unset.</summary>
+    public Client.ClientSettings Client { get; init; } = null!;
+
+    /// <summary>Defaults of client pools (<c>supervisor.pool</c>), members built from <see cref="Client"/>.</summary>
+    public Client.PoolSettings Pool { get; init; } = null!;
+
+    /// <summary>Dependency probes (<c>supervisor.probes</c>), by name.</summary>
+    public IReadOnlyList<Probes.ProbeSettings> Probes { get; init; } = [];
 }

@@ -120,7 +120,14 @@ public static class SupervisorConfig
 
         var settings = new SupervisorSettings(profile, listeners, shards,
             ReadPositiveDuration(config, "supervisor.shutdown.close-timeout"));
-        return settings with { Monitor = Monitoring.MonitorSettings.Read(config, settings) };
+        var client = Client.ClientSettings.Read(config.GetConfig(Client.ClientSettings.Path), Client.ClientSettings.Path);
+        return settings with
+        {
+            Monitor = Monitoring.MonitorSettings.Read(config, settings),
+            Client = client,
+            Pool = Client.PoolSettings.Read(config, client),
+            Probes = Probes.ProbeSettings.ReadAll(config),
+        };
     }
 
     private static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)

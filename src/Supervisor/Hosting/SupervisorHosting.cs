@@ -51,6 +51,7 @@ public static class SupervisorHosting
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());

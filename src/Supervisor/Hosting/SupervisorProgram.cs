@@ -24,6 +24,7 @@ public static class SupervisorProgram
             ["run"] = RunServiceAsync,
             ["simulate"] = Simulation.SimulateCommand.RunAsync,
             ["status"] = StatusCommand.RunAsync,
+            ["client"] = Client.ClientCommand.RunAsync,
         };
 
     public static Task<int> RunAsync(string[] args)

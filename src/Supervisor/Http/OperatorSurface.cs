@@ -160,6 +160,8 @@ public static class OperatorSurface
             var alerts = await queries.AlertsAsync(cancel);
             return Results.Ok(new { alerts.Active, alerts.History });
         });
+        routes.MapGet("/api/probes", async (SupervisorQueries queries, CancellationToken cancel) =>
+            Results.Ok((await queries.ProbesAsync(cancel)).Items));
         routes.MapGet("/api/diagnostics", async (HttpContext context, DiagnosticsService diagnostics) =>
         {
             var (query, error) = ConnectionQuery.Parse(context.Request.Query, defaultLimit: 100, maxLimit: 1000);

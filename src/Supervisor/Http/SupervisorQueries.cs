@@ -64,6 +64,10 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
     public Task<ConnectionCommands.TcpInfoReport> TcpInfoAsync(string id, CancellationToken cancel) =>
         AskAsync<ConnectionSupervisor, ConnectionCommands.TcpInfoReport>(new ConnectionCommands.GetTcpInfo(id), cancel);
 
+    /// <summary>Every configured dependency probe, from the probes actor.</summary>
+    public Task<ProbeProtocol.Probes> ProbesAsync(CancellationToken cancel) =>
+        AskAsync<Probes.ProbesActor, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
+
     /// <summary>Active alerts and their history, from the monitor.</summary>
     public Task<MonitorProtocol.Alerts> AlertsAsync(CancellationToken cancel) =>
         AskAsync<MonitorActor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel);

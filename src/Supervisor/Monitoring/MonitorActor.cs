@@ -17,6 +17,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     public const string MassDisconnectRule = "mass-disconnect";
     public const string ServerStarvedRule = "server-starved";
 
+    /// <summary>The rule of the alert a down probe raises: <c>probe-down:NAME</c>.</summary>
+    public static string ProbeDownRule(string probe) => $"probe-down:{probe}";
+
     public static Props Props(MonitorSettings settings, SupervisorMetrics metrics, ILogger log) =>
         Akka.Actor.Props.Create(() => new MonitorActor(settings, metrics, log));
 
@@ -102,6 +105,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             if (_rttRetention > TimeSpan.Zero) _rtt.Enqueue((Now, sample.Milliseconds));
         });
         Receive<MonitorEvents.StallForgiven>(stall => ObserveStall(stall.Stall, Now));
+        Receive<MonitorEvents.ProbeStateChanged>(OnProbeStateChanged);
         Receive<Evaluate>(_ => EvaluateRules(Now));
         Receive<StarvationProbe>(_ => OnStarvationProbe());
         Receive<MonitorProtocol.GetAlerts>(_ => Sender.Tell(new MonitorProtocol.Alerts(
@@ -155,6 +159,15 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         if (!_active.ContainsKey(ServerStarvedRule))
             Raise(ServerStarvedRule, AlertSeverity.Critical, stall.TotalMilliseconds, _settings.Starvation.RaiseAbove.TotalMilliseconds, now,
                 $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers");
+    }
+
+    private void OnProbeStateChanged(MonitorEvents.ProbeStateChanged changed)
+    {
+        var rule = ProbeDownRule(changed.Probe);
+        if (changed.Up)
+            Resolve(rule, 0, Now);
+        else if (!_active.ContainsKey(rule))
+            Raise(rule, AlertSeverity.Critical, changed.ConsecutiveFailures, changed.Fall, Now, $"probe {changed.Probe} is down: {changed.Detail}");
     }
 
     private void EvaluateRules(DateTimeOffset now)

@@ -18,6 +18,12 @@ public static class MonitorEvents
 
     public sealed record RttSampled(double Milliseconds) : IMonitorEvent;
 
+    /// <summary>
+    /// A dependency probe went up or down (rise/fall already applied): down raises <c>probe-down:NAME</c>,
+    /// up resolves it.
+    /// </summary>
+    public sealed record ProbeStateChanged(string Probe, bool Up, int ConsecutiveFailures, int Fall, string Detail) : IMonitorEvent;
+
     /// <summary>A connection's deadline fired this late: the server stalled, so the stall was not held against the peer.</summary>
     public sealed record StallForgiven(string ConnectionId, TimeSpan Stall) : IMonitorEvent;
 }

@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 
 namespace Supervisor.Monitoring;
@@ -15,6 +17,8 @@ public sealed class SupervisorMetrics : IDisposable
     private readonly Meter _meter;
     private long _active;
     private int _activeAlerts;
+    private readonly ConcurrentDictionary<string, PoolProtocol.PoolStats> _pools = new();
+    private readonly ConcurrentDictionary<string, (string Kind, ProbeState State)> _probes = new();
 
     public SupervisorMetrics(IMeterFactory? meters = null)
     {
@@ -27,6 +31,17 @@ public sealed class SupervisorMetrics : IDisposable
         Bytes = _meter.CreateCounter<long>("supervisor.bytes", "By", "Bytes received from and sent to peers");
         _meter.CreateObservableUpDownCounter("supervisor.connections.active", () => Interlocked.Read(ref _active), "{connection}", "Live connections");
         _meter.CreateObservableUpDownCounter("supervisor.alerts.active", () => Volatile.Read(ref _activeAlerts), "{alert}", "Alerts raised and not yet resolved");
+
+        // Outbound side (issue 5): heartbeat clients, pools, dependency probes.
+        ClientConnects = _meter.CreateCounter<long>("supervisor.client.connects", "{connection}", "Outbound client connections established, by client");
+        ClientDisconnects = _meter.CreateCounter<long>("supervisor.client.disconnects", "{connection}", "Outbound client connections lost, by client and reason");
+        ClientRtt = _meter.CreateHistogram<double>("supervisor.client.rtt", "ms", "Round-trip time of outbound client heartbeats, by client");
+        ClientReconnectDelay = _meter.CreateHistogram<double>("supervisor.client.reconnect.delay", "ms", "Backoff delays drawn before reconnect attempts, by client");
+        ClientFramesDropped = _meter.CreateCounter<long>("supervisor.client.frames.dropped", "{frame}", "Data frames dropped or refused by a full client buffer, by client and policy");
+        ProbeChecks = _meter.CreateCounter<long>("supervisor.probe.checks", "{check}", "Probe checks run, by probe and result (success, failure)");
+        ProbeLatency = _meter.CreateHistogram<double>("supervisor.probe.latency", "ms", "Duration of successful probe checks, by probe");
+        _meter.CreateObservableGauge("supervisor.pool.connections", ObservePools, "{connection}", "Pool members by pool and health (healthy, suspect, reconnecting)");
+        _meter.CreateObservableGauge("supervisor.probe.state", ObserveProbes, "{state}", "Probe state by probe: 1 up, 0 down, -1 unknown");
     }
 
     public Meter Meter => _meter;
@@ -36,6 +51,41 @@ public sealed class SupervisorMetrics : IDisposable
     public Counter<long> HeartbeatsMissed { get; }
     public Histogram<double> Rtt { get; }
     public Counter<long> Bytes { get; }
+
+    public Counter<long> ClientConnects { get; }
+    public Counter<long> ClientDisconnects { get; }
+    public Histogram<double> ClientRtt { get; }
+    public Histogram<double> ClientReconnectDelay { get; }
+    public Counter<long> ClientFramesDropped { get; }
+    public Counter<long> ProbeChecks { get; }
+    public Histogram<double> ProbeLatency { get; }
+
+    /// <summary>Set by each pool actor, the only writer of its entry.</summary>
+    public void SetPoolStats(PoolProtocol.PoolStats stats) => _pools[stats.Pool] = stats;
+
+    public void RemovePool(string pool) => _pools.TryRemove(pool, out _);
+
+    /// <summary>Set by each probe actor, the only writer of its entry.</summary>
+    public void SetProbeState(string probe, string kind, ProbeState state) => _probes[probe] = (kind, state);
+
+    public void RemoveProbe(string probe) => _probes.TryRemove(probe, out _);
+
+    private IEnumerable<Measurement<int>> ObservePools()
+    {
+        foreach (var (pool, stats) in _pools)
+        {
+            yield return new Measurement<int>(stats.Healthy, new("pool", pool), new("health", "healthy"));
+            yield return new Measurement<int>(stats.Suspect, new("pool", pool), new("health", "suspect"));
+            yield return new Measurement<int>(stats.Reconnecting, new("pool", pool), new("health", "reconnecting"));
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveProbes()
+    {
+        foreach (var (probe, (kind, state)) in _probes)
+            yield return new Measurement<int>(state switch { ProbeState.Up => 1, ProbeState.Down => 0, _ => -1 },
+                new("probe", probe), new("kind", kind));
+    }
 
     public void ConnectionOpened()
     {

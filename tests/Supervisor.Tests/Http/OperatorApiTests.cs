@@ -199,6 +199,42 @@ public sealed class OperatorApiTests
     }
 
     [Fact]
+    public async Task Probes_must_list_every_probe_with_its_state_latency_and_last_error()
+    {
+        var closed = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((System.Net.IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop(); // nothing listens there now
+        var open = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        open.Start();
+        try
+        {
+            await using var service = await TestService.StartAsync($$"""
+                supervisor.probes {
+                  gone { kind = tcp-connect, endpoint = "127.0.0.1:{{port}}", interval = 100ms, timeout = 100ms, rise = 1, fall = 2 }
+                  here { kind = tcp-connect, endpoint = "127.0.0.1:{{((System.Net.IPEndPoint)open.LocalEndpoint).Port}}", interval = 200ms, timeout = 200ms, rise = 2, fall = 2 }
+                }
+                """);
+            using var api = new ApiClient(service);
+            var probes = await api.WaitForAsync("/api/probes", x =>
+                x.EnumerateArray().Any(p => p.GetProperty("name").GetString() == "gone" && p.GetProperty("state").GetString() == "down")
+                && x.EnumerateArray().Any(p => p.GetProperty("name").GetString() == "here" && p.GetProperty("state").GetString() == "up"));
+            var gone = probes.EnumerateArray().Single(p => p.GetProperty("name").GetString() == "gone");
+            Assert.Equal("tcp-connect", gone.GetProperty("kind").GetString());
+            Assert.Contains("refused", gone.GetProperty("lastError").GetString());
+            Assert.True(gone.GetProperty("consecutiveFailures").GetInt32() >= 2);
+            var here = probes.EnumerateArray().Single(p => p.GetProperty("name").GetString() == "here");
+            Assert.True(here.GetProperty("lastLatencyMs").GetDouble() >= 0);
+            foreach (var field in new[] { "endpoint", "details" })
+                Assert.True(here.TryGetProperty(field, out _), $"probe lacks '{field}': {here}");
+        }
+        finally
+        {
+            open.Stop();
+        }
+    }
+
+    [Fact]
     public async Task Alerts_must_show_the_monitors_active_alerts_and_their_history()
     {
         await using var service = await TestService.StartAsync(

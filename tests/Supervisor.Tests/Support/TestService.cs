@@ -100,8 +100,13 @@ public sealed class TestService : IAsyncDisposable
         return stats;
     }
 
+    private bool _disposed;
+
+    /// <summary>Stops the service; a second call (a test that stops it early, then leaves its scope) does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
+        _disposed = true;
         await _host.StopAsync(TimeSpan.FromSeconds(10));
         _host.Dispose();
         _listeners.Dispose();

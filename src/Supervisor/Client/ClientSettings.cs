@@ -1,0 +1,122 @@
+using Akka.Configuration;
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using static Supervisor.Configuration.HoconReader;
+
+namespace Supervisor.Client;
+
+/// <summary>Reconnect backoff with full jitter (<c>supervisor.client.reconnect</c>).</summary>
+/// <param name="Min">Shortest delay, and the base of the exponent. Default 500 ms.</param>
+/// <param name="Max">Longest delay. Default 30 s.</param>
+/// <param name="Multiplier">Growth of the delay's ceiling per failed attempt. Default 2.</param>
+/// <param name="ResetAfter">A connection that stays up this long resets the attempt count. Default 30 s.</param>
+public sealed record BackoffSettings(TimeSpan Min, TimeSpan Max, double Multiplier, TimeSpan ResetAfter);
+
+/// <summary>One outbound heartbeat client (<c>supervisor.client</c>), validated.</summary>
+/// <param name="Endpoint">The server, <c>host:port</c>; null in the shipped defaults (a template).</param>
+/// <param name="HeartbeatInterval">A heartbeat is sent this often. Default 30 s.</param>
+/// <param name="HeartbeatTimeout">No frame from the server this long: disconnect with heartbeat-timeout. Default 90 s.</param>
+/// <param name="SendSeq">Put a <c>seq</c> on heartbeats (the source document's client sends none). Default on.</param>
+/// <param name="ConnectTimeout">A connect that takes longer fails. Default 5 s.</param>
+/// <param name="BufferSize">Data frames kept while disconnected; 0 keeps none. Default 1000.</param>
+/// <param name="Overflow">What a full buffer does with one more frame. Default drop-oldest.</param>
+/// <param name="MaxFrameLength">Longest frame accepted from the server. Default 64 KiB.</param>
+/// <param name="MaxPendingWrite">Bytes queued for a server that does not read, at most. Default 1 MiB.</param>
+/// <param name="KeepAlive">Kernel keep-alive on the client's socket.</param>
+public sealed record ClientSettings(
+    HostPort? Endpoint,
+    TimeSpan HeartbeatInterval,
+    TimeSpan HeartbeatTimeout,
+    bool SendSeq,
+    TimeSpan ConnectTimeout,
+    BackoffSettings Reconnect,
+    int BufferSize,
+    OverflowPolicy Overflow,
+    int MaxFrameLength,
+    int MaxPendingWrite,
+    KeepAliveSettings KeepAlive)
+{
+    public const string Path = "supervisor.client";
+
+    /// <summary>The shipped defaults (<c>hocon/supervisor.conf</c>), without an endpoint.</summary>
+    public static ClientSettings Defaults => Read(SupervisorConfig.Reference.GetConfig(Path), Path);
+
+    /// <summary>Reads a client block; <paramref name="prefix"/> is its full path, for error messages.</summary>
+    public static ClientSettings Read(Config client, string prefix)
+    {
+        var endpointText = client.HasPath("endpoint") ? ReadString(client, "endpoint", prefix) : "";
+        var endpoint = endpointText.Length == 0 ? null : HostPort.Parse(endpointText, Key(prefix, "endpoint"));
+
+        var interval = ReadPositiveDuration(client, "heartbeat.interval", prefix);
+        var timeout = ReadPositiveDuration(client, "heartbeat.timeout", prefix);
+        if (timeout <= interval)
+            throw new ConfigurationError(Key(prefix, "heartbeat.timeout"),
+                $"{timeout.ToHocon()} must be greater than {Key(prefix, "heartbeat.interval")} = {interval.ToHocon()}");
+
+        var min = ReadPositiveDuration(client, "reconnect.min-backoff", prefix);
+        var max = ReadPositiveDuration(client, "reconnect.max-backoff", prefix);
+        if (max < min)
+            throw new ConfigurationError(Key(prefix, "reconnect.max-backoff"),
+                $"{max.ToHocon()} must not be below {Key(prefix, "reconnect.min-backoff")} = {min.ToHocon()}");
+        var multiplier = ReadDouble(client, "reconnect.multiplier", prefix);
+        if (multiplier is < 1 or > 100 || double.IsNaN(multiplier))
+            throw new ConfigurationError(Key(prefix, "reconnect.multiplier"), $"{multiplier} is out of range 1-100");
+
+        var bufferSize = ReadInt(client, "buffer.size", prefix);
+        if (bufferSize is < 0 or > 10_000_000)
+            throw new ConfigurationError(Key(prefix, "buffer.size"), $"{bufferSize} is out of range 0-10000000");
+        var overflowText = ReadString(client, "buffer.overflow", prefix);
+        var overflow = overflowText switch
+        {
+            "drop-oldest" => OverflowPolicy.DropOldest,
+            "drop-newest" => OverflowPolicy.DropNewest,
+            "fail" => OverflowPolicy.Fail,
+            _ => throw new ConfigurationError(Key(prefix, "buffer.overflow"), $"'{overflowText}' is not one of drop-oldest, drop-newest, fail"),
+        };
+
+        var maxFrame = ReadSize(client, "max-frame-length", prefix);
+        if (maxFrame is < 16 or > 64 * 1024 * 1024)
+            throw new ConfigurationError(Key(prefix, "max-frame-length"), $"{maxFrame} is out of range 16B-64MiB");
+        var maxPending = ReadSize(client, "max-pending-write", prefix);
+        if (maxPending < maxFrame)
+            throw new ConfigurationError(Key(prefix, "max-pending-write"), $"{maxPending} must be at least max-frame-length ({maxFrame})");
+
+        var keepAlive = new KeepAliveSettings(
+            ReadBool(client, "keepalive.enabled", prefix),
+            ReadWholeSeconds(client, "keepalive.idle", prefix),
+            ReadWholeSeconds(client, "keepalive.interval", prefix),
+            ReadInt(client, "keepalive.probes", prefix),
+            null);
+        if (keepAlive.Probes is < 1 or > 127)
+            throw new ConfigurationError(Key(prefix, "keepalive.probes"), $"{keepAlive.Probes} is out of range 1-127");
+
+        return new ClientSettings(endpoint, interval, timeout, ReadBool(client, "heartbeat.seq", prefix),
+            ReadPositiveDuration(client, "connect-timeout", prefix),
+            new BackoffSettings(min, max, multiplier, ReadPositiveDuration(client, "reconnect.reset-after", prefix)),
+            bufferSize, overflow, maxFrame, maxPending, keepAlive);
+    }
+
+    /// <summary>These settings aimed at <paramref name="endpoint"/> (<c>host:port</c>).</summary>
+    public ClientSettings WithEndpoint(string endpoint, string key = "endpoint") => this with { Endpoint = HostPort.Parse(endpoint, key) };
+}
+
+/// <summary>A pool of heartbeat clients to one endpoint (<c>supervisor.pool</c>).</summary>
+/// <param name="Size">Connections in the pool. Default 4.</param>
+/// <param name="VirtualNodes">Points per connection on the consistent-hash ring. Default 100.</param>
+/// <param name="Client">Settings of every member connection.</param>
+public sealed record PoolSettings(int Size, int VirtualNodes, ClientSettings Client)
+{
+    public const string Path = "supervisor.pool";
+
+    public static PoolSettings Read(Config config, ClientSettings client)
+    {
+        var pool = config.GetConfig(Path);
+        var size = ReadInt(pool, "size", Path);
+        if (size is < 1 or > 1024)
+            throw new ConfigurationError($"{Path}.size", $"{size} is out of range 1-1024");
+        var nodes = ReadInt(pool, "virtual-nodes", Path);
+        if (nodes is < 1 or > 10_000)
+            throw new ConfigurationError($"{Path}.virtual-nodes", $"{nodes} is out of range 1-10000");
+        return new PoolSettings(size, nodes, client);
+    }
+}

@@ -1,0 +1,588 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Supervisor.Configuration;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Transport;
+using static Supervisor.Messages.Protocol.ClientProtocol;
+
+namespace Supervisor.Client;
+
+/// <summary>
+/// One outbound heartbeat connection that heals itself (issue 5): connects, sends a heartbeat every
+/// interval (with a <c>seq</c> unless told not to), measures the round trip, answers the server's pings,
+/// and treats a silent server (<c>timeout</c>), a close, a reset or a protocol error as a disconnect with
+/// exactly one reason. It then reconnects after a jittered exponential backoff (<see cref="Backoff"/>).
+/// Data sent while disconnected waits in a bounded <see cref="OutboundBuffer"/>. The socket I/O is the
+/// server's own <see cref="SocketTransport"/>; each connection's transport events reach this actor through
+/// a child relay that tags them with the connection's generation, so a stale socket can never be taken
+/// for the current one. The connection is in the registry with protocol <c>tcp-out</c>.
+/// </summary>
+public sealed class HeartbeatClient : ReceiveActor, IWithTimers
+{
+    public const string Protocol = "tcp-out";
+
+    /// <param name="name">The client's name: in its events, the registry (<c>listener</c>), logs and metrics.</param>
+    /// <param name="subscribers">Subscribed from the start, so they miss no event (a pool subscribes this way).</param>
+    /// <param name="random">Source of the backoff jitter.</param>
+    public static Props Props(string name, ClientSettings settings, ClientServices services,
+        IReadOnlyList<IActorRef>? subscribers = null, Random? random = null)
+    {
+        if (settings.Endpoint is null)
+            throw new ArgumentException($"client {name}: the settings name no endpoint", nameof(settings));
+        IReadOnlyList<IActorRef> initial = subscribers ?? [];
+        var jitter = random ?? Random.Shared;
+        return Akka.Actor.Props.Create(() => new HeartbeatClient(name, settings, services, initial, jitter));
+    }
+
+    private sealed class ConnectDue
+    {
+        public static readonly ConnectDue Instance = new();
+    }
+
+    private sealed record ConnectSucceeded(int Generation);
+
+    private sealed record ConnectFailed(int Generation, string Error);
+
+    /// <summary>A transport event of connection number <c>Generation</c>.</summary>
+    private sealed record Linked(int Generation, TransportEvents.ITransportEvent Event);
+
+    private sealed class HeartbeatDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly HeartbeatDue Instance = new();
+    }
+
+    private sealed class DeadlineDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly DeadlineDue Instance = new();
+    }
+
+    private sealed class StableDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly StableDue Instance = new();
+    }
+
+    /// <summary>Forwards one connection's transport events to the client, tagged with the connection's generation.</summary>
+    private sealed class Relay : ReceiveActor
+    {
+        public Relay(int generation, IActorRef client) =>
+            Receive<TransportEvents.ITransportEvent>(e => client.Tell(new Linked(generation, e)));
+    }
+
+    private const string ReconnectTimer = "reconnect";
+    private const string HeartbeatTimer = "heartbeat";
+    private const string DeadlineTimer = "deadline";
+    private const string StableTimer = "stable";
+    private const int MaxOutstanding = 64;
+
+    private readonly string _name;
+    private readonly ClientSettings _settings;
+    private readonly ClientServices _services;
+    private readonly HostPort _endpoint;
+    private readonly Backoff _backoff;
+    private readonly OutboundBuffer _buffer;
+    private readonly IReadOnlyList<IActorRef> _initialSubscribers;
+    private readonly HashSet<IActorRef> _subscribers = [];
+    private readonly Queue<(long? Seq, long SentAt)> _outstanding = new();
+    private readonly KeyValuePair<string, object?> _clientTag;
+
+    private ClientState _state = ClientState.Connecting;
+    private int _generation;
+    private Socket? _connecting;
+    private CancellationTokenSource? _connectTimeout;
+    private SocketTransport? _transport;
+    private IActorRef? _relay;
+    private string _connectionId = "";
+    private string? _remote, _local;
+    private DateTimeOffset? _connectedAt;
+    private DateTimeOffset _lastLivenessAt;
+    private DateTimeOffset? _lastFrameAt, _lastHeartbeatAt;
+    private bool _answered = true;
+    private bool _overflowLogged;
+    private int _missed;
+    private long _nextSeq;
+    private double? _rttMs;
+    private long _bytesIn, _responses, _connects, _dataSent, _framesReceived;
+    private string? _serverNotice;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public HeartbeatClient(string name, ClientSettings settings, ClientServices services, IReadOnlyList<IActorRef> subscribers, Random random)
+    {
+        _name = name;
+        _settings = settings;
+        _services = services;
+        _endpoint = settings.Endpoint!;
+        _backoff = new Backoff(settings.Reconnect, random);
+        _buffer = new OutboundBuffer(settings.BufferSize, settings.Overflow);
+        _initialSubscribers = subscribers;
+        _clientTag = new KeyValuePair<string, object?>("client", name);
+        Disconnected();
+    }
+
+    private DateTimeOffset Now => Context.System.Scheduler.Now;
+
+    protected override void PreStart()
+    {
+        foreach (var subscriber in _initialSubscribers)
+        {
+            _subscribers.Add(subscriber);
+            Context.Watch(subscriber);
+            subscriber.Tell(new StateChanged(_name, _state));
+        }
+        StartConnect();
+    }
+
+    protected override void PostStop()
+    {
+        _connectTimeout?.Cancel();
+        _connectTimeout?.Dispose();
+        _connecting?.Dispose();
+        if (_transport is not null)
+            LetGo(CloseReason.AdminClosed, "the client was stopped");
+    }
+
+    // ---- behaviours ----
+
+    /// <summary>Connecting, or waiting out a backoff delay.</summary>
+    private void Disconnected()
+    {
+        Receive<ConnectDue>(_ => StartConnect());
+        Receive<ConnectSucceeded>(OnConnectSucceeded);
+        Receive<ConnectFailed>(OnConnectFailed);
+        // Events of a transport already let go of, and timers of a connection already gone.
+        Receive<Linked>(_ => { });
+        Receive<HeartbeatDue>(_ => { });
+        Receive<DeadlineDue>(_ => { });
+        Receive<StableDue>(_ => { });
+        Common();
+    }
+
+    private void Connected()
+    {
+        Receive<Linked>(OnLinked);
+        Receive<HeartbeatDue>(_ => OnHeartbeatDue());
+        Receive<DeadlineDue>(_ => OnDeadline());
+        Receive<StableDue>(_ => _backoff.Reset());
+        Receive<ConnectDue>(_ => { });
+        Common();
+    }
+
+    private void Common()
+    {
+        Receive<Send>(OnSend);
+        Receive<Subscribe>(subscribe =>
+        {
+            if (_subscribers.Add(subscribe.Subscriber)) Context.Watch(subscribe.Subscriber);
+            subscribe.Subscriber.Tell(new StateChanged(_name, _state));
+        });
+        Receive<Unsubscribe>(unsubscribe =>
+        {
+            if (_subscribers.Remove(unsubscribe.Subscriber)) Context.Unwatch(unsubscribe.Subscriber);
+        });
+        Receive<Terminated>(terminated => _subscribers.Remove(terminated.ActorRef));
+        Receive<GetStatus>(_ => Sender.Tell(Status()));
+    }
+
+    // ---- connecting ----
+
+    private void StartConnect()
+    {
+        var generation = ++_generation;
+        SetState(ClientState.Connecting);
+        var target = _endpoint.ToEndPoint();
+        Socket socket;
+        try
+        {
+            socket = target is IPEndPoint ip
+                ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+                : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        }
+        catch (SocketException e)
+        {
+            // Out of descriptors, say: that is a failed attempt like any other.
+            ScheduleReconnect($"cannot open a socket: {e.Message}");
+            return;
+        }
+        _connecting = socket;
+        _connectTimeout = new CancellationTokenSource(_settings.ConnectTimeout);
+        var timeout = _settings.ConnectTimeout;
+        socket.ConnectAsync(target, _connectTimeout.Token).AsTask().PipeTo(Self,
+            success: () => new ConnectSucceeded(generation),
+            failure: e => new ConnectFailed(generation, DescribeConnectError(e, timeout)));
+    }
+
+    private static string DescribeConnectError(Exception e, TimeSpan timeout) => e.GetBaseException() switch
+    {
+        OperationCanceledException => $"connect timed out after {timeout.ToHocon()}",
+        SocketException { SocketErrorCode: SocketError.ConnectionRefused } => "connection refused",
+        SocketException { SocketErrorCode: SocketError.TimedOut } => "connect timed out",
+        SocketException { SocketErrorCode: SocketError.HostNotFound or SocketError.NoData } => "host not found",
+        SocketException { SocketErrorCode: SocketError.HostUnreachable or SocketError.NetworkUnreachable } s => $"unreachable ({s.SocketErrorCode})",
+        var other => other.Message,
+    };
+
+    private void OnConnectFailed(ConnectFailed failed)
+    {
+        if (failed.Generation != _generation) return;
+        ReleaseConnectAttempt();
+        ScheduleReconnect(failed.Error);
+    }
+
+    private void ReleaseConnectAttempt()
+    {
+        _connecting?.Dispose();
+        _connecting = null;
+        _connectTimeout?.Dispose();
+        _connectTimeout = null;
+    }
+
+    private void OnConnectSucceeded(ConnectSucceeded succeeded)
+    {
+        if (succeeded.Generation != _generation || _connecting is null) return;
+        var socket = _connecting;
+        _connecting = null;
+        _connectTimeout?.Dispose();
+        _connectTimeout = null;
+        try
+        {
+            _local = Show(socket.LocalEndPoint);
+            _remote = Show(socket.RemoteEndPoint);
+            var keepAlive = SocketKeepAlive.Apply(socket, _settings.KeepAlive);
+            _transport = new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            socket.Dispose();
+            ScheduleReconnect($"the connection vanished at once: {e.Message}");
+            return;
+        }
+        foreach (var problem in _transport.KeepAlive.Problems)
+            ClientLog.KeepAliveProblem(_services.Log, _name, problem);
+
+        var generation = _generation;
+        var self = Self;
+        _relay = Context.ActorOf(Akka.Actor.Props.Create(() => new Relay(generation, self)), $"link-{generation}");
+        var now = Now;
+        _connectionId = $"{_name}.{generation}";
+        _connects++;
+        _connectedAt = now;
+        _lastLivenessAt = now;
+        _lastFrameAt = null;
+        _lastHeartbeatAt = null;
+        _missed = 0;
+        _answered = true;
+        _outstanding.Clear();
+        _serverNotice = null;
+        _bytesIn = 0;
+        _rttMs = null;
+        _overflowLogged = false;
+        _state = ClientState.Active;
+        _transport.Start(_relay);
+        Become(Connected);
+
+        _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(RegistryStatus()));
+        _services.Metrics.ClientConnects.Add(1, _clientTag);
+        ClientLog.Connected(_services.Log, _name, _remote, _local, _backoff.Attempt);
+        Publish(new ClientProtocol.Connected(_name, _remote, _local, _backoff.Attempt));
+
+        Timers.StartSingleTimer(StableTimer, StableDue.Instance, _settings.Reconnect.ResetAfter);
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout);
+        SendHeartbeat();
+        FlushBuffer();
+    }
+
+    private void ScheduleReconnect(string cause)
+    {
+        var delay = _backoff.Next();
+        var attempt = _backoff.Attempt;
+        SetState(ClientState.Reconnecting);
+        _services.Metrics.ClientReconnectDelay.Record(delay.TotalMilliseconds, _clientTag);
+        ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
+            Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
+        Publish(new Reconnecting(_name, attempt, delay, cause));
+        Timers.StartSingleTimer(ReconnectTimer, ConnectDue.Instance, delay);
+        Become(Disconnected);
+    }
+
+    // ---- connected ----
+
+    private void OnLinked(Linked linked)
+    {
+        if (linked.Generation != _generation || _transport is null) return;
+        switch (linked.Event)
+        {
+            case TransportEvents.FrameReceived received:
+                OnFrame(received);
+                break;
+            case TransportEvents.FrameRejected rejected:
+                Disconnect(rejected.Reason, $"the server sent a bad frame: {rejected.Error}");
+                break;
+            case TransportEvents.InputEnded ended:
+                Disconnect(ended.Reason, _serverNotice is null ? ended.Detail : $"{ended.Detail}; the server said: {_serverNotice}");
+                break;
+            case TransportEvents.WriteFinished finished:
+                if (!_transport.OnWriteFinished(finished))
+                    Disconnect(CloseReason.WriteFailed, finished.Error ?? "write failed");
+                break;
+        }
+    }
+
+    private void OnFrame(TransportEvents.FrameReceived received)
+    {
+        var frame = received.Frame;
+        var now = Now;
+        _bytesIn += received.WireBytes;
+        _lastFrameAt = now;
+        _lastLivenessAt = now;
+        _answered = true;
+        if (_missed > 0)
+        {
+            _missed = 0;
+            SetState(ClientState.Active);
+            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+        }
+
+        switch (frame.Type)
+        {
+            case FrameType.Heartbeat:
+                if (Write(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq)))
+                    Publish(new ServerPinged(_name, frame.Seq));
+                break;
+            case FrameType.HeartbeatResponse:
+                OnHeartbeatResponse(frame, now);
+                break;
+            case FrameType.Data:
+                _framesReceived++;
+                Publish(new FrameReceived(_name, frame));
+                break;
+            case FrameType.ErrorNotice:
+                _framesReceived++;
+                _serverNotice = frame.Data;
+                ClientLog.ServerNotice(_services.Log, _name, frame.Data);
+                Publish(new FrameReceived(_name, frame));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A response echoing a seq answers that heartbeat (older unanswered ones are given up); one without a
+    /// seq, as the source document's server sends, answers the oldest heartbeat still outstanding.
+    /// </summary>
+    private void OnHeartbeatResponse(Frame frame, DateTimeOffset now)
+    {
+        _responses++;
+        _lastHeartbeatAt = now;
+        long? sentAt = null;
+        if (frame.Seq is { } seq)
+        {
+            if (_outstanding.Any(o => o.Seq == seq))
+            {
+                while (_outstanding.TryDequeue(out var outstanding))
+                {
+                    if (outstanding.Seq != seq) continue;
+                    sentAt = outstanding.SentAt;
+                    break;
+                }
+            }
+        }
+        else if (_outstanding.TryDequeue(out var oldest))
+        {
+            sentAt = oldest.SentAt;
+        }
+
+        double? rtt = sentAt is { } start ? Stopwatch.GetElapsedTime(start).TotalMilliseconds : null;
+        if (rtt is { } ms)
+        {
+            _rttMs = ms;
+            _services.Metrics.ClientRtt.Record(ms, _clientTag);
+            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+        }
+        ClientLog.HeartbeatAnswered(_services.Log, _name, frame.Seq, rtt);
+        Publish(new HeartbeatAnswered(_name, frame.Seq, rtt));
+    }
+
+    private void OnHeartbeatDue()
+    {
+        if (_transport is null) return;
+        if (!_answered)
+        {
+            // A whole interval passed without a frame since the last heartbeat went out.
+            _missed++;
+            if (_missed == 1) ClientLog.Suspect(_services.Log, _name, _missed);
+            SetState(ClientState.Suspect);
+            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+        }
+        SendHeartbeat();
+    }
+
+    private void SendHeartbeat()
+    {
+        if (_transport is null) return;
+        long? seq = _settings.SendSeq ? ++_nextSeq : null;
+        while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
+        _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
+        _answered = false;
+        if (!Write(new Frame(FrameType.Heartbeat, Now.ToUnixTimeSeconds(), null, seq))) return;
+        Publish(new HeartbeatSent(_name, seq));
+        Timers.StartSingleTimer(HeartbeatTimer, HeartbeatDue.Instance, _settings.HeartbeatInterval);
+    }
+
+    /// <summary>One stored deadline, re-armed when it fires early: no timer work per frame.</summary>
+    private void OnDeadline()
+    {
+        if (_transport is null) return;
+        var idle = Now - _lastLivenessAt;
+        if (idle >= _settings.HeartbeatTimeout)
+        {
+            Disconnect(CloseReason.HeartbeatTimeout, $"no frame from the server for {idle.TotalMilliseconds:F0} ms");
+            return;
+        }
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout - idle);
+    }
+
+    // ---- data ----
+
+    private void OnSend(Send send)
+    {
+        var frame = new Frame(FrameType.Data, Now.ToUnixTimeSeconds(), send.Data);
+        // Frames already waiting go first, so order is kept.
+        if (_transport is not null && _buffer.Count == 0 && Write(frame))
+        {
+            _dataSent++;
+            return;
+        }
+        Buffer(frame, Sender);
+    }
+
+    private void Buffer(Frame frame, IActorRef sender)
+    {
+        switch (_buffer.Offer(frame, out var dropped))
+        {
+            case OfferOutcome.Buffered:
+                return;
+            case OfferOutcome.BufferedDroppedOldest:
+            case OfferOutcome.DroppedNewest:
+                _services.Metrics.ClientFramesDropped.Add(1, _clientTag, new("policy", PolicyName(_buffer.Policy)));
+                Publish(new FrameDropped(_name, dropped!.Data ?? "", _buffer.Policy));
+                break;
+            case OfferOutcome.Rejected:
+                _services.Metrics.ClientFramesDropped.Add(1, _clientTag, new("policy", PolicyName(_buffer.Policy)));
+                if (!sender.IsNobody())
+                    sender.Tell(new SendRejected(_name, frame.Data ?? "", $"buffer full ({_buffer.Capacity} frames) while disconnected"));
+                break;
+        }
+        if (!_overflowLogged)
+        {
+            _overflowLogged = true;
+            ClientLog.Overflow(_services.Log, _name, _buffer.Capacity, PolicyName(_buffer.Policy), _buffer.Dropped + _buffer.Rejected);
+        }
+    }
+
+    public static string PolicyName(OverflowPolicy policy) => policy switch
+    {
+        OverflowPolicy.DropOldest => "drop-oldest",
+        OverflowPolicy.DropNewest => "drop-newest",
+        _ => "fail",
+    };
+
+    private void FlushBuffer()
+    {
+        while (_transport is not null && _buffer.TryPeek(out var frame))
+        {
+            if (!Write(frame)) return;
+            _buffer.RemoveHead();
+            _dataSent++;
+        }
+    }
+
+    /// <summary>Writes one frame; a refused write ends the connection with write-failed.</summary>
+    private bool Write(Frame frame)
+    {
+        if (_transport is null) return false;
+        if (_transport.Write(frame)) return true;
+        Disconnect(CloseReason.WriteFailed, "the server is not reading or the socket failed");
+        return false;
+    }
+
+    // ---- disconnecting ----
+
+    private void Disconnect(CloseReason reason, string detail)
+    {
+        if (_transport is null) return;
+        LetGo(reason, detail);
+        Timers.Cancel(HeartbeatTimer);
+        Timers.Cancel(DeadlineTimer);
+        Timers.Cancel(StableTimer);
+        Publish(new ClientProtocol.Disconnected(_name, reason, detail));
+        ScheduleReconnect($"{reason.ToWireName()}: {detail}");
+    }
+
+    /// <summary>Releases the socket and its relay and reports the close to the registry, meter and log.</summary>
+    private void LetGo(CloseReason reason, string detail)
+    {
+        var transport = _transport!;
+        var status = RegistryStatus(ConnectionState.Closing);
+        var now = Now;
+        // FIN first, so the server sees this end close rather than reset (unless input is still unread).
+        transport.ShutdownOutput();
+        transport.Dispose();
+        _transport = null;
+        if (_relay is not null)
+        {
+            Context.Stop(_relay);
+            _relay = null;
+        }
+        _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(status, reason, now));
+        _services.Metrics.ClientDisconnects.Add(1, _clientTag, new("reason", reason.ToWireName()));
+        ClientLog.Disconnected(_services.Log, _name, _remote ?? _endpoint.ToString(), reason.ToWireName(), detail,
+            (now - (_connectedAt ?? now)).TotalSeconds, _bytesIn, transport.BytesOut);
+        _connectedAt = null;
+        _remote = null;
+        _local = null;
+    }
+
+    // ---- reporting ----
+
+    private void SetState(ClientState state)
+    {
+        if (_state == state) return;
+        _state = state;
+        Publish(new StateChanged(_name, state));
+    }
+
+    private void Publish(IClientEvent @event)
+    {
+        foreach (var subscriber in _subscribers) subscriber.Tell(@event);
+        if (@event is ILifecycleEvent) Context.System.EventStream.Publish(@event);
+    }
+
+    private ClientStatus Status() => new(
+        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _missed,
+        _buffer.Count, _buffer.Capacity, _buffer.Dropped, _buffer.Rejected, _dataSent, _framesReceived);
+
+    private ConnectionStatus RegistryStatus(ConnectionState? state = null) => new(
+        _connectionId,
+        _remote ?? _endpoint.ToString(),
+        _name,
+        Protocol,
+        state ?? (_missed > 0 ? ConnectionState.Suspect : ConnectionState.Active),
+        _connectedAt ?? Now,
+        _lastFrameAt,
+        _lastHeartbeatAt,
+        _missed,
+        _rttMs,
+        _bytesIn,
+        _transport?.BytesOut ?? 0,
+        _responses,
+        _transport?.KeepAlive ?? KeepAliveStatus.Disabled);
+
+    private static string Show(EndPoint? endpoint) => endpoint switch
+    {
+        IPEndPoint { Address.IsIPv4MappedToIPv6: true } ip => new IPEndPoint(ip.Address.MapToIPv4(), ip.Port).ToString(),
+        null => "unknown",
+        _ => endpoint.ToString() ?? "unknown",
+    };
+}

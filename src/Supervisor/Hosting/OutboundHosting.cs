@@ -1,0 +1,61 @@
+using Akka.Actor;
+using Akka.DependencyInjection;
+using Akka.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Supervisor.Client;
+using Supervisor.Monitoring;
+using Supervisor.Probes;
+using Supervisor.Registry;
+
+namespace Supervisor.Hosting;
+
+/// <summary>
+/// Akka.Hosting wiring of the outbound side (issue 5), one extension method per feature: heartbeat clients,
+/// pools and dependency probes. They report to the <see cref="ConnectionRegistry"/> and the
+/// <see cref="MonitorActor"/> when those are registered (the service), and work without them (the
+/// <c>client</c> command). <see cref="SupervisorMetrics"/> must be in the service collection.
+/// </summary>
+public static class OutboundHosting
+{
+    /// <summary>Starts heartbeat client <paramref name="name"/> and registers it in the <see cref="ActorRegistry"/> under <typeparamref name="TKey"/>.</summary>
+    public static AkkaConfigurationBuilder AddHeartbeatClient<TKey>(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>
+        builder.WithActors((system, registry, resolver) =>
+            registry.Register<TKey>(system.ActorOf(HeartbeatClient.Props(name, settings, ClientServices(registry, resolver)), ActorName("client", name))));
+
+    /// <summary>Starts one heartbeat client, registered under <see cref="HeartbeatClient"/>.</summary>
+    public static AkkaConfigurationBuilder AddHeartbeatClient(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>
+        builder.AddHeartbeatClient<HeartbeatClient>(name, settings);
+
+    /// <summary>Starts pool <paramref name="name"/> and registers it under <typeparamref name="TKey"/>.</summary>
+    public static AkkaConfigurationBuilder AddHeartbeatPool<TKey>(this AkkaConfigurationBuilder builder, string name, PoolSettings settings) =>
+        builder.WithActors((system, registry, resolver) =>
+            registry.Register<TKey>(system.ActorOf(HeartbeatPool.Props(name, settings, ClientServices(registry, resolver)), ActorName("pool", name))));
+
+    /// <summary>Starts one pool, registered under <see cref="HeartbeatPool"/>.</summary>
+    public static AkkaConfigurationBuilder AddHeartbeatPool(this AkkaConfigurationBuilder builder, string name, PoolSettings settings) =>
+        builder.AddHeartbeatPool<HeartbeatPool>(name, settings);
+
+    /// <summary>Starts the probes (none is fine) under one <see cref="ProbesActor"/>, registered under that type.</summary>
+    public static AkkaConfigurationBuilder AddProbes(this AkkaConfigurationBuilder builder, IReadOnlyList<ProbeSettings> probes) =>
+        builder.WithActors((system, registry, resolver) =>
+        {
+            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
+            var services = new ProbeServices(monitor, Metrics(resolver), Logger<ProbeActor>(resolver));
+            registry.Register<ProbesActor>(system.ActorOf(ProbesActor.Props(probes, services), "probes"));
+        });
+
+    private static ClientServices ClientServices(IActorRegistry registry, IDependencyResolver resolver) => new(
+        registry.TryGet<ConnectionRegistry>(out var connections) ? connections : ActorRefs.Nobody,
+        Metrics(resolver),
+        Logger<HeartbeatClient>(resolver));
+
+    private static SupervisorMetrics Metrics(IDependencyResolver resolver) =>
+        resolver.GetService<SupervisorMetrics>()
+        ?? throw new InvalidOperationException("SupervisorMetrics is not registered in the service collection");
+
+    private static ILogger Logger<T>(IDependencyResolver resolver) =>
+        resolver.GetService<ILoggerFactory>()?.CreateLogger<T>() ?? NullLogger<T>.Instance;
+
+    private static string ActorName(string kind, string name) => $"{kind}-{Uri.EscapeDataString(name)}";
+}
