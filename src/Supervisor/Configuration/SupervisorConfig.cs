@@ -130,7 +130,8 @@ public static class SupervisorConfig
         };
     }
 
-    private static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)
+    /// <summary>Reads one listener's keys from <paramref name="tcp"/> (already layered over its fallbacks); errors name <paramref name="path"/>.</summary>
+    public static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)
     {
         var port = ReadInt(tcp, "port", path);
         if (port is < 0 or > 65535)

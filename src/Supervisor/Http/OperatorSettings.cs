@@ -96,49 +96,15 @@ public static class OperatorConfig
         var pongTimeout = ReadPositiveDuration(config, $"{WsPath}.pong-timeout");
         var origins = ReadOrigins(config, $"{WsPath}.allowed-origins");
 
-        // Keys a WebSocket listener shares with TCP listeners: its own where set, else supervisor.tcp's.
-        string Key(string key) => config.HasPath($"{WsPath}.{key}") ? $"{WsPath}.{key}" : $"supervisor.tcp.{key}";
-        var maxFrame = ReadSize(config, Key("max-frame-length"), null);
-        if (maxFrame is < 16 or > 64 * 1024 * 1024)
-            throw new ConfigurationError(Key("max-frame-length"), $"{maxFrame} is out of range 16B-64MiB");
-        var maxConnections = ReadInt(config, Key("max-connections"));
-        if (maxConnections < 1)
-            throw new ConfigurationError(Key("max-connections"), $"{maxConnections} must be at least 1");
-        var maxPending = ReadSize(config, Key("max-pending-write"), null);
-        if (maxPending < maxFrame)
-            throw new ConfigurationError(Key("max-pending-write"), $"{maxPending} must be at least max-frame-length ({maxFrame})");
-        var keepAlive = new KeepAliveSettings(
-            ReadBool(config, Key("keepalive.enabled")),
-            ReadWholeSeconds(config, Key("keepalive.idle"), null),
-            ReadWholeSeconds(config, Key("keepalive.interval"), null),
-            ReadInt(config, Key("keepalive.probes")),
-            ReadOptionalDuration(config, Key("user-timeout"), null));
-        if (keepAlive.Probes is < 1 or > 127)
-            throw new ConfigurationError(Key("keepalive.probes"), $"{keepAlive.Probes} is out of range 1-127");
-
-        var perAddress = ReadInt(config, Key("limits.max-connections-per-address"));
-        if (perAddress < 1)
-            throw new ConfigurationError(Key("limits.max-connections-per-address"), $"{perAddress} must be at least 1");
-        var rate = ReadDouble(config, Key("limits.max-frames-per-second"));
-        if (rate <= 0)
-            throw new ConfigurationError(Key("limits.max-frames-per-second"), $"{rate} must be positive");
-        var burst = ReadInt(config, Key("limits.frame-burst"));
-        if (burst < 1)
-            throw new ConfigurationError(Key("limits.frame-burst"), $"{burst} must be at least 1");
-        var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(config, Key("limits.first-frame-timeout"), null));
-
-        var listener = new ListenerSettings(
-            WebSocketSettings.ListenerName,
-            settings.Profile,
-            host,
-            port,
-            maxFrame,
-            maxConnections,
-            maxPending,
-            ReadPositiveDuration(config, Key("close-linger")),
-            keepAlive,
-            new HeartbeatSettings(Enabled: false, pingInterval, pingInterval + pongTimeout, LivenessMode.AnyFrame, ServerPing: false,
-                StarvationThreshold: TimeSpan.FromSeconds(1))) with { Limits = limits };
+        // Keys a WebSocket listener shares with TCP listeners (frame and connection limits, keep-alive,
+        // abuse limits, tls): its own where set, else supervisor.tcp's, read by the one listener reader.
+        // Its heartbeat is the WebSocket ping/pong, so the application deadline is off.
+        var heartbeat = ConfigurationFactory.ParseString($$"""
+            enabled = off, interval = {{pingInterval.ToHocon()}}, timeout = {{(pingInterval + pongTimeout).ToHocon()}}
+            liveness = any-frame, server-ping = off, starvation-threshold = 1s
+            """);
+        var listener = SupervisorConfig.ReadListener(WebSocketSettings.ListenerName, settings.Profile, WsPath,
+            config.GetConfig(WsPath).WithFallback(config.GetConfig("supervisor.tcp")), heartbeat, $"{WsPath}.heartbeat");
         return new WebSocketSettings(enabled, host, port, path, pingInterval, pongTimeout, origins, listener);
     }
 

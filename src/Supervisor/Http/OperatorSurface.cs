@@ -83,6 +83,8 @@ public static class OperatorSurface
                 options.Listen(IPAddress.Parse(surface.WebSocket.Host), surface.WebSocket.Port, listen =>
                 {
                     listen.Protocols = HttpProtocols.Http1;
+                    // wss: the certificate of supervisor.websocket.tls (or, unset, supervisor.tcp.tls).
+                    if (surface.WebSocket.Listener.TlsCertificate is { } certificate) listen.UseHttps(certificate);
                     Tag(listen, OperatorEndpoints.WebSocketName);
                     endpoints.WebSocketListen = listen;
                 });

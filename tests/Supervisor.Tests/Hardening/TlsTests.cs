@@ -114,5 +114,30 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         await service.WaitForStatsAsync(s => s.Closed(CloseReason.ProtocolError) == 1 && s.Active == 0);
     }
 
+    [Fact]
+    public async Task A_dotnet_websocket_client_must_exchange_frames_over_wss()
+    {
+        var (certificate, key, issued) = WriteSelfSignedPem();
+        await using var service = await TestService.StartAsync($$"""
+            supervisor.websocket.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
+            """);
+        using var client = new System.Net.WebSockets.ClientWebSocket();
+        client.Options.RemoteCertificateValidationCallback = (_, presented, _, _) =>
+            presented is not null && presented.GetCertHashString() == issued.GetCertHashString();
+        await client.ConnectAsync(new Uri($"wss://127.0.0.1:{service.WebSocketPort}/ws"), CancellationToken.None);
+        await client.SendAsync("{\"type\":0,\"seq\":5}"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        var buffer = new byte[1024];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var received = await client.ReceiveAsync(buffer, cts.Token);
+        var frame = JsonLinesCodec.Decode(buffer.AsSpan(0, received.Count).TrimEnd((byte)'\n')).Frame;
+        Assert.Equal(FrameType.HeartbeatResponse, frame!.Type);
+        Assert.Equal(5, frame.Seq);
+        Assert.Contains((await service.ConnectionsAsync()).Items, c => c.Protocol == "ws");
+        // The plain TCP listener stays plain: only the WebSocket listener was given TLS.
+        using var plain = await TestPeer.ConnectAsync(service.Port);
+        await plain.SendHeartbeatAsync(1);
+        Assert.Equal(1, (await plain.ReceiveFrameAsync())!.Seq);
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }
