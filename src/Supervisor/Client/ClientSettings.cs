@@ -93,8 +93,14 @@ public sealed record ClientSettings(
         return new ClientSettings(endpoint, interval, timeout, ReadBool(client, "heartbeat.seq", prefix),
             ReadPositiveDuration(client, "connect-timeout", prefix),
             new BackoffSettings(min, max, multiplier, ReadPositiveDuration(client, "reconnect.reset-after", prefix)),
-            bufferSize, overflow, maxFrame, maxPending, keepAlive);
+            bufferSize, overflow, maxFrame, maxPending, keepAlive)
+        {
+            Tls = client.HasPath("tls") && ReadBool(client, "tls.enabled", prefix) ? ClientTls.Read(client, prefix) : null,
+        };
     }
+
+    /// <summary>TLS to the server; null for plain TCP.</summary>
+    public ClientTls? Tls { get; init; }
 
     /// <summary>These settings aimed at <paramref name="endpoint"/> (<c>host:port</c>).</summary>
     public ClientSettings WithEndpoint(string endpoint, string key = "endpoint") => this with { Endpoint = HostPort.Parse(endpoint, key) };
@@ -118,5 +124,57 @@ public sealed record PoolSettings(int Size, int VirtualNodes, ClientSettings Cli
         if (nodes is < 1 or > 10_000)
             throw new ConfigurationError($"{Path}.virtual-nodes", $"{nodes} is out of range 1-10000");
         return new PoolSettings(size, nodes, client);
+    }
+}
+
+/// <summary>How the heartbeat client checks the server's certificate (<c>tls</c> of a client block).</summary>
+/// <param name="ServerName">Name the certificate must carry; null: the endpoint's host.</param>
+/// <param name="Authority">Trusted instead of the system's store; null: the system's store.</param>
+/// <param name="PinSha256">Upper-case hex SHA-256 of the one certificate accepted; null: no pin.</param>
+public sealed record ClientTls(string? ServerName, System.Security.Cryptography.X509Certificates.X509Certificate2? Authority, string? PinSha256)
+{
+    public static ClientTls Read(Config client, string prefix)
+    {
+        var name = ReadString(client, "tls.server-name", prefix);
+        var caFile = ReadString(client, "tls.ca-certificate", prefix);
+        System.Security.Cryptography.X509Certificates.X509Certificate2? authority = null;
+        if (caFile.Length > 0)
+        {
+            try
+            {
+                authority = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(caFile);
+            }
+            catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException)
+            {
+                throw new ConfigurationError($"{prefix}.tls.ca-certificate", $"'{caFile}' is not a readable PEM certificate: {e.Message.Split('\n')[0]}");
+            }
+        }
+        var pin = ReadString(client, "tls.pin-sha256", prefix).Replace(":", "").ToUpperInvariant();
+        if (pin.Length > 0 && (pin.Length != 64 || !pin.All(Uri.IsHexDigit)))
+            throw new ConfigurationError($"{prefix}.tls.pin-sha256", "must be 64 hex digits (the certificate's SHA-256)");
+        return new ClientTls(name.Length == 0 ? null : name, authority, pin.Length == 0 ? null : pin);
+    }
+
+    /// <summary>The handshake options for a connection to <paramref name="host"/>.</summary>
+    public System.Net.Security.SslClientAuthenticationOptions Options(string host) => new()
+    {
+        TargetHost = ServerName ?? host,
+        EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+        RemoteCertificateValidationCallback = (_, certificate, _, errors) => Accept(certificate, errors),
+    };
+
+    private bool Accept(System.Security.Cryptography.X509Certificates.X509Certificate? presented, System.Net.Security.SslPolicyErrors errors)
+    {
+        if (presented is null) return false;
+        using var certificate = new System.Security.Cryptography.X509Certificates.X509Certificate2(presented);
+        if (PinSha256 is not null)
+            return Convert.ToHexString(certificate.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256)) == PinSha256;
+        if (Authority is null) return errors == System.Net.Security.SslPolicyErrors.None;
+        if (errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch)) return false;
+        using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+        chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(Authority);
+        chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+        return chain.Build(certificate);
     }
 }

@@ -92,7 +92,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private int _generation;
     private Socket? _connecting;
     private CancellationTokenSource? _connectTimeout;
-    private SocketTransport? _transport;
+    private IConnectionTransport? _transport;
     private IActorRef? _relay;
     private string _connectionId = "";
     private string? _remote, _local;
@@ -251,7 +251,9 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
             _local = Show(socket.LocalEndPoint);
             _remote = Show(socket.RemoteEndPoint);
             var keepAlive = SocketKeepAlive.Apply(socket, _settings.KeepAlive);
-            _transport = new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive);
+            _transport = _settings.Tls is { } tls
+                ? new TlsTransport(socket, tls.Options(_settings.Endpoint!.Host), Protocol, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive)
+                : new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

@@ -21,7 +21,7 @@ public sealed class TlsTransport : IConnectionTransport
 
     private readonly Socket _socket;
     private readonly SslStream _ssl;
-    private readonly X509Certificate2 _certificate;
+    private readonly Func<SslStream, CancellationToken, Task> _authenticate;
     private readonly int _maxFrameLength;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
@@ -30,11 +30,29 @@ public sealed class TlsTransport : IConnectionTransport
     // Write side: touched on the owner's thread only.
     private readonly OutboundQueue _outbound;
 
+    /// <summary>The server end: presents <paramref name="certificate"/>.</summary>
     public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+        : this(socket, (ssl, cancel) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            ServerCertificate = certificate,
+            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ClientCertificateRequired = false,
+        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive)
+    {
+    }
+
+    /// <summary>The client end (the heartbeat client): validates the server as <paramref name="options"/> say.</summary>
+    public TlsTransport(Socket socket, SslClientAuthenticationOptions options, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive)
+    {
+    }
+
+    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
     {
         _socket = socket;
         _socket.NoDelay = true;
-        _certificate = certificate;
+        _authenticate = authenticate;
+        Protocol = protocol;
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
         _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
@@ -43,7 +61,7 @@ public sealed class TlsTransport : IConnectionTransport
     }
 
     public string Remote { get; }
-    public string Protocol => "tls";
+    public string Protocol { get; }
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _outbound.BytesSent;
 
@@ -64,12 +82,7 @@ public sealed class TlsTransport : IConnectionTransport
         {
             using (var timeout = new CancellationTokenSource(HandshakeTimeout))
             {
-                await _ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-                {
-                    ServerCertificate = _certificate,
-                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                    ClientCertificateRequired = false,
-                }, timeout.Token).ConfigureAwait(false);
+                await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
             }
             _handshake.TrySetResult();
         }

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Supervisor.Messages.Wire;
 using Supervisor.Tests.Support;
@@ -13,31 +11,9 @@ namespace Supervisor.Tests.Hardening;
 /// <summary>TLS on the TCP listener, checked with a real OpenSSL client and with .NET's SslStream.</summary>
 public sealed class TlsTests(ITestOutputHelper output) : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("supervisor-tls-").FullName;
+    private readonly TestCertificates _certificates = new();
 
-    private (string Certificate, string Key, X509Certificate2 Issued) WriteSelfSignedPem()
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        names.AddIpAddress(System.Net.IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        var issued = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        var certificate = Path.Combine(_directory, "server.crt");
-        var keyFile = Path.Combine(_directory, "server.key");
-        File.WriteAllText(certificate, issued.ExportCertificatePem());
-        File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
-        return (certificate, keyFile, issued);
-    }
-
-    private async Task<TestService> StartTlsService()
-    {
-        var (certificate, key, _) = WriteSelfSignedPem();
-        return await TestService.StartAsync($$"""
-            supervisor.tcp.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
-            """);
-    }
+    private Task<TestService> StartTlsService() => TestService.StartAsync(_certificates.Hocon("supervisor.tcp.tls"));
 
     [Fact]
     public async Task An_openssl_client_must_get_heartbeat_responses_over_tls()
@@ -69,10 +45,8 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_dotnet_tls_client_must_exchange_frames_and_be_closed_cleanly()
     {
-        var (certificate, key, issued) = WriteSelfSignedPem();
-        await using var service = await TestService.StartAsync($$"""
-            supervisor.tcp.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
-            """);
+        var issued = _certificates.Issued;
+        await using var service = await StartTlsService();
         using var client = new TcpClient();
         await client.ConnectAsync(System.Net.IPAddress.Loopback, service.Port);
         await using var tls = new SslStream(client.GetStream(), false,
@@ -117,10 +91,8 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_dotnet_websocket_client_must_exchange_frames_over_wss()
     {
-        var (certificate, key, issued) = WriteSelfSignedPem();
-        await using var service = await TestService.StartAsync($$"""
-            supervisor.websocket.tls { enabled = on, certificate = "{{certificate}}", key = "{{key}}" }
-            """);
+        var issued = _certificates.Issued;
+        await using var service = await TestService.StartAsync(_certificates.Hocon("supervisor.websocket.tls"));
         using var client = new System.Net.WebSockets.ClientWebSocket();
         client.Options.RemoteCertificateValidationCallback = (_, presented, _, _) =>
             presented is not null && presented.GetCertHashString() == issued.GetCertHashString();
@@ -139,5 +111,5 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, (await plain.ReceiveFrameAsync())!.Seq);
     }
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    public void Dispose() => _certificates.Dispose();
 }
