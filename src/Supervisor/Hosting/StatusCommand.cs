@@ -38,6 +38,7 @@ public static class StatusCommand
         ConnectionPage suspect;
         MonitorProtocol.Alerts? alerts;
         string? alertsProblem = null;
+        IReadOnlyList<ProbeProtocol.ProbeStatus> probes = [];
         try
         {
             stats = await GetAsync<StatsView>(http, "api/stats");
@@ -50,6 +51,14 @@ public static class StatusCommand
             {
                 alerts = null;
                 alertsProblem = e.Message;
+            }
+            try
+            {
+                probes = await GetAsync<ProbeProtocol.ProbeStatus[]>(http, "api/probes");
+            }
+            catch (UnexpectedAnswer)
+            {
+                // A service without the probes route (older) or without probes: nothing to show.
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or UnexpectedAnswer)
@@ -64,7 +73,7 @@ public static class StatusCommand
             return SupervisorProgram.ExitFailure;
         }
 
-        Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow));
+        Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow, probes));
         return SupervisorProgram.ExitOk;
     }
 
@@ -107,7 +116,8 @@ public static class StatusCommand
     }
 
     /// <summary>The tables, as printed.</summary>
-    public static string Render(Uri url, StatsView stats, ConnectionPage suspect, MonitorProtocol.Alerts? alerts, string? alertsProblem, DateTimeOffset now)
+    public static string Render(Uri url, StatsView stats, ConnectionPage suspect, MonitorProtocol.Alerts? alerts, string? alertsProblem, DateTimeOffset now,
+        IReadOnlyList<ProbeProtocol.ProbeStatus>? probes = null)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Supervisor at {url} ({now:yyyy-MM-dd HH:mm:ss}Z)");
@@ -139,6 +149,18 @@ public static class StatusCommand
                 text.AppendLine(CultureInfo.InvariantCulture, $"  … and {suspect.Total - suspect.Items.Count} more (GET /api/connections?state=suspect)");
         }
         text.AppendLine();
+
+        if (probes is { Count: > 0 })
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"PROBES ({probes.Count(p => p.State == ProbeState.Up)} of {probes.Count} up)");
+            Table(text, ["name", "kind", "endpoint", "state", "latency", "last error"],
+                probes.Select(p => new[]
+                {
+                    p.Name, p.Kind, p.Endpoint, p.State.ToWireName(),
+                    p.LastLatencyMs is { } ms ? $"{ms:F1} ms" : "-", p.LastError ?? "",
+                }).ToArray());
+            text.AppendLine();
+        }
 
         if (alerts is null)
         {

@@ -123,7 +123,11 @@ public sealed record DashboardSnapshot(
     IReadOnlyList<Alert>? Alerts,
     string? AlertsError,
     HistorySample? Sample,
-    IReadOnlyList<HistorySample>? History);
+    IReadOnlyList<HistorySample>? History)
+{
+    /// <summary>Every dependency probe (empty when none is configured or the probes did not answer).</summary>
+    public IReadOnlyList<ProbeProtocol.ProbeStatus> Probes { get; init; } = [];
+}
 
 /// <summary>
 /// <c>GET /api/events</c>: server-sent events, one <c>snapshot</c> a second, until the client goes or the
@@ -193,8 +197,17 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
         {
             alertsError = e.Message;
         }
+        IReadOnlyList<ProbeProtocol.ProbeStatus> probes = [];
+        try
+        {
+            probes = (await queries.ProbesAsync(cancel)).Items;
+        }
+        catch (ServiceUnavailable)
+        {
+            // Shown as no probes this second.
+        }
         return new DashboardSnapshot(DateTimeOffset.UtcNow, readiness.Started && !readiness.Stopping, StatsView.Of(stats), query.Apply(table),
-            alerts, alertsError, history.Latest, withHistory ? history.Samples : null);
+            alerts, alertsError, history.Latest, withHistory ? history.Samples : null) { Probes = probes };
     }
 }
 

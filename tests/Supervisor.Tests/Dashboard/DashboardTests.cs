@@ -51,9 +51,12 @@ public sealed class DashboardTests(ITestOutputHelper output)
     [Fact]
     public async Task Dashboard_must_show_live_connections_by_state_drop_a_closed_one_and_show_an_alert()
     {
-        await using var service = await TestService.StartAsync("""
+        var upstream = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        upstream.Start(); // a dependency that answers, for the probes panel
+        await using var service = await TestService.StartAsync($$"""
             supervisor.heartbeat { interval = 500ms, timeout = 60s, server-ping = on }
             supervisor.monitor.rules { crowd { metric = connections.active, raise-above = 3, clear-below = 0, severity = critical } }
+            supervisor.probes.upstream { kind = tcp-connect, endpoint = "127.0.0.1:{{((System.Net.IPEndPoint)upstream.LocalEndpoint).Port}}", interval = 200ms, timeout = 200ms, rise = 1, fall = 2 }
             """);
         using var api = new ApiClient(service);
         using var silent = await TestPeer.ConnectAsync(service.Port);
@@ -100,6 +103,10 @@ public sealed class DashboardTests(ITestOutputHelper output)
         var alert = page.Locator("tr[data-alert-rule='crowd']");
         await alert.WaitForAsync(new() { Timeout = Timeout });
         Assert.Equal("critical", await alert.Locator(".badge").TextContentAsync());
+
+        // The probes panel shows the dependency up.
+        await page.Locator("tr[data-probe='upstream'] .badge:text-is('up')").WaitForAsync(new() { Timeout = Timeout });
+        upstream.Stop();
 
         // A closed connection disappears, and its close is counted by reason.
         leaving.Dispose();

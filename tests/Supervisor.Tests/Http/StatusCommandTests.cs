@@ -26,16 +26,22 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
     [Fact]
     public async Task Status_must_print_totals_suspect_connections_and_active_alerts_of_a_running_service()
     {
-        await using var service = await TestService.StartAsync("""
+        var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var closedPort = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop(); // nothing listens there now
+        await using var service = await TestService.StartAsync($$"""
             supervisor.heartbeat { interval = 300ms, timeout = 60s }
             supervisor.monitor.rules { crowd { metric = connections.active, raise-above = 1, clear-below = 0, severity = critical } }
+            supervisor.probes.gone { kind = tcp-connect, endpoint = "127.0.0.1:{{closedPort}}", interval = 100ms, timeout = 100ms, rise = 1, fall = 1 }
             """);
         using var api = new ApiClient(service);
         using var silent = await TestPeer.ConnectAsync(service.Port);
         using var other = await TestPeer.ConnectAsync(service.Port);
         using (var leaving = await TestPeer.ConnectAsync(service.Port)) { }
         await api.WaitForAsync("/api/connections?state=suspect", p => p.GetProperty("total").GetInt32() == 2);
-        await api.WaitForAsync("/api/alerts", a => a.GetProperty("active").GetArrayLength() == 1);
+        await api.WaitForAsync("/api/alerts", a => a.GetProperty("active").EnumerateArray().Any(x => x.GetProperty("rule").GetString() == "crowd"));
+        await api.WaitForAsync("/api/alerts", a => a.GetProperty("active").GetArrayLength() == 2);
         var suspectIds = (await api.GetOkAsync("/api/connections?state=suspect")).GetProperty("items").EnumerateArray()
             .Select(c => c.GetProperty("id").GetString()!).ToArray();
 
@@ -53,7 +59,10 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         Assert.Contains("SUSPECT CONNECTIONS (2 of 2 live)", stdout);
         foreach (var id in suspectIds)
             Assert.Contains(status.StandardOutput, l => l.Trim().StartsWith(id + " ", StringComparison.Ordinal) && l.Contains("127.0.0.1:", StringComparison.Ordinal));
-        Assert.Contains("ACTIVE ALERTS (1)", stdout);
+        Assert.Contains("PROBES (0 of 1 up)", stdout);
+        Assert.Contains(status.StandardOutput, l => l.Trim().StartsWith("gone ", StringComparison.Ordinal) && l.Contains(" down ", StringComparison.Ordinal));
+        Assert.Contains("ACTIVE ALERTS (2)", stdout); // crowd, and probe-down:gone
+        Assert.Contains(status.StandardOutput, l => l.Contains(" probe-down:gone ", StringComparison.Ordinal));
         Assert.Contains(status.StandardOutput, l => l.Trim().StartsWith("critical", StringComparison.Ordinal) && l.Contains(" crowd ", StringComparison.Ordinal));
     }
 
