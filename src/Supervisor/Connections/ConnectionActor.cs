@@ -205,7 +205,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     private void ArmDeadline()
     {
-        if (_closeReason is not null || _deadlines.NextDeadline() is not { } deadline) return;
+        if (_closeReason is not null) return;
+        // Without heartbeat deadlines (keep-alive only, or a WebSocket's ping/pong) the same timer still
+        // ticks once an interval, so the registry's view of the connection (bytes, last frame) stays fresh.
+        var deadline = _deadlines.NextDeadline() ?? Now + _setup.Listener.Heartbeat.Interval;
         _armedDeadline = deadline;
         var delay = deadline - Now;
         Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);

@@ -152,7 +152,14 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         var (_, registry, transport) = Start(listener);
         Pass(TimeSpan.FromHours(5));
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
-        registry.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        // The registry still hears from it once an interval, always active, never suspect or closed.
+        var reports = registry.ReceiveWhile(TimeSpan.FromMilliseconds(200), m => m).ToArray();
+        Assert.Equal(5 * 60 * 2, reports.Length); // every 30 s for 5 h
+        Assert.All(reports, m =>
+        {
+            var update = Assert.IsType<RegistryProtocol.ConnectionUpdated>(m);
+            Assert.Equal((ConnectionState.Active, 0), (update.Status.State, update.Status.MissedHeartbeats));
+        });
     }
 
     [Fact]
