@@ -64,4 +64,10 @@ public sealed record SupervisorSettings(
 {
     /// <summary>The monitor's rules and sinks (<c>supervisor.monitor</c>).</summary>
     public Monitoring.MonitorSettings Monitor { get; init; } = null!;
+
+    /// <summary>
+    /// How stale a healthy connection's counters (bytes, heartbeats, last frame) may get in the registry
+    /// (<c>registry.status-refresh</c>); state changes reach it at once. Default 10 s.
+    /// </summary>
+    public TimeSpan RegistryStatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
 }

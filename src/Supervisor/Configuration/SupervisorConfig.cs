@@ -120,7 +120,11 @@ public static class SupervisorConfig
 
         var settings = new SupervisorSettings(profile, listeners, shards,
             ReadPositiveDuration(config, "supervisor.shutdown.close-timeout"));
-        return settings with { Monitor = Monitoring.MonitorSettings.Read(config, settings) };
+        return settings with
+        {
+            Monitor = Monitoring.MonitorSettings.Read(config, settings),
+            RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+        };
     }
 
     private static ListenerSettings ReadListener(string name, string profile, string path, Config tcp, Config heartbeat, string heartbeatPath)

@@ -9,8 +9,10 @@ using Supervisor.Transport;
 namespace Supervisor.Connections;
 
 /// <summary>
-/// One peer connection: owns its transport and its one deadline timer, answers heartbeats, hands
-/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3).
+/// One peer connection: owns its transport and its one heartbeat deadline, answers heartbeats, hands
+/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3). The deadline
+/// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
+/// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
 public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionContext
 {
@@ -32,7 +34,6 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         public static readonly LingerExpired Instance = new();
     }
 
-    private const string DeadlineTimer = "deadline";
     private const string LingerTimer = "linger";
     private const string FirstFrameTimer = "first-frame";
 
@@ -51,6 +52,9 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _armedDeadline;
+    private Deadline? _deadline;
+    // The registry hears of every state change at once, and of counters at most every status-refresh.
+    private DateTimeOffset _statusRefreshAt;
     private bool _sawValidFrame;
     // Token bucket of the frame-rate limit: tokens refill at max-frames-per-second up to frame-burst.
     private double _frameTokens;
@@ -105,6 +109,8 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     protected override void PreStart()
     {
+        _deadline = DeadlineQueue.Get(Context.System).Register(Self, DeadlineDue.Instance);
+        _statusRefreshAt = _connectedAt + _services.StatusRefresh;
         _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
         _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
         _services.Metrics.ConnectionOpened();
@@ -136,8 +142,9 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             Timers.Cancel(FirstFrameTimer);
         }
         var rttSamples = _deadlines.RttSamples;
-        if (_deadlines.OnFrame(frame, now))
-            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        if (_deadlines.OnFrame(frame, now) || now >= _statusRefreshAt)
+            ReportStatus(now);
+        ArmDeadline();
         if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
         {
             _services.Metrics.Rtt.Record(rtt);
@@ -197,17 +204,27 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
                 _services.Metrics.HeartbeatsMissed.Add(1);
                 _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
                 break;
+            case DeadlineVerdict.Nothing:
+                // Told early (a frame raced the queue's check): nothing changed, so nothing to report.
+                ArmDeadline();
+                return;
         }
-        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        ReportStatus(now);
         ArmDeadline();
     }
 
+    private void ReportStatus(DateTimeOffset now)
+    {
+        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        _statusRefreshAt = now + _services.StatusRefresh;
+    }
+
+    /// <summary>Publishes the next deadline; after a frame this only moves it later, without a lock or a message.</summary>
     private void ArmDeadline()
     {
         if (_closeReason is not null || _deadlines.NextDeadline() is not { } deadline) return;
         _armedDeadline = deadline;
-        var delay = deadline - Now;
-        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
+        _deadline!.Set(deadline);
     }
 
     private void OnWriteFinished(TransportEvents.WriteFinished finished)
@@ -225,7 +242,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _closeReason = reason;
         _closeDetail = detail;
         _closedAt = Now;
-        Timers.Cancel(DeadlineTimer);
+        _deadline?.Cancel();
         ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {
@@ -255,6 +272,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
 
     protected override void PostStop()
     {
+        _deadline?.Cancel();
         if (_closeReason is null)
         {
             // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.
