@@ -18,11 +18,22 @@ public class CodecBenchmarks
     [Benchmark(Description = "decode a heartbeat line (Frame)")]
     public Frame? DecodeHeartbeat() => JsonLinesCodec.Decode(HeartbeatLine).Frame;
 
+    [Benchmark(Description = "decode a heartbeat line (value)")]
+    public long DecodeHeartbeatValue() => JsonLinesCodec.TryDecode(HeartbeatLine, out var frame, out _) ? frame.Timestamp : -1;
+
     [Benchmark(Description = "framer: feed one heartbeat chunk")]
     public FeedResult FramerFeed() => _framer.Feed(HeartbeatChunk, _countLine);
 
     [Benchmark(Description = "encode a heartbeat response to byte[]")]
     public byte[] EncodeResponseToArray() => JsonLinesCodec.Encode(_response);
+
+    [Benchmark(Description = "encode a heartbeat response on the stack")]
+    public int EncodeResponseOnStack()
+    {
+        Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
+        JsonLinesCodec.TryEncodeWithoutData(FrameType.HeartbeatResponse, 1795618897, 12345, line, out var written);
+        return written;
+    }
 
     [Benchmark(Description = "encode a heartbeat response to IBufferWriter")]
     public int EncodeResponseToWriter()

@@ -70,8 +70,10 @@ public class HotPathBenchmarks
         _metrics = new SupervisorMetrics();
         var services = new ConnectionServices(sink, sink, new EchoDataHandler(), _metrics, NullLogger.Instance);
         var transport = new SocketTransport(_server, listenerSettings.MaxFrameLength, listenerSettings.MaxPendingWrite, KeepAliveStatus.Disabled);
-        var connection = _system.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup("c1", listenerSettings, transport, services)), "c1");
-        _toConnection = new InboundFrames(connection, listenerSettings.MaxFrameLength);
+        _system.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup("c1", listenerSettings, transport, services)), "c1");
+        // The actor takes frames from its transport's own queue, which exists once the actor has started it.
+        SpinWait.SpinUntil(() => transport.Inbound is not null, TimeSpan.FromSeconds(10));
+        _toConnection = (InboundFrames)transport.Inbound!;
         _toSink = new InboundFrames(sink, listenerSettings.MaxFrameLength);
     }
 
@@ -82,13 +84,19 @@ public class HotPathBenchmarks
         _client.Dispose();
         _server.Dispose();
         _drain.Join(TimeSpan.FromSeconds(5));
-        _toConnection.Dispose();
         _toSink.Dispose();
         _metrics.Dispose();
     }
 
-    [Benchmark(Description = "inbound: frame + decode + message to an actor that drops it")]
-    public bool InboundToSink() => _toSink.Accept(CodecBenchmarks.HeartbeatChunk);
+    [Benchmark(Description = "inbound: frame + decode + queue + take")]
+    public int InboundQueueAndTake()
+    {
+        _toSink.Accept(CodecBenchmarks.HeartbeatChunk);
+        _toSink.BeginTaking();
+        var taken = 0;
+        while (_toSink.TryTake(out _)) taken++;
+        return taken;
+    }
 
     [Benchmark(Description = "heartbeat through the connection actor, response on the socket")]
     public bool ConnectionActorHeartbeat() => _toConnection.Accept(CodecBenchmarks.HeartbeatChunk);

@@ -70,7 +70,9 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _connectedAt = Now;
         _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
 
-        Receive<TransportEvents.FrameReceived>(OnFrame);
+        Receive<TransportEvents.FramesReady>(_ => TakeFrames());
+        Receive<TransportEvents.FrameReceived>(received => OnFrame(
+            new DecodedFrame(received.Frame.Type, received.Frame.Timestamp, received.Frame.Data, received.Frame.Seq), received.WireBytes, received.Frame));
         Receive<TransportEvents.FrameRejected>(rejected => Close(rejected.Reason, rejected.Error));
         Receive<TransportEvents.InputEnded>(ended => Close(ended.Reason, ended.Detail));
         Receive<TransportEvents.WriteFinished>(OnWriteFinished);
@@ -107,6 +109,18 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _services.Metrics.Sent(_transport.BytesOut - before);
     }
 
+    private void SendHeartbeatResponse(long timestamp, long? seq)
+    {
+        if (_closeReason is not null) return;
+        var before = _transport.BytesOut;
+        if (!_transport.WriteHeartbeatResponse(timestamp, seq))
+        {
+            Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+            return;
+        }
+        _services.Metrics.Sent(_transport.BytesOut - before);
+    }
+
     protected override void PreStart()
     {
         _deadline = DeadlineQueue.Get(Context.System).Register(Self, DeadlineDue.Instance);
@@ -125,11 +139,22 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         ArmDeadline();
     }
 
-    private void OnFrame(TransportEvents.FrameReceived received)
+    /// <summary>Takes every frame the transport has queued, in order, until one closes the connection.</summary>
+    private void TakeFrames()
     {
-        var frame = received.Frame;
-        _bytesIn += received.WireBytes;
-        _services.Metrics.Received(received.WireBytes);
+        if (_transport.Inbound is not { } inbound) return;
+        inbound.BeginTaking();
+        while (_closeReason is null && inbound.TryTake(out var next))
+            OnFrame(next.Frame, next.WireBytes, null);
+    }
+
+    /// <param name="frame">The frame as decoded.</param>
+    /// <param name="wireBytes">Its size on the wire, newline included.</param>
+    /// <param name="record">The same frame as a record when the transport sent one, so a data frame is not copied again.</param>
+    private void OnFrame(DecodedFrame frame, int wireBytes, Frame? record)
+    {
+        _bytesIn += wireBytes;
+        _services.Metrics.Received(wireBytes);
         var now = Now;
         if (!TakeFrameToken(now))
         {
@@ -142,7 +167,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             Timers.Cancel(FirstFrameTimer);
         }
         var rttSamples = _deadlines.RttSamples;
-        if (_deadlines.OnFrame(frame, now) || now >= _statusRefreshAt)
+        if (_deadlines.OnFrame(frame.Type, frame.Seq, now) || now >= _statusRefreshAt)
             ReportStatus(now);
         ArmDeadline();
         if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
@@ -156,10 +181,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             case FrameType.Heartbeat:
                 _services.Metrics.HeartbeatsReceived.Add(1);
                 ConnectionLog.Heartbeat(_services.Log, Id, frame.Seq);
-                Send(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq));
+                SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq);
                 break;
             case FrameType.Data:
-                _services.DataHandler.OnData(frame, this);
+                _services.DataHandler.OnData(record ?? frame.ToFrame(), this);
                 break;
             case FrameType.HeartbeatResponse:
                 break;

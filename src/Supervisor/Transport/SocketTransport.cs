@@ -18,6 +18,7 @@ public sealed class SocketTransport : IConnectionTransport
     private readonly int _maxFrameLength;
     private readonly int _maxPendingWrite;
     private IActorRef _owner = ActorRefs.Nobody;
+    private InboundFrames? _inbound;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
@@ -42,17 +43,19 @@ public sealed class SocketTransport : IConnectionTransport
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut { get; private set; }
+    public IInboundFrames? Inbound => _inbound;
 
     public void Start(IActorRef owner)
     {
         _owner = owner;
+        _inbound = new InboundFrames(owner, _maxFrameLength);
         _ = Task.Run(ReadLoopAsync);
     }
 
     private async Task ReadLoopAsync()
     {
         var owner = _owner;
-        using var inbound = new InboundFrames(owner, _maxFrameLength);
+        using var inbound = _inbound!;
         try
         {
             while (!_disposed)
@@ -117,6 +120,25 @@ public sealed class SocketTransport : IConnectionTransport
         {
             BytesOut += sent;
             return sent == bytes.Length || Enqueue(bytes[sent..]);
+        }
+        return false;
+    }
+
+    /// <summary>Encoded on the stack and sent at once; only bytes the kernel would not take are copied to the heap.</summary>
+    public bool WriteHeartbeatResponse(long timestamp, long? seq)
+    {
+        if (_disposed || _outputShut || _shutdownRequested) return false;
+        Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
+        JsonLinesCodec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length);
+        line = line[..length];
+        if (_writeInFlight || _pendingWrites.Count > 0)
+            return Enqueue(line.ToArray());
+
+        var sent = _socket.Send(line, SocketFlags.None, out var error);
+        if (error == SocketError.Success || error == SocketError.WouldBlock)
+        {
+            BytesOut += sent;
+            return sent == length || Enqueue(line[sent..].ToArray());
         }
         return false;
     }

@@ -26,6 +26,7 @@ public sealed class TlsTransport : IConnectionTransport
     private readonly int _maxPendingWrite;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
+    private InboundFrames? _inbound;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
@@ -51,11 +52,13 @@ public sealed class TlsTransport : IConnectionTransport
     public string Protocol => "tls";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut { get; private set; }
+    public IInboundFrames? Inbound => _inbound;
 
 
     public void Start(IActorRef owner)
     {
         _owner = owner;
+        _inbound = new InboundFrames(owner, _maxFrameLength);
         _ = Task.Run(ReadLoopAsync);
     }
 
@@ -88,7 +91,7 @@ public sealed class TlsTransport : IConnectionTransport
             return;
         }
 
-        using var inbound = new InboundFrames(owner, _maxFrameLength);
+        using var inbound = _inbound!;
         try
         {
             while (!_disposed)
