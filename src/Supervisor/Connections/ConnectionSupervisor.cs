@@ -37,6 +37,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     {
         _services = services;
         _log = services.Log;
+        ConnectionMailbox.Configure(Context.System);
 
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
@@ -134,7 +135,8 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
         var id = $"c{++_nextId}";
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services)), id);
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
+            .WithMailbox(ConnectionMailbox.Id), id);
         Context.Watch(child);
         _listenerOf[child] = listener.Name;
         _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;

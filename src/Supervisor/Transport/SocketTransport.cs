@@ -22,7 +22,7 @@ public sealed class SocketTransport : IConnectionTransport
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
-    private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new(0);
+    private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new();
     private int _pendingBytes;
     private bool _writeInFlight;
     private bool _shutdownRequested;
@@ -49,7 +49,9 @@ public sealed class SocketTransport : IConnectionTransport
     {
         _owner = owner;
         _inbound = new InboundFrames(owner, _maxFrameLength);
-        _ = Task.Run(ReadLoopAsync);
+        // Started from the thread pool, not inline: a peer that is already sending must not keep the
+        // owner's PreStart busy. Not Task.Run, whose proxy task each connection would keep (72 B).
+        ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);
     }
 
     private async Task ReadLoopAsync()
