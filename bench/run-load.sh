@@ -21,7 +21,9 @@ JITTER="${JITTER:-0.1}"
 SERVICE_PORT="${SERVICE_PORT:-18081}"
 FLOOR_PORT="${FLOOR_PORT:-18091}"
 TARGETS="${TARGETS:-service floor}"
-EXTRA_CONFIG="${EXTRA_CONFIG:-}"          # HOCON appended to the service's config (e.g. a GC or registry setting)
+EXTRA_CONFIG="${EXTRA_CONFIG:-}"          # HOCON appended to the service's config (e.g. a registry setting)
+SERVICE_ENV="${SERVICE_ENV:-}"            # environment for the service process, e.g. "DOTNET_GCgen0size=0x400000"
+FLOOR_ENV="${FLOOR_ENV:-}"                # environment for the floor process
 OUT=bench/results
 mkdir -p "$OUT"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -90,15 +92,15 @@ for target in $TARGETS; do
   log="$OUT/$target-$stamp.log"
   case "$target" in
     service)
-      dotnet src/Supervisor/bin/Release/net10.0/Supervisor.dll --config "$conf" >"$log" 2>&1 &
+      env $SERVICE_ENV dotnet src/Supervisor/bin/Release/net10.0/Supervisor.dll --config "$conf" >"$log" 2>&1 &
       SERVER_PID=$!; port="$SERVICE_PORT" ;;
     floor)
-      dotnet bench/FloorServer/bin/Release/net10.0/FloorServer.dll --port "$FLOOR_PORT" --timeout 6s --max-runtime 900s >"$log" 2>&1 &
+      env $FLOOR_ENV dotnet bench/FloorServer/bin/Release/net10.0/FloorServer.dll --port "$FLOOR_PORT" --timeout 6s --max-runtime 900s >"$log" 2>&1 &
       SERVER_PID=$!; port="$FLOOR_PORT" ;;
     *) echo "unknown target $target"; exit 1 ;;
   esac
   wait_listening "$port" "$log"
-  echo "== $target (pid $SERVER_PID, port $port); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $target (pid $SERVER_PID, port $port); env: $([[ $target == service ]] && echo "${SERVICE_ENV:-none}" || echo "${FLOOR_ENV:-none}"); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   timeout 900 "${LOADGEN[@]}" --label "$target" --port "$port" --pid "$SERVER_PID" | tee "$OUT/loadgen-$target-$stamp.log"
   grep '^RESULT' "$OUT/loadgen-$target-$stamp.log" >>"$results"
   stop_server

@@ -14,7 +14,7 @@ namespace Supervisor.Connections;
 /// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
 /// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
-public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionContext
+public sealed class ConnectionActor : UntypedActor, IConnectionContext
 {
     public sealed record Setup(
         string Id,
@@ -34,8 +34,6 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
         public static readonly LingerExpired Instance = new();
     }
 
-    private const string LingerTimer = "linger";
-    private const string FirstFrameTimer = "first-frame";
 
     private sealed class FirstFrameDue : INotInfluenceReceiveTimeout
     {
@@ -52,7 +50,9 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _armedDeadline;
-    private Deadline? _deadline;
+    // All three of its timers live in the deadline queue (no Akka TimerScheduler per connection).
+    private DeadlineQueue _timers = null!;
+    private Deadline? _deadline, _firstFrame, _linger;
     // The registry hears of every state change at once, and of counters at most every status-refresh.
     private DateTimeOffset _statusRefreshAt;
     private bool _sawValidFrame;
@@ -60,7 +60,6 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
     private double _frameTokens;
     private DateTimeOffset _tokensAt;
 
-    public ITimerScheduler Timers { get; set; } = null!;
 
     public ConnectionActor(Setup setup)
     {
@@ -150,7 +149,8 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
 
     protected override void PreStart()
     {
-        _deadline = DeadlineQueue.Get(Context.System).Register(Self, DeadlineDue.Instance);
+        _timers = DeadlineQueue.Get(Context.System);
+        _deadline = _timers.Register(Self, DeadlineDue.Instance);
         _statusRefreshAt = _connectedAt + _services.StatusRefresh;
         _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
         _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
@@ -161,7 +161,10 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
         _frameTokens = _setup.Listener.Limits.FrameBurst;
         _tokensAt = _connectedAt;
         if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
-            Timers.StartSingleTimer(FirstFrameTimer, FirstFrameDue.Instance, firstFrame);
+        {
+            _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
+            _firstFrame.Set(_connectedAt + firstFrame);
+        }
         _transport.Start(Self);
         ArmDeadline();
     }
@@ -191,7 +194,7 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
         if (!_sawValidFrame)
         {
             _sawValidFrame = true;
-            Timers.Cancel(FirstFrameTimer);
+            _firstFrame?.Cancel();
         }
         var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame.Type, frame.Seq, now) || now >= _statusRefreshAt)
@@ -295,6 +298,7 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
         _closeDetail = detail;
         _closedAt = Now;
         _deadline?.Cancel();
+        _firstFrame?.Cancel();
         ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {
@@ -305,7 +309,8 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
         // send an RST, and an RST can destroy the notice before the peer reads it.
         _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
         _transport.ShutdownOutput();
-        Timers.StartSingleTimer(LingerTimer, LingerExpired.Instance, _setup.Listener.CloseLinger);
+        _linger = _timers.Register(Self, LingerExpired.Instance);
+        _linger.Set(_closedAt + _setup.Listener.CloseLinger);
         Become(Closing);
     }
 
@@ -338,6 +343,8 @@ public sealed class ConnectionActor : UntypedActor, IWithTimers, IConnectionCont
     protected override void PostStop()
     {
         _deadline?.Cancel();
+        _firstFrame?.Cancel();
+        _linger?.Cancel();
         if (_closeReason is null)
         {
             // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.
