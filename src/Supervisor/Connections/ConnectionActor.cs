@@ -149,8 +149,18 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
 
     protected override void PreStart()
     {
+        // Timers first: whoever learns that this connection opened (a test advancing virtual time, say)
+        // may rely on its deadlines being armed already.
         _timers = DeadlineQueue.Get(Context.System);
         _deadline = _timers.Register(Self, DeadlineDue.Instance);
+        ArmDeadline();
+        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
+        {
+            _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
+            _firstFrame.Set(_connectedAt + firstFrame);
+        }
+        _frameTokens = _setup.Listener.Limits.FrameBurst;
+        _tokensAt = _connectedAt;
         _statusRefreshAt = _connectedAt + _services.StatusRefresh;
         _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
         _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
@@ -158,15 +168,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         ConnectionLog.Opened(_services.Log, Id, Remote, Listener);
         foreach (var problem in _transport.KeepAlive.Problems)
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
-        _frameTokens = _setup.Listener.Limits.FrameBurst;
-        _tokensAt = _connectedAt;
-        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
-        {
-            _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
-            _firstFrame.Set(_connectedAt + firstFrame);
-        }
         _transport.Start(Self);
-        ArmDeadline();
     }
 
     /// <summary>Takes every frame the transport has queued, in order, until one closes the connection.</summary>

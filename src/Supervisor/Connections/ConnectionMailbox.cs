@@ -14,21 +14,11 @@ namespace Supervisor.Connections;
 /// </summary>
 public sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<ConnectionMailbox.CompactMessageQueue>
 {
-    /// <summary>The mailbox id to use in <c>Props.WithMailbox</c>, once <see cref="Configure"/> ran on the system.</summary>
+    /// <summary>The mailbox id; <see cref="ConnectionDispatcher.Deploy"/> makes it known to a system.</summary>
     public const string Id = "supervisor.connection-mailbox";
-
-    private static readonly Config Definition = ConfigurationFactory.ParseString(
-        $"{Id} {{ mailbox-type = \"{typeof(ConnectionMailbox).FullName}, {typeof(ConnectionMailbox).Assembly.GetName().Name}\" }}");
 
     public ConnectionMailbox(Settings settings, Config config) : base(settings, config)
     {
-    }
-
-    /// <summary>Makes <see cref="Id"/> known to the system (idempotent).</summary>
-    public static void Configure(ActorSystem system)
-    {
-        if (!system.Settings.Config.HasPath(Id))
-            system.Settings.InjectTopLevelFallback(Definition);
     }
 
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue();

@@ -32,7 +32,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private readonly Dictionary<string, int> _liveByListener = [];
     private readonly Dictionary<string, AddressTally> _liveByAddress = [];
     private readonly Dictionary<string, KeepAliveStatus> _lastKeepAlive = [];
-    private readonly Deploy _connectionDeploy = Deploy.Local.WithMailbox(ConnectionMailbox.Id);
+    private readonly Deploy _connectionDeploy;
 
     private sealed class AddressTally(string key)
     {
@@ -46,7 +46,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     {
         _services = services;
         _log = services.Log;
-        ConnectionMailbox.Configure(Context.System);
+        _connectionDeploy = ConnectionDispatcher.Deploy(Context.System);
 
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
@@ -155,7 +155,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
         var id = $"c{++_nextId}";
-        // One Deploy (with the compact mailbox) for every connection, not a copy per Props.WithMailbox.
+        // One Deploy (inline dispatcher, compact mailbox) for every connection, not a copy per Props.WithMailbox.
         var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
             .WithDeploy(_connectionDeploy), id);
         Context.Watch(child);
