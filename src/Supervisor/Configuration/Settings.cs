@@ -1,5 +1,13 @@
 namespace Supervisor.Configuration;
 
+/// <summary><c>io.inline-socket-completions</c>: on, off, or auto (on unless a listener speaks TLS).</summary>
+public enum InlineSocketCompletions
+{
+    Auto,
+    On,
+    Off,
+}
+
 public enum LivenessMode
 {
     /// <summary>Every complete valid frame proves the peer alive.</summary>
@@ -70,4 +78,7 @@ public sealed record SupervisorSettings(
     /// (<c>registry.status-refresh</c>); state changes reach it at once. Default 10 s.
     /// </summary>
     public TimeSpan RegistryStatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Whether socket completions run inline on the socket engine's thread (<c>io.inline-socket-completions</c>). Default auto.</summary>
+    public InlineSocketCompletions InlineSocketCompletions { get; init; } = InlineSocketCompletions.Auto;
 }

@@ -124,6 +124,13 @@ public static class SupervisorConfig
         {
             Monitor = Monitoring.MonitorSettings.Read(config, settings),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
+            {
+                "auto" => InlineSocketCompletions.Auto,
+                "on" or "true" or "yes" => InlineSocketCompletions.On,
+                "off" or "false" or "no" => InlineSocketCompletions.Off,
+                var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
+            },
         };
     }
 

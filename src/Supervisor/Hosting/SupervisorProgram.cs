@@ -51,6 +51,7 @@ public static class SupervisorProgram
             return ExitUsage;
         }
 
+        var socketCompletions = Transport.SocketCompletions.Apply(settings);
         BoundListeners listeners;
         try
         {
@@ -65,6 +66,7 @@ public static class SupervisorProgram
         using (listeners)
         {
             using var host = CreateHostBuilder(config, settings, listeners).Build();
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor").LogInformation("{SocketCompletions}", socketCompletions);
             await host.RunAsync();
         }
         return ExitOk;
