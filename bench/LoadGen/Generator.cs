@@ -42,7 +42,15 @@ internal sealed class Generator(Options options)
         void Put(string key, double value, string format = "F2") => results[key] = value.ToString(format, CultureInfo.InvariantCulture);
         Console.WriteLine($"== {o.Label}: {o.Connections} connections over {o.SourceAddresses} source addresses to {_server}, interval {o.Interval.TotalSeconds}s jitter {o.Jitter}, steady {o.Steady.TotalSeconds}s");
 
-        await WarmupAsync();
+        try
+        {
+            await WarmupAsync();
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"loadgen: warm-up against {_server} failed: {e.Message}");
+            return 1;
+        }
         await Task.Delay(TimeSpan.FromSeconds(3));
         var empty = Sample();
         Report("empty process (after warm-up)", empty);
