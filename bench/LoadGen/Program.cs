@@ -1,6 +1,11 @@
 using LoadGen;
 
 // Load generator (issue 7): see Options.Usage and bench/README.md.
+if (args is ["--help"] or ["-h"])
+{
+    Console.WriteLine(Options.Usage);
+    return 0;
+}
 Options options;
 try
 {
