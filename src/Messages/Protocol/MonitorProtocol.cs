@@ -59,4 +59,10 @@ public static class MonitorProtocol
 
     /// <summary>Active alerts, and the bounded history of resolved ones (newest first).</summary>
     public sealed record Alerts(IReadOnlyList<Alert> Active, IReadOnlyList<Alert> History);
+
+    /// <summary>Answered with <see cref="SinksFlushed"/> once every notification offered so far was delivered or given up, or after <c>Timeout</c>.</summary>
+    public sealed record FlushSinks(TimeSpan Timeout) : IMonitorMessage;
+
+    /// <summary><c>AllDelivered</c> is false when the timeout came first.</summary>
+    public sealed record SinksFlushed(bool AllDelivered);
 }

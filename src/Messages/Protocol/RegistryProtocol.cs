@@ -12,7 +12,7 @@ public static class RegistryProtocol
 {
     public sealed record ConnectionOpened(ConnectionStatus Status) : IRegistryMessage;
 
-    /// <summary>A fresher status of a live connection (sent on state changes and on its deadline ticks).</summary>
+    /// <summary>A fresher status of a live connection: sent on every state change, and with fresher counters at most every <c>registry.status-refresh</c>.</summary>
     public sealed record ConnectionUpdated(ConnectionStatus Status) : IRegistryMessage;
 
     public sealed record ConnectionClosed(ConnectionStatus Status, CloseReason Reason, DateTimeOffset ClosedAt) : IRegistryMessage;

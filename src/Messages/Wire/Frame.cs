@@ -23,3 +23,15 @@ public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, 
     /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>
     public bool IsHeartbeatTraffic => Type is FrameType.Heartbeat or FrameType.HeartbeatResponse;
 }
+
+/// <summary>
+/// One decoded frame as a value, so that a heartbeat crosses from the decoder to its connection without
+/// an allocation; <see cref="ToFrame"/> makes the <see cref="Frame"/> record where one is needed.
+/// </summary>
+public readonly record struct DecodedFrame(FrameType Type, long Timestamp, string? Data, long? Seq)
+{
+    public Frame ToFrame() => new(Type, Timestamp, Data, Seq);
+
+    /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>
+    public bool IsHeartbeatTraffic => Type is FrameType.Heartbeat or FrameType.HeartbeatResponse;
+}

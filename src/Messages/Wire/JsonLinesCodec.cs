@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
@@ -18,12 +19,26 @@ public static class JsonLinesCodec
     private static readonly JsonReaderOptions ReaderOptions = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 };
 
     /// <summary>Decodes one line; a trailing <c>\r</c> must already be removed.</summary>
-    public static DecodeResult Decode(ReadOnlySpan<byte> line)
+    public static DecodeResult Decode(ReadOnlySpan<byte> line) =>
+        TryDecode(line, out var frame, out var error) ? DecodeResult.Ok(frame.ToFrame()) : DecodeResult.Invalid(error!);
+
+    /// <summary>
+    /// Decodes one line into a value: a frame without <c>data</c> (every heartbeat) allocates nothing.
+    /// On failure <paramref name="error"/> says what was wrong, as <see cref="Decode"/> does.
+    /// </summary>
+    public static bool TryDecode(ReadOnlySpan<byte> line, out DecodedFrame frame, out string? error)
+    {
+        frame = default;
+        error = DecodeError(line, ref frame);
+        return error is null;
+    }
+
+    private static string? DecodeError(ReadOnlySpan<byte> line, ref DecodedFrame frame)
     {
         if (line.IsEmpty)
-            return DecodeResult.Invalid("frame is empty");
+            return "frame is empty";
         if (!Utf8.IsValid(line))
-            return DecodeResult.Invalid("frame is not valid UTF-8");
+            return "frame is not valid UTF-8";
 
         int? type = null;
         long timestamp = 0;
@@ -33,7 +48,7 @@ public static class JsonLinesCodec
         {
             var reader = new Utf8JsonReader(line, ReaderOptions);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                return DecodeResult.Invalid("frame is not a JSON object");
+                return "frame is not a JSON object";
 
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -41,21 +56,21 @@ public static class JsonLinesCodec
                 {
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out var t))
-                        return DecodeResult.Invalid("field 'type' must be an integer");
+                        return "field 'type' must be an integer";
                     type = t;
                 }
                 else if (reader.ValueTextEquals("timestamp"u8))
                 {
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out timestamp))
-                        return DecodeResult.Invalid("field 'timestamp' must be an int64");
+                        return "field 'timestamp' must be an int64";
                 }
                 else if (reader.ValueTextEquals("seq"u8))
                 {
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.Null) { seq = null; continue; }
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var s))
-                        return DecodeResult.Invalid("field 'seq' must be an int64");
+                        return "field 'seq' must be an int64";
                     seq = s;
                 }
                 else if (reader.ValueTextEquals("data"u8))
@@ -63,7 +78,7 @@ public static class JsonLinesCodec
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.Null) { data = null; continue; }
                     if (reader.TokenType != JsonTokenType.String)
-                        return DecodeResult.Invalid("field 'data' must be a string");
+                        return "field 'data' must be a string";
                     data = reader.GetString();
                 }
                 else
@@ -74,18 +89,19 @@ public static class JsonLinesCodec
                 }
             }
             if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
-                return DecodeResult.Invalid("frame is not a single JSON object");
+                return "frame is not a single JSON object";
         }
         catch (JsonException)
         {
-            return DecodeResult.Invalid("frame is not valid JSON");
+            return "frame is not valid JSON";
         }
 
         if (type is null)
-            return DecodeResult.Invalid("field 'type' is missing");
+            return "field 'type' is missing";
         if (type is < 0 or > 3)
-            return DecodeResult.Invalid($"unknown frame type {type}");
-        return DecodeResult.Ok(new Frame((FrameType)type.Value, timestamp, data, seq));
+            return $"unknown frame type {type}";
+        frame = new DecodedFrame((FrameType)type.Value, timestamp, data, seq);
+        return null;
     }
 
     /// <summary>Writes the frame followed by <c>\n</c>.</summary>
@@ -101,6 +117,39 @@ public static class JsonLinesCodec
             writer.WriteEndObject();
         }
         output.Write("\n"u8);
+    }
+
+    /// <summary>Longest line <see cref="TryEncodeWithoutData"/> writes: two int64 fields and the newline.</summary>
+    public const int MaxLengthWithoutData = 80;
+
+    /// <summary>
+    /// Writes a frame that has no <c>data</c> (a heartbeat or its response) followed by <c>\n</c>, byte for
+    /// byte as <see cref="Encode(Frame, IBufferWriter{byte})"/> would, without allocating; false if
+    /// <paramref name="output"/> is shorter than <see cref="MaxLengthWithoutData"/> needs.
+    /// </summary>
+    public static bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written)
+    {
+        written = 0;
+        if (output.Length < MaxLengthWithoutData) return false;
+        var n = Append(output, 0, "{\"type\":"u8);
+        Utf8Formatter.TryFormat((int)type, output[n..], out var w);
+        n = Append(output, n + w, ",\"timestamp\":"u8);
+        Utf8Formatter.TryFormat(timestamp, output[n..], out w);
+        n += w;
+        if (seq is { } s)
+        {
+            n = Append(output, n, ",\"seq\":"u8);
+            Utf8Formatter.TryFormat(s, output[n..], out w);
+            n += w;
+        }
+        written = Append(output, n, "}\n"u8);
+        return true;
+    }
+
+    private static int Append(Span<byte> output, int at, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(output[at..]);
+        return at + bytes.Length;
     }
 
     public static byte[] Encode(Frame frame)

@@ -316,6 +316,13 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         if (linked.Generation != _generation || _transport is null) return;
         switch (linked.Event)
         {
+            case TransportEvents.FramesReady when _transport.Inbound is { } inbound:
+                // The transport queued decoded frames: take them all, stopping if one of them ends the connection.
+                var transport = _transport;
+                inbound.BeginTaking();
+                while (ReferenceEquals(_transport, transport) && inbound.TryTake(out var next))
+                    OnFrame(new TransportEvents.FrameReceived(next.Frame.ToFrame(), next.WireBytes));
+                break;
             case TransportEvents.FrameReceived received:
                 OnFrame(received);
                 break;

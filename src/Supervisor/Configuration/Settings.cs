@@ -1,5 +1,13 @@
 namespace Supervisor.Configuration;
 
+/// <summary><c>io.inline-socket-completions</c>: on, off, or auto (on unless a listener speaks TLS).</summary>
+public enum InlineSocketCompletions
+{
+    Auto,
+    On,
+    Off,
+}
+
 public enum LivenessMode
 {
     /// <summary>Every complete valid frame proves the peer alive.</summary>
@@ -73,4 +81,13 @@ public sealed record SupervisorSettings(
 
     /// <summary>Dependency probes (<c>supervisor.probes</c>), by name.</summary>
     public IReadOnlyList<Probes.ProbeSettings> Probes { get; init; } = [];
+
+    /// <summary>
+    /// How stale a healthy connection's counters (bytes, heartbeats, last frame) may get in the registry
+    /// (<c>registry.status-refresh</c>); state changes reach it at once. Default 10 s.
+    /// </summary>
+    public TimeSpan RegistryStatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Whether socket completions run inline on the socket engine's thread (<c>io.inline-socket-completions</c>). Default auto.</summary>
+    public InlineSocketCompletions InlineSocketCompletions { get; init; } = InlineSocketCompletions.Auto;
 }

@@ -127,6 +127,14 @@ public static class SupervisorConfig
             Client = client,
             Pool = Client.PoolSettings.Read(config, client),
             Probes = Probes.ProbeSettings.ReadAll(config),
+            RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
+            {
+                "auto" => InlineSocketCompletions.Auto,
+                "on" or "true" or "yes" => InlineSocketCompletions.On,
+                "off" or "false" or "no" => InlineSocketCompletions.Off,
+                var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
+            },
         };
     }
 

@@ -9,10 +9,12 @@ using Supervisor.Transport;
 namespace Supervisor.Connections;
 
 /// <summary>
-/// One peer connection: owns its transport and its one deadline timer, answers heartbeats, hands
-/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3).
+/// One peer connection: owns its transport and its one heartbeat deadline, answers heartbeats, hands
+/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3). The deadline
+/// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
+/// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
-public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionContext
+public sealed class ConnectionActor : UntypedActor, IConnectionContext
 {
     public sealed record Setup(
         string Id,
@@ -32,9 +34,6 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         public static readonly LingerExpired Instance = new();
     }
 
-    private const string DeadlineTimer = "deadline";
-    private const string LingerTimer = "linger";
-    private const string FirstFrameTimer = "first-frame";
 
     private sealed class FirstFrameDue : INotInfluenceReceiveTimeout
     {
@@ -51,12 +50,16 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _armedDeadline;
+    // All three of its timers live in the deadline queue (no Akka TimerScheduler per connection).
+    private DeadlineQueue _timers = null!;
+    private Deadline? _deadline, _firstFrame, _linger;
+    // The registry hears of every state change at once, and of counters at most every status-refresh.
+    private DateTimeOffset _statusRefreshAt;
     private bool _sawValidFrame;
     // Token bucket of the frame-rate limit: tokens refill at max-frames-per-second up to frame-burst.
     private double _frameTokens;
     private DateTimeOffset _tokensAt;
 
-    public ITimerScheduler Timers { get; set; } = null!;
 
     public ConnectionActor(Setup setup)
     {
@@ -65,25 +68,56 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _transport = setup.Transport;
         _connectedAt = Now;
         _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
+    }
 
-        Receive<TransportEvents.FrameReceived>(OnFrame);
-        Receive<TransportEvents.FrameRejected>(rejected => Close(rejected.Reason, rejected.Error));
-        Receive<TransportEvents.InputEnded>(ended => Close(ended.Reason, ended.Detail));
-        Receive<TransportEvents.WriteFinished>(OnWriteFinished);
-        Receive<DeadlineDue>(_ => OnDeadline());
-        Receive<FirstFrameDue>(_ =>
+    // An UntypedActor with a switch, unlike the project's other actors: a ReceiveActor builds its
+    // handler table per instance (a delegate per Receive<T>, plus the matcher), 824 B for each of tens
+    // of thousands of connections (measured with dotnet-gcdump, bench/README.md, issue 7).
+    protected override void OnReceive(object message)
+    {
+        switch (message)
         {
-            if (!_sawValidFrame)
-                Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
-        });
-        Receive<ConnectionCommands.CloseConnection>(command => Close(command.Reason, command.Reason switch
-        {
-            CloseReason.ServerShutdown => "the server is shutting down",
-            CloseReason.AdminClosed => "closed by the operator",
-            _ => "closed by the server",
-        }));
-        Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
-        Receive<ConnectionCommands.GetTcpInfo>(_ => Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo())));
+            case TransportEvents.FramesReady:
+                TakeFrames();
+                break;
+            case TransportEvents.FrameReceived received:
+                OnFrame(new DecodedFrame(received.Frame.Type, received.Frame.Timestamp, received.Frame.Data, received.Frame.Seq),
+                    received.WireBytes, received.Frame);
+                break;
+            case TransportEvents.FrameRejected rejected:
+                Close(rejected.Reason, rejected.Error);
+                break;
+            case TransportEvents.InputEnded ended:
+                Close(ended.Reason, ended.Detail);
+                break;
+            case TransportEvents.WriteFinished finished:
+                OnWriteFinished(finished);
+                break;
+            case DeadlineDue:
+                OnDeadline();
+                break;
+            case FirstFrameDue:
+                if (!_sawValidFrame)
+                    Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
+                break;
+            case ConnectionCommands.CloseConnection command:
+                Close(command.Reason, command.Reason switch
+                {
+                    CloseReason.ServerShutdown => "the server is shutting down",
+                    CloseReason.AdminClosed => "closed by the operator",
+                    _ => "closed by the server",
+                });
+                break;
+            case ConnectionCommands.GetStatus:
+                Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status()));
+                break;
+            case ConnectionCommands.GetTcpInfo:
+                Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo()));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     public string ConnectionId => _setup.Id;
@@ -104,27 +138,58 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _services.Metrics.Sent(_transport.BytesOut - before);
     }
 
+    private void SendHeartbeatResponse(long timestamp, long? seq)
+    {
+        if (_closeReason is not null) return;
+        var before = _transport.BytesOut;
+        if (!_transport.WriteHeartbeatResponse(timestamp, seq))
+        {
+            Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+            return;
+        }
+        _services.Metrics.Sent(_transport.BytesOut - before);
+    }
+
     protected override void PreStart()
     {
+        // Timers first: whoever learns that this connection opened (a test advancing virtual time, say)
+        // may rely on its deadlines being armed already.
+        _timers = DeadlineQueue.Get(Context.System);
+        _deadline = _timers.Register(Self, DeadlineDue.Instance);
+        ArmDeadline();
+        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
+        {
+            _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
+            _firstFrame.Set(_connectedAt + firstFrame);
+        }
+        _frameTokens = _setup.Listener.Limits.FrameBurst;
+        _tokensAt = _connectedAt;
+        _statusRefreshAt = _connectedAt + _services.StatusRefresh;
         _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
         _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
         _services.Metrics.ConnectionOpened();
         ConnectionLog.Opened(_services.Log, Id, Remote, Listener);
         foreach (var problem in _transport.KeepAlive.Problems)
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
-        _frameTokens = _setup.Listener.Limits.FrameBurst;
-        _tokensAt = _connectedAt;
-        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
-            Timers.StartSingleTimer(FirstFrameTimer, FirstFrameDue.Instance, firstFrame);
         _transport.Start(Self);
-        ArmDeadline();
     }
 
-    private void OnFrame(TransportEvents.FrameReceived received)
+    /// <summary>Takes every frame the transport has queued, in order, until one closes the connection.</summary>
+    private void TakeFrames()
     {
-        var frame = received.Frame;
-        _bytesIn += received.WireBytes;
-        _services.Metrics.Received(received.WireBytes);
+        if (_transport.Inbound is not { } inbound) return;
+        inbound.BeginTaking();
+        while (_closeReason is null && inbound.TryTake(out var next))
+            OnFrame(next.Frame, next.WireBytes, null);
+    }
+
+    /// <param name="frame">The frame as decoded.</param>
+    /// <param name="wireBytes">Its size on the wire, newline included.</param>
+    /// <param name="record">The same frame as a record when the transport sent one, so a data frame is not copied again.</param>
+    private void OnFrame(DecodedFrame frame, int wireBytes, Frame? record)
+    {
+        _bytesIn += wireBytes;
+        _services.Metrics.Received(wireBytes);
         var now = Now;
         if (!TakeFrameToken(now))
         {
@@ -134,11 +199,12 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         if (!_sawValidFrame)
         {
             _sawValidFrame = true;
-            Timers.Cancel(FirstFrameTimer);
+            _firstFrame?.Cancel();
         }
         var rttSamples = _deadlines.RttSamples;
-        if (_deadlines.OnFrame(frame, now))
-            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        if (_deadlines.OnFrame(frame.Type, frame.Seq, now) || now >= _statusRefreshAt)
+            ReportStatus(now);
+        ArmDeadline();
         if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
         {
             _services.Metrics.Rtt.Record(rtt);
@@ -150,10 +216,10 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
             case FrameType.Heartbeat:
                 _services.Metrics.HeartbeatsReceived.Add(1);
                 ConnectionLog.Heartbeat(_services.Log, Id, frame.Seq);
-                Send(Frame.HeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq));
+                SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq);
                 break;
             case FrameType.Data:
-                _services.DataHandler.OnData(frame, this);
+                _services.DataHandler.OnData(record ?? frame.ToFrame(), this);
                 break;
             case FrameType.HeartbeatResponse:
                 break;
@@ -198,11 +264,24 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
                 _services.Metrics.HeartbeatsMissed.Add(1);
                 _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
                 break;
+            case DeadlineVerdict.Nothing:
+                // Told early (a frame raced the queue's check), or a tick without heartbeat deadlines:
+                // nothing changed, so the registry hears only when its refresh is due.
+                if (now >= _statusRefreshAt) ReportStatus(now);
+                ArmDeadline();
+                return;
         }
-        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        ReportStatus(now);
         ArmDeadline();
     }
 
+    private void ReportStatus(DateTimeOffset now)
+    {
+        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        _statusRefreshAt = now + _services.StatusRefresh;
+    }
+
+    /// <summary>Publishes the next deadline; after a frame this only moves it later, without a lock or a message.</summary>
     private void ArmDeadline()
     {
         if (_closeReason is not null) return;
@@ -210,8 +289,7 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         // ticks once an interval, so the registry's view of the connection (bytes, last frame) stays fresh.
         var deadline = _deadlines.NextDeadline() ?? Now + _setup.Listener.Heartbeat.Interval;
         _armedDeadline = deadline;
-        var delay = deadline - Now;
-        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, delay > TimeSpan.Zero ? delay : TimeSpan.Zero);
+        _deadline!.Set(deadline);
     }
 
     private void OnWriteFinished(TransportEvents.WriteFinished finished)
@@ -229,7 +307,8 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         _closeReason = reason;
         _closeDetail = detail;
         _closedAt = Now;
-        Timers.Cancel(DeadlineTimer);
+        _deadline?.Cancel();
+        _firstFrame?.Cancel();
         ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {
@@ -240,26 +319,45 @@ public sealed class ConnectionActor : ReceiveActor, IWithTimers, IConnectionCont
         // send an RST, and an RST can destroy the notice before the peer reads it.
         _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
         _transport.ShutdownOutput();
-        Timers.StartSingleTimer(LingerTimer, LingerExpired.Instance, _setup.Listener.CloseLinger);
+        _linger = _timers.Register(Self, LingerExpired.Instance);
+        _linger.Set(_closedAt + _setup.Listener.CloseLinger);
         Become(Closing);
     }
 
-    private void Closing()
+    private void Closing(object message)
     {
-        Receive<TransportEvents.InputEnded>(_ => Context.Stop(Self));
-        Receive<LingerExpired>(_ => Context.Stop(Self));
-        Receive<TransportEvents.WriteFinished>(OnWriteFinished);
-        Receive<ConnectionCommands.GetStatus>(_ => Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status())));
-        Receive<ConnectionCommands.GetTcpInfo>(_ => Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo())));
-        // Input after the close decision proves nothing and changes nothing.
-        Receive<TransportEvents.ITransportEvent>(_ => { });
-        Receive<ConnectionCommands.CloseConnection>(_ => { });
-        Receive<DeadlineDue>(_ => { });
-        Receive<FirstFrameDue>(_ => { });
+        switch (message)
+        {
+            case TransportEvents.InputEnded:
+            case LingerExpired:
+                Context.Stop(Self);
+                break;
+            case TransportEvents.WriteFinished finished:
+                OnWriteFinished(finished);
+                break;
+            case ConnectionCommands.GetStatus:
+                Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status()));
+                break;
+            case ConnectionCommands.GetTcpInfo:
+                Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo()));
+                break;
+            // Input after the close decision proves nothing and changes nothing.
+            case TransportEvents.ITransportEvent:
+            case ConnectionCommands.CloseConnection:
+            case DeadlineDue:
+            case FirstFrameDue:
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     protected override void PostStop()
     {
+        _deadline?.Cancel();
+        _firstFrame?.Cancel();
+        _linger?.Cancel();
         if (_closeReason is null)
         {
             // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.

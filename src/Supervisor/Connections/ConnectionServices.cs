@@ -10,4 +10,8 @@ public sealed record ConnectionServices(
     IActorRef Monitor,
     IDataHandler DataHandler,
     SupervisorMetrics Metrics,
-    ILogger Log);
+    ILogger Log)
+{
+    /// <summary>How often, at most, a healthy connection refreshes its counters in the registry (<c>registry.status-refresh</c>).</summary>
+    public TimeSpan StatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
+}

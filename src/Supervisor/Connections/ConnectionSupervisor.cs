@@ -26,10 +26,19 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private readonly ConnectionServices _services;
     private readonly ILogger _log;
-    private readonly Dictionary<IActorRef, string> _listenerOf = [];
+    // Per live child: its listener and the tally of its remote address. Tallies are shared by every
+    // connection from one address, so a connection costs one entry here and no string of its own.
+    private readonly Dictionary<IActorRef, (string Listener, AddressTally Address)> _children = [];
     private readonly Dictionary<string, int> _liveByListener = [];
-    private readonly Dictionary<IActorRef, string> _addressOf = [];
-    private readonly Dictionary<string, int> _liveByAddress = [];
+    private readonly Dictionary<string, AddressTally> _liveByAddress = [];
+    private readonly Dictionary<string, KeepAliveStatus> _lastKeepAlive = [];
+    private readonly Deploy _connectionDeploy;
+
+    private sealed class AddressTally(string key)
+    {
+        public string Key { get; } = key;
+        public int Live { get; set; }
+    }
     private long _nextId;
     private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
 
@@ -37,6 +46,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     {
         _services = services;
         _log = services.Log;
+        _connectionDeploy = ConnectionDispatcher.Deploy(Context.System);
 
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
@@ -90,7 +100,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
         IConnectionTransport transport;
         try
         {
-            var keepAlive = SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive);
+            var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
                 ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive)
                 : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
@@ -103,6 +113,17 @@ public sealed class ConnectionSupervisor : ReceiveActor
             return;
         }
         Spawn(transport, listener);
+    }
+
+    /// <summary>The listener's previous keep-alive status when this one reads back the same, so the connections share one record.</summary>
+    private KeepAliveStatus Shared(ListenerSettings listener, KeepAliveStatus status)
+    {
+        if (status.Problems.Count == 0 && _lastKeepAlive.TryGetValue(listener.Name, out var last)
+            && (last.Enabled, last.IdleSeconds, last.IntervalSeconds, last.Probes, last.UserTimeoutMs)
+               == (status.Enabled, status.IdleSeconds, status.IntervalSeconds, status.Probes, status.UserTimeoutMs))
+            return last;
+        if (status.Problems.Count == 0) _lastKeepAlive[listener.Name] = status;
+        return status;
     }
 
     private void OnAdoptTransport(AdoptTransport adopt)
@@ -126,7 +147,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
         if (_liveByListener.GetValueOrDefault(listener.Name) >= listener.MaxConnections)
             return (CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
         var limit = listener.Limits.MaxConnectionsPerAddress;
-        if (_liveByAddress.GetValueOrDefault(AddressKey(listener, remote)) >= limit)
+        if (_liveByAddress.GetValueOrDefault(AddressKey(listener, remote))?.Live >= limit)
             return (CloseReason.RejectedCapacity, $"address {AddressOf(remote)} holds its maximum of {limit} connections on listener {listener.Name}");
         return null;
     }
@@ -140,13 +161,16 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
         var id = $"c{++_nextId}";
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services)), id);
+        // One Deploy (inline dispatcher, compact mailbox) for every connection, not a copy per Props.WithMailbox.
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
+            .WithDeploy(_connectionDeploy), id);
         Context.Watch(child);
-        _listenerOf[child] = listener.Name;
         _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;
-        var address = AddressKey(listener, transport.Remote);
-        _addressOf[child] = address;
-        _liveByAddress[address] = _liveByAddress.GetValueOrDefault(address) + 1;
+        var key = AddressKey(listener, transport.Remote);
+        if (!_liveByAddress.TryGetValue(key, out var tally))
+            _liveByAddress[key] = tally = new AddressTally(key);
+        tally.Live++;
+        _children[child] = (listener.Name, tally);
     }
 
     private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail)
@@ -182,11 +206,11 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void OnTerminated(Terminated terminated)
     {
-        if (!_listenerOf.Remove(terminated.ActorRef, out var listener)) return;
-        _liveByListener[listener]--;
-        if (_addressOf.Remove(terminated.ActorRef, out var address) && --_liveByAddress[address] == 0)
-            _liveByAddress.Remove(address);
-        if (_closingAll is { } closing && _listenerOf.Count == 0)
+        if (!_children.Remove(terminated.ActorRef, out var child)) return;
+        _liveByListener[child.Listener]--;
+        if (--child.Address.Live == 0)
+            _liveByAddress.Remove(child.Address.Key);
+        if (_closingAll is { } closing && _children.Count == 0)
         {
             closing.ReplyTo.Tell(new ConnectionCommands.AllClosed(closing.Count));
             _closingAll = closing with { ReplyTo = ActorRefs.Nobody };
@@ -195,14 +219,14 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void OnCloseAll(ConnectionCommands.CloseAll command)
     {
-        _closingAll = (Sender, _listenerOf.Count, command.Reason);
-        _log.LogInformation("Closing {Count} connections: {Reason}", _listenerOf.Count, command.Reason.ToWireName());
-        if (_listenerOf.Count == 0)
+        _closingAll = (Sender, _children.Count, command.Reason);
+        _log.LogInformation("Closing {Count} connections: {Reason}", _children.Count, command.Reason.ToWireName());
+        if (_children.Count == 0)
         {
             Sender.Tell(new ConnectionCommands.AllClosed(0));
             return;
         }
-        foreach (var child in _listenerOf.Keys)
+        foreach (var child in _children.Keys)
             child.Tell(new ConnectionCommands.CloseConnection(child.Path.Name, command.Reason));
     }
 }

@@ -15,7 +15,8 @@ public interface IConnectionContext
 }
 
 /// <summary>
-/// Handles data frames (type 2). It runs on the connection actor's thread and must not block; one
+/// Handles data frames (type 2). It runs on the connection actor's thread, which may be the thread that
+/// read the socket (see <see cref="ConnectionDispatcher"/>), and must never block; one
 /// instance serves every connection, so it must be safe to call from many at once. An exception it
 /// throws stops that connection with <c>internal-error</c> and no other.
 /// </summary>

@@ -38,21 +38,25 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
     public long HeartbeatsReceived { get; private set; }
 
     /// <summary>Records a valid frame; returns true if it changed the state (suspect back to active).</summary>
-    public bool OnFrame(Frame frame, DateTimeOffset now)
+    public bool OnFrame(Frame frame, DateTimeOffset now) => OnFrame(frame.Type, frame.Seq, now);
+
+    /// <summary>Records a valid frame of this type and seq; returns true if it changed the state (suspect back to active).</summary>
+    public bool OnFrame(FrameType type, long? frameSeq, DateTimeOffset now)
     {
         LastFrameAt = now;
-        if (frame.IsHeartbeatTraffic)
+        var heartbeatTraffic = type is FrameType.Heartbeat or FrameType.HeartbeatResponse;
+        if (heartbeatTraffic)
         {
             LastHeartbeatAt = now;
-            if (frame.Type == FrameType.Heartbeat) HeartbeatsReceived++;
-            if (frame.Type == FrameType.HeartbeatResponse && frame.Seq is { } seq && seq == _outstandingPingSeq)
+            if (type == FrameType.Heartbeat) HeartbeatsReceived++;
+            if (type == FrameType.HeartbeatResponse && frameSeq is { } seq && seq == _outstandingPingSeq)
             {
                 RttMs = (now - _outstandingPingSentAt).TotalMilliseconds;
                 RttSamples++;
                 _outstandingPingSeq = null;
             }
         }
-        if (settings.Liveness == LivenessMode.HeartbeatOnly && !frame.IsHeartbeatTraffic)
+        if (settings.Liveness == LivenessMode.HeartbeatOnly && !heartbeatTraffic)
             return false;
 
         LastLivenessAt = now;

@@ -50,7 +50,8 @@ public static class SupervisorHosting
             })
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
-            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
+                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh)
             .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
             .AddGracefulShutdown(settings)
@@ -58,7 +59,8 @@ public static class SupervisorHosting
 
     public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards), "registry")));
+            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards)
+                .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
 
     public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>
@@ -79,11 +81,14 @@ public static class SupervisorHosting
         });
 
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers) =>
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
-                    metrics, loggers.CreateLogger<ConnectionActor>())), "connections")));
+                    metrics, loggers.CreateLogger<ConnectionActor>())
+                {
+                    StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
+                }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>

@@ -55,6 +55,7 @@ public static class SupervisorProgram
             return ExitUsage;
         }
 
+        var socketCompletions = Transport.SocketCompletions.Apply(settings);
         BoundListeners listeners;
         try
         {
@@ -69,6 +70,7 @@ public static class SupervisorProgram
         using (listeners)
         {
             using var host = CreateHostBuilder(config, settings, listeners).Build();
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor").LogInformation("{SocketCompletions}", socketCompletions);
             try
             {
                 await host.RunAsync();

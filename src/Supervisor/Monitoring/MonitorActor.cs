@@ -111,6 +111,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         Receive<MonitorProtocol.GetAlerts>(_ => Sender.Tell(new MonitorProtocol.Alerts(
             _active.Values.OrderBy(a => a.RaisedAt).ToArray(), _history.ToArray())));
         Receive<MonitorProtocol.GetCounters>(_ => Sender.Tell(Counters(Now)));
+        Receive<MonitorProtocol.FlushSinks>(flush =>
+            (_webhook?.FlushAsync(flush.Timeout) ?? Task.FromResult(true))
+                .PipeTo(Sender, success: delivered => new MonitorProtocol.SinksFlushed(delivered)));
     }
 
     private DateTimeOffset Now => Context.System.Scheduler.Now;

@@ -25,6 +25,7 @@ public sealed class WebhookSink : IDisposable
 
     private readonly ISourceQueueWithComplete<WebhookNotification> _queue;
     private readonly HttpClient _http;
+    private int _pending;
 
     public WebhookSink(WebhookSettings settings, IMaterializer materializer, ILogger log)
     {
@@ -37,9 +38,45 @@ public sealed class WebhookSink : IDisposable
     }
 
     /// <summary>Queues the notification; never blocks.</summary>
-    public void Offer(WebhookNotification notification) => _ = _queue.OfferAsync(notification);
+    public void Offer(WebhookNotification notification)
+    {
+        Interlocked.Increment(ref _pending);
+        _queue.OfferAsync(notification).ContinueWith(static (offer, sink) =>
+        {
+            // Not queued (closed, failed): it will never be posted, so it is not pending either.
+            if (!offer.IsCompletedSuccessfully || offer.Result is not QueueOfferResult.Enqueued)
+                Interlocked.Decrement(ref ((WebhookSink)sink!)._pending);
+        }, this, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Completes with true once every notification offered so far was posted or given up, with false after
+    /// <paramref name="timeout"/> (a notification the bounded queue dropped stays pending until then).
+    /// </summary>
+    public async Task<bool> FlushAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Volatile.Read(ref _pending) > 0)
+        {
+            if (DateTime.UtcNow >= deadline) return false;
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+        return true;
+    }
 
     private async Task<NotUsed> PostAsync(Uri url, WebhookNotification notification, WebhookSettings settings, ILogger log)
+    {
+        try
+        {
+            return await PostWithRetriesAsync(url, notification, settings, log);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pending);
+        }
+    }
+
+    private async Task<NotUsed> PostWithRetriesAsync(Uri url, WebhookNotification notification, WebhookSettings settings, ILogger log)
     {
         var backoff = settings.Backoff;
         for (var attempt = 0; ; attempt++)

@@ -119,6 +119,9 @@ public static class Simulation
 
         var closes = await recorder.Ask<Recorder.Closes>(Recorder.GetCloses.Instance, TimeSpan.FromSeconds(30));
         var alerts = await recorder.Ask<Recorder.Transitions>(Recorder.GetTransitions.Instance, TimeSpan.FromSeconds(30));
+        // Virtual minutes pass in wall milliseconds: let the webhook deliver what the run raised and
+        // resolved before the monitor (and its sink) stops.
+        await monitor.Ask<MonitorProtocol.SinksFlushed>(new MonitorProtocol.FlushSinks(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(15));
         // The run is over: the monitor must not judge the connections the system's shutdown stops.
         await monitor.GracefulStop(TimeSpan.FromSeconds(10));
         await system.Terminate();

@@ -28,6 +28,18 @@ public interface IConnectionTransport : IDisposable
     /// <summary>Queues one frame for the peer; false when the socket failed or the peer stopped reading.</summary>
     bool Write(Frame frame);
 
+    /// <summary>
+    /// Queues a heartbeat response (<c>{"type":1,"timestamp":…,"seq":…}</c>); a transport may encode it
+    /// without allocating. Same result as <see cref="Write"/> with <see cref="Frame.HeartbeatResponse"/>.
+    /// </summary>
+    bool WriteHeartbeatResponse(long timestamp, long? seq) => Write(Frame.HeartbeatResponse(timestamp, seq));
+
+    /// <summary>
+    /// The frames a pull-mode transport has decoded, announced by <see cref="TransportEvents.FramesReady"/>;
+    /// null for a transport that tells each frame as <see cref="TransportEvents.FrameReceived"/>.
+    /// </summary>
+    IInboundFrames? Inbound => null;
+
     /// <summary>Handles the completion of a write that could not finish at once.</summary>
     bool OnWriteFinished(TransportEvents.WriteFinished finished);
 
@@ -42,6 +54,17 @@ public interface IConnectionTransport : IDisposable
 public static class TransportEvents
 {
     public interface ITransportEvent;
+
+    /// <summary>
+    /// Frames are waiting in the transport's <see cref="IConnectionTransport.Inbound"/> queue; the owner takes
+    /// them all. One instance, sent again only after the owner has begun taking.
+    /// </summary>
+    public sealed class FramesReady : ITransportEvent
+    {
+        public static readonly FramesReady Instance = new();
+
+        private FramesReady() { }
+    }
 
     /// <summary>A complete valid frame; <c>WireBytes</c> includes its newline.</summary>
     public sealed record FrameReceived(Frame Frame, int WireBytes) : ITransportEvent;

@@ -5,28 +5,64 @@ namespace Supervisor.Transport;
 
 /// <summary>
 /// Turns the bytes a transport reads into transport events for its owner: frames, the first protocol
-/// violation, then a bounded drain. One instance per connection, used only by its read loop.
+/// violation, then a bounded drain. One instance per connection, fed only by its read loop.
+/// <para>
+/// Valid frames are decoded into values and queued here; the owner is told
+/// <see cref="TransportEvents.FramesReady"/> (one immutable instance) when the queue turns non-empty and
+/// takes every queued frame when it handles it (<see cref="IInboundFrames"/>). So a heartbeat reaches its
+/// connection actor without a message or a frame allocated for it. A refused frame or the end of input
+/// is told after the frames before it, so the owner always sees them in order.
+/// </para>
 /// </summary>
-public sealed class InboundFrames(IActorRef owner, int maxFrameLength) : IDisposable
+public sealed class InboundFrames : IInboundFrames, IDisposable
 {
     /// <summary>After a refused frame the input is read and thrown away only so that the error notice is
     /// not destroyed by an RST; a peer that keeps streaming past this gets the RST anyway.</summary>
     public const int DrainBudget = 256 * 1024;
 
-    private readonly LineFramer _framer = new(maxFrameLength);
-    private readonly LineHandler _onLine = line =>
-    {
-        var decoded = JsonLinesCodec.Decode(line);
-        if (decoded.Frame is { } frame)
-        {
-            owner.Tell(new TransportEvents.FrameReceived(frame, line.Length + 1));
-            return true;
-        }
-        owner.Tell(new TransportEvents.FrameRejected(CloseReason.ProtocolError, decoded.Error!));
-        return false;
-    };
+    private readonly IActorRef _owner;
+    private readonly int _maxFrameLength;
+    private readonly LineFramer _framer;
+    private readonly LineHandler _onLine;
     private bool _draining;
     private long _drained;
+
+    // The queue of decoded frames, guarded by _framer (never contended for long): one slot, and a
+    // queue behind it only while the owner lags more than one frame behind.
+    private InboundFrame _first;
+    private bool _hasFirst;
+    private Queue<InboundFrame>? _more;
+    private int _signalled;
+
+    public InboundFrames(IActorRef owner, int maxFrameLength)
+    {
+        _owner = owner;
+        _maxFrameLength = maxFrameLength;
+        _framer = new LineFramer(maxFrameLength);
+        _onLine = OnLine;
+    }
+
+    private bool OnLine(ReadOnlySpan<byte> line)
+    {
+        if (!JsonLinesCodec.TryDecode(line, out var frame, out var error))
+        {
+            _owner.Tell(new TransportEvents.FrameRejected(CloseReason.ProtocolError, error!));
+            return false;
+        }
+        var inbound = new InboundFrame(frame, line.Length + 1);
+        lock (_framer)
+        {
+            if (!_hasFirst)
+            {
+                _first = inbound;
+                _hasFirst = true;
+            }
+            else (_more ??= new Queue<InboundFrame>()).Enqueue(inbound);
+        }
+        if (Interlocked.Exchange(ref _signalled, 1) == 0)
+            _owner.Tell(TransportEvents.FramesReady.Instance);
+        return true;
+    }
 
     /// <summary>Handles one chunk; false when the transport should stop reading (drain budget spent).</summary>
     public bool Accept(ReadOnlySpan<byte> chunk)
@@ -35,7 +71,7 @@ public sealed class InboundFrames(IActorRef owner, int maxFrameLength) : IDispos
         {
             _drained += chunk.Length;
             if (_drained <= DrainBudget) return true;
-            owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
+            _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
             return false;
         }
         switch (_framer.Feed(chunk, _onLine))
@@ -45,11 +81,46 @@ public sealed class InboundFrames(IActorRef owner, int maxFrameLength) : IDispos
                 break;
             case FeedResult.FrameTooLarge:
                 _draining = true;
-                owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({maxFrameLength} bytes)"));
+                _owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)"));
                 break;
         }
         return true;
     }
 
+    public void BeginTaking() => Volatile.Write(ref _signalled, 0);
+
+    public bool TryTake(out InboundFrame frame)
+    {
+        lock (_framer)
+        {
+            if (!_hasFirst)
+            {
+                frame = default;
+                return false;
+            }
+            frame = _first;
+            if (_more is { Count: > 0 }) _first = _more.Dequeue();
+            else
+            {
+                _first = default;
+                _hasFirst = false;
+            }
+            return true;
+        }
+    }
+
     public void Dispose() => _framer.Dispose();
+}
+
+/// <summary>A decoded frame waiting for its connection, with its size on the wire (newline included).</summary>
+public readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
+
+/// <summary>The owner's side of a pull-mode transport's frame queue (see <see cref="InboundFrames"/>).</summary>
+public interface IInboundFrames
+{
+    /// <summary>Called when the owner handles <see cref="TransportEvents.FramesReady"/>, before it takes: a frame queued from now on signals again.</summary>
+    void BeginTaking();
+
+    /// <summary>The next queued frame, in arrival order; false when none is left.</summary>
+    bool TryTake(out InboundFrame frame);
 }

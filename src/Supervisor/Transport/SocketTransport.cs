@@ -17,6 +17,7 @@ public sealed class SocketTransport : IConnectionTransport
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
     private IActorRef _owner = ActorRefs.Nobody;
+    private InboundFrames? _inbound;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
@@ -38,18 +39,22 @@ public sealed class SocketTransport : IConnectionTransport
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _sentDirectly + _outbound.BytesSent;
+    public IInboundFrames? Inbound => _inbound;
 
     public void Start(IActorRef owner)
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _ = Task.Run(ReadLoopAsync);
+        _inbound = new InboundFrames(owner, _maxFrameLength);
+        // Started from the thread pool, not inline: a peer that is already sending must not keep the
+        // owner's PreStart busy. Not Task.Run, whose proxy task each connection would keep (72 B).
+        ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);
     }
 
     private async Task ReadLoopAsync()
     {
         var owner = _owner;
-        using var inbound = new InboundFrames(owner, _maxFrameLength);
+        using var inbound = _inbound!;
         try
         {
             while (!_disposed)
@@ -115,6 +120,21 @@ public sealed class SocketTransport : IConnectionTransport
     }
 
     public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
+
+    /// <summary>Encoded on the stack and sent at once; only bytes the kernel would not take are copied to the heap.</summary>
+    public bool WriteHeartbeatResponse(long timestamp, long? seq)
+    {
+        if (_disposed || !_outbound.Accepting) return false;
+        Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
+        JsonLinesCodec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length);
+        line = line[..length];
+        if (!_outbound.IsIdle) return _outbound.Enqueue(line.ToArray());
+
+        var sent = _socket.Send(line, SocketFlags.None, out var error);
+        if (error != SocketError.Success && error != SocketError.WouldBlock) return false;
+        _sentDirectly += sent;
+        return sent == length || _outbound.Enqueue(line[sent..].ToArray());
+    }
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 

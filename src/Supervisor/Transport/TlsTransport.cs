@@ -25,6 +25,7 @@ public sealed class TlsTransport : IConnectionTransport
     private readonly int _maxFrameLength;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
+    private InboundFrames? _inbound;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
@@ -64,6 +65,7 @@ public sealed class TlsTransport : IConnectionTransport
     public string Protocol { get; }
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _outbound.BytesSent;
+    public IInboundFrames? Inbound => _inbound;
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
@@ -72,6 +74,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         _owner = owner;
         _outbound.Owner = owner;
+        _inbound = new InboundFrames(owner, _maxFrameLength);
         _ = Task.Run(ReadLoopAsync);
     }
 
@@ -99,7 +102,7 @@ public sealed class TlsTransport : IConnectionTransport
             return;
         }
 
-        using var inbound = new InboundFrames(owner, _maxFrameLength);
+        using var inbound = _inbound!;
         try
         {
             while (!_disposed)

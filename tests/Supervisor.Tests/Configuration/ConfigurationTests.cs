@@ -120,4 +120,22 @@ public sealed class ConfigurationTests
     {
         Assert.Equal(["database-connection", "iot-device", "realtime-game", "web-service"], SupervisorConfig.KnownProfiles);
     }
+
+    [Fact]
+    public void Registry_status_refresh_and_socket_completions_must_default_to_10s_and_auto()
+    {
+        var settings = Read(null);
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.RegistryStatusRefresh);
+        Assert.Equal(InlineSocketCompletions.Auto, settings.InlineSocketCompletions);
+        var tuned = Read("supervisor { registry.status-refresh = 30s, io.inline-socket-completions = off }");
+        Assert.Equal(TimeSpan.FromSeconds(30), tuned.RegistryStatusRefresh);
+        Assert.Equal(InlineSocketCompletions.Off, tuned.InlineSocketCompletions);
+    }
+
+    [Fact]
+    public void An_unknown_socket_completions_mode_must_name_the_key()
+    {
+        var error = Assert.Throws<ConfigurationError>(() => Read("supervisor.io.inline-socket-completions = sometimes"));
+        Assert.Contains("supervisor.io.inline-socket-completions", error.Message);
+    }
 }

@@ -19,8 +19,9 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
         var measured = await Task.WhenAll(peers.Select(async (peer, i) =>
         {
             await Task.Delay(i * 37); // spread the deadlines over the scheduler's ticks
-            await peer.SendHeartbeatAsync(1);
+            // Taken before the send: the server may read the frame before SendHeartbeatAsync returns.
             var sentAt = Stopwatch.GetTimestamp();
+            await peer.SendHeartbeatAsync(1);
             Assert.Equal(FrameType.HeartbeatResponse, (await peer.ReceiveFrameAsync())!.Type);
             var frames = await peer.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3));
             var closedAfter = Stopwatch.GetElapsedTime(sentAt);

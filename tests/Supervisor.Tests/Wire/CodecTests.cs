@@ -89,4 +89,31 @@ public sealed class CodecTests
         Assert.Equal(10, seen);
         Assert.Equal(FeedResult.FrameTooLarge, framer.Feed("0123456789A\n"u8, _ => true));
     }
+
+    [Theory]
+    [InlineData(FrameType.HeartbeatResponse, 1795618897L, 12345L)]
+    [InlineData(FrameType.HeartbeatResponse, 0L, null)]
+    [InlineData(FrameType.Heartbeat, long.MinValue, long.MaxValue)]
+    [InlineData(FrameType.HeartbeatResponse, long.MaxValue, long.MinValue)]
+    public void Stack_encoding_must_write_the_same_bytes_as_the_json_writer(FrameType type, long timestamp, long? seq)
+    {
+        Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
+        Assert.True(JsonLinesCodec.TryEncodeWithoutData(type, timestamp, seq, line, out var written));
+        Assert.Equal(JsonLinesCodec.Encode(new Frame(type, timestamp, null, seq)), line[..written].ToArray());
+        Assert.False(JsonLinesCodec.TryEncodeWithoutData(type, timestamp, seq, new byte[JsonLinesCodec.MaxLengthWithoutData - 1], out _));
+    }
+
+    [Fact]
+    public void Value_decoding_must_agree_with_record_decoding()
+    {
+        foreach (var line in new[] { "{\"type\":0,\"timestamp\":5,\"seq\":7}", "{\"type\":2,\"data\":\"x\"}", "{\"type\":9}", "[]", "" })
+        {
+            var bytes = Encoding.UTF8.GetBytes(line);
+            var record = JsonLinesCodec.Decode(bytes);
+            var ok = JsonLinesCodec.TryDecode(bytes, out var value, out var error);
+            Assert.Equal(record.Frame is not null, ok);
+            Assert.Equal(record.Error, error);
+            if (ok) Assert.Equal(record.Frame, value.ToFrame());
+        }
+    }
 }

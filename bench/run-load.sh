@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Load benchmark (issue 7): the service and the floor, measured by the same load generator in one run.
+#
+#   bench/run-load.sh                       # N=19000 K=4 STEADY=60s, service then floor
+#   N=2000 STEADY=10s bench/run-load.sh     # a quick look
+#   TARGETS="service" bench/run-load.sh     # one of them only
+#
+# Every process started here is stopped here (by its PID), every wait is bounded, and the
+# generator stops by itself. Logs go to bench/results/ (git-ignored); a table is printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${N:-19000}"
+K="${K:-4}"
+STEADY="${STEADY:-60s}"
+ECHO="${ECHO:-10s}"
+DATA_RATE="${DATA_RATE:-2000}"
+DATA_SIZE="${DATA_SIZE:-128}"
+SILENT="${SILENT:-0.05}"
+JITTER="${JITTER:-0.1}"
+SERVICE_PORT="${SERVICE_PORT:-18081}"
+FLOOR_PORT="${FLOOR_PORT:-18091}"
+TARGETS="${TARGETS:-service floor}"
+EXTRA_CONFIG="${EXTRA_CONFIG:-}"          # HOCON appended to the service's config (e.g. a registry setting)
+SERVICE_ENV="${SERVICE_ENV:-}"            # environment for the service process, e.g. "DOTNET_GCgen0size=0x400000"
+FLOOR_ENV="${FLOOR_ENV:-}"                # environment for the floor process
+OUT=bench/results
+mkdir -p "$OUT"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+
+SERVER_PID=""
+stop_server() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "server $SERVER_PID did not stop on SIGTERM within 10 s: SIGKILL"
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+  fi
+  [[ -n "$SERVER_PID" ]] && wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+trap stop_server EXIT
+
+wait_listening() {   # port, log: at most 60 s
+  for _ in $(seq 1 600); do
+    if ss -ltnH "sport = :$1" | grep -q LISTEN; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited:"; cat "$2"; return 1; }
+    sleep 0.1
+  done
+  echo "server not listening on $1 after 60 s"; cat "$2"; return 1
+}
+
+echo "== machine ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "nproc: $(nproc)"
+free -h | sed -n '1,2p'
+echo "dotnet: $(dotnet --version)"
+echo "kernel: $(uname -r)"
+echo "ulimit -n: $(ulimit -n)"
+echo "load: $(uptime)"
+
+echo "== build (Release)"
+dotnet build Supervisor.sln -c Release -nologo -v q 2>&1 | grep -E "Warn|Error|error|warning" || true
+
+for port in "$SERVICE_PORT" "$FLOOR_PORT"; do
+  if ss -ltnH "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; set SERVICE_PORT / FLOOR_PORT"; exit 1; fi
+done
+
+conf="$OUT/service-$stamp.conf"
+cat >"$conf" <<HOCON
+supervisor {
+  tcp {
+    host = "127.0.0.1", port = $SERVICE_PORT
+    max-connections = 20000
+    limits { max-connections-per-address = 20000 }
+  }
+  heartbeat { interval = 2s, timeout = 6s }
+  http.enabled = off
+  websocket.enabled = off
+}
+$EXTRA_CONFIG
+HOCON
+
+LOADGEN=(dotnet bench/LoadGen/bin/Release/net10.0/LoadGen.dll --connections "$N" --source-addresses "$K"
+         --interval 2s --jitter "$JITTER" --steady "$STEADY" --echo "$ECHO" --data-rate "$DATA_RATE"
+         --data-size "$DATA_SIZE" --silent-fraction "$SILENT" --timeout 6s)
+
+results="$OUT/results-$stamp.txt"
+: >"$results"
+for target in $TARGETS; do
+  log="$OUT/$target-$stamp.log"
+  case "$target" in
+    service)
+      env $SERVICE_ENV dotnet src/Supervisor/bin/Release/net10.0/Supervisor.dll --config "$conf" >"$log" 2>&1 &
+      SERVER_PID=$!; port="$SERVICE_PORT" ;;
+    floor)
+      env $FLOOR_ENV dotnet bench/FloorServer/bin/Release/net10.0/FloorServer.dll --port "$FLOOR_PORT" --timeout 6s --max-runtime 900s >"$log" 2>&1 &
+      SERVER_PID=$!; port="$FLOOR_PORT" ;;
+    *) echo "unknown target $target"; exit 1 ;;
+  esac
+  wait_listening "$port" "$log"
+  echo "== $target (pid $SERVER_PID, port $port); env: $([[ $target == service ]] && echo "${SERVICE_ENV:-none}" || echo "${FLOOR_ENV:-none}"); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  timeout 900 "${LOADGEN[@]}" --label "$target" --port "$port" --pid "$SERVER_PID" | tee "$OUT/loadgen-$target-$stamp.log"
+  grep '^RESULT' "$OUT/loadgen-$target-$stamp.log" >>"$results"
+  stop_server
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  sleep 5   # let the kernel retire the closed sockets before the next server
+done
+
+echo
+echo "== summary (ratio = service / floor)"
+awk '
+  { delete kv; for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
+    label = kv["label"]; labels[++n] = label
+    for (k in kv) v[label, k] = kv[k] }
+  END {
+    split("connections held dropped accepts_per_s cpu_per_accept_us heartbeats_per_s rtt_p50_ms rtt_p99_ms rtt_max_ms cpu_per_heartbeat_us cpu_percent_steady rss_empty_kib rss_steady_kib rss_per_conn_b open_files threads echo_frames_per_s echo_mb_per_s echo_rtt_p99_ms silent silent_closed close_late_p50_ms close_late_p99_ms close_late_max_ms", keys, " ")
+    printf "| figure |"; for (i = 1; i <= n; i++) printf " %s |", labels[i]; if (n == 2) printf " ratio |"; printf "\n"
+    printf "|---|"; for (i = 1; i <= n; i++) printf "---:|"; if (n == 2) printf "---:|"; printf "\n"
+    for (j = 1; j in keys; j++) {
+      k = keys[j]; printf "| %s |", k
+      for (i = 1; i <= n; i++) printf " %s |", ((labels[i], k) in v) ? v[labels[i], k] : "–"
+      if (n == 2) {
+        a = v[labels[1], k]; b = v[labels[2], k]
+        if (a != "" && b != "" && b + 0 != 0) printf " %.2f |", a / b; else printf " – |"
+      }
+      printf "\n"
+    }
+  }' "$results"
+echo
+echo "raw: $results"
