@@ -140,16 +140,22 @@ public sealed class ProbeTests(ITestOutputHelper output)
             supervisor.probes.api { kind = http-get, endpoint = "http://127.0.0.1:{{http.Port}}/health", interval = 100ms, timeout = 100ms, rise = 1, fall = 2 }
             """);
         using var changes = new EventRecorder<ProbeProtocol.ProbeStateChanged>(service.System);
-        var (_, up) = await changes.NextAsync(c => c.Status.Name == "api", TimeSpan.FromSeconds(5), "api up");
-        Assert.Equal(ProbeState.Up, up.Status.State);
-        Assert.Equal("200", up.Status.Details["status"]);
+        // The first check can turn the probe up before the recorder subscribes (rise = 1): read its state.
+        ProbeProtocol.ProbeStatus? up = null;
+        await WaitUntilAsync(async () =>
+        {
+            up = (await service.Services.GetRequiredService<ActorRegistry>().Get<ProbesActor>()
+                .Ask<ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, TimeSpan.FromSeconds(5))).Items.Single(p => p.Name == "api");
+            return up.State == ProbeState.Up;
+        }, TimeSpan.FromSeconds(5), "api up");
+        Assert.Equal("200", up!.Details["status"]);
         http.Status = 503;
-        var (_, down) = await changes.NextAsync(c => c.Status.Name == "api", TimeSpan.FromSeconds(5), "api down");
+        var (_, down) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Down, TimeSpan.FromSeconds(5), "api down");
         Assert.Equal(ProbeState.Down, down.Status.State);
         Assert.Equal($"GET http://127.0.0.1:{http.Port}/health answered 503 Service Unavailable", down.Status.LastError);
         Assert.Equal("503", down.Status.Details["status"]);
         http.Status = 200;
-        var (_, back) = await changes.NextAsync(c => c.Status.Name == "api", TimeSpan.FromSeconds(5), "api up again");
+        var (_, back) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Up && c.Previous == ProbeState.Down, TimeSpan.FromSeconds(5), "api up again");
         Assert.Equal(ProbeState.Up, back.Status.State);
         await WaitUntilAsync(async () => (await AlertsAsync(service)).History.Any(a => a.Rule == "probe-down:api"), TimeSpan.FromSeconds(2), "probe-down:api resolved");
     }
