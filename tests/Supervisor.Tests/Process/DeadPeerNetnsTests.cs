@@ -65,9 +65,8 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
         service.WaitForLineAsync(l => l.Contains("Connection c1 closed:", StringComparison.Ordinal), timeout, "'Connection c1 closed: ...'");
 
     // The close is decided at `timeout` after the last frame (the detail says how long the peer was
-    // silent); the "closed" line follows once the connection actor stops, which after an announced
-    // close to a peer that never answers with its FIN is close-linger later. The heartbeat tests set
-    // close-linger = 200ms so that the line comes soon after the decision.
+    // silent) and the "closed" line is logged at that decision; the socket itself is released up to
+    // close-linger later, when a peer behind a dead link never answers the FIN.
     [GeneratedRegex(@"closed: heartbeat-timeout \(no valid frame for (?<ms>\d+) ms\)")]
     private static partial Regex HeartbeatTimeoutDetail();
 
