@@ -12,6 +12,7 @@ public enum AlertSeverity
 /// <param name="Rule">The rule's name (<c>mass-disconnect</c>, <c>server-starved</c>, <c>probe-down:cache</c>, …).</param>
 /// <param name="Value">The measured value when raised (or resolved, in <see cref="AlertResolved"/>).</param>
 /// <param name="Threshold">The <c>raise-above</c> it crossed.</param>
+/// <param name="Scope"><c>node</c>: raised by the monitor of the node that answers; <c>cluster</c>: by the cluster's singleton monitor.</param>
 public sealed record Alert(
     string Id,
     string Rule,
@@ -20,7 +21,14 @@ public sealed record Alert(
     double Threshold,
     DateTimeOffset RaisedAt,
     DateTimeOffset? ResolvedAt,
-    string Message);
+    string Message,
+    string Scope = AlertScopes.Node);
+
+public static class AlertScopes
+{
+    public const string Node = "node";
+    public const string Cluster = "cluster";
+}
 
 /// <summary>Published on the actor system's EventStream when an alert is raised.</summary>
 public sealed record AlertRaised(Alert Alert);
@@ -58,7 +66,13 @@ public static class MonitorProtocol
     }
 
     /// <summary>Active alerts, and the bounded history of resolved ones (newest first).</summary>
-    public sealed record Alerts(IReadOnlyList<Alert> Active, IReadOnlyList<Alert> History);
+    public sealed record Alerts(IReadOnlyList<Alert> Active, IReadOnlyList<Alert> History)
+    {
+        /// <summary>This node's alerts and the cluster monitor's together, oldest raise first, newest resolve first.</summary>
+        public static Alerts operator +(Alerts a, Alerts b) => new(
+            a.Active.Concat(b.Active).OrderBy(x => x.RaisedAt).ToArray(),
+            a.History.Concat(b.History).OrderByDescending(x => x.ResolvedAt).ToArray());
+    }
 
     /// <summary>Answered with <see cref="SinksFlushed"/> once every notification offered so far was delivered or given up, or after <c>Timeout</c>.</summary>
     public sealed record FlushSinks(TimeSpan Timeout) : IMonitorMessage;

@@ -19,6 +19,11 @@ public enum CloseReason
     RateLimited,
     /// <summary>The peer completed no valid frame within <c>tcp.limits.first-frame-timeout</c>.</summary>
     FirstFrameTimeout,
+    /// <summary>
+    /// The cluster node holding the connection was lost (marked down by the split-brain resolver); decided by
+    /// the surviving nodes, which never saw the socket close.
+    /// </summary>
+    NodeDown,
 }
 
 public static class CloseReasons
@@ -41,6 +46,7 @@ public static class CloseReasons
         CloseReason.InternalError => "internal-error",
         CloseReason.RateLimited => "rate-limited",
         CloseReason.FirstFrameTimeout => "first-frame-timeout",
+        CloseReason.NodeDown => "node-down",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
 

@@ -88,6 +88,9 @@ public sealed record SupervisorSettings(
     /// </summary>
     public TimeSpan RegistryStatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Scale-out over Akka.Cluster (<c>supervisor.cluster</c>); off by default.</summary>
+    public Cluster.ClusterSettings Cluster { get; init; } = Supervisor.Cluster.ClusterSettings.Disabled;
+
     /// <summary>Whether socket completions run inline on the socket engine's thread (<c>io.inline-socket-completions</c>). Default auto.</summary>
     public InlineSocketCompletions InlineSocketCompletions { get; init; } = InlineSocketCompletions.Auto;
 }

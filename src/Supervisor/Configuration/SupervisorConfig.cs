@@ -127,6 +127,7 @@ public static class SupervisorConfig
             Client = client,
             Pool = Client.PoolSettings.Read(config, client),
             Probes = Probes.ProbeSettings.ReadAll(config),
+            Cluster = Cluster.ClusterSettings.Read(config),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
             InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
             {

@@ -14,4 +14,7 @@ public sealed record ConnectionServices(
 {
     /// <summary>How often, at most, a healthy connection refreshes its counters in the registry (<c>registry.status-refresh</c>).</summary>
     public TimeSpan StatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Appended to every connection id: <c>@host:port</c> of this node in a cluster (ids are unique cluster-wide and name their node), empty otherwise.</summary>
+    public string IdSuffix { get; init; } = "";
 }

@@ -160,7 +160,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
-        var id = $"c{++_nextId}";
+        var id = $"c{++_nextId}{_services.IdSuffix}";
         // One Deploy (inline dispatcher, compact mailbox) for every connection, not a copy per Props.WithMailbox.
         var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
             .WithDeploy(_connectionDeploy), id);

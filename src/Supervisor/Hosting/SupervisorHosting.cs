@@ -5,6 +5,7 @@ using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Supervisor.Cluster;
 using Supervisor.Configuration;
 using Supervisor.Connections;
 using Supervisor.Http;
@@ -48,18 +49,21 @@ public static class SupervisorHosting
                 loggers.ClearLoggers();
                 loggers.AddLoggerFactory();
             })
+            .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
-                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh)
+                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled)
             .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
 
+    /// <summary>The registry; in a cluster its shards also feed this node's <see cref="ClusterRegistry"/> (registered before it).</summary>
     public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards)
+            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards,
+                    registry.TryGet<ClusterRegistry>(out var cluster) ? cluster : null)
                 .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
 
     public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
@@ -80,14 +84,16 @@ public static class SupervisorHosting
             }
         });
 
+    /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null) =>
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
                     metrics, loggers.CreateLogger<ConnectionActor>())
                 {
                     StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
+                    IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
                 }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
@@ -125,5 +131,14 @@ public static class SupervisorHosting
                 await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown), settings.ShutdownCloseTimeout);
                 return Done.Instance;
             });
+            if (registry.TryGet<ClusterRegistry>(out var cluster))
+            {
+                // The other nodes hear of those closes before this node leaves, so they do not count them as lost.
+                shutdown.AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "flush-cluster-ledger", async () =>
+                {
+                    await cluster.Ask<ClusterRegistry.Flushed>(ClusterRegistry.Flush.Instance, settings.Cluster.QueryTimeout);
+                    return Done.Instance;
+                });
+            }
         });
 }

@@ -127,6 +127,9 @@ public sealed record DashboardSnapshot(
 {
     /// <summary>Every dependency probe (empty when none is configured or the probes did not answer).</summary>
     public IReadOnlyList<ProbeProtocol.ProbeStatus> Probes { get; init; } = [];
+
+    /// <summary>The cluster's members as this node sees them; null on a single node (no cluster configured).</summary>
+    public ClusterProtocol.ClusterView? Cluster { get; init; }
 }
 
 /// <summary>
@@ -206,8 +209,20 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
         {
             // Shown as no probes this second.
         }
+        ClusterProtocol.ClusterView? cluster = null;
+        if (queries.IsCluster)
+        {
+            try
+            {
+                cluster = await queries.ClusterAsync(cancel);
+            }
+            catch (ServiceUnavailable)
+            {
+                // Shown as no nodes this second.
+            }
+        }
         return new DashboardSnapshot(DateTimeOffset.UtcNow, readiness.Started && !readiness.Stopping, StatsView.Of(stats), query.Apply(table),
-            alerts, alertsError, history.Latest, withHistory ? history.Samples : null) { Probes = probes };
+            alerts, alertsError, history.Latest, withHistory ? history.Samples : null) { Probes = probes, Cluster = cluster };
     }
 }
 

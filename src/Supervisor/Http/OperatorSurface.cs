@@ -162,6 +162,8 @@ public static class OperatorSurface
             var alerts = await queries.AlertsAsync(cancel);
             return Results.Ok(new { alerts.Active, alerts.History });
         });
+        routes.MapGet("/api/cluster", async (SupervisorQueries queries, CancellationToken cancel) =>
+            Results.Ok(await queries.ClusterAsync(cancel)));
         routes.MapGet("/api/probes", async (SupervisorQueries queries, CancellationToken cancel) =>
             Results.Ok((await queries.ProbesAsync(cancel)).Items));
         routes.MapGet("/api/diagnostics", async (HttpContext context, DiagnosticsService diagnostics) =>

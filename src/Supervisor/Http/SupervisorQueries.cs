@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Supervisor.Cluster;
 using Supervisor.Connections;
 using Supervisor.Hosting;
 using Supervisor.Messages.Protocol;
@@ -14,10 +15,11 @@ public sealed class ServiceUnavailable(string message, Exception? cause = null) 
 
 /// <summary>
 /// Every question the HTTP side asks the actors, by message (the registry for tables and totals, the
-/// connection supervisor for one live connection, the monitor for alerts). Failures become
+/// connection supervisor for one live connection, the monitor for alerts). In a cluster the same messages go
+/// to this node's <see cref="ClusterRegistry"/>, which answers for every node. Failures become
 /// <see cref="ServiceUnavailable"/>, which the routes answer with 503.
 /// </summary>
-public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
+public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, Configuration.SupervisorSettings settings)
 {
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
@@ -27,12 +29,29 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
     private readonly object _gate = new();
     private (long At, Task<IReadOnlyList<ConnectionStatus>> Table)? _shared;
 
-    public Task<RegistryProtocol.Stats> StatsAsync(CancellationToken cancel) =>
-        AskAsync<ConnectionRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel);
+    /// <summary>True when this node is a cluster member: registry questions are then answered for the whole cluster.</summary>
+    public bool IsCluster => actors.TryGet<ClusterRegistry>(out _);
 
-    /// <summary>Every live connection as the registry last heard of it, oldest first.</summary>
+    public Task<RegistryProtocol.Stats> StatsAsync(CancellationToken cancel) =>
+        IsCluster
+            ? AskAsync<ClusterRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel)
+            : AskAsync<ConnectionRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel);
+
+    /// <summary>Every live connection as the registry (of every reachable node, in a cluster) last heard of it, oldest first.</summary>
     public async Task<IReadOnlyList<ConnectionStatus>> ConnectionsAsync(CancellationToken cancel) =>
-        (await AskAsync<ConnectionRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)).Items;
+        (IsCluster
+            ? await AskAsync<ClusterRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)
+            : await AskAsync<ConnectionRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)).Items;
+
+    /// <summary>Membership as this node sees it; a single node answers with itself and <c>Enabled</c> false.</summary>
+    public async Task<ClusterProtocol.ClusterView> ClusterAsync(CancellationToken cancel)
+    {
+        if (IsCluster)
+            return await AskAsync<ClusterRegistry, ClusterProtocol.ClusterView>(ClusterProtocol.GetClusterView.Instance, cancel);
+        var stats = await StatsAsync(cancel);
+        return new ClusterProtocol.ClusterView(false, "local", null, null,
+            [new ClusterProtocol.MemberView("local", "up", true, [], stats.Active, true)], []);
+    }
 
     /// <summary>
     /// The connection table, shared by callers within <paramref name="maxAge"/> of each other: the dashboard's
@@ -53,24 +72,45 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
 
     /// <summary>The status of one live connection, asked of its actor now; null when there is none.</summary>
     public async Task<ConnectionStatus?> LiveStatusAsync(string id, CancellationToken cancel) =>
-        (await AskAsync<ConnectionSupervisor, RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(id), cancel)).Status;
+        (await AskConnectionsAsync<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(id), cancel)).Status;
 
-    /// <summary>Closes one connection with <c>admin-closed</c>; false when there is no such live connection.</summary>
+    /// <summary>Closes one connection with <c>admin-closed</c> (on whichever node holds it); false when there is no such live connection.</summary>
     public async Task<bool> CloseAsync(string id, CancellationToken cancel) =>
-        (await AskAsync<ConnectionSupervisor, ConnectionCommands.CloseAccepted>(new ConnectionCommands.CloseConnection(id, CloseReason.AdminClosed), cancel)).Found;
+        (await AskConnectionsAsync<ConnectionCommands.CloseAccepted>(new ConnectionCommands.CloseConnection(id, CloseReason.AdminClosed), cancel)).Found;
 
     /// <summary>The kernel's TCP_INFO of one connection, asked of its actor through the connection supervisor;
     /// <c>Info</c> is null when the connection is unknown or has no TCP socket.</summary>
     public Task<ConnectionCommands.TcpInfoReport> TcpInfoAsync(string id, CancellationToken cancel) =>
-        AskAsync<ConnectionSupervisor, ConnectionCommands.TcpInfoReport>(new ConnectionCommands.GetTcpInfo(id), cancel);
+        AskConnectionsAsync<ConnectionCommands.TcpInfoReport>(new ConnectionCommands.GetTcpInfo(id), cancel);
+
+    /// <summary>A question for one connection's actor: through this node's supervisor, or in a cluster to the node its id names.</summary>
+    private Task<TReply> AskConnectionsAsync<TReply>(IConnectionCommand command, CancellationToken cancel) =>
+        IsCluster ? AskAsync<ClusterRegistry, TReply>(command, cancel) : AskAsync<ConnectionSupervisor, TReply>(command, cancel);
 
     /// <summary>Every configured dependency probe, from the probes actor.</summary>
     public Task<ProbeProtocol.Probes> ProbesAsync(CancellationToken cancel) =>
         AskAsync<Probes.ProbesActor, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
 
-    /// <summary>Active alerts and their history, from the monitor.</summary>
-    public Task<MonitorProtocol.Alerts> AlertsAsync(CancellationToken cancel) =>
-        AskAsync<MonitorActor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel);
+    /// <summary>
+    /// Active alerts and their history, from this node's monitor and, in a cluster, the singleton cluster monitor
+    /// (scope <c>cluster</c>). While the singleton moves to another node its alerts are left out rather than failing the answer.
+    /// </summary>
+    public async Task<MonitorProtocol.Alerts> AlertsAsync(CancellationToken cancel)
+    {
+        var local = AskAsync<MonitorActor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel);
+        if (!actors.TryGet<ClusterMonitor>(out _)) return await local;
+        // Not the full ask timeout: while the singleton moves its proxy holds the question, and this node's own
+        // alerts should not wait for it.
+        var cluster = AskAsync<ClusterMonitor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel, settings.Cluster.QueryTimeout);
+        try
+        {
+            return await local + await cluster;
+        }
+        catch (ServiceUnavailable) when (local.IsCompletedSuccessfully)
+        {
+            return await local;
+        }
+    }
 
     /// <summary>Every TCP listener's binding; an endpoint is null once it has stopped accepting.</summary>
     public async Task<IReadOnlyList<TcpListenerActor.Binding>> BindingsAsync(CancellationToken cancel) =>
@@ -85,16 +125,17 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system)
             : throw new ServiceUnavailable($"{typeof(TKey).Name} is not running");
     }
 
-    private async Task<TReply> AskAsync<TKey, TReply>(object message, CancellationToken cancel)
+    private async Task<TReply> AskAsync<TKey, TReply>(object message, CancellationToken cancel, TimeSpan? timeout = null)
     {
         var actor = Actor<TKey>();
+        var within = timeout ?? AskTimeout;
         try
         {
-            return await actor.Ask<TReply>(message, AskTimeout, cancel);
+            return await actor.Ask<TReply>(message, within, cancel);
         }
         catch (AskTimeoutException e)
         {
-            throw new ServiceUnavailable($"{typeof(TKey).Name} did not answer within {AskTimeout.TotalSeconds:0} s", e);
+            throw new ServiceUnavailable($"{typeof(TKey).Name} did not answer within {within.TotalSeconds:0.#} s", e);
         }
         catch (TimeoutException e)
         {

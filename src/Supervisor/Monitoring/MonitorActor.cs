@@ -20,7 +20,11 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     /// <summary>The rule of the alert a down probe raises: <c>probe-down:NAME</c>.</summary>
     public static string ProbeDownRule(string probe) => $"probe-down:{probe}";
 
-    public static Props Props(MonitorSettings settings, SupervisorMetrics metrics, ILogger log) =>
+    /// <summary>The rule of the alert the cluster monitor raises for a lost node: <c>node-down:HOST:PORT</c>.</summary>
+    public static string NodeDownRule(string node) => $"node-down:{node}";
+
+    /// <param name="metrics">The meter whose active-alerts gauge this monitor sets; null for the cluster monitor, whose alerts are not one node's.</param>
+    public static Props Props(MonitorSettings settings, SupervisorMetrics? metrics, ILogger log) =>
         Akka.Actor.Props.Create(() => new MonitorActor(settings, metrics, log));
 
     private sealed class Evaluate : INotInfluenceReceiveTimeout
@@ -34,7 +38,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     }
 
     private readonly MonitorSettings _settings;
-    private readonly SupervisorMetrics _metrics;
+    private readonly SupervisorMetrics? _metrics;
     private readonly ILogger _log;
     private readonly SlidingCounts _counts = new();
     private readonly Queue<(DateTimeOffset At, double Ms)> _rtt = new();
@@ -55,7 +59,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public MonitorActor(MonitorSettings settings, SupervisorMetrics metrics, ILogger log)
+    public MonitorActor(MonitorSettings settings, SupervisorMetrics? metrics, ILogger log)
     {
         _settings = settings;
         _metrics = metrics;
@@ -104,6 +108,31 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         {
             if (_rttRetention > TimeSpan.Zero) _rtt.Enqueue((Now, sample.Milliseconds));
         });
+        Receive<MonitorEvents.ConnectionsCounted>(counted =>
+        {
+            var now = Now;
+            _accepted += counted.Opened;
+            _activeConnections += counted.Opened;
+            for (var i = 0; i < counted.Opened; i++) _counts.Add(MonitorMetrics.Accepted, now);
+            foreach (var (reason, count) in counted.Closed)
+            {
+                _activeConnections -= count;
+                for (var i = 0; i < count; i++) CountClose(reason);
+            }
+            EvaluateRules(now);
+        });
+        Receive<MonitorEvents.ConnectionsAdopted>(adopted => _activeConnections += adopted.Live);
+        Receive<MonitorEvents.NodeDown>(down =>
+        {
+            _activeConnections -= down.Lost;
+            for (var i = 0; i < down.Lost; i++) CountClose(CloseReason.NodeDown);
+            var rule = NodeDownRule(down.Node);
+            if (!_active.ContainsKey(rule))
+                Raise(rule, AlertSeverity.Critical, down.Lost, 0, Now,
+                    $"node {down.Node} was lost (marked down by the split-brain resolver); its {down.Lost} connections are reported closed with node-down");
+            EvaluateRules(Now);
+        });
+        Receive<MonitorEvents.NodeUp>(up => Resolve(NodeDownRule(up.Node), 0, Now));
         Receive<MonitorEvents.StallForgiven>(stall => ObserveStall(stall.Stall, Now));
         Receive<MonitorEvents.ProbeStateChanged>(OnProbeStateChanged);
         Receive<Evaluate>(_ => EvaluateRules(Now));
@@ -121,8 +150,11 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("evaluate", Evaluate.Instance, _settings.EvaluationInterval);
-        _probeDue = Now + _settings.Starvation.ProbeInterval;
-        Timers.StartSingleTimer("starvation", StarvationProbe.Instance, _settings.Starvation.ProbeInterval);
+        if (_settings.WatchStarvation)
+        {
+            _probeDue = Now + _settings.Starvation.ProbeInterval;
+            Timers.StartSingleTimer("starvation", StarvationProbe.Instance, _settings.Starvation.ProbeInterval);
+        }
         if (_settings.Webhook.Url is not null)
             _webhook = new WebhookSink(_settings.Webhook, Context.Materializer(), _log);
     }
@@ -252,12 +284,12 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 
     private void Raise(string rule, AlertSeverity severity, double value, double threshold, DateTimeOffset now, string message)
     {
-        var alert = new Alert($"{rule}-{++_alertSequence}", rule, severity, value, threshold, now, null, message);
+        var alert = new Alert($"{rule}-{++_alertSequence}", rule, severity, value, threshold, now, null, message, _settings.Scope);
         _active[rule] = alert;
-        _metrics.SetActiveAlerts(_active.Count);
+        _metrics?.SetActiveAlerts(_active.Count);
         if (_settings.LogSink)
-            _log.LogWarning("Alert raised: {AlertId} {Rule} ({Severity}) value {Value:0.##} threshold {Threshold:0.##}: {Message}",
-                alert.Id, rule, severity, value, threshold, message);
+            _log.LogWarning("Alert raised: {AlertId} {Rule} ({Severity}, {Scope}) value {Value:0.##} threshold {Threshold:0.##}: {Message}",
+                alert.Id, rule, severity, _settings.Scope, value, threshold, message);
         Context.System.EventStream.Publish(new AlertRaised(alert));
         _webhook?.Offer(new WebhookNotification("raised", alert));
     }
@@ -268,7 +300,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         var resolved = raised with { ResolvedAt = now, Value = value };
         _history.AddFirst(resolved);
         while (_history.Count > _settings.HistorySize) _history.RemoveLast();
-        _metrics.SetActiveAlerts(_active.Count);
+        _metrics?.SetActiveAlerts(_active.Count);
         if (_settings.LogSink)
             _log.LogInformation("Alert resolved: {AlertId} {Rule} value {Value:0.##} after {Seconds:0.#} s",
                 resolved.Id, rule, value, (now - raised.RaisedAt).TotalSeconds);

@@ -24,6 +24,21 @@ public static class MonitorEvents
     /// </summary>
     public sealed record ProbeStateChanged(string Probe, bool Up, int ConsecutiveFailures, int Fall, string Detail) : IMonitorEvent;
 
+    /// <summary>
+    /// What a cluster node's totals did since the cluster monitor last heard from it: the bulk form of
+    /// <see cref="ConnectionOpened"/> and <see cref="ConnectionClosed"/> for the singleton monitor.
+    /// </summary>
+    public sealed record ConnectionsCounted(long Opened, IReadOnlyDictionary<CloseReason, long> Closed) : IMonitorEvent;
+
+    /// <summary>Connections that were already live when the monitor first heard of their node (no window events).</summary>
+    public sealed record ConnectionsAdopted(long Live) : IMonitorEvent;
+
+    /// <summary>A cluster node was lost with <c>Lost</c> live connections: they close with <c>node-down</c> and <c>node-down:NODE</c> is raised.</summary>
+    public sealed record NodeDown(string Node, long Lost) : IMonitorEvent;
+
+    /// <summary>A node is up at that address again: resolves its <c>node-down:NODE</c>.</summary>
+    public sealed record NodeUp(string Node) : IMonitorEvent;
+
     /// <summary>A connection's deadline fired this late: the server stalled, so the stall was not held against the peer.</summary>
     public sealed record StallForgiven(string ConnectionId, TimeSpan Stall) : IMonitorEvent;
 }

@@ -38,29 +38,16 @@ public sealed record MonitorSettings(
 {
     private const string Path = "supervisor.monitor";
 
+    /// <summary>What the alerts cover: <c>node</c> (this process's connections) or <c>cluster</c> (the singleton monitor's rules).</summary>
+    public string Scope { get; init; } = AlertScopes.Node;
+
+    /// <summary>Whether this monitor measures its own timer lateness (<c>server-starved</c>); the cluster monitor leaves that to each node's.</summary>
+    public bool WatchStarvation { get; init; } = true;
+
     public static MonitorSettings Read(Config config, SupervisorSettings supervisor)
     {
         var monitor = config.GetConfig(Path);
-        var rules = new List<AlertRule>();
-        if (monitor.HasPath("rules"))
-        {
-            foreach (var name in monitor.GetValue("rules").GetObject().Items.Keys)
-            {
-                var prefix = $"{Path}.rules.{name}";
-                var rule = monitor.GetConfig($"rules.{name}");
-                var metric = ReadString(rule, "metric", prefix);
-                if (!MonitorMetrics.Known.Contains(metric))
-                    throw new ConfigurationError($"{prefix}.metric", $"unknown metric '{metric}' (known: {string.Join(", ", MonitorMetrics.Known)})");
-                var raise = ReadDouble(rule, "raise-above", prefix);
-                var clear = ReadDouble(rule, "clear-below", prefix);
-                if (clear > raise)
-                    throw new ConfigurationError($"{prefix}.clear-below", $"{clear} must not be above raise-above = {raise}");
-                var window = MonitorMetrics.IsGauge(metric) && !rule.HasPath("window") ? TimeSpan.Zero : ReadPositiveDuration(rule, "window", prefix);
-                var sustain = rule.HasPath("for") ? ReadNonNegativeDuration(rule, "for", prefix) : TimeSpan.Zero;
-                rules.Add(new AlertRule(name, metric, window, raise, clear, sustain,
-                    ReadSeverity(rule, "severity", prefix, AlertSeverity.Warning)));
-            }
-        }
+        var rules = ReadRules(monitor, Path, allowed: _ => true);
 
         var mass = monitor.GetConfig("mass-disconnect");
         var fraction = ReadDouble(mass, "fraction", $"{Path}.mass-disconnect");
@@ -98,6 +85,34 @@ public sealed record MonitorSettings(
                 ReadInt(webhook, "max-retries", $"{Path}.sinks.webhook"),
                 ReadPositiveDuration(webhook, "backoff", $"{Path}.sinks.webhook")),
             supervisor.Listeners.Sum(l => l.MaxConnections));
+    }
+
+    /// <summary>
+    /// The rules under <paramref name="section"/>'s <c>rules</c> (named <paramref name="path"/><c>.rules.NAME</c> in errors);
+    /// <paramref name="allowed"/> narrows the metrics, e.g. to those the cluster monitor can compute.
+    /// </summary>
+    public static IReadOnlyList<AlertRule> ReadRules(Config section, string path, Func<string, bool> allowed)
+    {
+        var rules = new List<AlertRule>();
+        if (!section.HasPath("rules")) return rules;
+        foreach (var name in section.GetValue("rules").GetObject().Items.Keys)
+        {
+            var prefix = $"{path}.rules.{name}";
+            var rule = section.GetConfig($"rules.{name}");
+            var metric = ReadString(rule, "metric", prefix);
+            var known = MonitorMetrics.Known.Where(allowed).ToArray();
+            if (!known.Contains(metric))
+                throw new ConfigurationError($"{prefix}.metric", $"unknown metric '{metric}' (known: {string.Join(", ", known)})");
+            var raise = ReadDouble(rule, "raise-above", prefix);
+            var clear = ReadDouble(rule, "clear-below", prefix);
+            if (clear > raise)
+                throw new ConfigurationError($"{prefix}.clear-below", $"{clear} must not be above raise-above = {raise}");
+            var window = MonitorMetrics.IsGauge(metric) && !rule.HasPath("window") ? TimeSpan.Zero : ReadPositiveDuration(rule, "window", prefix);
+            var sustain = rule.HasPath("for") ? ReadNonNegativeDuration(rule, "for", prefix) : TimeSpan.Zero;
+            rules.Add(new AlertRule(name, metric, window, raise, clear, sustain,
+                ReadSeverity(rule, "severity", prefix, AlertSeverity.Warning)));
+        }
+        return rules;
     }
 
     private static TimeSpan ReadNonNegativeDuration(Config c, string key, string prefix)

@@ -105,6 +105,10 @@ public sealed class SupervisorMetrics : IDisposable
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
     }
 
+    /// <summary>Connections of a lost cluster node, closed with <c>node-down</c> by this survivor (they were never active here).</summary>
+    public void ConnectionsLost(long count) =>
+        Closed.Add(count, new KeyValuePair<string, object?>("reason", CloseReason.NodeDown.ToWireName()));
+
     public void Received(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "received"));
 
     public void Sent(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "sent"));

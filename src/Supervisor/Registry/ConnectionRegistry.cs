@@ -12,19 +12,20 @@ namespace Supervisor.Registry;
 public sealed class ConnectionRegistry : ReceiveActor
 {
     /// <summary>The registry; deploy it with <see cref="Connections.ConnectionDispatcher.Deploy"/>'s dispatcher to keep updates off the thread pool.</summary>
-    public static Props Props(int shards) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards));
+    /// <param name="changes">Told every open, close and refusal by the shards (the cluster's replication), or null.</param>
+    public static Props Props(int shards, IActorRef? changes = null) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards, changes));
 
     private static readonly TimeSpan GatherTimeout = TimeSpan.FromSeconds(5);
     private readonly IActorRef[] _shards;
 
-    public ConnectionRegistry(int shards)
+    public ConnectionRegistry(int shards, IActorRef? changes)
     {
         // Shards apply updates on the thread of the connection that sent them (the inline connection
         // dispatcher; the router itself is deployed there too): an update is a dictionary write, and
         // waking a thread-pool thread for each cost more than the write (bench/README.md, issue 7).
         var inline = Connections.ConnectionDispatcher.Deploy(Context.System);
         _shards = Enumerable.Range(0, shards)
-            .Select(i => Context.ActorOf(RegistryShard.Props().WithDispatcher(inline.Dispatcher), $"shard-{i}"))
+            .Select(i => Context.ActorOf(RegistryShard.Props(changes).WithDispatcher(inline.Dispatcher), $"shard-{i}"))
             .ToArray();
 
         // A restart of this router would restart the shards and lose the table and the totals, so a

@@ -7,7 +7,8 @@ namespace Supervisor.Registry;
 /// <summary>One shard of the connection table: the live connections whose id hashes here, plus totals.</summary>
 public sealed class RegistryShard : ReceiveActor
 {
-    public static Props Props() => Akka.Actor.Props.Create(() => new RegistryShard());
+    /// <param name="changes">Told every open, close and refusal (not updates), in order: the cluster's replication, or null.</param>
+    public static Props Props(IActorRef? changes = null) => Akka.Actor.Props.Create(() => new RegistryShard(changes));
 
     private readonly Dictionary<string, ConnectionStatus> _live = [];
     private readonly Dictionary<string, long> _closedByReason = [];
@@ -15,12 +16,13 @@ public sealed class RegistryShard : ReceiveActor
     // Counters of connections that have closed; live ones are summed from their latest status.
     private long _closedHeartbeats, _closedBytesIn, _closedBytesOut;
 
-    public RegistryShard()
+    public RegistryShard(IActorRef? changes)
     {
         Receive<RegistryProtocol.ConnectionOpened>(opened =>
         {
             _accepted++;
             _live[opened.Status.Id] = opened.Status;
+            changes?.Tell(opened);
         });
         Receive<RegistryProtocol.ConnectionUpdated>(updated =>
         {
@@ -34,11 +36,13 @@ public sealed class RegistryShard : ReceiveActor
             _closedHeartbeats += closed.Status.HeartbeatsReceived;
             _closedBytesIn += closed.Status.BytesIn;
             _closedBytesOut += closed.Status.BytesOut;
+            changes?.Tell(closed);
         });
         Receive<RegistryProtocol.ConnectionRejected>(rejected =>
         {
             _accepted++;
             CountClose(rejected.Reason);
+            changes?.Tell(rejected);
         });
         Receive<RegistryProtocol.GetConnection>(query =>
             Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id))));

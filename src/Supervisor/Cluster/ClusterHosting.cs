@@ -1,0 +1,66 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Microsoft.Extensions.Logging;
+using Supervisor.Configuration;
+using Supervisor.Monitoring;
+
+namespace Supervisor.Cluster;
+
+public static class ClusterHosting
+{
+    public const string SingletonName = "cluster-monitor";
+
+    /// <summary>
+    /// Akka.Remote and Akka.Cluster (seed nodes, roles, the split-brain resolver), the singleton cluster monitor and
+    /// this node's <see cref="ClusterRegistry"/>, when <c>supervisor.cluster.enabled</c>; nothing at all otherwise,
+    /// so that a single node runs exactly as before (local actor provider, no port opened).
+    /// </summary>
+    public static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
+        SupervisorMetrics metrics, ILoggerFactory loggers)
+    {
+        var cluster = settings.Cluster;
+        if (!cluster.Enabled) return builder;
+        var log = loggers.CreateLogger<ClusterRegistry>();
+        return builder
+            .AddHocon(cluster.AkkaHocon(), HoconAddMode.Prepend)
+            .WithRemoting(cluster.Hostname, cluster.Port)
+            .WithClustering(new ClusterOptions
+            {
+                SeedNodes = cluster.SeedNodes.Select(SeedAddress).ToArray(),
+                Roles = cluster.Roles.ToArray(),
+                SplitBrainResolver = cluster.Downing switch
+                {
+                    DowningStrategy.KeepOldest => new KeepOldestOption { DownIfAlone = true },
+                    _ => new KeepMajorityOption(),
+                },
+            })
+            .WithSingleton<ClusterMonitor>(SingletonName,
+                ClusterMonitor.Props(ClusterMonitorSettings(settings), loggers.CreateLogger<ClusterMonitor>()),
+                // The proxy buffers messages while the singleton moves; its "failed to find" warning fires on every
+                // start and hand-over, before the singleton could possibly be there, and says nothing an operator can act on.
+                new ClusterSingletonOptions { LogSingletonIdentificationFailure = false }, createProxyToo: true)
+            .WithActors((system, registry) =>
+            {
+                var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
+                    string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
+                    cluster.AcceptableHeartbeatPause.ToString());
+                registry.Register<ClusterRegistry>(system.ActorOf(
+                    ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name));
+            });
+    }
+
+    /// <summary>The cluster rules, with the node monitor's mass-disconnect and sinks; no starvation probe (each node watches its own).</summary>
+    public static MonitorSettings ClusterMonitorSettings(SupervisorSettings settings) => settings.Monitor with
+    {
+        Rules = settings.Cluster.Rules,
+        Capacity = 0,
+        Scope = Messages.Protocol.AlertScopes.Cluster,
+        WatchStarvation = false,
+    };
+
+    public static string SeedAddress(HostPort seed) => $"akka.tcp://{Hosting.SupervisorHosting.ActorSystemName}@{seed}";
+}

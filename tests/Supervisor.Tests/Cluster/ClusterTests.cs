@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Supervisor.Tests.Processes;
+using Supervisor.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Supervisor.Tests.Cluster;
+
+/// <summary>
+/// Three supervisor processes on loopback as one Akka.Cluster, with real peers on each node's TCP listener:
+/// any node answers for the whole cluster, and a node's loss (SIGKILL) or graceful leave (SIGTERM) is
+/// accounted for on the survivors.
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class ClusterTests(ITestOutputHelper output)
+{
+    private static readonly int[] PeersPerNode = [3, 4, 5];
+
+    private static long Long(JsonElement e, string property) => e.GetProperty(property).GetInt64();
+
+    private static long ClosedBy(JsonElement stats, string reason) => stats.GetProperty("closedByReason").GetProperty(reason).GetInt64();
+
+    private static IEnumerable<string> Ids(JsonElement page) => page.GetProperty("items").EnumerateArray().Select(c => c.GetProperty("id").GetString()!);
+
+    private static async Task<List<TestPeer>[]> ConnectEveryNodeAsync(ClusterNodes cluster)
+    {
+        var peers = new List<TestPeer>[cluster.Nodes.Count];
+        for (var i = 0; i < peers.Length; i++)
+            peers[i] = await ClusterNodes.ConnectAsync(cluster[i], PeersPerNode[i]);
+        return peers;
+    }
+
+    [Fact]
+    public async Task Any_node_must_list_every_nodes_connections_and_all_must_agree_on_totals_within_a_second()
+    {
+        await using var cluster = await ClusterNodes.StartAsync(3, output);
+        var peers = await ConnectEveryNodeAsync(cluster);
+        var total = PeersPerNode.Sum();
+        try
+        {
+            var agreed = await cluster.UntilAllStatsAsync(s => Long(s, "active") == total && Long(s, "accepted") == total, TimeSpan.FromSeconds(1));
+            output.WriteLine($"all three nodes reported active = accepted = {total} {agreed.TotalMilliseconds:F0} ms after the last peer's heartbeat was answered");
+
+            foreach (var node in cluster.Nodes)
+            {
+                var page = await node.Api.GetOkAsync("/api/connections");
+                Assert.Equal(total, page.GetProperty("total").GetInt32());
+                var ids = Ids(page).ToArray();
+                Assert.Equal(total, ids.Distinct().Count());
+                for (var i = 0; i < PeersPerNode.Length; i++)
+                    Assert.Equal(PeersPerNode[i], ids.Count(id => id.EndsWith("@" + cluster[i].Name, StringComparison.Ordinal)));
+            }
+
+            // Membership and each node's connection count, as every node sees them (replicated within the interval).
+            foreach (var node in cluster.Nodes)
+            {
+                var view = await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("members").EnumerateArray()
+                    .All(m => m.GetProperty("connections").GetInt64() == PeersPerNode[cluster.Nodes.ToList().FindIndex(n => n.Name == m.GetProperty("node").GetString())]),
+                    TimeSpan.FromSeconds(2));
+                Assert.True(view.GetProperty("enabled").GetBoolean());
+                Assert.Equal(node.Name, view.GetProperty("self").GetString());
+                Assert.Equal(3, ClusterNodes.UpMembers(view));
+                Assert.Equal(cluster[0].Name, view.GetProperty("singleton").GetString()); // the oldest node
+            }
+
+            // One connection held by the third node, read and closed through the first.
+            var remoteId = Ids(await cluster[0].Api.GetOkAsync("/api/connections")).First(id => id.EndsWith("@" + cluster[2].Name, StringComparison.Ordinal));
+            var status = await cluster[0].Api.GetOkAsync($"/api/connections/{remoteId}");
+            Assert.Equal(remoteId, status.GetProperty("id").GetString());
+            var (code, body) = await cluster[0].Api.SendAsync(HttpMethod.Delete, $"/api/connections/{remoteId}");
+            Assert.True(code == HttpStatusCode.Accepted, $"DELETE {remoteId}: {(int)code} {body}");
+            Assert.Equal(HttpStatusCode.NotFound, (await cluster[1].Api.GetJsonAsync("/api/connections/c999@" + cluster[2].Name)).Status);
+
+            // Exactly one of the third node's peers is closed, with the admin-closed notice.
+            var closedPeers = 0;
+            foreach (var peer in peers[2])
+            {
+                await peer.SendHeartbeatAsync();
+                var frames = new List<Messages.Wire.Frame>();
+                while (await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(2)) is { } frame)
+                {
+                    frames.Add(frame);
+                    if (frame.Type == Messages.Wire.FrameType.HeartbeatResponse) break;
+                }
+                if (frames.Any(f => f.Type == Messages.Wire.FrameType.ErrorNotice && f.Data!.StartsWith("admin-closed", StringComparison.Ordinal)))
+                {
+                    closedPeers++;
+                    // A client closes on the notice; the registry lets go of the connection when its socket is released.
+                    peer.Dispose();
+                }
+            }
+            Assert.Equal(1, closedPeers);
+            await cluster.UntilAllStatsAsync(s => Long(s, "active") == total - 1 && ClosedBy(s, "admin-closed") == 1, TimeSpan.FromSeconds(1));
+        }
+        finally
+        {
+            foreach (var peer in peers.SelectMany(p => p)) peer.Dispose();
+        }
+    }
+
+    /// <summary>Killing the youngest node leaves the singleton monitor where it is; killing the oldest moves it.</summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(0)]
+    public async Task A_killed_node_must_be_reported_node_down_once_and_no_other_connection_touched(int victim)
+    {
+        await using var cluster = await ClusterNodes.StartAsync(3, output);
+        var peers = await ConnectEveryNodeAsync(cluster);
+        var total = PeersPerNode.Sum();
+        var lost = PeersPerNode[victim];
+        var survivors = cluster.Nodes.Where((_, i) => i != victim).ToArray();
+        var dead = cluster[victim];
+        try
+        {
+            await cluster.UntilAllStatsAsync(s => Long(s, "active") == total, TimeSpan.FromSeconds(1));
+            // Every survivor holds the victim's ledger (ids and totals) before it dies.
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("members").EnumerateArray()
+                    .Any(m => m.GetProperty("node").GetString() == dead.Name && m.GetProperty("connections").GetInt64() == lost), TimeSpan.FromSeconds(2));
+            var survivorIds = Ids(await survivors[0].Api.GetOkAsync("/api/connections"))
+                .Where(id => !id.EndsWith("@" + dead.Name, StringComparison.Ordinal)).Order().ToArray();
+            var deadIds = Ids(await survivors[0].Api.GetOkAsync("/api/connections"))
+                .Where(id => id.EndsWith("@" + dead.Name, StringComparison.Ordinal)).ToArray();
+            Assert.Equal(lost, deadIds.Length);
+
+            var killedAt = Stopwatch.StartNew();
+            dead.Process.Signal(ChildProcess.SigKill);
+
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("departures").EnumerateArray()
+                    .Any(d => d.GetProperty("node").GetString() == dead.Name && d.GetProperty("reason").GetString() == "node-down"),
+                    ClusterNodes.DowningBudget);
+            var reportedAfter = killedAt.Elapsed;
+            output.WriteLine($"both survivors reported {dead.Name} node-down {reportedAfter.TotalMilliseconds:F0} ms after SIGKILL " +
+                $"(pause 1 s + stable-after 1 s; budget {ClusterNodes.DowningBudget.TotalSeconds:F0} s)");
+
+            // Its connections closed with node-down; nothing else closed; the books balance on both survivors.
+            await cluster.UntilAllStatsAsync(s =>
+                    ClosedBy(s, "node-down") == lost && Long(s, "closed") == lost && Long(s, "active") == total - lost && Long(s, "accepted") == total,
+                TimeSpan.FromSeconds(2), survivors);
+
+            // One node-down alert, raised by the cluster monitor (wherever it now runs), seen alike on both survivors.
+            var alertIds = new List<string>();
+            foreach (var node in survivors)
+            {
+                var alerts = await node.Api.WaitForAsync("/api/alerts", a => a.GetProperty("active").EnumerateArray()
+                    .Any(x => x.GetProperty("rule").GetString() == "node-down:" + dead.Name), TimeSpan.FromSeconds(10));
+                var nodeDown = alerts.GetProperty("active").EnumerateArray().Concat(alerts.GetProperty("history").EnumerateArray())
+                    .Where(x => x.GetProperty("rule").GetString()!.StartsWith("node-down", StringComparison.Ordinal)).ToArray();
+                var alert = Assert.Single(nodeDown);
+                Assert.Equal("cluster", alert.GetProperty("scope").GetString());
+                Assert.Equal(lost, alert.GetProperty("value").GetDouble());
+                alertIds.Add(alert.GetProperty("id").GetString()!);
+            }
+            Assert.Single(alertIds.Distinct());
+            Assert.Equal(1, survivors.Sum(n => n.Process.StandardOutput.Count(l => l.Contains("Alert raised:", StringComparison.Ordinal) && l.Contains("node-down", StringComparison.Ordinal))));
+
+            // Each lost connection's close line is written once, by one survivor.
+            foreach (var id in deadIds)
+                Assert.Equal(1, survivors.Sum(n => n.Process.StandardOutput.Count(l => l.Contains($"Connection {id} closed: node-down", StringComparison.Ordinal))));
+
+            // The survivors' connections are untouched: still listed, still answered, never closed.
+            foreach (var node in survivors)
+                Assert.Equal(survivorIds, Ids(await node.Api.GetOkAsync("/api/connections")).Order().ToArray());
+            foreach (var peer in peers.Where((_, i) => i != victim).SelectMany(p => p))
+            {
+                await peer.SendHeartbeatAsync(seq: 42);
+                var answer = await peer.ReceiveFrameAsync();
+                Assert.NotNull(answer);
+                Assert.Equal(42, answer.Seq);
+            }
+            Assert.DoesNotContain(survivors.SelectMany(n => n.Process.StandardOutput), l => l.Contains(" closed: ", StringComparison.Ordinal) && !l.Contains("node-down", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var peer in peers.SelectMany(p => p)) peer.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_node_that_leaves_gracefully_must_close_its_connections_as_server_shutdown_with_no_node_down()
+    {
+        await using var cluster = await ClusterNodes.StartAsync(3, output);
+        var peers = await ConnectEveryNodeAsync(cluster);
+        var total = PeersPerNode.Sum();
+        var leaving = cluster[2];
+        var survivors = new[] { cluster[0], cluster[1] };
+        try
+        {
+            await cluster.UntilAllStatsAsync(s => Long(s, "active") == total, TimeSpan.FromSeconds(1));
+            leaving.Process.Signal(ChildProcess.SigTerm);
+            Assert.Equal(0, await leaving.Process.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+            foreach (var peer in peers[2])
+                Assert.Contains((await peer.ReceiveUntilClosedAsync()), f => f.Data?.StartsWith("server-shutdown", StringComparison.Ordinal) == true);
+
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("departures").EnumerateArray()
+                    .Any(d => d.GetProperty("node").GetString() == leaving.Name && d.GetProperty("reason").GetString() == "left"), TimeSpan.FromSeconds(10));
+            await cluster.UntilAllStatsAsync(s =>
+                    ClosedBy(s, "server-shutdown") == PeersPerNode[2] && ClosedBy(s, "node-down") == 0 && Long(s, "active") == total - PeersPerNode[2] && Long(s, "accepted") == total,
+                TimeSpan.FromSeconds(2), survivors);
+            foreach (var node in survivors)
+            {
+                var alerts = await node.Api.GetOkAsync("/api/alerts");
+                Assert.DoesNotContain(alerts.GetProperty("active").EnumerateArray(), a => a.GetProperty("rule").GetString()!.StartsWith("node-down", StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            foreach (var peer in peers.SelectMany(p => p)) peer.Dispose();
+        }
+    }
+}
