@@ -39,6 +39,7 @@ public static class StatusCommand
         MonitorProtocol.Alerts? alerts;
         string? alertsProblem = null;
         IReadOnlyList<ProbeProtocol.ProbeStatus> probes = [];
+        ClusterProtocol.ClusterView? cluster = null;
         try
         {
             stats = await GetAsync<StatsView>(http, "api/stats");
@@ -60,6 +61,14 @@ public static class StatusCommand
             {
                 // A service without the probes route (older) or without probes: nothing to show.
             }
+            try
+            {
+                cluster = await GetAsync<ClusterProtocol.ClusterView>(http, "api/cluster");
+            }
+            catch (UnexpectedAnswer)
+            {
+                // A service without the cluster route (older): a single node.
+            }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or UnexpectedAnswer)
         {
@@ -73,7 +82,7 @@ public static class StatusCommand
             return SupervisorProgram.ExitFailure;
         }
 
-        Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow, probes));
+        Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow, probes, cluster));
         return SupervisorProgram.ExitOk;
     }
 
@@ -117,7 +126,7 @@ public static class StatusCommand
 
     /// <summary>The tables, as printed.</summary>
     public static string Render(Uri url, StatsView stats, ConnectionPage suspect, MonitorProtocol.Alerts? alerts, string? alertsProblem, DateTimeOffset now,
-        IReadOnlyList<ProbeProtocol.ProbeStatus>? probes = null)
+        IReadOnlyList<ProbeProtocol.ProbeStatus>? probes = null, ClusterProtocol.ClusterView? cluster = null)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Supervisor at {url} ({now:yyyy-MM-dd HH:mm:ss}Z)");
@@ -127,6 +136,22 @@ public static class StatusCommand
         Table(text, ["active", "accepted", "closed", "heartbeats", "bytes in", "bytes out"],
             [[Count(stats.Active), Count(stats.Accepted), Count(stats.Closed), Count(stats.Heartbeats), Bytes(stats.BytesIn), Bytes(stats.BytesOut)]]);
         text.AppendLine();
+
+        if (cluster is { Enabled: true })
+        {
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"NODES ({cluster.Members.Count(m => m.Status == "up" && m.Reachable)} of {cluster.Members.Count} up and reachable; totals above are the cluster's)");
+            Table(text, ["node", "status", "reachable", "connections", "notes"],
+                cluster.Members.Select(m => new[]
+                {
+                    m.Node, m.Status, m.Reachable ? "yes" : "no", Count(m.Connections),
+                    string.Join(", ", new[] { m.IsSelf ? "this node" : "", m.Node == cluster.Leader ? "leader" : "", m.Node == cluster.Singleton ? "cluster monitor" : "" }
+                        .Where(n => n.Length > 0)),
+                }).ToArray());
+            foreach (var departed in cluster.Departures)
+                text.AppendLine(CultureInfo.InvariantCulture, $"  departed {departed.Node} {Ago(now - departed.At)}: {departed.Reason}, {Count(departed.Lost)} connections");
+            text.AppendLine();
+        }
 
         var reasons = stats.ClosedByReason.Where(r => r.Value > 0).OrderByDescending(r => r.Value).ToArray();
         text.AppendLine("CLOSED BY REASON");

@@ -64,6 +64,16 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 Assert.Equal(cluster[0].Name, view.GetProperty("singleton").GetString()); // the oldest node
             }
 
+            // The command line's status table, from any node, lists the members.
+            using (var statusCommand = new ChildProcess("status", Tools.DotnetHost,
+                       [ServiceProcess.SupervisorDll, "status", "--url", cluster[1].Api.Http.BaseAddress!.ToString()], output: output))
+            {
+                Assert.Equal(0, await statusCommand.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+                var text = string.Join('\n', statusCommand.StandardOutput);
+                Assert.Contains("NODES (3 of 3 up and reachable", text, StringComparison.Ordinal);
+                foreach (var node in cluster.Nodes) Assert.Contains(node.Name, text, StringComparison.Ordinal);
+            }
+
             // One connection held by the third node, read and closed through the first.
             var remoteId = Ids(await cluster[0].Api.GetOkAsync("/api/connections")).First(id => id.EndsWith("@" + cluster[2].Name, StringComparison.Ordinal));
             var status = await cluster[0].Api.GetOkAsync($"/api/connections/{remoteId}");

@@ -149,6 +149,49 @@ public sealed class DashboardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Dashboard_of_a_cluster_node_must_show_every_node_and_a_lost_one()
+    {
+        await using var cluster = await Cluster.ClusterNodes.StartAsync(3, output);
+        var peers = new List<TestPeer>();
+        try
+        {
+            for (var i = 0; i < 3; i++) peers.AddRange(await Cluster.ClusterNodes.ConnectAsync(cluster[i], i + 1));
+            var (playwright, browser) = await LaunchAsync();
+            using var _ = playwright;
+            await using var __ = browser;
+            var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1400, Height = 1200 } });
+            var consoleErrors = new List<string>();
+            page.PageError += (_, error) => consoleErrors.Add(error);
+            await page.GotoAsync(cluster[0].Api.Http.BaseAddress!.ToString());
+
+            // Every member, with the connections it holds; this node, the leader and the monitor's node are marked.
+            for (var i = 0; i < 3; i++)
+                await page.Locator($"tr[data-node='{cluster[i].Name}'] td:nth-child(5):text-is('{i + 1}')").WaitForAsync(new() { Timeout = Timeout });
+            Assert.Contains("this node", await page.Locator($"tr[data-node='{cluster[0].Name}'] td").Nth(5).TextContentAsync());
+            Assert.Contains("monitor", await page.Locator($"tr[data-node='{cluster[0].Name}'] td").Nth(5).TextContentAsync());
+            // The table lists the other nodes' connections too.
+            await page.Locator($"#connections tr[data-connection-id$='@{cluster[2].Name}']").First.WaitForAsync(new() { Timeout = Timeout });
+            Assert.Equal(6, await page.Locator("#connections tr[data-connection-id]").CountAsync());
+
+            cluster[2].Process.Signal(ChildProcess.SigKill);
+            await page.Locator($"tr[data-departed='{cluster[2].Name}'] .badge:text-is('node-down')").WaitForAsync(new() { Timeout = Timeout });
+            await page.Locator($"tr[data-alert-rule='node-down:{cluster[2].Name}']").WaitForAsync(new() { Timeout = Timeout });
+            await page.Locator($"#connections tr[data-connection-id$='@{cluster[2].Name}']").First.WaitForAsync(new() { State = WaitForSelectorState.Detached, Timeout = Timeout });
+            Assert.Equal("3", await page.Locator("#stat-active").TextContentAsync());
+
+            Directory.CreateDirectory(ArtefactDirectory);
+            var screenshot = Path.Combine(ArtefactDirectory, "dashboard-cluster.png");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+            output.WriteLine($"screenshot: {screenshot}");
+            Assert.Empty(consoleErrors);
+        }
+        finally
+        {
+            foreach (var peer in peers) peer.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task Dashboard_must_page_through_the_table_on_the_server()
     {
         await using var service = await TestService.StartAsync();
