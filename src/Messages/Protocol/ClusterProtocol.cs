@@ -18,7 +18,8 @@ public static class ClusterProtocol
     /// One batch of a node's ledger, sent to every other member. <c>Sequence</c> counts from 1 per incarnation of the
     /// sender; a receiver that sees a gap asks for a <see cref="ResendLedger"/>. A batch with <c>Reset</c> replaces
     /// what the receiver knew (the first batch of a full copy; the copy's further batches follow with <c>Reset</c>
-    /// false). The counts are the node's absolute totals as of this batch, so a lost batch never skews them.
+    /// false). <c>Totals</c> are the node's own registry totals as of this batch (what <c>/api/stats</c> on that node alone would say),
+    /// absolute, so a lost batch never skews them.
     /// </summary>
     public sealed record LedgerBatch(
         string Node,
@@ -27,27 +28,13 @@ public static class ClusterProtocol
         bool Reset,
         IReadOnlyList<LedgerEntry> Opened,
         IReadOnlyList<ClosedEntry> Closed,
-        NodeTotals Totals) : IClusterMessage;
-
-    /// <summary>A node's totals since it started (what <c>/api/stats</c> on that node alone would say).</summary>
-    public sealed record NodeTotals(
-        long Active,
-        long Accepted,
-        IReadOnlyDictionary<string, long> ClosedByReason,
-        long Heartbeats,
-        long BytesIn,
-        long BytesOut)
-    {
-        public static NodeTotals Empty { get; } = new(0, 0, new Dictionary<string, long>(), 0, 0, 0);
-
-        public RegistryProtocol.Stats ToStats() => new(Active, Accepted, ClosedByReason, Heartbeats, BytesIn, BytesOut);
-    }
+        RegistryProtocol.Stats Totals) : IClusterMessage;
 
     /// <summary>A receiver missed a batch: the sender answers with a full copy of its ledger.</summary>
     public sealed record ResendLedger(string Node) : IClusterMessage;
 
     /// <summary>A node's totals, sent to the singleton monitor after every change (and periodically).</summary>
-    public sealed record NodeCounts(string Node, long Incarnation, NodeTotals Totals) : IClusterMessage;
+    public sealed record NodeCounts(string Node, long Incarnation, RegistryProtocol.Stats Totals) : IClusterMessage;
 
     /// <summary>
     /// A survivor saw a node removed after being marked down; <c>Lost</c> is how many connections its replica still held.

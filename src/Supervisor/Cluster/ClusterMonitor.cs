@@ -23,7 +23,7 @@ public sealed class ClusterMonitor : ReceiveActor
     private readonly Akka.Cluster.Cluster _cluster;
     private readonly Dictionary<string, NodeCounts> _last = [];
     /// <summary>Lost nodes, each with the survivor chosen to report its connections (the first to tell).</summary>
-    private readonly Dictionary<string, Address> _lostNodes = [];
+    private readonly Dictionary<string, IActorRef> _lostNodes = [];
 
     public ClusterMonitor(MonitorSettings settings, ILogger log)
     {
@@ -36,7 +36,7 @@ public sealed class ClusterMonitor : ReceiveActor
         {
             // Survivors repeat NodeLost until answered (a message sent while the singleton moves is lost with
             // the old one), so the choice is remembered and the chosen survivor hears "report" every time.
-            var first = _lostNodes.TryAdd(lost.Node, Sender.Path.Address);
+            var first = _lostNodes.TryAdd(lost.Node, Sender);
             if (first)
             {
                 // A node this monitor never heard from (it started after the node went): its connections were
@@ -44,7 +44,7 @@ public sealed class ClusterMonitor : ReceiveActor
                 if (!_last.Remove(lost.Node)) _rules.Tell(new MonitorEvents.ConnectionsAdopted(lost.Lost));
                 _rules.Tell(new MonitorEvents.NodeDown(lost.Node, lost.Lost));
             }
-            Sender.Tell(new ReportLoss(lost.Node, lost.Incarnation, _lostNodes[lost.Node] == Sender.Path.Address));
+            Sender.Tell(new ReportLoss(lost.Node, lost.Incarnation, _lostNodes[lost.Node].Equals(Sender)));
         });
         Receive<ClusterEvent.MemberUp>(up =>
         {
@@ -89,7 +89,7 @@ public sealed class ClusterMonitor : ReceiveActor
         _last[counts.Node] = counts;
     }
 
-    private static long Refused(NodeTotals now, NodeTotals before)
+    private static long Refused(RegistryProtocol.Stats now, RegistryProtocol.Stats before)
     {
         var name = CloseReason.RejectedCapacity.ToWireName();
         return now.ClosedByReason.GetValueOrDefault(name) - before.ClosedByReason.GetValueOrDefault(name);

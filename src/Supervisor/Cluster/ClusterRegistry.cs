@@ -55,16 +55,6 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     /// <summary>How often a survivor repeats <see cref="NodeLost"/> until the singleton monitor answers.</summary>
     private static readonly TimeSpan ReportRepeat = TimeSpan.FromSeconds(1);
 
-    /// <summary>What this node knows of another member's connections.</summary>
-    private sealed class Replica(long incarnation)
-    {
-        public long Incarnation { get; } = incarnation;
-        public long Sequence { get; set; }
-        public bool Complete { get; set; }
-        public Dictionary<string, LedgerEntry> Live { get; } = [];
-        public NodeTotals Totals { get; set; } = NodeTotals.Empty;
-    }
-
     private readonly ClusterSettings _settings;
     private readonly IActorRef _clusterMonitor;
     private readonly SupervisorMetrics _metrics;
@@ -76,17 +66,18 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private readonly Dictionary<string, LedgerEntry> _own = [];
     private readonly List<LedgerEntry> _opened = [];
     private readonly List<ClosedEntry> _closed = [];
-    private NodeTotals _ownTotals = NodeTotals.Empty;
+    private RegistryProtocol.Stats _ownTotals = RegistryProtocol.Stats.Empty;
     private bool _totalsAsked;
     private readonly List<IActorRef> _flushWaiters = [];
 
     private readonly Dictionary<Address, Member> _members = [];
     private readonly HashSet<Address> _unreachable = [];
     private readonly Dictionary<Address, long> _sentSequence = [];
-    private readonly Dictionary<string, Replica> _replicas = [];
-    private NodeTotals _departed = NodeTotals.Empty;
+    private readonly Dictionary<string, LedgerReplica> _replicas = [];
+    private RegistryProtocol.Stats _departed = RegistryProtocol.Stats.Empty;
     private readonly LinkedList<Departure> _departures = new();
     private readonly Dictionary<string, IReadOnlyList<LedgerEntry>> _awaitingReport = [];
+    // One entry per departed incarnation (few over a cluster's life): downed and removed both arrive for a lost node.
     private readonly HashSet<UniqueAddress> _departedMembers = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -120,8 +111,7 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         Receive<LocalTotals>(totals =>
         {
             _totalsAsked = false;
-            var s = totals.Stats;
-            _ownTotals = new NodeTotals(s.Active, s.Accepted, s.ClosedByReason, s.Heartbeats, s.BytesIn, s.BytesOut);
+            _ownTotals = totals.Stats;
             Publish();
         });
         Receive<Status.Failure>(_ =>
@@ -248,25 +238,11 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 
     private void OnBatch(LedgerBatch batch)
     {
+        // A straggler from a member already gone would bring back a replica nobody counts or removes.
+        if (!_members.ContainsKey(Sender.Path.Address)) return;
         if (!_replicas.TryGetValue(batch.Node, out var replica) || replica.Incarnation != batch.Incarnation)
-            _replicas[batch.Node] = replica = new Replica(batch.Incarnation);
-        // Totals are absolute: always the freshest, even from a batch that arrives after a gap.
-        replica.Totals = batch.Totals;
-        if (batch.Reset)
-        {
-            replica.Live.Clear();
-            replica.Complete = true;
-        }
-        else if (!replica.Complete || batch.Sequence != replica.Sequence + 1)
-        {
-            replica.Complete = false;
-            replica.Sequence = batch.Sequence;
-            Sender.Tell(new ResendLedger(_self));
-            return;
-        }
-        replica.Sequence = batch.Sequence;
-        foreach (var entry in batch.Opened) replica.Live[entry.Id] = entry;
-        foreach (var closed in batch.Closed) replica.Live.Remove(closed.Id);
+            _replicas[batch.Node] = replica = new LedgerReplica(batch.Incarnation);
+        if (!replica.Apply(batch, DateTimeOffset.UtcNow)) Sender.Tell(new ResendLedger(_self));
     }
 
     private void OnMemberSeen(Member member)
@@ -291,20 +267,16 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private void Depart(Member member, bool lost)
     {
         if (member.Address == _cluster.SelfAddress || !_departedMembers.Add(member.UniqueAddress)) return;
-        while (_departedMembers.Count > DeparturesKept * 4) _departedMembers.Remove(_departedMembers.First());
         var node = NodeName(member.Address);
         var replica = _replicas.GetValueOrDefault(node);
         _replicas.Remove(node);
-        var totals = replica?.Totals ?? NodeTotals.Empty;
+        var totals = replica?.Totals ?? RegistryProtocol.Stats.Empty;
         // The node's books as it last reported them; what it still held closes now, with node-down when it was
         // lost, or as server-shutdown when it left gracefully (its shutdown closed them; the last batch was in flight).
         var remainder = Math.Max(0, totals.Active);
         var reason = lost ? CloseReason.NodeDown : CloseReason.ServerShutdown;
-        var closed = new Dictionary<string, long>(_departed.ClosedByReason);
-        foreach (var (r, n) in totals.ClosedByReason) closed[r] = closed.GetValueOrDefault(r) + n;
-        if (remainder > 0) closed[reason.ToWireName()] = closed.GetValueOrDefault(reason.ToWireName()) + remainder;
-        _departed = new NodeTotals(0, _departed.Accepted + totals.Accepted, closed,
-            _departed.Heartbeats + totals.Heartbeats, _departed.BytesIn + totals.BytesIn, _departed.BytesOut + totals.BytesOut);
+        var closedNow = new RegistryProtocol.Stats(0, 0, new Dictionary<string, long> { [reason.ToWireName()] = remainder }, 0, 0, 0);
+        _departed = _departed + (totals with { Active = 0 }) + closedNow;
 
         _departures.AddFirst(new Departure(node, DateTimeOffset.UtcNow, lost ? CloseReason.NodeDown.ToWireName() : "left", remainder));
         while (_departures.Count > DeparturesKept) _departures.RemoveLast();
@@ -344,18 +316,18 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
             ? Context.ActorSelection($"/user/{actor}")
             : Context.ActorSelection(new RootActorPath(address) / "user" / actor);
 
-    private NodeTotals ReplicaTotals(Address address) =>
-        address == _cluster.SelfAddress ? _ownTotals : _replicas.GetValueOrDefault(NodeName(address))?.Totals ?? NodeTotals.Empty;
+    private RegistryProtocol.Stats ReplicaTotals(Address address) =>
+        address == _cluster.SelfAddress ? _ownTotals : _replicas.GetValueOrDefault(NodeName(address))?.Totals ?? RegistryProtocol.Stats.Empty;
 
     private void GatherStats()
     {
         var timeout = _settings.QueryTimeout;
         var answering = Reachable().ToArray();
-        var silent = _members.Values.Except(answering).Select(m => ReplicaTotals(m.Address).ToStats());
-        var known = silent.Aggregate(_departed.ToStats(), (sum, part) => sum + part);
+        var silent = _members.Values.Except(answering).Select(m => ReplicaTotals(m.Address));
+        var known = silent.Aggregate(_departed, (sum, part) => sum + part);
         var asks = answering.Select(m =>
         {
-            var fallback = ReplicaTotals(m.Address).ToStats();
+            var fallback = ReplicaTotals(m.Address);
             return At(m.Address, "registry").Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, timeout)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : fallback, TaskScheduler.Default);
         }).ToArray();
