@@ -19,7 +19,7 @@ public static class ClusterHosting
     /// so that a single node runs exactly as before (local actor provider, no port opened).
     /// </summary>
     public static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
-        SupervisorMetrics metrics, ILoggerFactory loggers)
+        SupervisorMetrics metrics, ILoggerFactory loggers, NodeDowning downing)
     {
         var cluster = settings.Cluster;
         if (!cluster.Enabled) return builder;
@@ -44,6 +44,7 @@ public static class ClusterHosting
                 new ClusterSingletonOptions { LogSingletonIdentificationFailure = false }, createProxyToo: true)
             .WithActors((system, registry) =>
             {
+                downing.Watch(system);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
@@ -63,4 +64,26 @@ public static class ClusterHosting
     };
 
     public static string SeedAddress(HostPort seed) => $"akka.tcp://{Hosting.SupervisorHosting.ActorSystemName}@{seed}";
+}
+
+/// <summary>
+/// Whether this node stopped because the cluster marked it down (the minority side of a partition, or a node frozen
+/// longer than the downing time). The process then exits 1 instead of 0, so that a supervisor such as systemd
+/// (<c>Restart=on-failure</c>) starts it again and it rejoins as a new member.
+/// </summary>
+public sealed class NodeDowning
+{
+    private volatile bool _downed;
+
+    public bool Downed => _downed;
+
+    public const string Explanation =
+        "this node was marked down by the cluster (split-brain resolver) and stopped; the other nodes reported its connections node-down";
+
+    internal void Watch(ActorSystem system) =>
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "note-cluster-downing", () =>
+        {
+            _downed = CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterDowningReason;
+            return Task.FromResult(Akka.Done.Instance);
+        });
 }

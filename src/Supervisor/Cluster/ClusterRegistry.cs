@@ -267,6 +267,9 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private void Depart(Member member, bool lost)
     {
         if (member.Address == _cluster.SelfAddress || !_departedMembers.Add(member.UniqueAddress)) return;
+        // A node that is stopping (marked down itself, or leaving) sees the others removed from its own view as its
+        // cluster daemon shuts down: they did not leave, and it has nobody left to report to.
+        if (_cluster.SelfMember.Status is MemberStatus.Down or MemberStatus.Removed || CoordinatedShutdown.Get(Context.System).ShutdownReason is not null) return;
         var node = NodeName(member.Address);
         var replica = _replicas.GetValueOrDefault(node);
         _replicas.Remove(node);
@@ -307,9 +310,17 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         _metrics.ConnectionsLost(entries.Count);
     }
 
-    /// <summary>Members that can answer now; the others are counted from their replicas.</summary>
-    private IEnumerable<Member> Reachable() =>
-        _members.Values.Where(m => !_unreachable.Contains(m.Address) && m.Status is not (MemberStatus.Down or MemberStatus.Removed));
+    /// <summary>
+    /// Members that can answer now; the others are counted from their replicas. This node always answers for itself,
+    /// joined or not (a node whose seeds are not up yet still reports its own connections).
+    /// </summary>
+    private Address[] Answering() =>
+        _members.Values
+            .Where(m => !_unreachable.Contains(m.Address) && m.Status is not (MemberStatus.Down or MemberStatus.Removed))
+            .Select(m => m.Address)
+            .Append(_cluster.SelfAddress)
+            .Distinct()
+            .ToArray();
 
     private ActorSelection At(Address address, string actor) =>
         address == _cluster.SelfAddress
@@ -322,13 +333,13 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private void GatherStats()
     {
         var timeout = _settings.QueryTimeout;
-        var answering = Reachable().ToArray();
-        var silent = _members.Values.Except(answering).Select(m => ReplicaTotals(m.Address));
+        var answering = Answering();
+        var silent = _members.Keys.Except(answering).Select(ReplicaTotals);
         var known = silent.Aggregate(_departed, (sum, part) => sum + part);
-        var asks = answering.Select(m =>
+        var asks = answering.Select(address =>
         {
-            var fallback = ReplicaTotals(m.Address);
-            return At(m.Address, "registry").Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, timeout)
+            var fallback = ReplicaTotals(address);
+            return At(address, "registry").Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, timeout)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : fallback, TaskScheduler.Default);
         }).ToArray();
         Task.WhenAll(asks).PipeTo(Sender, success: parts => parts.Aggregate(known, (sum, part) => sum + part));
@@ -337,8 +348,8 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private void GatherConnections()
     {
         var timeout = _settings.QueryTimeout;
-        var asks = Reachable().Select(m =>
-            At(m.Address, "registry").Ask<RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, timeout)
+        var asks = Answering().Select(address =>
+            At(address, "registry").Ask<RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, timeout)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : [], TaskScheduler.Default)).ToArray();
         Task.WhenAll(asks).PipeTo(Sender, success: parts =>
             new RegistryProtocol.Connections(parts.SelectMany(p => p).OrderBy(c => c.ConnectedAt).ToArray()));
@@ -368,7 +379,6 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         var up = _members.Values.Where(m => m.Status == MemberStatus.Up).ToArray();
         var oldest = up.Length == 0 ? null : up.Aggregate((a, b) => b.IsOlderThan(a) ? b : a);
         var members = _members.Values
-            .OrderBy(m => NodeName(m.Address), StringComparer.Ordinal)
             .Select(m => new MemberView(
                 NodeName(m.Address),
                 m.Status.ToString().ToLowerInvariant(),
@@ -376,7 +386,11 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
                 m.Roles.OrderBy(r => r, StringComparer.Ordinal).ToArray(),
                 m.Address == _cluster.SelfAddress ? _own.Count : _replicas.GetValueOrDefault(NodeName(m.Address))?.Live.Count ?? 0,
                 m.Address == _cluster.SelfAddress))
-            .ToArray();
+            .ToList();
+        // Until it has joined (its seeds are not up yet), this node is no member, yet it holds connections.
+        if (!_members.ContainsKey(_cluster.SelfAddress))
+            members.Add(new MemberView(_self, "not-joined", true, _settings.Roles, _own.Count, true));
+        members.Sort((a, b) => string.CompareOrdinal(a.Node, b.Node));
         return new ClusterView(true, _self, state.Leader is { } leader ? NodeName(leader) : null,
             oldest is null ? null : NodeName(oldest.Address), members, _departures.ToArray());
     }

@@ -34,6 +34,7 @@ public static class SupervisorHosting
         services.AddSingleton(listeners);
         services.TryAddSingleton<IDataHandler, EchoDataHandler>();
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton<NodeDowning>();
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
         services.AddOperatorSurface(config, settings);
         return services;
@@ -49,7 +50,8 @@ public static class SupervisorHosting
                 loggers.ClearLoggers();
                 loggers.AddLoggerFactory();
             })
-            .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
+                provider.GetRequiredService<NodeDowning>())
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),

@@ -71,9 +71,15 @@ public static class SupervisorProgram
         {
             using var host = CreateHostBuilder(config, settings, listeners).Build();
             host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor").LogInformation("{SocketCompletions}", socketCompletions);
+            var downing = host.Services.GetRequiredService<Cluster.NodeDowning>();
             try
             {
                 await host.RunAsync();
+                if (downing.Downed)
+                {
+                    await Console.Error.WriteLineAsync($"supervisor: {Cluster.NodeDowning.Explanation}");
+                    return ExitFailure;
+                }
             }
             catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException or System.Net.Sockets.SocketException)
             {

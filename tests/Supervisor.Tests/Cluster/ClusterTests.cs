@@ -189,6 +189,82 @@ public sealed class ClusterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_node_frozen_past_the_downing_time_must_be_reported_node_down_and_stop_with_exit_1_when_it_wakes()
+    {
+        await using var cluster = await ClusterNodes.StartAsync(3, output);
+        var peers = await ConnectEveryNodeAsync(cluster);
+        var total = PeersPerNode.Sum();
+        var frozen = cluster[2];
+        var survivors = new[] { cluster[0], cluster[1] };
+        try
+        {
+            await cluster.UntilAllStatsAsync(s => Long(s, "active") == total, TimeSpan.FromSeconds(1));
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("members").EnumerateArray()
+                    .Any(m => m.GetProperty("node").GetString() == frozen.Name && m.GetProperty("connections").GetInt64() == PeersPerNode[2]), TimeSpan.FromSeconds(2));
+
+            // A stop-the-world pause, as a long GC or a stalled VM would give.
+            frozen.Process.Signal(ChildProcess.SigStop);
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("departures").EnumerateArray()
+                    .Any(d => d.GetProperty("node").GetString() == frozen.Name && d.GetProperty("reason").GetString() == "node-down"), ClusterNodes.DowningBudget);
+            await cluster.UntilAllStatsAsync(s => ClosedBy(s, "node-down") == PeersPerNode[2] && Long(s, "active") == total - PeersPerNode[2],
+                TimeSpan.FromSeconds(2), survivors);
+
+            // Woken, it learns it was marked down: it closes its sockets (its peers are told) and exits 1 to be restarted.
+            frozen.Process.Signal(ChildProcess.SigCont);
+            var code = await frozen.Process.WaitForExitAsync(TimeSpan.FromSeconds(20));
+            if (code != 1) throw frozen.Process.Failure($"exit code {code?.ToString() ?? "none"}, expected 1");
+            var line = Assert.Single(frozen.Process.StandardError, l => l.Trim().Length > 0);
+            Assert.StartsWith("supervisor: this node was marked down by the cluster", line, StringComparison.Ordinal);
+            foreach (var peer in peers[2])
+                Assert.Contains(await peer.ReceiveUntilClosedAsync(), f => f.Data?.StartsWith("server-shutdown", StringComparison.Ordinal) == true);
+            // It did not take the survivors for departed, and they still count its connections once.
+            Assert.DoesNotContain(frozen.Process.StandardOutput, l => l.Contains("left gracefully", StringComparison.Ordinal));
+            await cluster.UntilAllStatsAsync(s => ClosedBy(s, "node-down") == PeersPerNode[2] && Long(s, "closed") == PeersPerNode[2] && Long(s, "accepted") == total,
+                TimeSpan.FromSeconds(2), survivors);
+            foreach (var peer in peers.Take(2).SelectMany(p => p))
+            {
+                await peer.SendHeartbeatAsync(seq: 7);
+                Assert.Equal(7, (await peer.ReceiveFrameAsync())?.Seq);
+            }
+        }
+        finally
+        {
+            foreach (var peer in peers.SelectMany(p => p)) peer.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_node_whose_seeds_are_not_up_must_still_supervise_and_report_its_own_connections()
+    {
+        var nobody = Client.ClientTestSupport.FreePort();
+        using var service = ServiceProcess.Start(ServiceProcess.Config($$"""
+            supervisor {
+              http { enabled = on, port = 0 }
+              cluster { enabled = on, port = 0, seed-nodes = ["127.0.0.1:{{nobody}}"] }
+            }
+            """), output: output);
+        var tcp = await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(30));
+        var http = await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(30), listener: "http");
+        using var api = new Http.ApiClient(new Uri($"http://127.0.0.1:{http}/"));
+        var peers = await ClusterNodes.ConnectAsync(new ClusterNode(service, tcp, api, "?"), 2);
+        try
+        {
+            await api.WaitForAsync("/api/stats", s => Long(s, "active") == 2, TimeSpan.FromSeconds(2));
+            var view = await api.GetOkAsync("/api/cluster");
+            var self = Assert.Single(view.GetProperty("members").EnumerateArray());
+            Assert.Equal("not-joined", self.GetProperty("status").GetString());
+            Assert.Equal(2, self.GetProperty("connections").GetInt64());
+            Assert.Equal(2, (await api.GetOkAsync("/api/connections")).GetProperty("total").GetInt32());
+        }
+        finally
+        {
+            foreach (var peer in peers) peer.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task A_node_that_leaves_gracefully_must_close_its_connections_as_server_shutdown_with_no_node_down()
     {
         await using var cluster = await ClusterNodes.StartAsync(3, output);
