@@ -65,12 +65,15 @@ public sealed record ClusterSettings(
         if (pause < heartbeat)
             throw new ConfigurationError($"{Path}.failure-detector.acceptable-heartbeat-pause",
                 $"{Raw(cluster, "failure-detector.acceptable-heartbeat-pause")} must not be shorter than heartbeat-interval ({Raw(cluster, "failure-detector.heartbeat-interval")})");
+        var hostname = ReadString(cluster, "hostname", Path);
+        if (hostname is "" or "0.0.0.0" or "::" or "[::]")
+            throw new ConfigurationError($"{Path}.hostname", $"'{hostname}' is not an address the other nodes can reach this one at (it names this node and its connection ids)");
         var frame = ReadSize(cluster, "maximum-frame-size", Path);
         if (frame < 128 * 1024)
             throw new ConfigurationError($"{Path}.maximum-frame-size", $"{frame} bytes is below Akka.Remote's 128KiB minimum");
         return new ClusterSettings(
             enabled,
-            ReadString(cluster, "hostname", Path),
+            hostname,
             port,
             seeds,
             HoconReader.Read(cluster, "roles", Path, "a list of strings", () => cluster.GetStringList("roles")).ToArray(),

@@ -47,6 +47,7 @@ public sealed class ClusterConfigurationTests
     [InlineData("supervisor.cluster { enabled = on, seed-nodes = [] }", "supervisor.cluster.seed-nodes", "empty")]
     [InlineData("supervisor.cluster { seed-nodes = [\"nohost\"] }", "supervisor.cluster.seed-nodes", "nohost")]
     [InlineData("supervisor.cluster.port = 70000", "supervisor.cluster.port", "70000")]
+    [InlineData("supervisor.cluster.hostname = \"0.0.0.0\"", "supervisor.cluster.hostname", "0.0.0.0")]
     [InlineData("supervisor.cluster.downing.strategy = keep-everyone", "supervisor.cluster.downing.strategy", "keep-everyone")]
     [InlineData("supervisor.cluster.downing.stable-after = 0s", "supervisor.cluster.downing.stable-after", "0s")]
     [InlineData("supervisor.cluster.failure-detector { heartbeat-interval = 2s, acceptable-heartbeat-pause = 1s }",
