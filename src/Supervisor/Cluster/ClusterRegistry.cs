@@ -332,7 +332,9 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 
     private void GatherStats()
     {
-        var timeout = _settings.QueryTimeout;
+        // A node killed a moment ago is still a member until the failure detector says otherwise, and asking it
+        // only times out; its replica (at most replication-interval old) answers for it after this much shorter wait.
+        var timeout = _settings.StatsTimeout;
         var answering = Answering();
         var silent = _members.Keys.Except(answering).Select(ReplicaTotals);
         var known = silent.Aggregate(_departed, (sum, part) => sum + part);

@@ -17,7 +17,8 @@ public enum DowningStrategy
 /// <param name="Port">Akka.Remote's port; 0 lets the kernel choose (then nobody can list this node as a seed).</param>
 /// <param name="StableAfter">Membership must be stable this long before the resolver downs the unreachable side.</param>
 /// <param name="ReplicationInterval">How often a node sends its ledger changes to the others.</param>
-/// <param name="QueryTimeout">How long a cluster-wide query waits for one node before answering without it.</param>
+/// <param name="QueryTimeout">How long a cluster-wide list or one-connection question waits for one node before answering without it.</param>
+/// <param name="StatsTimeout">How long a cluster-wide stats query waits for one node before counting it from its replica.</param>
 public sealed record ClusterSettings(
     bool Enabled,
     string Hostname,
@@ -30,13 +31,14 @@ public sealed record ClusterSettings(
     TimeSpan AcceptableHeartbeatPause,
     TimeSpan ReplicationInterval,
     TimeSpan QueryTimeout,
+    TimeSpan StatsTimeout,
     int MaximumFrameSize,
     IReadOnlyList<AlertRule> Rules)
 {
     public const string Path = "supervisor.cluster";
 
     public static ClusterSettings Disabled { get; } = new(false, "127.0.0.1", 0, [], [], DowningStrategy.KeepMajority,
-        TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2), 64 << 20, []);
+        TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(500), 64 << 20, []);
 
     /// <summary>The cluster monitor sees the nodes' totals, not single heartbeats or round trips: counters and the active gauge only.</summary>
     public static bool ClusterMetric(string metric) =>
@@ -83,6 +85,7 @@ public sealed record ClusterSettings(
             pause,
             ReadPositiveDuration(cluster, "replication-interval", Path),
             ReadPositiveDuration(cluster, "query-timeout", Path),
+            ReadPositiveDuration(cluster, "stats-timeout", Path),
             frame,
             MonitorSettings.ReadRules(cluster.GetConfig("monitor"), $"{Path}.monitor", ClusterMetric));
     }

@@ -137,6 +137,15 @@ public sealed class ClusterTests(ITestOutputHelper output)
             var killedAt = Stopwatch.StartNew();
             dead.Process.Signal(ChildProcess.SigKill);
 
+            // Before the failure detector notices, the dead node is still a member: the totals wait for it only
+            // stats-timeout (500 ms), then count it from its replica.
+            var asked = Stopwatch.StartNew();
+            var meanwhile = await survivors[0].Api.GetOkAsync("/api/stats");
+            Assert.True(asked.Elapsed < TimeSpan.FromSeconds(1), $"/api/stats took {asked.ElapsedMilliseconds} ms while the node was being detected");
+            Assert.Equal(total, Long(meanwhile, "accepted"));
+            Assert.Equal(total, Long(meanwhile, "active") + Long(meanwhile, "closed"));
+            output.WriteLine($"/api/stats answered in {asked.ElapsedMilliseconds} ms right after the kill: active {Long(meanwhile, "active")}");
+
             foreach (var node in survivors)
                 await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("departures").EnumerateArray()
                     .Any(d => d.GetProperty("node").GetString() == dead.Name && d.GetProperty("reason").GetString() == "node-down"),
