@@ -8,7 +8,8 @@
 #   NODES=3 PER_NODE=2000 STEADY=10 RUNS=1 bench/run-ledger.sh                   # a quick look
 #
 # Modes: custom | ddata (ORSet<string>, one Update per 250 ms, delta-crdt on) | ddata-nodelta (delta-crdt off)
-#        | ddata-event (one Update per open/close) | ddata-lwwdict (LWWDictionary<string, LedgerEntry>).
+#        | ddata-event (one Update per open/close) | ddata-lwwdict (LWWDictionary<string, LedgerEntry>)
+#        | ddata-bigdelta (delta-crdt.max-delta-size 5000, Akka's default 50) | ddata-slowgossip (gossip-interval 10 s, default 2 s).
 # Before each run it waits (polling every 30 s, up to WAIT_MAX s) until no other cluster benchmark
 # (Supervisor.dll, LoadGen, run-cluster.sh) is running, and records whether one was. Every process it starts is
 # a child of the coordinator, which stops them (STOP, then kill by PID); every phase is bounded.
@@ -54,6 +55,8 @@ mode_args() {
     ddata-nodelta) echo "--mode ddata --delta off" ;;
     ddata-event)   echo "--mode ddata --write event" ;;
     ddata-lwwdict) echo "--mode ddata --type lwwdict" ;;
+    ddata-bigdelta) echo "--mode ddata --max-delta-size 5000" ;;
+    ddata-slowgossip) echo "--mode ddata --gossip-interval 10" ;;
     *) echo "unknown mode $1" >&2; exit 2 ;;
   esac
 }

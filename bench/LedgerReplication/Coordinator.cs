@@ -27,6 +27,7 @@ public sealed class Coordinator(Options o)
         public readonly ConcurrentDictionary<string, string> Snaps = new();
         public readonly ConcurrentQueue<string> Checks = new();
         public volatile bool Checked;
+        public volatile bool CheckTimedOut;
         public readonly ConcurrentDictionary<string, double> ConvergedOwner = new();
     }
 
@@ -37,6 +38,7 @@ public sealed class Coordinator(Options o)
     private readonly List<string> _results = [];
     private readonly List<string> _notes = [];
     private long _startedMs;
+    private int _gapped;
 
     public int Run()
     {
@@ -115,9 +117,15 @@ public sealed class Coordinator(Options o)
             case "RAMPED": c.Ramped = long.Parse(p[1], CultureInfo.InvariantCulture); break;
             case "CONV": c.ConvergedOwner[p[1]] = D(p[2]); break;
             case "CONVERGED": c.Converged = D(p[1]); break;
-            case "SAMPLE": _samples.Enqueue((p[1], p[2], D(p[3]), long.Parse(p[4], CultureInfo.InvariantCulture))); break;
+            case "SAMPLE":
+                _samples.Enqueue((p[1], p[2], D(p[3]), long.Parse(p[4], CultureInfo.InvariantCulture)));
+                if (p.Length > 6 && p[6] == "False") Interlocked.Increment(ref _gapped);
+                break;
             case "OWN" or "REPLICA": c.Checks.Enqueue(line); break;
-            case "CHECKED": c.Checked = true; break;
+            case "CHECKED":
+                c.CheckTimedOut = p.Length > 1;
+                c.Checked = true;
+                break;
             case "SAMPLER": c.SamplerMs = D(p[1]); break;
             case "BYE": c.Bye = true; break;
             case "ERROR": Note($"node {c.Index}: {line}"); break;
@@ -134,6 +142,8 @@ public sealed class Coordinator(Options o)
         var s0 = Snap("idle0");
         Thread.Sleep(o.Idle);
         var s1 = Snap("idle1");
+        Window("idle", s0, s1);
+        Memory("idle", s1);
 
         // Ramp: every node starts opening at the same wall-clock moment.
         var rampStart = Report.NowMs() + 300;
@@ -143,6 +153,8 @@ public sealed class Coordinator(Options o)
         Console.WriteLine("ramp");
         SleepUntil(rampEnd);
         var s2 = Snap("ramp");
+        Window("ramp", s1, s2);
+        Memory("ramp", s2);
         if (!_children.All(c => c.Converged is not null))
         {
             Note($"not converged {o.RampWindow.TotalSeconds:F0} s after the first open; churn waits for it (up to 120 s)");
@@ -176,6 +188,12 @@ public sealed class Coordinator(Options o)
         Console.WriteLine("churn");
         SleepUntil(churnEnd);
         var s3 = Snap("churn");
+        Window("steady", s2b, s3);
+        Memory("steady", s3);
+        Put("gen2_gcs_steady_total", s3.Gen2.Zip(s2b.Gen2, (a, b) => a - b).Sum());
+        Put("remoting_sockets", s3.Sockets);
+        Lags("ids");
+        Lags("totals");
 
         // After the last change: how long until every replica equals its owner's ledger.
         var consistentAfter = -1.0;
@@ -194,20 +212,9 @@ public sealed class Coordinator(Options o)
         Put("consistent_ms_after_churn", consistentAfter < 0 ? "not within 30 s" : consistentAfter.ToString("F0", CultureInfo.InvariantCulture));
         var s4 = Snap("end", gc: true);
 
-        Window("idle", s0, s1);
-        Window("ramp", s1, s2);
-        Window("steady", s2b, s3);
-        Memory("idle", s1);
-        Memory("ramp", s2);
-        Memory("steady", s3);
         Put("heap_live_end_bytes_mean", s4.Heap.Average());
         Put("heap_live_end_bytes_max", s4.Heap.Max());
         Put("rss_end_kib_mean", s4.RssKiB.Average());
-        Put("gen2_gcs_steady_total", s3.Gen2.Zip(s2b.Gen2, (a, b) => a - b).Sum());
-        Put("remoting_sockets", s3.Sockets);
-
-        Lags("ids");
-        Lags("totals");
         Put("cluster_formed_s", (formed - _startedMs) / 1000.0);
         return 0;
     }
@@ -230,6 +237,7 @@ public sealed class Coordinator(Options o)
         Put($"lag_{kind}_ms_max", lags[^1]);
         Put($"behind_{kind}_ops_mean", behind.Average());
         Put($"behind_{kind}_ops_max", behind[^1]);
+        if (kind == "ids") Put("samples_not_contiguous", _gapped);
     }
 
     private bool Consistent(out string detail)
@@ -240,7 +248,7 @@ public sealed class Coordinator(Options o)
             c.Checks.Clear();
         }
         Tell("CHECK");
-        WaitFor(() => _children.All(c => c.Checked), TimeSpan.FromSeconds(15));
+        WaitFor(() => _children.All(c => c.Checked), TimeSpan.FromSeconds(20));
         var own = new Dictionary<string, string>();
         foreach (var c in _children)
             foreach (var l in c.Checks.Where(l => l.StartsWith("OWN ", StringComparison.Ordinal)))
@@ -253,8 +261,9 @@ public sealed class Coordinator(Options o)
                 if (!own.TryGetValue(p[1], out var truth) || truth != $"{p[2]} {p[3]}")
                     bad.Add($"node{c.Index}'s replica of {p[1]}: {p[2]} ids (owner {(truth ?? "?").Split(' ')[0]})");
             }
-        detail = bad.Count == 0 ? "" : $"{bad.Count} replicas differ, e.g. {bad[0]}";
-        return bad.Count == 0 && _children.All(c => c.Checked);
+        var late = _children.Count(c => !c.Checked || c.CheckTimedOut);
+        detail = (bad.Count == 0 ? "" : $"{bad.Count} replicas differ, e.g. {bad[0]}") + (late == 0 ? "" : $" {late} nodes did not answer every read in time");
+        return bad.Count == 0 && late == 0;
     }
 
     private void Window(string name, Snapshot a, Snapshot b)
@@ -283,7 +292,7 @@ public sealed class Coordinator(Options o)
         var (remoting, sockets) = RemotingBytes();
         var lo = LoBytes();
         Tell(gc ? $"SNAP {tag} gc" : $"SNAP {tag}");
-        if (!WaitFor(() => _children.All(c => c.Snaps.ContainsKey(tag)), TimeSpan.FromSeconds(15)))
+        if (!WaitFor(() => _children.All(c => c.Snaps.ContainsKey(tag)), TimeSpan.FromSeconds(30)))
             throw new TimeoutException($"snapshot {tag} not answered");
         var lines = _children.Select(c => c.Snaps[tag].Split(' ')).ToArray();
         var at = (long)lines.Average(p => long.Parse(p[2], CultureInfo.InvariantCulture));

@@ -89,7 +89,8 @@ public sealed class CustomLedger : ReceiveActor, IWithTimers
             foreach (var owner in _report.Others)
             {
                 if (!_replicas.TryGetValue(owner, out var replica)) continue;
-                _report.Ids(owner, _report.Scan(replica.Live.Keys, digest: false));
+                var live = replica.Live;
+                _report.Ids(owner, _report.Probe(owner, live.Count, k => live.ContainsKey(Schedule.Id(k, owner))));
                 _report.Totals(owner, replica.Totals.Accepted);
             }
         });

@@ -42,6 +42,7 @@ public sealed class DDataLedger : ReceiveActor, IWithTimers
     private readonly List<LedgerEntry> _removed = [];
     private long _accepted, _closedCount, _heartbeats;
     private int _checksPending;
+    private Schedule? _schedule;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -109,7 +110,11 @@ public sealed class DDataLedger : ReceiveActor, IWithTimers
             foreach (var owner in _report.Others.Where(o => !_report.IsConverged(o)))
                 ReadLedger(owner, new ConvergeRead(owner));
         });
-        Receive<StartChurn>(c => _report.Churn(c.Schedule, c.ChurnEndMs));
+        Receive<StartChurn>(c =>
+        {
+            _schedule = c.Schedule;
+            _report.Churn(c.Schedule, c.ChurnEndMs);
+        });
         Receive<TakeSample>(_ =>
         {
             foreach (var owner in _report.Others)
@@ -137,7 +142,7 @@ public sealed class DDataLedger : ReceiveActor, IWithTimers
                     _report.Totals(s.Owner, ((LWWRegister<RegistryProtocol.Stats>)g.Data).Value.Accepted);
                     break;
                 case SampleRead s:
-                    _report.Ids(s.Owner, _report.Scan(Ids(g.Data), digest: false));
+                    _report.Ids(s.Owner, Probe(s.Owner, g.Data));
                     break;
                 case CheckRead c:
                     Report.Replica(c.Owner, Views.Of(Ids(g.Data), digest: true));
@@ -191,6 +196,14 @@ public sealed class DDataLedger : ReceiveActor, IWithTimers
                 }));
         }
     }
+
+    /// <summary>The replica's oldest and newest id, by lookups of the element the owner would have written for connection k.</summary>
+    private ReplicaView Probe(string owner, IReplicatedData data) => data switch
+    {
+        ORSet<string> set => _report.Probe(owner, set.Count, k => set.Contains(Schedule.Encode(_schedule!.Entry(k, owner)))),
+        LWWDictionary<string, LedgerEntry> map => _report.Probe(owner, map.Count, k => map.ContainsKey(Schedule.Id(k, owner))),
+        _ => default,
+    };
 
     private static long Count(IReplicatedData data) => data switch
     {

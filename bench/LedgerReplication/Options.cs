@@ -51,6 +51,10 @@ public sealed record Options
     public bool Delta { get; init; } = true;
     public DDataWrite Write { get; init; } = DDataWrite.Tick;
     public DDataType Type { get; init; } = DDataType.OrSet;
+    /// <summary>akka.cluster.distributed-data.delta-crdt.max-delta-size; 0: Akka's default (50).</summary>
+    public int MaxDeltaSize { get; init; }
+    /// <summary>akka.cluster.distributed-data.gossip-interval; zero: Akka's default (2 s).</summary>
+    public TimeSpan GossipInterval { get; init; }
     /// <summary>Extra HOCON for every node (e.g. DData settings).</summary>
     public string ExtraHocon { get; init; } = "";
     public string Out { get; init; } = "bench/results/ledger";
@@ -61,7 +65,9 @@ public sealed record Options
 
     public string Describe() => Mode == Mode.Custom
         ? "custom"
-        : $"ddata ({(Type == DDataType.OrSet ? "ORSet<string>" : "LWWDictionary<string,LedgerEntry>")}, write per {Write.ToString().ToLowerInvariant()}, delta-crdt {(Delta ? "on" : "off")})";
+        : $"ddata ({(Type == DDataType.OrSet ? "ORSet<string>" : "LWWDictionary<string,LedgerEntry>")}, write per {Write.ToString().ToLowerInvariant()}, delta-crdt {(Delta ? "on" : "off")}"
+          + (MaxDeltaSize > 0 ? $", max-delta-size {MaxDeltaSize}" : "")
+          + (GossipInterval > TimeSpan.Zero ? $", gossip-interval {GossipInterval.TotalSeconds} s" : "") + ")";
 
     public static Options Parse(IReadOnlyList<string> args, int from)
     {
@@ -87,6 +93,8 @@ public sealed record Options
                 "--delta" => o with { Delta = v is "on" or "true" or "1" },
                 "--write" => o with { Write = v == "event" ? DDataWrite.Event : v == "tick" ? DDataWrite.Tick : throw new ArgumentException($"--write {v}") },
                 "--type" => o with { Type = v == "lwwdict" ? DDataType.LwwDict : v == "orset" ? DDataType.OrSet : throw new ArgumentException($"--type {v}") },
+                "--max-delta-size" => o with { MaxDeltaSize = int.Parse(v, CultureInfo.InvariantCulture) },
+                "--gossip-interval" => o with { GossipInterval = Seconds(v) },
                 "--hocon" => o with { ExtraHocon = v },
                 "--out" => o with { Out = v },
                 "--label" => o with { Label = v },
@@ -114,6 +122,8 @@ public sealed record Options
         yield return "--delta"; yield return Delta ? "on" : "off";
         yield return "--write"; yield return Write == DDataWrite.Event ? "event" : "tick";
         yield return "--type"; yield return Type == DDataType.LwwDict ? "lwwdict" : "orset";
+        yield return "--max-delta-size"; yield return MaxDeltaSize.ToString(CultureInfo.InvariantCulture);
+        yield return "--gossip-interval"; yield return S(GossipInterval);
         yield return "--hocon"; yield return ExtraHocon;
         yield return "--out"; yield return Out;
         yield return "--label"; yield return Label;

@@ -40,11 +40,31 @@ public sealed class Report(Options options)
         if (_converged.Count == options.Nodes - 1) Line(string.Create(CultureInfo.InvariantCulture, $"CONVERGED {now:F1}"));
     }
 
-    /// <summary>Times the replica scans of a sample (the same work in both modes, reported so it can be told apart).</summary>
-    public ReplicaView Scan(IEnumerable<string> idsOrElements, bool digest)
+    private readonly Dictionary<string, (long Min, long Max)> _bounds = [];
+
+    /// <summary>
+    /// The oldest and newest id of a replica, found by probing from where they were at the last sample (a replica holds a
+    /// contiguous run of ids: opens and closes both go in order), so a sample costs a few lookups per change, not a scan of
+    /// the replica. <paramref name="contains"/> asks the replica for connection k. Timed, in both modes.
+    /// </summary>
+    public ReplicaView Probe(string owner, long count, Func<long, bool> contains)
     {
         _samplerTime.Start();
-        try { return Views.Of(idsOrElements, digest); }
+        try
+        {
+            if (count == 0) return default;
+            var (min, max) = _bounds.GetValueOrDefault(owner, (1L, 1L));
+            // Oldest: closes only move it up (ids are closed oldest first).
+            var limit = max + count + 1_000_000;
+            if (contains(min)) { while (min > 1 && contains(min - 1)) min--; }
+            else { while (min < limit && !contains(min)) min++; }
+            // Newest: opens only move it up.
+            max = Math.Max(max, min);
+            if (contains(max)) { while (contains(max + 1)) max++; }
+            else { while (max > min && !contains(max)) max--; }
+            _bounds[owner] = (min, max);
+            return new ReplicaView(count, min, max, 0);
+        }
         finally { _samplerTime.Stop(); }
     }
 
@@ -62,7 +82,8 @@ public sealed class Report(Options options)
         var openLag = Math.Max(0, now - s.OpenDue(view.MaxK + 1));
         var closeLag = Math.Max(0, now - s.CloseDue(view.MinK));
         var behind = s.OpensDue(now, _churnEndMs) - view.MaxK + (s.ClosesDue(now, _churnEndMs) - (view.MinK - 1));
-        Line(string.Create(CultureInfo.InvariantCulture, $"SAMPLE ids {owner} {Math.Max(openLag, closeLag):F1} {behind} {view.Count}"));
+        // The last field is false when the replica is not one contiguous run of ids (its count differs from the run's length).
+        Line(string.Create(CultureInfo.InvariantCulture, $"SAMPLE ids {owner} {Math.Max(openLag, closeLag):F1} {behind} {view.Count} {view.Count == view.MaxK - view.MinK + 1}"));
     }
 
     /// <summary>How far behind the replica of <paramref name="owner"/>'s totals is: the age of the first open its <c>Accepted</c> does not count.</summary>
@@ -71,7 +92,7 @@ public sealed class Report(Options options)
         if (_schedule is not { } s) return;
         var now = NowMsPrecise();
         var lag = Math.Max(0, now - s.OpenDue(accepted + 1));
-        Line(string.Create(CultureInfo.InvariantCulture, $"SAMPLE totals {owner} {lag:F1} {s.OpensDue(now, _churnEndMs) - accepted}"));
+        Line(string.Create(CultureInfo.InvariantCulture, $"SAMPLE totals {owner} {lag:F1} {s.OpensDue(now, _churnEndMs) - accepted} 0 True"));
     }
 
     public static void Own(ReplicaView view) =>
