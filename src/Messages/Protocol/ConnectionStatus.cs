@@ -41,3 +41,34 @@ public sealed record ConnectionStatus(
     long BytesOut,
     long HeartbeatsReceived,
     KeepAliveStatus KeepAlive);
+
+/// <summary>Which connections a query wants; a null part matches everything.</summary>
+public sealed record ConnectionFilter(IReadOnlyList<ConnectionState>? States, string? Protocol, string? Listener)
+{
+    public static ConnectionFilter All { get; } = new(null, null, null);
+
+    public bool Matches(ConnectionStatus status) =>
+        (States is null || States.Contains(status.State))
+        && (Protocol is null || status.Protocol == Protocol)
+        && (Listener is null || status.Listener == Listener);
+}
+
+/// <summary>
+/// The order of every connection list: oldest first, ties broken by id (<c>c9</c> before <c>c10</c>), so that a page
+/// keeps its members from one request to the next whatever order shards and nodes answer in.
+/// </summary>
+public sealed class ConnectionOrder : IComparer<ConnectionStatus>
+{
+    public static ConnectionOrder Instance { get; } = new();
+
+    public int Compare(ConnectionStatus? x, ConnectionStatus? y)
+    {
+        if (ReferenceEquals(x, y)) return 0;
+        if (x is null) return -1;
+        if (y is null) return 1;
+        var byAge = x.ConnectedAt.CompareTo(y.ConnectedAt);
+        if (byAge != 0) return byAge;
+        var byLength = x.Id.Length.CompareTo(y.Id.Length);
+        return byLength != 0 ? byLength : string.CompareOrdinal(x.Id, y.Id);
+    }
+}

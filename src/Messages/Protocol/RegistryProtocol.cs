@@ -27,6 +27,30 @@ public static class RegistryProtocol
 
     public sealed record Connections(IReadOnlyList<ConnectionStatus> Items);
 
+    /// <summary>
+    /// The connections that match <c>Filter</c>: how many, and the first <c>Take</c> of them in <see cref="ConnectionOrder"/>
+    /// (all when null). Filtering and the page bound travel to the data, so a page of 50 from a table of 95,000 spread
+    /// over five nodes moves 50 rows per node, not the table.
+    /// </summary>
+    public sealed record QueryConnections(ConnectionFilter Filter, int? Take) : IRegistryMessage;
+
+    /// <summary>
+    /// Answer to <see cref="QueryConnections"/>. <c>Unanswered</c> names the cluster nodes that did not answer in time:
+    /// their connections are neither counted in <c>Matching</c> nor listed (empty on a single node).
+    /// </summary>
+    public sealed record ConnectionsPage(int Matching, IReadOnlyList<ConnectionStatus> Items, IReadOnlyList<string> Unanswered)
+    {
+        /// <summary>Several parts (shards, nodes) as one answer: counts added, items merged in order and cut to <paramref name="take"/>.</summary>
+        public static ConnectionsPage Merge(IEnumerable<ConnectionsPage> parts, int? take, IEnumerable<string>? unanswered = null)
+        {
+            var all = parts.ToArray();
+            IEnumerable<ConnectionStatus> items = all.SelectMany(p => p.Items).Order(ConnectionOrder.Instance);
+            if (take is { } n) items = items.Take(n);
+            return new ConnectionsPage(all.Sum(p => p.Matching), items.ToArray(),
+                all.SelectMany(p => p.Unanswered).Concat(unanswered ?? []).ToArray());
+        }
+    }
+
     public sealed record GetConnection(string Id) : IRegistryMessage;
 
     /// <summary>Answer to <see cref="GetConnection"/>; <c>Status</c> is null for an unknown id.</summary>

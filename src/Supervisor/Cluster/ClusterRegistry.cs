@@ -161,7 +161,7 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 
         // The operator's questions, for the whole cluster.
         Receive<RegistryProtocol.GetStats>(_ => GatherStats());
-        Receive<RegistryProtocol.GetConnections>(_ => GatherConnections());
+        Receive<RegistryProtocol.QueryConnections>(GatherPage);
         Receive<RegistryProtocol.GetConnection>(q => ToOwner(q.Id, "registry", q, () => new RegistryProtocol.ConnectionFound(q.Id, null)));
         Receive<ConnectionCommands.GetStatus>(q => ToOwner(q.Id, "connections", q, () => new RegistryProtocol.ConnectionFound(q.Id, null)));
         Receive<ConnectionCommands.CloseConnection>(q => ToOwner(q.Id, "connections", q, () => new ConnectionCommands.CloseAccepted(q.Id, false)));
@@ -238,8 +238,10 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 
     private void OnBatch(LedgerBatch batch)
     {
-        // A straggler from a member already gone would bring back a replica nobody counts or removes.
-        if (!_members.ContainsKey(Sender.Path.Address)) return;
+        // A straggler from a member already gone, or from one marked down that woke up before it stopped, would bring
+        // back a replica of connections already reported node-down.
+        if (!_members.TryGetValue(Sender.Path.Address, out var member) || member.Status is MemberStatus.Down or MemberStatus.Removed
+            || _departedMembers.Contains(member.UniqueAddress)) return;
         if (!_replicas.TryGetValue(batch.Node, out var replica) || replica.Incarnation != batch.Incarnation)
             _replicas[batch.Node] = replica = new LedgerReplica(batch.Incarnation);
         if (!replica.Apply(batch, DateTimeOffset.UtcNow)) Sender.Tell(new ResendLedger(_self));
@@ -260,7 +262,10 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         _members.Remove(address);
         _unreachable.Remove(address);
         _sentSequence.Remove(address);
-        Depart(removed.Member, lost: removed.PreviousStatus == MemberStatus.Down);
+        // Lost members pass through Down, leaving ones through Exiting. Any other removal is this node's own view
+        // being torn down (it was marked down itself and is stopping): the others did not go anywhere.
+        if (removed.PreviousStatus is MemberStatus.Down or MemberStatus.Exiting or MemberStatus.Leaving)
+            Depart(removed.Member, lost: removed.PreviousStatus == MemberStatus.Down);
     }
 
     /// <summary>Folds a departed member's books into the cluster's once per incarnation, on whichever event comes first.</summary>
@@ -336,7 +341,9 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         // only times out; its replica (at most replication-interval old) answers for it after this much shorter wait.
         var timeout = _settings.StatsTimeout;
         var answering = Answering();
-        var silent = _members.Keys.Except(answering).Select(ReplicaTotals);
+        // Members marked down are in _departed already.
+        var silent = _members.Values.Where(m => m.Status is not (MemberStatus.Down or MemberStatus.Removed))
+            .Select(m => m.Address).Except(answering).Select(ReplicaTotals);
         var known = silent.Aggregate(_departed, (sum, part) => sum + part);
         var asks = answering.Select(address =>
         {
@@ -347,14 +354,19 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         Task.WhenAll(asks).PipeTo(Sender, success: parts => parts.Aggregate(known, (sum, part) => sum + part));
     }
 
-    private void GatherConnections()
+    /// <summary>Each answering node filters and cuts its own table; nodes that miss the timeout are named in the answer, not hidden.</summary>
+    private void GatherPage(RegistryProtocol.QueryConnections query)
     {
         var timeout = _settings.QueryTimeout;
+        // Members being detected as gone; a node already marked down had its connections reported node-down.
+        var unreachable = _members.Values
+            .Where(m => _unreachable.Contains(m.Address) && m.Status is not (MemberStatus.Down or MemberStatus.Removed))
+            .Select(m => NodeName(m.Address)).ToArray();
         var asks = Answering().Select(address =>
-            At(address, "registry").Ask<RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, timeout)
-                .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : [], TaskScheduler.Default)).ToArray();
-        Task.WhenAll(asks).PipeTo(Sender, success: parts =>
-            new RegistryProtocol.Connections(parts.SelectMany(p => p).OrderBy(c => c.ConnectedAt).ToArray()));
+            At(address, "registry").Ask<RegistryProtocol.ConnectionsPage>(query, timeout)
+                .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new RegistryProtocol.ConnectionsPage(0, [], [NodeName(address)]),
+                    TaskScheduler.Default)).ToArray();
+        Task.WhenAll(asks).PipeTo(Sender, success: parts => RegistryProtocol.ConnectionsPage.Merge(parts, query.Take, unreachable));
     }
 
     /// <summary>Sends a question about one connection to the node its id names, as if the asker had sent it there.</summary>

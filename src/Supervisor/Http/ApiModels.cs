@@ -28,7 +28,14 @@ public sealed record ApiError(string Error);
 /// <param name="Offset">Index of the first item within the matches.</param>
 /// <param name="Limit">The page size asked for; null: no limit.</param>
 /// <param name="Items">The page, oldest connection first.</param>
-public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionStatus> Items);
+public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionStatus> Items)
+{
+    /// <summary>Cluster nodes that did not answer in time: their connections are missing from <c>Total</c> and <c>Items</c>.</summary>
+    public IReadOnlyList<string> Unanswered { get; init; } = [];
+
+    /// <summary>True when some node's connections are missing (see <see cref="Unanswered"/>).</summary>
+    public bool Partial => Unanswered.Count > 0;
+}
 
 /// <summary>Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included.</summary>
 public sealed record StatsView(
@@ -103,23 +110,12 @@ public sealed record ConnectionQuery(
         return true;
     }
 
-    public bool Matches(ConnectionStatus status) =>
-        (States is null || States.Contains(status.State))
-        && (Protocol is null || status.Protocol == Protocol)
-        && (Listener is null || status.Listener == Listener);
+    public ConnectionFilter Filter => new(States?.ToArray(), Protocol, Listener);
 
-    /// <summary>
-    /// Filters and pages the table, oldest connection first. Ties in <c>connectedAt</c> are broken by id
-    /// (<c>c9</c> before <c>c10</c>): the registry gathers its shards in whatever order they answer, and
-    /// a page must not change its members from one request to the next.
-    /// </summary>
-    public ConnectionPage Apply(IReadOnlyList<ConnectionStatus> table)
-    {
-        var matches = table.Where(Matches)
-            .OrderBy(c => c.ConnectedAt).ThenBy(c => c.Id.Length).ThenBy(c => c.Id, StringComparer.Ordinal)
-            .ToArray();
-        var page = matches.Skip(Offset);
-        if (Limit is { } limit) page = page.Take(limit);
-        return new ConnectionPage(matches.Length, Offset, Limit, page.ToArray());
-    }
+    /// <summary>How many of the first matches each shard and node must send for this page.</summary>
+    public int? Take => Limit is { } limit ? (int)Math.Min(int.MaxValue, (long)Offset + limit) : null;
+
+    /// <summary>This page of an answer to <see cref="RegistryProtocol.QueryConnections"/> asked with <see cref="Take"/>.</summary>
+    public ConnectionPage PageOf(RegistryProtocol.ConnectionsPage answer) =>
+        new(answer.Matching, Offset, Limit, answer.Items.Skip(Offset).ToArray()) { Unanswered = answer.Unanswered };
 }

@@ -134,7 +134,7 @@ public sealed record DashboardSnapshot(
 
 /// <summary>
 /// <c>GET /api/events</c>: server-sent events, one <c>snapshot</c> a second, until the client goes or the
-/// service stops. The table is gathered from the registry once a second however many pages are open.
+/// service stops. Each stream asks for its own page only (at most <see cref="MaxPageSize"/> rows per shard and node).
 /// </summary>
 public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory history, Readiness readiness, IHostApplicationLifetime lifetime)
 {
@@ -180,11 +180,11 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
     private async Task<DashboardSnapshot?> SnapshotAsync(ConnectionQuery query, bool withHistory, CancellationToken cancel)
     {
         RegistryProtocol.Stats stats;
-        IReadOnlyList<ConnectionStatus> table;
+        ConnectionPage page;
         try
         {
             stats = await queries.StatsAsync(cancel);
-            table = await queries.SharedConnectionsAsync(DashboardHistory.Period * 0.9);
+            page = await queries.ConnectionPageAsync(query, cancel);
         }
         catch (ServiceUnavailable)
         {
@@ -221,7 +221,7 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
                 // Shown as no nodes this second.
             }
         }
-        return new DashboardSnapshot(DateTimeOffset.UtcNow, readiness.Started && !readiness.Stopping, StatsView.Of(stats), query.Apply(table),
+        return new DashboardSnapshot(DateTimeOffset.UtcNow, readiness.Started && !readiness.Stopping, StatsView.Of(stats), page,
             alerts, alertsError, history.Latest, withHistory ? history.Samples : null) { Probes = probes, Cluster = cluster };
     }
 }

@@ -157,7 +157,7 @@ public sealed class DiagnosticsService(SupervisorQueries queries, BoundListeners
         if (endpoints.Http is { } http) listeners.Add(ProcNet.Count(OperatorEndpoints.HttpName, "http", http, table));
         if (endpoints.WebSocket is { } ws) listeners.Add(ProcNet.Count(OperatorEndpoints.WebSocketName, "ws", ws, table));
 
-        var page = query.Apply(await queries.ConnectionsAsync(cancel));
+        var page = await queries.ConnectionPageAsync(query, cancel);
         var infos = await Task.WhenAll(page.Items.Select(async status =>
         {
             var report = await queries.TcpInfoAsync(status.Id, cancel);

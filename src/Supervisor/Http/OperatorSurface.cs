@@ -143,7 +143,7 @@ public static class OperatorSurface
         {
             var (query, error) = ConnectionQuery.Parse(context.Request.Query, defaultLimit: null, maxLimit: 100_000);
             if (query is null) return Results.BadRequest(new ApiError(error!));
-            return Results.Ok(query.Apply(await queries.ConnectionsAsync(context.RequestAborted)));
+            return Results.Ok(await queries.ConnectionPageAsync(query, context.RequestAborted));
         });
         routes.MapGet("/api/connections/{id}", async (string id, SupervisorQueries queries, CancellationToken cancel) =>
             await queries.LiveStatusAsync(id, cancel) is { } status

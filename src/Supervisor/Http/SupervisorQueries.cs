@@ -26,9 +26,6 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
     /// <summary>How long a connection actor may take to report its TCP_INFO before it is shown as not answering.</summary>
     public static readonly TimeSpan TcpInfoTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly object _gate = new();
-    private (long At, Task<IReadOnlyList<ConnectionStatus>> Table)? _shared;
-
     /// <summary>True when this node is a cluster member: registry questions are then answered for the whole cluster.</summary>
     public bool IsCluster => actors.TryGet<ClusterRegistry>(out _);
 
@@ -36,12 +33,6 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
         IsCluster
             ? AskAsync<ClusterRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel)
             : AskAsync<ConnectionRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel);
-
-    /// <summary>Every live connection as the registry (of every reachable node, in a cluster) last heard of it, oldest first.</summary>
-    public async Task<IReadOnlyList<ConnectionStatus>> ConnectionsAsync(CancellationToken cancel) =>
-        (IsCluster
-            ? await AskAsync<ClusterRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)
-            : await AskAsync<ConnectionRegistry, RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance, cancel)).Items;
 
     /// <summary>Membership as this node sees it; a single node answers with itself and <c>Enabled</c> false.</summary>
     public async Task<ClusterProtocol.ClusterView> ClusterAsync(CancellationToken cancel)
@@ -53,21 +44,13 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
             [new ClusterProtocol.MemberView("local", "up", true, [], stats.Active, true)], []);
     }
 
-    /// <summary>
-    /// The connection table, shared by callers within <paramref name="maxAge"/> of each other: the dashboard's
-    /// push streams ask for it every second each, and one gather over the shards serves them all.
-    /// </summary>
-    public Task<IReadOnlyList<ConnectionStatus>> SharedConnectionsAsync(TimeSpan maxAge)
+    /// <summary>One filtered page of the connection table (of the whole cluster, in a cluster): the filter and the page bound go to every registry shard and node.</summary>
+    public async Task<ConnectionPage> ConnectionPageAsync(ConnectionQuery query, CancellationToken cancel)
     {
-        var now = Environment.TickCount64;
-        lock (_gate)
-        {
-            if (_shared is { } shared && now - shared.At < maxAge.TotalMilliseconds && !shared.Table.IsFaulted)
-                return shared.Table;
-            var table = ConnectionsAsync(CancellationToken.None);
-            _shared = (now, table);
-            return table;
-        }
+        var ask = new RegistryProtocol.QueryConnections(query.Filter, query.Take);
+        return query.PageOf(IsCluster
+            ? await AskAsync<ClusterRegistry, RegistryProtocol.ConnectionsPage>(ask, cancel)
+            : await AskAsync<ConnectionRegistry, RegistryProtocol.ConnectionsPage>(ask, cancel));
     }
 
     /// <summary>The status of one live connection, asked of its actor now; null when there is none.</summary>

@@ -36,7 +36,9 @@ public sealed class ConnectionRegistry : ReceiveActor
         Receive<RegistryProtocol.ConnectionRejected>(m => Route(m.Remote, m));
         Receive<RegistryProtocol.GetConnection>(m => Route(m.Id, m));
         Receive<RegistryProtocol.GetConnections>(m => Gather<RegistryProtocol.Connections>(m,
-            parts => new RegistryProtocol.Connections(parts.SelectMany(p => p.Items).OrderBy(c => c.ConnectedAt).ToArray())));
+            parts => new RegistryProtocol.Connections(parts.SelectMany(p => p.Items).Order(ConnectionOrder.Instance).ToArray())));
+        Receive<RegistryProtocol.QueryConnections>(m => Gather<RegistryProtocol.ConnectionsPage>(m,
+            parts => RegistryProtocol.ConnectionsPage.Merge(parts, m.Take)));
         Receive<RegistryProtocol.GetStats>(m => Gather<RegistryProtocol.Stats>(m,
             parts => parts.Aggregate(RegistryProtocol.Stats.Empty, (sum, part) => sum + part)));
     }

@@ -49,6 +49,13 @@ public sealed class RegistryShard : ReceiveActor
         Receive<RegistryProtocol.GetConnections>(_ =>
             Sender.Tell(new RegistryProtocol.Connections(_live.Values.ToArray())));
         Receive<RegistryProtocol.GetStats>(_ => Sender.Tell(Stats()));
+        Receive<RegistryProtocol.QueryConnections>(query =>
+        {
+            var matching = _live.Values.Where(query.Filter.Matches).ToArray();
+            IEnumerable<ConnectionStatus> items = matching.Order(ConnectionOrder.Instance);
+            if (query.Take is { } take) items = items.Take(take);
+            Sender.Tell(new RegistryProtocol.ConnectionsPage(matching.Length, items.ToArray(), []));
+        });
     }
 
     private void CountClose(CloseReason reason)

@@ -52,6 +52,17 @@ public sealed class ClusterTests(ITestOutputHelper output)
                     Assert.Equal(PeersPerNode[i], ids.Count(id => id.EndsWith("@" + cluster[i].Name, StringComparison.Ordinal)));
             }
 
+            // A page is cut on every node and merged: the same members, in the same order, from any node.
+            var pages = await Task.WhenAll(cluster.Nodes.Select(n => n.Api.GetOkAsync("/api/connections?offset=3&limit=4&state=active&listener=tcp")));
+            foreach (var page in pages)
+            {
+                Assert.Equal(total, page.GetProperty("total").GetInt32());
+                Assert.False(page.GetProperty("partial").GetBoolean());
+                Assert.Equal(Ids(pages[0]), Ids(page));
+                Assert.Equal(4, Ids(page).Count());
+            }
+            Assert.Equal(Ids(await cluster[0].Api.GetOkAsync("/api/connections")).Skip(3).Take(4), Ids(pages[0]));
+
             // Membership and each node's connection count, as every node sees them (replicated within the interval).
             foreach (var node in cluster.Nodes)
             {
@@ -145,6 +156,11 @@ public sealed class ClusterTests(ITestOutputHelper output)
             Assert.Equal(total, Long(meanwhile, "accepted"));
             Assert.Equal(total, Long(meanwhile, "active") + Long(meanwhile, "closed"));
             output.WriteLine($"/api/stats answered in {asked.ElapsedMilliseconds} ms right after the kill: active {Long(meanwhile, "active")}");
+            // A list cannot borrow the dead node's rows: it says whose are missing rather than pass for complete.
+            var partialPage = await survivors[1].Api.GetOkAsync("/api/connections");
+            Assert.True(partialPage.GetProperty("partial").GetBoolean(), partialPage.ToString());
+            Assert.Equal([dead.Name], partialPage.GetProperty("unanswered").EnumerateArray().Select(u => u.GetString()));
+            Assert.Equal(total - lost, partialPage.GetProperty("total").GetInt32());
 
             foreach (var node in survivors)
                 await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("departures").EnumerateArray()
