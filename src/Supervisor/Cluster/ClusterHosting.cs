@@ -26,6 +26,7 @@ public static class ClusterHosting
         var log = loggers.CreateLogger<ClusterRegistry>();
         return builder
             .AddHocon(cluster.AkkaHocon(), HoconAddMode.Prepend)
+            .WithCustomSerializer(WireSerializer.Name, WireSerializer.Types.Values, system => new WireSerializer(system))
             .WithRemoting(cluster.Hostname, cluster.Port)
             .WithClustering(new ClusterOptions
             {
