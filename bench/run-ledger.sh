@@ -67,6 +67,8 @@ for run in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
     label="$mode-$run"
     echo "== $label"
+    # Let the previous run's processes go and the machine settle (a saturated ddata run leaves the load average high).
+    [[ ${#files[@]} -gt 0 ]] && sleep "${COOLDOWN:-20}"
     before="$(wait_quiet | tail -1)"
     # shellcheck disable=SC2046
     dotnet "$DLL" run $(mode_args "$mode") --nodes "$NODES" --per-node "$PER_NODE" --steady "$STEADY" \

@@ -144,10 +144,13 @@ public static class Node
                     schedule = new Schedule(o, schedule.RampStartMs, start);
                     ledger.Tell(new StartChurn(schedule, end));
                     driver.Tell(new StartChurn(schedule, end));
-                    // Samples at the same moments on every node: half a period in, then every period.
+                    // Samples at random moments (gaps uniform in [0.5, 1.5] periods, each node its own): a fixed period would
+                    // meet the 250 ms replication tick at one phase all run long and bias the staleness by up to a tick.
                     var samples = new Thread(() =>
                     {
-                        for (var t = start + o.Sample.TotalMilliseconds / 2; t < end; t += o.Sample.TotalMilliseconds)
+                        var random = new Random(o.Index * 7919 + (int)(start % 100_000));
+                        var period = o.Sample.TotalMilliseconds;
+                        for (var t = start + period * random.NextDouble(); t < end; t += period * (0.5 + random.NextDouble()))
                         {
                             var wait = t - Report.NowMs();
                             if (wait > 0) Thread.Sleep(TimeSpan.FromMilliseconds(wait));
