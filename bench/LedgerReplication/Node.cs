@@ -90,16 +90,35 @@ public static class Node
                 distributed-data.delta-crdt.enabled = {{(o.Delta ? "on" : "off")}}
               }
             }
+            {{(o.ProductWire ? WireHocon() : "")}}
             {{(o.MaxDeltaSize > 0 ? $"akka.cluster.distributed-data.delta-crdt.max-delta-size = {o.MaxDeltaSize}" : "")}}
             {{(o.GossipInterval > TimeSpan.Zero ? $"akka.cluster.distributed-data.gossip-interval = {(long)o.GossipInterval.TotalMilliseconds}ms" : "")}}
             {{o.ExtraHocon}}
             """);
     }
 
+    /// <summary>Binds the product's <c>WireSerializer</c> to every type it lists, as <c>ClusterHosting</c> does.</summary>
+    private static string WireHocon()
+    {
+        var bindings = string.Join("\n", Supervisor.Cluster.WireSerializer.Types.Values.Select(t =>
+            $"\"{t.FullName}, {t.Assembly.GetName().Name}\" = {Supervisor.Cluster.WireSerializer.Name}"));
+        return $$$"""
+            akka.actor {
+              serializers.{{{Supervisor.Cluster.WireSerializer.Name}}} = "{{{typeof(Supervisor.Cluster.WireSerializer).AssemblyQualifiedName}}}"
+              serialization-identifiers."{{{typeof(Supervisor.Cluster.WireSerializer).AssemblyQualifiedName}}}" = {{{Supervisor.Cluster.WireSerializer.Id}}}
+              serialization-bindings {
+            {{{bindings}}}
+              }
+            }
+            """;
+    }
+
     public static int Run(Options o)
     {
         var system = ActorSystem.Create(SystemName, Hocon(o));
         var report = new Report(o);
+        var probe = new Supervisor.Messages.Protocol.ClusterProtocol.LedgerBatch("n", 1, 1, false, [], [], Supervisor.Messages.Protocol.RegistryProtocol.Stats.Empty);
+        Report.Line($"WIRE LedgerBatch -> {system.Serialization.FindSerializerFor(probe).GetType().Name}");
         var ledger = o.Mode == Mode.Custom
             ? system.ActorOf(Props.Create(() => new CustomLedger(o, report)), CustomLedger.Name)
             : system.ActorOf(Props.Create(() => new DDataLedger(o, report)), CustomLedger.Name);

@@ -55,6 +55,8 @@ public sealed record Options
     public int MaxDeltaSize { get; init; }
     /// <summary>akka.cluster.distributed-data.gossip-interval; zero: Akka's default (2 s).</summary>
     public TimeSpan GossipInterval { get; init; }
+    /// <summary>The product's messages as the product sends them now (WireSerializer, System.Text.Json); false: Akka's default (Newtonsoft).</summary>
+    public bool ProductWire { get; init; } = true;
     /// <summary>Extra HOCON for every node (e.g. DData settings).</summary>
     public string ExtraHocon { get; init; } = "";
     public string Out { get; init; } = "bench/results/ledger";
@@ -63,11 +65,11 @@ public sealed record Options
 
     public string NodeName(int index) => $"127.0.0.1:{BasePort + index}";
 
-    public string Describe() => Mode == Mode.Custom
+    public string Describe() => (ProductWire ? "" : "[newtonsoft] ") + (Mode == Mode.Custom
         ? "custom"
         : $"ddata ({(Type == DDataType.OrSet ? "ORSet<string>" : "LWWDictionary<string,LedgerEntry>")}, write per {Write.ToString().ToLowerInvariant()}, delta-crdt {(Delta ? "on" : "off")}"
           + (MaxDeltaSize > 0 ? $", max-delta-size {MaxDeltaSize}" : "")
-          + (GossipInterval > TimeSpan.Zero ? $", gossip-interval {GossipInterval.TotalSeconds} s" : "") + ")";
+          + (GossipInterval > TimeSpan.Zero ? $", gossip-interval {GossipInterval.TotalSeconds} s" : "") + ")");
 
     public static Options Parse(IReadOnlyList<string> args, int from)
     {
@@ -95,6 +97,7 @@ public sealed record Options
                 "--type" => o with { Type = v == "lwwdict" ? DDataType.LwwDict : v == "orset" ? DDataType.OrSet : throw new ArgumentException($"--type {v}") },
                 "--max-delta-size" => o with { MaxDeltaSize = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--gossip-interval" => o with { GossipInterval = Seconds(v) },
+                "--wire" => o with { ProductWire = v == "product" ? true : v == "newtonsoft" ? false : throw new ArgumentException($"--wire {v}") },
                 "--hocon" => o with { ExtraHocon = v },
                 "--out" => o with { Out = v },
                 "--label" => o with { Label = v },
@@ -124,6 +127,7 @@ public sealed record Options
         yield return "--type"; yield return Type == DDataType.LwwDict ? "lwwdict" : "orset";
         yield return "--max-delta-size"; yield return MaxDeltaSize.ToString(CultureInfo.InvariantCulture);
         yield return "--gossip-interval"; yield return S(GossipInterval);
+        yield return "--wire"; yield return ProductWire ? "product" : "newtonsoft";
         yield return "--hocon"; yield return ExtraHocon;
         yield return "--out"; yield return Out;
         yield return "--label"; yield return Label;
