@@ -17,7 +17,6 @@ namespace LedgerReplication;
 public sealed class CustomLedger : ReceiveActor, IWithTimers
 {
     public const string Name = "ledger";
-    private const int BatchSize = 2_000;
 
     private sealed class Replicate
     {
@@ -133,18 +132,12 @@ public sealed class CustomLedger : ReceiveActor, IWithTimers
     private void SendBatches(Address to, bool reset, IReadOnlyList<LedgerEntry> opened, IReadOnlyList<ClosedEntry> closed)
     {
         var target = Context.ActorSelection(new RootActorPath(to) / "user" / Name);
-        var first = true;
-        for (var i = 0; first || i < opened.Count || i < closed.Count; i += BatchSize)
+        foreach (var batch in LedgerReplica.Split(_self, _incarnation, _sentSequence[to], reset, opened, closed, _ownTotals))
         {
-            var sequence = _sentSequence[to] = _sentSequence[to] + 1;
-            target.Tell(new LedgerBatch(_self, _incarnation, sequence, reset && first,
-                Slice(opened, i), Slice(closed, i), _ownTotals), Self);
-            first = false;
+            target.Tell(batch, Self);
+            _sentSequence[to] = batch.Sequence;
         }
     }
-
-    private static IReadOnlyList<T> Slice<T>(IReadOnlyList<T> items, int from) =>
-        from >= items.Count ? [] : items.Skip(from).Take(BatchSize).ToArray();
 
     private void OnBatch(LedgerBatch batch)
     {

@@ -19,9 +19,6 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 {
     public const string Name = "cluster-registry";
 
-    /// <summary>Ledger entries per remoting message: a full copy of 19,000 connections goes as ten messages, not one large one.</summary>
-    public const int BatchSize = 2_000;
-
     /// <summary>How long the ids of a lost node are kept while the singleton monitor decides who reports them.</summary>
     private static readonly TimeSpan ReportWait = TimeSpan.FromMinutes(1);
 
@@ -92,7 +89,7 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         _self = NodeName(_cluster.SelfAddress);
         _incarnation = _cluster.SelfUniqueAddress.Uid;
 
-        // This node's own ledger, fed by the registry shards (opens, closes and refusals only).
+        // This node's own ledger, fed by the registry shards (opens and closes only; totals come from the registry).
         Receive<RegistryProtocol.ConnectionOpened>(opened =>
         {
             var s = opened.Status;
@@ -105,7 +102,6 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
             _own.Remove(closed.Status.Id);
             _closed.Add(new ClosedEntry(closed.Status.Id, closed.Reason.ToWireName()));
         });
-        Receive<RegistryProtocol.ConnectionRejected>(_ => { });
 
         Receive<Replicate>(_ => AskLocalTotals());
         Receive<LocalTotals>(totals =>
@@ -223,18 +219,12 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
     private void SendBatches(Address to, bool reset, IReadOnlyList<LedgerEntry> opened, IReadOnlyList<ClosedEntry> closed)
     {
         var target = Context.ActorSelection(new RootActorPath(to) / "user" / Name);
-        var first = true;
-        for (var i = 0; first || i < opened.Count || i < closed.Count; i += BatchSize)
+        foreach (var batch in LedgerReplica.Split(_self, _incarnation, _sentSequence[to], reset, opened, closed, _ownTotals))
         {
-            var sequence = _sentSequence[to] = _sentSequence[to] + 1;
-            target.Tell(new LedgerBatch(_self, _incarnation, sequence, reset && first,
-                Slice(opened, i), Slice(closed, i), _ownTotals), Self);
-            first = false;
+            target.Tell(batch, Self);
+            _sentSequence[to] = batch.Sequence;
         }
     }
-
-    private static IReadOnlyList<T> Slice<T>(IReadOnlyList<T> items, int from) =>
-        from >= items.Count ? [] : items.Skip(from).Take(BatchSize).ToArray();
 
     private void OnBatch(LedgerBatch batch)
     {

@@ -24,6 +24,27 @@ public sealed class LedgerReplica(long incarnation)
 
     public RegistryProtocol.Stats Totals { get; private set; } = RegistryProtocol.Stats.Empty;
 
+    /// <summary>Ledger entries per remoting message: a full copy of 19,000 connections goes as ten messages, not one large one.</summary>
+    public const int BatchSize = 2_000;
+
+    /// <summary>
+    /// The sending side: what one member sends another, numbered on from <paramref name="lastSequence"/>; always at least
+    /// one batch (it carries the totals even when nothing opened or closed), the first marked <paramref name="reset"/>.
+    /// </summary>
+    public static IEnumerable<LedgerBatch> Split(string node, long incarnation, long lastSequence, bool reset,
+        IReadOnlyList<LedgerEntry> opened, IReadOnlyList<ClosedEntry> closed, RegistryProtocol.Stats totals)
+    {
+        var first = true;
+        for (var i = 0; first || i < opened.Count || i < closed.Count; i += BatchSize)
+        {
+            yield return new LedgerBatch(node, incarnation, ++lastSequence, reset && first, Slice(opened, i), Slice(closed, i), totals);
+            first = false;
+        }
+    }
+
+    private static IReadOnlyList<T> Slice<T>(IReadOnlyList<T> items, int from) =>
+        from >= items.Count ? [] : items.Skip(from).Take(BatchSize).ToArray();
+
     /// <summary>How long a copy asked for may take before it is asked for again (it is many batches for a large ledger).</summary>
     public static readonly TimeSpan CopyWait = TimeSpan.FromSeconds(2);
 

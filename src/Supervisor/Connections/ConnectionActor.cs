@@ -108,11 +108,8 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                     _ => "closed by the server",
                 });
                 break;
-            case ConnectionCommands.GetStatus:
-                Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status()));
-                break;
-            case ConnectionCommands.GetTcpInfo:
-                Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo()));
+            case ConnectionCommands.GetStatus or ConnectionCommands.GetTcpInfo:
+                AnswerQuery(message);
                 break;
             default:
                 Unhandled(message);
@@ -335,11 +332,8 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case TransportEvents.WriteFinished finished:
                 OnWriteFinished(finished);
                 break;
-            case ConnectionCommands.GetStatus:
-                Sender.Tell(new RegistryProtocol.ConnectionFound(Id, Status()));
-                break;
-            case ConnectionCommands.GetTcpInfo:
-                Sender.Tell(new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo()));
+            case ConnectionCommands.GetStatus or ConnectionCommands.GetTcpInfo:
+                AnswerQuery(message);
                 break;
             // Input after the close decision proves nothing and changes nothing.
             case TransportEvents.ITransportEvent:
@@ -352,6 +346,11 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 break;
         }
     }
+
+    /// <summary>Questions answered alike while active and while closing.</summary>
+    private void AnswerQuery(object query) => Sender.Tell(query is ConnectionCommands.GetTcpInfo
+        ? new ConnectionCommands.TcpInfoReport(Id, _transport.Protocol, _transport.ReadTcpInfo())
+        : new RegistryProtocol.ConnectionFound(Id, Status()));
 
     protected override void PostStop()
     {

@@ -12,7 +12,7 @@ namespace Supervisor.Registry;
 public sealed class ConnectionRegistry : ReceiveActor
 {
     /// <summary>The registry; deploy it with <see cref="Connections.ConnectionDispatcher.Deploy"/>'s dispatcher to keep updates off the thread pool.</summary>
-    /// <param name="changes">Told every open, close and refusal by the shards (the cluster's replication), or null.</param>
+    /// <param name="changes">Told every open and close by the shards (the cluster's replication), or null.</param>
     public static Props Props(int shards, IActorRef? changes = null) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards, changes));
 
     private static readonly TimeSpan GatherTimeout = TimeSpan.FromSeconds(5);

@@ -7,7 +7,7 @@ namespace Supervisor.Registry;
 /// <summary>One shard of the connection table: the live connections whose id hashes here, plus totals.</summary>
 public sealed class RegistryShard : ReceiveActor
 {
-    /// <param name="changes">Told every open, close and refusal (not updates), in order: the cluster's replication, or null.</param>
+    /// <param name="changes">Told every open and close (not updates), in order: the cluster's replication, or null.</param>
     public static Props Props(IActorRef? changes = null) => Akka.Actor.Props.Create(() => new RegistryShard(changes));
 
     private readonly Dictionary<string, ConnectionStatus> _live = [];
@@ -42,7 +42,6 @@ public sealed class RegistryShard : ReceiveActor
         {
             _accepted++;
             CountClose(rejected.Reason);
-            changes?.Tell(rejected);
         });
         Receive<RegistryProtocol.GetConnection>(query =>
             Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id))));
