@@ -79,7 +79,13 @@ public static class JsonLinesCodec
                     if (reader.TokenType == JsonTokenType.Null) { data = null; continue; }
                     if (reader.TokenType != JsonTokenType.String)
                         return "field 'data' must be a string";
-                    data = reader.GetString();
+                    // GetString throws InvalidOperationException (not JsonException) for an escape that is
+                    // no text, such as a lone surrogate "\ud800"; what the peer sent is a protocol error.
+                    try { data = reader.GetString(); }
+                    catch (InvalidOperationException)
+                    {
+                        return "field 'data' is not valid text (an escape such as a lone surrogate)";
+                    }
                 }
                 else
                 {

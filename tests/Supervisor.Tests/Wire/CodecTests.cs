@@ -40,6 +40,9 @@ public sealed class CodecTests
     [InlineData("{\"type\":0,\"seq\":\"1\"}", "'seq' must be an int64")]
     [InlineData("{\"type\":2,\"data\":5}", "'data' must be a string")]
     [InlineData("{\"type\":0,\"timestamp\":1e3}", "'timestamp' must be an int64")]
+    [InlineData("{\"type\":2,\"timestamp\":1,\"data\":\"\\ud800\"}", "'data' is not valid text")]
+    [InlineData("{\"type\":2,\"data\":\"a\\udc00b\"}", "'data' is not valid text")]
+    [InlineData("{\"type\":2,\"data\":\"\\ud800\\ud800\"}", "'data' is not valid text")]
     public void Bad_lines_must_be_refused_with_a_reason(string line, string error)
     {
         var decoded = JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(line));
