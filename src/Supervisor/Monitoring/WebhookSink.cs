@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json;
 using Akka;
 using Akka.Streams;
@@ -83,7 +82,12 @@ public sealed class WebhookSink : IDisposable
         {
             try
             {
-                using var response = await _http.PostAsJsonAsync(url, notification, Json);
+                // A byte body, not PostAsJsonAsync's stream: that one is sent chunked with no Content-Length,
+                // and receivers that read Content-Length (Python's http.server, many small webhook
+                // receivers) then see an empty body.
+                using var body = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(notification, Json));
+                body.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+                using var response = await _http.PostAsync(url, body);
                 if (response.IsSuccessStatusCode) return NotUsed.Instance;
                 if (attempt >= settings.MaxRetries)
                 {
