@@ -46,10 +46,19 @@ public static class HoconReader
 
     public static TimeSpan ReadPositiveDuration(Config c, string key, string? prefix = null)
     {
+        RequireUnit(c, key, prefix);
         var value = Read(c, key, prefix, "a duration such as 30s", () => c.GetTimeSpan(key, null, allowInfinite: false));
         if (value <= TimeSpan.Zero)
             throw new ConfigurationError(Key(prefix, key), $"{Raw(c, key)} must be a positive duration");
         return value;
+    }
+
+    /// <summary>HOCON reads a bare number as milliseconds: <c>interval = 5</c> would be 5 ms, so a duration needs its unit.</summary>
+    public static void RequireUnit(Config c, string key, string? prefix)
+    {
+        var raw = Raw(c, key).Trim();
+        if (raw.Length > 0 && double.TryParse(raw, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
+            throw new ConfigurationError(Key(prefix, key), $"'{raw}' needs a unit (ms, s, m, h), e.g. {raw}s");
     }
 
     public static TimeSpan? ReadOptionalDuration(Config c, string key, string? prefix)

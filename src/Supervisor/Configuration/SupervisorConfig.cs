@@ -9,7 +9,7 @@ namespace Supervisor.Configuration;
 /// Builds the effective HOCON (operator file over profile over the embedded reference) and
 /// reads it into validated settings. Every problem is a <see cref="ConfigurationError"/> naming its key.
 /// </summary>
-public static class SupervisorConfig
+public static partial class SupervisorConfig
 {
     private const string ResourcePrefix = "Supervisor.hocon.";
 
@@ -33,48 +33,56 @@ public static class SupervisorConfig
     /// <summary>Layers the operator's HOCON (may be empty) over the profile over the reference.</summary>
     /// <param name="operatorHocon">Text of the operator's file, or null.</param>
     /// <param name="profileOverride">The <c>--profile</c> argument, or null.</param>
-    public static Config Build(string? operatorHocon, string? profileOverride)
-    {
-        Config operatorConfig;
-        try
-        {
-            operatorConfig = string.IsNullOrWhiteSpace(operatorHocon) ? Config.Empty : ConfigurationFactory.ParseString(operatorHocon);
-        }
-        catch (Exception e) when (e is not ConfigurationError)
-        {
-            throw new ConfigurationError("--config", $"not valid HOCON: {FirstLine(e.Message)}");
-        }
+    /// <param name="source">What errors call the text: the file's path, or <c>--config</c>.</param>
+    public static Config Build(string? operatorHocon, string? profileOverride, string source = "--config") =>
+        Build(operatorHocon, profileOverride, source, Environment.GetEnvironmentVariable);
 
+    /// <summary>As <see cref="Build(string?, string?, string)"/>, reading environment substitutions from <paramref name="environment"/>.</summary>
+    internal static Config Build(string? operatorHocon, string? profileOverride, string source, Func<string, string?> environment)
+    {
         var reference = Reference;
+        var operatorConfig = ParseOperatorConfig(operatorHocon, source, reference, environment);
         var (profileName, profileKey) = profileOverride is not null
             ? (profileOverride, "--profile")
-            : (operatorConfig.HasPath("supervisor.profile") ? operatorConfig.GetString("supervisor.profile") : reference.GetString("supervisor.profile"),
+            : (operatorConfig.HasPath("supervisor.profile") ? ReadString(operatorConfig, "supervisor.profile") : reference.GetString("supervisor.profile"),
                "supervisor.profile");
 
         var chosen = ConfigurationFactory.ParseString($"supervisor.profile = \"{profileName}\"");
         return chosen.WithFallback(operatorConfig).WithFallback(Profile(profileName, profileKey)).WithFallback(reference);
     }
 
-    public static Config Load(string? configFile, string? profileOverride)
+    /// <summary>
+    /// Checks the operator's text (brackets, environment substitutions: <see cref="HoconText"/>), parses it,
+    /// and refuses keys the reference does not know (<see cref="ConfigSchema"/>).
+    /// </summary>
+    private static Config ParseOperatorConfig(string? operatorHocon, string source, Config reference, Func<string, string?> environment)
     {
-        string? text = null;
-        if (configFile is not null)
+        if (string.IsNullOrWhiteSpace(operatorHocon)) return Config.Empty;
+        var prepared = HoconText.Prepare(operatorHocon, source, environment);
+        Config parsed;
+        try
         {
-            try
-            {
-                text = File.ReadAllText(configFile);
-            }
-            catch (IOException e)
-            {
-                throw new ConfigurationError("--config", $"cannot read '{configFile}': {e.Message}");
-            }
-            catch (UnauthorizedAccessException e)
-            {
-                throw new ConfigurationError("--config", $"cannot read '{configFile}': {e.Message}");
-            }
+            parsed = ConfigurationFactory.ParseString(prepared.Text);
         }
-        return Build(text, profileOverride);
+        catch (Exception e) when (e is not ConfigurationError)
+        {
+            // Akka's parser names a character offset ("Unknown token at position 53"): say file:line:column.
+            var message = FirstLine(e.Message);
+            var position = ParserPosition().Match(message);
+            if (position.Success)
+                throw new ConfigurationError(prepared.Where(int.Parse(position.Groups[1].Value)),
+                    $"not valid HOCON: {message[..position.Index].TrimEnd()}{message[(position.Index + position.Length)..]}".TrimEnd(':', ' '));
+            throw new ConfigurationError(source, $"not valid HOCON: {message}");
+        }
+        ConfigSchema.Check(parsed, reference);
+        return parsed;
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"at position (\d+)")]
+    private static partial System.Text.RegularExpressions.Regex ParserPosition();
+
+    public static Config Load(string? configFile, string? profileOverride) =>
+        Build(configFile is null ? null : HoconText.ReadFile(configFile), profileOverride, configFile ?? "--config");
 
     public static SupervisorSettings Read(Config config)
     {
@@ -190,7 +198,11 @@ public static class SupervisorConfig
         var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
         var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
 
-        return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
+        var host = ReadString(tcp, "host", path);
+        if (!System.Net.IPAddress.TryParse(host, out _))
+            throw new ConfigurationError($"{path}.host", $"'{host}' is not an IP address (such as 0.0.0.0, 127.0.0.1 or ::)");
+
+        return new ListenerSettings(name, profile, host, port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
                 ReadBool(heartbeat, "server-ping", heartbeatPath),
