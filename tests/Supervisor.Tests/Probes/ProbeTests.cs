@@ -137,8 +137,10 @@ public sealed class ProbeTests(ITestOutputHelper output)
     {
         await using var http = new TinyHttpServer();
         await using var service = await TestService.StartAsync($$"""
-            supervisor.probes.api { kind = http-get, endpoint = "http://127.0.0.1:{{http.Port}}/health", interval = 100ms, timeout = 100ms, rise = 1, fall = 2 }
+            supervisor.probes.api { kind = http-get, endpoint = "http://127.0.0.1:{{http.Port}}/health", interval = 500ms, timeout = 500ms, rise = 1, fall = 2 }
             """);
+        // A 100 ms timeout was seen to expire on a loaded 2-core box, so a check failed as a timeout instead
+        // of the 503 this test is about; half a second is far above a loopback answer's few milliseconds.
         using var changes = new EventRecorder<ProbeProtocol.ProbeStateChanged>(service.System);
         // The first check can turn the probe up before the recorder subscribes (rise = 1): read its state.
         ProbeProtocol.ProbeStatus? up = null;
@@ -150,14 +152,14 @@ public sealed class ProbeTests(ITestOutputHelper output)
         }, TimeSpan.FromSeconds(5), "api up");
         Assert.Equal("200", up!.Details["status"]);
         http.Status = 503;
-        var (_, down) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Down, TimeSpan.FromSeconds(5), "api down");
+        var (_, down) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Down, TimeSpan.FromSeconds(10), "api down");
         Assert.Equal(ProbeState.Down, down.Status.State);
         Assert.Equal($"GET http://127.0.0.1:{http.Port}/health answered 503 Service Unavailable", down.Status.LastError);
         Assert.Equal("503", down.Status.Details["status"]);
         http.Status = 200;
-        var (_, back) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Up && c.Previous == ProbeState.Down, TimeSpan.FromSeconds(5), "api up again");
+        var (_, back) = await changes.NextAsync(c => c.Status.Name == "api" && c.Status.State == ProbeState.Up && c.Previous == ProbeState.Down, TimeSpan.FromSeconds(10), "api up again");
         Assert.Equal(ProbeState.Up, back.Status.State);
-        await WaitUntilAsync(async () => (await AlertsAsync(service)).History.Any(a => a.Rule == "probe-down:api"), TimeSpan.FromSeconds(2), "probe-down:api resolved");
+        await WaitUntilAsync(async () => (await AlertsAsync(service)).History.Any(a => a.Rule == "probe-down:api"), TimeSpan.FromSeconds(5), "probe-down:api resolved");
     }
 
     [Fact]
