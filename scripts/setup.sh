@@ -3,11 +3,12 @@
 # `ss` and network namespaces, python3 for frozen and vanished test peers,
 # chromium for the dashboard tests (Playwright drives /usr/bin/chromium; no
 # browser is downloaded), openssl for the TLS tests, redis-server for the redis
-# probe tests (started by the tests themselves).
+# probe tests (started by the tests themselves), systemd for systemd-analyze and
+# systemd-sysusers (the tests of the unit in deploy/).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps openssl redis-server chromium)
+needed=(iproute2 python3 procps openssl redis-server chromium systemd)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
