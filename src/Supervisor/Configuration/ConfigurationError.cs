@@ -4,5 +4,9 @@ namespace Supervisor.Configuration;
 public sealed class ConfigurationError(string key, string problem)
     : Exception($"bad configuration: {key}: {problem}")
 {
+    /// <summary>The key, option, or file:line:column the problem is at.</summary>
     public string Key { get; } = key;
+
+    /// <summary>What is wrong there.</summary>
+    public string Problem { get; } = problem;
 }

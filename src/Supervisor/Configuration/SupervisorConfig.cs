@@ -38,17 +38,31 @@ public static partial class SupervisorConfig
         Build(operatorHocon, profileOverride, source, Environment.GetEnvironmentVariable);
 
     /// <summary>As <see cref="Build(string?, string?, string)"/>, reading environment substitutions from <paramref name="environment"/>.</summary>
-    internal static Config Build(string? operatorHocon, string? profileOverride, string source, Func<string, string?> environment)
+    /// <param name="overrides">Settings from environment variables and appsettings.json, layered over the file (<see cref="DotnetSettings"/>).</param>
+    internal static Config Build(string? operatorHocon, string? profileOverride, string source, Func<string, string?> environment,
+        DotnetSettings.Overrides? overrides = null)
     {
         var reference = Reference;
-        var operatorConfig = ParseOperatorConfig(operatorHocon, source, reference, environment);
+        var layered = ParseOperatorConfig(operatorHocon, source, reference, environment);
+        if (overrides is not null)
+        {
+            try
+            {
+                ConfigSchema.Check(overrides.Config, reference);
+            }
+            catch (ConfigurationError e)
+            {
+                throw overrides.Rename(e);
+            }
+            layered = overrides.Config.WithFallback(layered);
+        }
         var (profileName, profileKey) = profileOverride is not null
             ? (profileOverride, "--profile")
-            : (operatorConfig.HasPath("supervisor.profile") ? ReadString(operatorConfig, "supervisor.profile") : reference.GetString("supervisor.profile"),
+            : (layered.HasPath("supervisor.profile") ? ReadString(layered, "supervisor.profile") : reference.GetString("supervisor.profile"),
                "supervisor.profile");
 
         var chosen = ConfigurationFactory.ParseString($"supervisor.profile = \"{profileName}\"");
-        return chosen.WithFallback(operatorConfig).WithFallback(Profile(profileName, profileKey)).WithFallback(reference);
+        return chosen.WithFallback(layered).WithFallback(Profile(profileName, profileKey)).WithFallback(reference);
     }
 
     /// <summary>
@@ -81,8 +95,14 @@ public static partial class SupervisorConfig
     [System.Text.RegularExpressions.GeneratedRegex(@"at position (\d+)")]
     private static partial System.Text.RegularExpressions.Regex ParserPosition();
 
+    /// <summary>
+    /// The service's configuration, strongest first: <c>--profile</c>; environment variables
+    /// (<c>Supervisor__Tcp__Port</c>); appsettings.{DOTNET_ENVIRONMENT}.json and appsettings.json in the working
+    /// directory; the operator's file; the profile; the reference.
+    /// </summary>
     public static Config Load(string? configFile, string? profileOverride) =>
-        Build(configFile is null ? null : HoconText.ReadFile(configFile), profileOverride, configFile ?? "--config");
+        Build(configFile is null ? null : HoconText.ReadFile(configFile), profileOverride, configFile ?? "--config",
+            Environment.GetEnvironmentVariable, DotnetSettings.Read(DotnetSettings.Load(Directory.GetCurrentDirectory())));
 
     public static SupervisorSettings Read(Config config)
     {

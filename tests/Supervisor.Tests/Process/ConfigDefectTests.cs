@@ -106,3 +106,58 @@ public sealed class ConfigDefectTests(ITestOutputHelper output)
         await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20));
     }
 }
+
+/// <summary>Settings from environment variables and appsettings.json, layered over the HOCON file.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class DotnetConfigurationTests(ITestOutputHelper output)
+{
+    private static int FreePort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task An_environment_variable_must_move_the_listener_over_the_file()
+    {
+        var port = FreePort();
+        using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output,
+            environment: new Dictionary<string, string> { ["Supervisor__Tcp__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        Assert.Equal(port, await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
+    public async Task Appsettings_json_must_set_keys_and_the_environment_must_beat_it()
+    {
+        var port = FreePort();
+        using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output,
+            environment: new Dictionary<string, string> { ["Supervisor__Heartbeat__Interval"] = "4s" },
+            files: new Dictionary<string, string>
+            {
+                ["appsettings.json"] = $$"""{ "Supervisor": { "Tcp": { "Port": {{port}} }, "Heartbeat": { "Interval": "2s", "Timeout": "9s" } } }""",
+            });
+        Assert.Equal(port, await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains(service.StandardOutput, l => l.Contains("accepting on", StringComparison.Ordinal) && l.Contains("heartbeat 4s/9s", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_unknown_key_in_the_environment_must_stop_start_up_naming_the_variable()
+    {
+        using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output,
+            environment: new Dictionary<string, string> { ["Supervisor__Tcp__Hots"] = "127.0.0.1" });
+        var code = await service.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        if (code != 2) throw service.Failure($"exit code {code}, expected 2");
+        var line = Assert.Single(service.StandardError, l => l.Trim().Length > 0);
+        Assert.Equal("supervisor: bad configuration: Supervisor__Tcp__Hots: is not a known key; did you mean supervisor.tcp.host?", line);
+    }
+
+    [Fact]
+    public async Task An_optional_substitution_must_take_a_set_variable_in_the_file()
+    {
+        var port = FreePort();
+        using var service = ServiceProcess.Start(ServiceProcess.Config("supervisor.tcp.port = ${?SUPERVISOR_TEST_PORT}"), output: output,
+            environment: new Dictionary<string, string> { ["SUPERVISOR_TEST_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        Assert.Equal(port, await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20)));
+    }
+}

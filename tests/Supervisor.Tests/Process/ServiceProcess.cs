@@ -52,7 +52,7 @@ public class ChildProcess : IDisposable
     /// <param name="workingDirectory">Its working directory, or null for the test's.</param>
     /// <param name="output">Where the captured output is written when the process is disposed.</param>
     public ChildProcess(string name, string fileName, IEnumerable<string> arguments, string? netns = null,
-        string? workingDirectory = null, ITestOutputHelper? output = null)
+        string? workingDirectory = null, ITestOutputHelper? output = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         Name = name;
         _output = output;
@@ -64,6 +64,7 @@ public class ChildProcess : IDisposable
             RedirectStandardError = true,
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
+        foreach (var (variable, value) in environment ?? new Dictionary<string, string>()) start.Environment[variable] = value;
         if (netns is not null)
         {
             start.FileName = Tools.Ip ?? throw new InvalidOperationException("the `ip` tool (iproute2) is not installed");
@@ -247,8 +248,9 @@ public sealed partial class ServiceProcess : ChildProcess
 {
     private readonly string _directory;
 
-    private ServiceProcess(string directory, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output)
-        : base("Supervisor", Tools.DotnetHost, arguments, netns, directory, output)
+    private ServiceProcess(string directory, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output,
+        IReadOnlyDictionary<string, string>? environment)
+        : base("Supervisor", Tools.DotnetHost, arguments, netns, directory, output, environment)
     {
         _directory = directory;
     }
@@ -279,7 +281,10 @@ public sealed partial class ServiceProcess : ChildProcess
         """;
 
     /// <summary>Starts <c>dotnet Supervisor.dll [arguments] --config FILE</c> (FILE holds <paramref name="hocon"/>; none if null).</summary>
-    public static ServiceProcess Start(string? hocon, IEnumerable<string>? arguments = null, string? netns = null, ITestOutputHelper? output = null)
+    /// <param name="environment">Variables set for the service beside the test's own.</param>
+    /// <param name="files">Files written to its working directory (name → text) before it starts, e.g. appsettings.json.</param>
+    public static ServiceProcess Start(string? hocon, IEnumerable<string>? arguments = null, string? netns = null, ITestOutputHelper? output = null,
+        IReadOnlyDictionary<string, string>? environment = null, IReadOnlyDictionary<string, string>? files = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"supervisor-test-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -294,7 +299,9 @@ public sealed partial class ServiceProcess : ChildProcess
         }
         try
         {
-            return new ServiceProcess(directory, args, netns, output);
+            foreach (var (name, text) in files ?? new Dictionary<string, string>())
+                File.WriteAllText(Path.Combine(directory, name), text);
+            return new ServiceProcess(directory, args, netns, output, environment);
         }
         catch
         {
