@@ -43,12 +43,13 @@ public static class SupervisorHosting
     public static AkkaConfigurationBuilder AddSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
         BoundListeners listeners, IServiceProvider provider) => builder
             .AddHocon(config, HoconAddMode.Prepend)
+            .AddSetup(new AkkaLogBridge.Setup(provider.GetRequiredService<ILoggerFactory>()))
             .ConfigureLoggers(loggers =>
             {
                 loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
                 loggers.LogConfigOnStart = false;
                 loggers.ClearLoggers();
-                loggers.AddLoggerFactory();
+                loggers.AddLogger<AkkaLogBridge>();
             })
             .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
                 provider.GetRequiredService<NodeDowning>())

@@ -92,6 +92,20 @@ public static class SupervisorProgram
     }
 
     /// <summary>
+    /// Logging as the service ships it: one line per event with a UTC timestamp; ASP.NET Core's per-request
+    /// lines (five or six Information lines per HTTP request) only from Warning up.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> LoggingDefaults { get; } = new Dictionary<string, string?>
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:Console:FormatterName"] = "simple",
+        ["Logging:Console:FormatterOptions:SingleLine"] = "true",
+        ["Logging:Console:FormatterOptions:TimestampFormat"] = "yyyy-MM-ddTHH:mm:ss.fff ",
+        ["Logging:Console:FormatterOptions:UseUtcTimestamp"] = "true",
+    };
+
+    /// <summary>
     /// The host of the service, without running it; tests build theirs here too. A web application (Kestrel in
     /// the same host) when <c>supervisor.http</c> or <c>supervisor.websocket</c> is on, else a plain generic host.
     /// </summary>
@@ -100,13 +114,11 @@ public static class SupervisorProgram
         var builder = SupervisorHostBuilder.Create(OperatorConfig.Read(config, settings).NeedsWebServer);
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownCloseTimeout + TimeSpan.FromSeconds(1));
+        // Defaults under everything the operator sets (appsettings.json, Logging__... variables): the standard
+        // Logging:Console:FormatterName = json works, and so does any level.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = LoggingDefaults });
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(console =>
-        {
-            console.SingleLine = true;
-            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
-            console.UseUtcTimestamp = true;
-        });
+        builder.Logging.AddConsole();
         builder.Services.AddSupervisorService(config, settings, listeners);
         return builder;
     }
