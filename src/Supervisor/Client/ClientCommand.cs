@@ -25,7 +25,10 @@ public static class ClientCommand
 {
     public const string ClientName = "client";
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The options as typed (durations checked here, so each error names its option).</summary>
+    public sealed record Arguments(string? Addr, string? Interval, string? Timeout, string? ConfigFile);
+
+    public static async Task<int> RunAsync(Arguments args)
     {
         ClientSettings settings;
         try
@@ -76,27 +79,13 @@ public static class ClientCommand
     }
 
     /// <summary>The effective settings: <c>supervisor.client</c> of the layered config, then the options.</summary>
-    public static ClientSettings ParseSettings(IReadOnlyList<string> args)
+    public static ClientSettings ParseSettings(Arguments args)
     {
-        string? configFile = null, addr = null;
-        TimeSpan? interval = null, timeout = null;
-        for (var i = 0; i < args.Count; i++)
-        {
-            var option = args[i];
-            switch (option)
-            {
-                case "--addr": addr = RunArguments.Value(args, ++i, option); break;
-                case "--interval": interval = Duration(option, RunArguments.Value(args, ++i, option)); break;
-                case "--timeout": timeout = Duration(option, RunArguments.Value(args, ++i, option)); break;
-                case "--config": configFile = RunArguments.Value(args, ++i, option); break;
-                default:
-                    throw new ArgumentException($"bad arguments: unknown option '{option}' (known: --addr HOST:PORT, --interval D, --timeout D, --config FILE)");
-            }
-        }
-        if (addr is null)
-            throw new ArgumentException("bad arguments: --addr HOST:PORT is required");
+        var addr = args.Addr ?? throw new ArgumentException("bad arguments: --addr HOST:PORT is required");
+        TimeSpan? interval = args.Interval is { } i ? Duration("--interval", i) : null;
+        TimeSpan? timeout = args.Timeout is { } t ? Duration("--timeout", t) : null;
 
-        var config = SupervisorConfig.Load(configFile, null);
+        var config = SupervisorConfig.Load(args.ConfigFile, null);
         var settings = ClientSettings.Read(config.GetConfig(ClientSettings.Path), ClientSettings.Path).WithEndpoint(addr, "--addr");
         if (interval is { } every)
             settings = settings with { HeartbeatInterval = every, HeartbeatTimeout = timeout ?? every * 3 };

@@ -20,20 +20,53 @@ public static class StatusCommand
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <param name="Url">The API's base URL, or null.</param>
+    /// <param name="ConfigFile">A service configuration to find the API in, when no URL is given.</param>
+    /// <param name="Json">Print one JSON object instead of tables.</param>
+    /// <param name="Watch">Print again every two seconds until interrupted.</param>
+    public sealed record Arguments(string? Url, string? ConfigFile, bool Json, bool Watch);
+
+    /// <summary>How often <c>--watch</c> prints.</summary>
+    public static readonly TimeSpan WatchEvery = TimeSpan.FromSeconds(2);
+
+    public static async Task<int> RunAsync(Arguments args)
     {
         Uri url;
         try
         {
-            url = ParseUrl(args);
+            url = ResolveUrl(args);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or Configuration.ConfigurationError)
         {
             await Console.Error.WriteLineAsync($"supervisor: {e.Message}");
             return SupervisorProgram.ExitUsage;
         }
 
         using var http = new HttpClient { BaseAddress = url, Timeout = Timeout };
+        if (!args.Watch) return await PrintOnceAsync(http, url, args.Json);
+
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        while (!stop.IsCancellationRequested)
+        {
+            if (!args.Json && !Console.IsOutputRedirected) Console.Write("\u001b[H\u001b[2J");
+            await PrintOnceAsync(http, url, args.Json);
+            try { await Task.Delay(WatchEvery, stop.Token); }
+            catch (OperationCanceledException) { break; }
+        }
+        return SupervisorProgram.ExitOk;
+    }
+
+    /// <summary>The status as one JSON document (<c>status --json</c>).</summary>
+    public sealed record StatusDocument(string Url, DateTimeOffset At, StatsView Stats, ConnectionPage Suspect, MonitorProtocol.Alerts? Alerts,
+        IReadOnlyList<ProbeProtocol.ProbeStatus> Probes, ClusterProtocol.ClusterView? Cluster);
+
+    private static async Task<int> PrintOnceAsync(HttpClient http, Uri url, bool json)
+    {
         StatsView stats;
         ConnectionPage suspect;
         MonitorProtocol.Alerts? alerts;
@@ -82,24 +115,35 @@ public static class StatusCommand
             return SupervisorProgram.ExitFailure;
         }
 
-        Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow, probes, cluster));
+        if (json)
+            Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(
+                new StatusDocument(url.ToString(), DateTimeOffset.UtcNow, stats, suspect, alerts, probes, cluster), Http.ApiJson.Options));
+        else
+            Console.Out.Write(Render(url, stats, suspect, alerts, alertsProblem, DateTimeOffset.UtcNow, probes, cluster));
         return SupervisorProgram.ExitOk;
     }
 
-    private static Uri ParseUrl(IReadOnlyList<string> args)
+    private static Uri ResolveUrl(Arguments args)
     {
-        var url = DefaultUrl;
-        for (var i = 0; i < args.Count; i++)
-        {
-            url = args[i] switch
-            {
-                "--url" => RunArguments.Value(args, ++i, "--url"),
-                _ => throw new ArgumentException($"bad arguments: unknown option '{args[i]}' (known: --url URL)"),
-            };
-        }
+        if (args.Url is not null && args.ConfigFile is not null)
+            throw new ArgumentException("bad arguments: give --url or --config, not both");
+        var url = args.Url ?? (args.ConfigFile is { } file ? ApiUrlOf(file) : DefaultUrl);
         if (!Uri.TryCreate(url.EndsWith('/') ? url : url + "/", UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new ArgumentException($"bad arguments: --url: '{url}' is not an http:// or https:// URL");
         return uri;
+    }
+
+    /// <summary>Where the service configured by <paramref name="configFile"/> serves its API.</summary>
+    private static string ApiUrlOf(string configFile)
+    {
+        var config = Configuration.SupervisorConfig.Load(configFile, null);
+        var operatorSettings = OperatorConfig.Read(config, Configuration.SupervisorConfig.Read(config));
+        if (!operatorSettings.Http.Enabled)
+            throw new Configuration.ConfigurationError("supervisor.http.enabled", $"is off in {configFile}: the service serves no API to ask");
+        var host = operatorSettings.Http.Host is "0.0.0.0" ? "127.0.0.1" : operatorSettings.Http.Host is "::" ? "[::1]"
+            : System.Net.IPAddress.Parse(operatorSettings.Http.Host).AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                ? $"[{operatorSettings.Http.Host}]" : operatorSettings.Http.Host;
+        return $"http://{host}:{operatorSettings.Http.Port}";
     }
 
     /// <summary>An answer that is not a 200 with the expected JSON.</summary>

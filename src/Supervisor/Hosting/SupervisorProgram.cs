@@ -14,37 +14,15 @@ public static class SupervisorProgram
     public const int ExitFailure = 1;
     public const int ExitUsage = 2;
 
-    /// <summary>
-    /// Every command of the executable by name; <c>run</c> is also what runs when the first argument
-    /// is an option or absent. Each command lives in its own type.
-    /// </summary>
-    public static IReadOnlyDictionary<string, Func<string[], Task<int>>> Commands { get; } =
-        new Dictionary<string, Func<string[], Task<int>>>
-        {
-            ["run"] = RunServiceAsync,
-            ["simulate"] = Simulation.SimulateCommand.RunAsync,
-            ["status"] = StatusCommand.RunAsync,
-            ["client"] = Client.ClientCommand.RunAsync,
-        };
+    /// <summary>Runs the command line (<see cref="SupervisorCommandLine"/>): the service by default, or a named command.</summary>
+    public static Task<int> RunAsync(string[] args) => SupervisorCommandLine.InvokeAsync(args);
 
-    public static Task<int> RunAsync(string[] args)
+    internal static async Task<int> RunServiceAsync(RunArguments arguments)
     {
-        if (args.Length == 0 || args[0].StartsWith('-'))
-            return RunServiceAsync(args);
-        if (Commands.TryGetValue(args[0], out var command))
-            return command(args[1..]);
-        Console.Error.WriteLine($"supervisor: bad arguments: unknown command '{args[0]}' (known: {string.Join(", ", Commands.Keys)})");
-        return Task.FromResult(ExitUsage);
-    }
-
-    private static async Task<int> RunServiceAsync(string[] args)
-    {
-        RunArguments arguments;
         Config config;
         SupervisorSettings settings;
         try
         {
-            arguments = RunArguments.Parse(args);
             config = SupervisorConfig.Load(arguments.ConfigFile, arguments.Profile);
             settings = SupervisorConfig.Read(config);
             OperatorConfig.Read(config, settings);
@@ -125,30 +103,4 @@ public static class SupervisorProgram
 }
 
 /// <summary>The options of <c>Supervisor [run] [--config FILE] [--profile NAME]</c>.</summary>
-public sealed record RunArguments(string? ConfigFile, string? Profile)
-{
-    public static RunArguments Parse(IReadOnlyList<string> args)
-    {
-        string? configFile = null, profile = null;
-        for (var i = 0; i < args.Count; i++)
-        {
-            switch (args[i])
-            {
-                case "--config":
-                    configFile = Value(args, ++i, "--config");
-                    break;
-                case "--profile":
-                    profile = Value(args, ++i, "--profile");
-                    break;
-                default:
-                    throw new ArgumentException($"bad arguments: unknown option '{args[i]}' (known: --config FILE, --profile NAME)");
-            }
-        }
-        return new RunArguments(configFile, profile);
-    }
-
-    public static string Value(IReadOnlyList<string> args, int index, string option) =>
-        index < args.Count && !args[index].StartsWith("--", StringComparison.Ordinal)
-            ? args[index]
-            : throw new ArgumentException($"bad arguments: {option} needs a value");
-}
+public sealed record RunArguments(string? ConfigFile, string? Profile);

@@ -13,39 +13,29 @@ namespace Supervisor.Simulation;
 /// </summary>
 public static class SimulateCommand
 {
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The options as typed (values checked here, so each error names its option).</summary>
+    public sealed record Arguments(string? ConfigFile, string? Profile, string? Peers, string? Seed, string? Loss, string? Silent,
+        string? Jitter, string? Duration, string? SilentAt, string? StallAt, string? Stall);
+
+    public static async Task<int> RunAsync(Arguments args)
     {
-        string? configFile = null, profile = null;
-        int peers = 1000, seed = 1;
-        double loss = 0, silent = 0.01;
-        TimeSpan jitter = TimeSpan.Zero, duration = TimeSpan.FromMinutes(10);
-        TimeSpan? silentAt = null;
-        TimeSpan? stallAt = null, stall = null;
+        int peers, seed;
+        double loss, silent;
+        TimeSpan jitter, duration;
+        TimeSpan? silentAt, stallAt, stall;
         SupervisorSettings settings;
         try
         {
-            for (var i = 0; i < args.Length; i++)
-            {
-                var option = args[i];
-                var value = RunArguments.Value(args, ++i, option);
-                switch (option)
-                {
-                    case "--config": configFile = value; break;
-                    case "--profile": profile = value; break;
-                    case "--peers": peers = PositiveInt(option, value); break;
-                    case "--seed": seed = PositiveInt(option, value); break;
-                    case "--loss": loss = Fraction(option, value); break;
-                    case "--silent": silent = Fraction(option, value); break;
-                    case "--jitter": jitter = Duration(option, value, allowZero: true); break;
-                    case "--duration": duration = Duration(option, value); break;
-                    case "--silent-at": silentAt = Duration(option, value, allowZero: true); break;
-                    case "--stall-at": stallAt = Duration(option, value, allowZero: true); break;
-                    case "--stall": stall = Duration(option, value); break;
-                    default:
-                        throw new ArgumentException($"bad arguments: unknown option '{option}' (known: --config, --profile, --peers, --loss, --jitter, --duration, --silent, --silent-at, --stall-at, --stall, --seed)");
-                }
-            }
-            settings = SupervisorConfig.Read(SupervisorConfig.Load(configFile, profile));
+            peers = args.Peers is { } p ? PositiveInt("--peers", p) : 1000;
+            seed = args.Seed is { } s ? PositiveInt("--seed", s) : 1;
+            loss = args.Loss is { } l ? Fraction("--loss", l) : 0;
+            silent = args.Silent is { } f ? Fraction("--silent", f) : 0.01;
+            jitter = args.Jitter is { } j ? Duration("--jitter", j, allowZero: true) : TimeSpan.Zero;
+            duration = args.Duration is { } d ? Duration("--duration", d) : TimeSpan.FromMinutes(10);
+            silentAt = args.SilentAt is { } sa ? Duration("--silent-at", sa, allowZero: true) : null;
+            stallAt = args.StallAt is { } ta ? Duration("--stall-at", ta, allowZero: true) : null;
+            stall = args.Stall is { } st ? Duration("--stall", st) : null;
+            settings = SupervisorConfig.Read(SupervisorConfig.Load(args.ConfigFile, args.Profile));
         }
         catch (Exception e) when (e is ConfigurationError or ArgumentException)
         {

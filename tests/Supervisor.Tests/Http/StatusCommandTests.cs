@@ -94,4 +94,36 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         Assert.Equal(2, await status.WaitForExitAsync(TimeSpan.Zero));
         Assert.StartsWith("supervisor: bad arguments: ", Assert.Single(status.StandardError, l => l.Trim().Length > 0));
     }
+
+    [Fact]
+    public async Task Status_json_must_parse_and_config_must_find_the_api()
+    {
+        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 300ms, timeout = 60s }");
+        using var api = new ApiClient(service);
+        using var peer = await TestPeer.ConnectAsync(service.Port);
+        await api.WaitForAsync("/api/stats", s => s.GetProperty("active").GetInt32() == 1);
+
+        using var json = await RunStatusAsync("--json", "--url", $"http://127.0.0.1:{service.HttpPort}");
+        Assert.Equal(0, await json.WaitForExitAsync(TimeSpan.Zero));
+        using (var document = System.Text.Json.JsonDocument.Parse(string.Join('\n', json.StandardOutput)))
+        {
+            Assert.Equal(1, document.RootElement.GetProperty("stats").GetProperty("active").GetInt32());
+            Assert.Equal($"http://127.0.0.1:{service.HttpPort}/", document.RootElement.GetProperty("url").GetString());
+        }
+
+        // The service's own file names the API's port: no --url needed.
+        var file = Path.Combine(Path.GetTempPath(), $"status-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, $"supervisor.http {{ host = \"127.0.0.1\", port = {service.HttpPort} }}");
+        try
+        {
+            using var byConfig = await RunStatusAsync("--json", "--config", file);
+            Assert.Equal(0, await byConfig.WaitForExitAsync(TimeSpan.Zero));
+            using var document = System.Text.Json.JsonDocument.Parse(string.Join('\n', byConfig.StandardOutput));
+            Assert.Equal(1, document.RootElement.GetProperty("stats").GetProperty("active").GetInt32());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

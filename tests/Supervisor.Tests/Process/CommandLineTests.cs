@@ -94,4 +94,32 @@ public sealed class CommandLineTests(ITestOutputHelper output)
         Assert.Contains(service.StandardOutput, l => l.Contains("accepting on", StringComparison.Ordinal)
                                                      && l.Contains("profile realtime-game", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    [InlineData("run", "--help")]
+    [InlineData("simulate", "--help")]
+    [InlineData("status", "--help")]
+    [InlineData("client", "--help")]
+    [InlineData("help", "simulate")]
+    public async Task Help_must_work_on_every_command_and_exit_0(params string[] arguments)
+    {
+        using var process = new ChildProcess("Supervisor", Tools.DotnetHost, [ServiceProcess.SupervisorDll, .. arguments], output: output);
+        Assert.Equal(0, await process.WaitForExitAsync(ExitWithin));
+        Assert.Contains(process.StandardOutput, l => l.StartsWith("Usage:", StringComparison.Ordinal));
+        Assert.Contains(process.StandardOutput, l => l.Contains("--help", StringComparison.Ordinal));
+        if (arguments.Contains("simulate"))
+            Assert.Contains(process.StandardOutput, l => l.TrimStart().StartsWith("--peers <N>", StringComparison.Ordinal));
+        Assert.DoesNotContain(process.StandardOutput, l => l.Contains("accepting on", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Version_must_print_the_version_and_exit_0()
+    {
+        using var process = new ChildProcess("Supervisor", Tools.DotnetHost, [ServiceProcess.SupervisorDll, "--version"], output: output);
+        Assert.Equal(0, await process.WaitForExitAsync(ExitWithin));
+        Assert.Matches(@"^\d+\.\d+\.\d+", Assert.Single(process.StandardOutput, l => l.Trim().Length > 0));
+    }
 }
