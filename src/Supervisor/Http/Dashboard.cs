@@ -144,8 +144,8 @@ public sealed class DashboardEvents
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 1000;
 
-    /// <summary>What a refused client is told to wait before trying again.</summary>
-    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(10);
+    /// <summary>What a refused client is told to wait before trying again (the dashboard page waits as long).</summary>
+    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(5);
 
     private readonly SupervisorQueries _queries;
     private readonly DashboardHistory _history;

@@ -241,8 +241,8 @@ public sealed class DashboardTests(ITestOutputHelper output)
         await page.Locator("#stream:has-text('refused')").WaitForAsync(new() { Timeout = Timeout });
 
         holder.Dispose();
-        // The page tries again 10 s after the refusal.
-        await page.Locator("#stream.live").WaitForAsync(new() { Timeout = 10_000 + Timeout });
+        // The page tries again 5 s after the refusal.
+        await page.Locator("#stream.live").WaitForAsync(new() { Timeout = 5_000 + Timeout });
         await page.Locator("#stat-active").WaitForAsync(new() { Timeout = Timeout });
     }
 }

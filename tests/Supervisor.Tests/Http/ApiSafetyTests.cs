@@ -170,7 +170,7 @@ public sealed class ApiSafetyTests
 
         var (status, headers, text) = await api.SendRawAsync(HttpMethod.Get, "/api/events");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
-        Assert.Equal(TimeSpan.FromSeconds(10), headers.RetryAfter?.Delta);
+        Assert.Equal(TimeSpan.FromSeconds(5), headers.RetryAfter?.Delta);
         Assert.Contains("supervisor.http.max-event-clients", text);
         // A page larger than the cap is refused outright, and does not hold a slot.
         var (tooLarge, _, why) = await api.SendRawAsync(HttpMethod.Get, "/api/events?limit=1001");
