@@ -169,9 +169,6 @@ public sealed class DashboardEvents
             "/api/events requests refused because max-event-clients streams were open");
     }
 
-    /// <summary>Streams open now.</summary>
-    public int Clients => Volatile.Read(ref _clients);
-
     public async Task StreamAsync(HttpContext context)
     {
         var (query, error) = ConnectionQuery.Parse(context.Request.Query, DefaultPageSize, MaxPageSize);

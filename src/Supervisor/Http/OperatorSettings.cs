@@ -109,15 +109,19 @@ public static class OperatorConfig
         foreach (var entry in raw)
         {
             var host = entry.Trim().ToLowerInvariant();
-            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
-            var valid = host == "*"
-                || (name.Length > 0 && Uri.CheckHostName(name) is UriHostNameType.Dns or UriHostNameType.IPv4
-                    || name.StartsWith('[') && name.EndsWith(']') && Uri.CheckHostName(name[1..^1]) == UriHostNameType.IPv6);
-            if (!valid)
+            if (!IsHostPattern(host))
                 throw new ConfigurationError(key, $"'{entry}' is not a host name such as ops.example.com, *.example.com or * (no scheme, path or port)");
             hosts.Add(host);
         }
         return hosts;
+
+        static bool IsHostPattern(string host)
+        {
+            if (host == "*") return true;
+            if (host.StartsWith('[') && host.EndsWith(']')) return Uri.CheckHostName(host[1..^1]) == UriHostNameType.IPv6;
+            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
+            return Uri.CheckHostName(name) is UriHostNameType.Dns or UriHostNameType.IPv4;
+        }
     }
 
     private static WebSocketSettings ReadWebSocket(Config config, SupervisorSettings settings)

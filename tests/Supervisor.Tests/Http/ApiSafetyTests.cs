@@ -28,18 +28,11 @@ public sealed class ApiSafetyTests
 
     private static async Task<string> LiveConnectionIdAsync(ApiClient api, TestPeer peer)
     {
-        await peer.SendHeartbeatAsync(1);
-        Assert.Equal(1, (await peer.ReceiveFrameAsync())!.Seq);
+        await OperatorApiTests.SendHeartbeatAndWaitForAnswer(peer, 1);
         var local = ((IPEndPoint)peer.Socket.LocalEndPoint!).ToString();
         return (await api.WaitForAsync("/api/connections", p => p.GetProperty("items").EnumerateArray()
                 .Any(c => c.GetProperty("remote").GetString() == local)))
             .GetProperty("items").EnumerateArray().Single(c => c.GetProperty("remote").GetString() == local).GetProperty("id").GetString()!;
-    }
-
-    private static async Task AssertStillAnswered(TestPeer peer, long seq)
-    {
-        await peer.SendHeartbeatAsync(seq);
-        Assert.Equal(seq, (await peer.ReceiveFrameAsync())!.Seq);
     }
 
     [Fact]
@@ -71,7 +64,7 @@ public sealed class ApiSafetyTests
             Assert.Equal(HttpStatusCode.BadRequest, deleted);
             Assert.Contains("DNS rebinding", refusal.GetProperty("error").GetString());
         }
-        await AssertStillAnswered(peer, 2);
+        await OperatorApiTests.SendHeartbeatAndWaitForAnswer(peer, 2);
 
         var port = service.HttpPort;
         foreach (var host in new[] { "localhost", $"localhost:{port}", "LocalHost", "127.0.0.1", $"127.0.0.1:{port}", "[::1]", $"[::1]:{port}" })
@@ -131,7 +124,7 @@ public sealed class ApiSafetyTests
         Assert.Equal(HttpStatusCode.Forbidden, (await api.SendAsync(HttpMethod.Post, $"/api/connections/{id}", headers: crossOrigin[0])).Status);
         // Reads are not refused by origin: the browser does not let another origin's page read the answer.
         Assert.Equal(HttpStatusCode.OK, (await api.SendRawAsync(HttpMethod.Get, "/api/stats", headers: crossOrigin[0])).Status);
-        await AssertStillAnswered(peer, 2);
+        await OperatorApiTests.SendHeartbeatAndWaitForAnswer(peer, 2);
 
         // The page the API serves itself, as a browser sends its DELETE.
         var (accepted, _) = await api.SendAsync(HttpMethod.Delete, $"/api/connections/{id}",
@@ -153,7 +146,7 @@ public sealed class ApiSafetyTests
             (await api.SendAsync(HttpMethod.Delete, $"/api/connections/{id}", "s3cret-token", Headers(("Origin", "http://evil.example")))).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await api.SendAsync(HttpMethod.Delete, $"/api/connections/{id}", headers: sameOrigin)).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await api.SendAsync(HttpMethod.Delete, $"/api/connections/{id}")).Status);
-        await AssertStillAnswered(peer, 2);
+        await OperatorApiTests.SendHeartbeatAndWaitForAnswer(peer, 2);
 
         Assert.Equal(HttpStatusCode.Accepted, (await api.SendAsync(HttpMethod.Delete, $"/api/connections/{id}", "s3cret-token")).Status);
         Assert.Equal("admin-closed: closed by the operator", Assert.Single(await peer.ReceiveUntilClosedAsync()).Data);
