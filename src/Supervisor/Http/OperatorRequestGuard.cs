@@ -46,7 +46,7 @@ internal sealed class OperatorRequestGuard(HttpSettings http)
         if (!host.HasValue) return null;
         if (IPAddress.TryParse(host.Host, out _)) return null;
         if (HostString.MatchesAny(new StringSegment(host.Value), _allowedHosts)) return null;
-        return $"Host '{host.Host}' is not in {AllowedHostsKey}: the operator API answers only to the names listed there " +
+        return $"Host {host.Host} is not in {AllowedHostsKey}: the operator API answers only to the names listed there " +
                "(and to IP addresses), so that a web page cannot reach it by re-pointing its own name at this address (DNS rebinding)";
     }
 
@@ -63,7 +63,7 @@ internal sealed class OperatorRequestGuard(HttpSettings http)
         if (origin.Length == 0) return null;
         return OriginPolicy.IsSameHost(origin, request.Host, samePort: true)
             ? null
-            : $"cross-origin {method} refused: Origin '{origin}' is not this server ('{request.Host}'); {why}";
+            : $"cross-origin {method} refused: Origin {origin} is not this server ({request.Host}); {why}";
     }
 
     private static async Task RefuseAsync(HttpContext context, int status, string reason)
