@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
@@ -134,12 +135,39 @@ public sealed record DashboardSnapshot(
 
 /// <summary>
 /// <c>GET /api/events</c>: server-sent events, one <c>snapshot</c> a second, until the client goes or the
-/// service stops. Each stream asks for its own page only (at most <see cref="MaxPageSize"/> rows per shard and node).
+/// service stops. Each stream asks for its own page only (at most <see cref="MaxPageSize"/> rows per shard and node),
+/// and at most <c>supervisor.http.max-event-clients</c> streams run at once: each costs a page query a second,
+/// so an unbounded number of them is a way to burn the CPU the connections need.
 /// </summary>
-public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory history, Readiness readiness, IHostApplicationLifetime lifetime)
+public sealed class DashboardEvents
 {
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 1000;
+
+    /// <summary>What a refused client is told to wait before trying again (the dashboard page waits as long).</summary>
+    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(5);
+
+    private readonly SupervisorQueries _queries;
+    private readonly DashboardHistory _history;
+    private readonly Readiness _readiness;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly int _maxClients;
+    private readonly Counter<long> _refused;
+    private int _clients;
+
+    public DashboardEvents(SupervisorQueries queries, DashboardHistory history, Readiness readiness, IHostApplicationLifetime lifetime,
+        OperatorSettings settings, SupervisorMetrics metrics)
+    {
+        _queries = queries;
+        _history = history;
+        _readiness = readiness;
+        _lifetime = lifetime;
+        _maxClients = settings.Http.MaxEventClients;
+        metrics.Meter.CreateObservableUpDownCounter("supervisor.http.event_clients", () => Volatile.Read(ref _clients), "{client}",
+            "Open /api/events streams");
+        _refused = metrics.Meter.CreateCounter<long>("supervisor.http.event_clients.refused", "{client}",
+            "/api/events requests refused because max-event-clients streams were open");
+    }
 
     public async Task StreamAsync(HttpContext context)
     {
@@ -150,10 +178,33 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
             await context.Response.WriteAsJsonAsync(new ApiError(error!), ApiJson.Options);
             return;
         }
+        if (Interlocked.Increment(ref _clients) > _maxClients)
+        {
+            Interlocked.Decrement(ref _clients);
+            _refused.Add(1);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.RetryAfter = ((int)RetryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+            await context.Response.WriteAsJsonAsync(new ApiError(
+                $"{_maxClients} event streams are open, the most supervisor.http.max-event-clients allows; retry later or close a dashboard"),
+                ApiJson.Options);
+            return;
+        }
+        try
+        {
+            await StreamSnapshotsAsync(context, query);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _clients);
+        }
+    }
+
+    private async Task StreamSnapshotsAsync(HttpContext context, ConnectionQuery query)
+    {
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
         context.Response.Headers["X-Accel-Buffering"] = "no";
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _lifetime.ApplicationStopping);
         var cancel = stop.Token;
         using var timer = new PeriodicTimer(DashboardHistory.Period);
         try
@@ -183,8 +234,8 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
         ConnectionPage page;
         try
         {
-            stats = await queries.StatsAsync(cancel);
-            page = await queries.ConnectionPageAsync(query, cancel);
+            stats = await _queries.StatsAsync(cancel);
+            page = await _queries.ConnectionPageAsync(query, cancel);
         }
         catch (ServiceUnavailable)
         {
@@ -194,7 +245,7 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
         string? alertsError = null;
         try
         {
-            alerts = (await queries.AlertsAsync(cancel)).Active;
+            alerts = (await _queries.AlertsAsync(cancel)).Active;
         }
         catch (ServiceUnavailable e)
         {
@@ -203,26 +254,26 @@ public sealed class DashboardEvents(SupervisorQueries queries, DashboardHistory 
         IReadOnlyList<ProbeProtocol.ProbeStatus> probes = [];
         try
         {
-            probes = (await queries.ProbesAsync(cancel)).Items;
+            probes = (await _queries.ProbesAsync(cancel)).Items;
         }
         catch (ServiceUnavailable)
         {
             // Shown as no probes this second.
         }
         ClusterProtocol.ClusterView? cluster = null;
-        if (queries.IsCluster)
+        if (_queries.IsCluster)
         {
             try
             {
-                cluster = await queries.ClusterAsync(cancel);
+                cluster = await _queries.ClusterAsync(cancel);
             }
             catch (ServiceUnavailable)
             {
                 // Shown as no nodes this second.
             }
         }
-        return new DashboardSnapshot(DateTimeOffset.UtcNow, readiness.Started && !readiness.Stopping, StatsView.Of(stats), page,
-            alerts, alertsError, history.Latest, withHistory ? history.Samples : null) { Probes = probes, Cluster = cluster };
+        return new DashboardSnapshot(DateTimeOffset.UtcNow, _readiness.Started && !_readiness.Stopping, StatsView.Of(stats), page,
+            alerts, alertsError, _history.Latest, withHistory ? _history.Samples : null) { Probes = probes, Cluster = cluster };
     }
 }
 

@@ -34,7 +34,13 @@ public sealed class OperatorLifecycle(
         });
         // The same "Listener NAME accepting on HOST:PORT" line as the TCP listeners, so scripts find every port alike.
         if (endpoints.Http is { } http)
+        {
             log.LogInformation("Listener {Listener} accepting on {Endpoint} (operator API, metrics, health, dashboard)", OperatorEndpoints.HttpName, http);
+            if (!settings.Http.LoopbackOnly && settings.Http.AdminToken is null)
+                log.LogWarning("The operator API listens beyond loopback (supervisor.http.host = {Host}) and supervisor.http.admin-token is unset: " +
+                               "anyone who reaches {Endpoint} can close connections; set supervisor.http.admin-token, or bind supervisor.http.host to 127.0.0.1",
+                    settings.Http.Host, http);
+        }
         if (endpoints.WebSocket is { } ws)
             log.LogInformation("Listener {Listener} accepting on {Endpoint} (WebSocket at {Path}, ping {Ping}, pong timeout {Pong})",
                 OperatorEndpoints.WebSocketName, ws, settings.WebSocket.Path,

@@ -10,7 +10,16 @@ namespace Supervisor.Http;
 /// <param name="Host">IP address to bind. Default 127.0.0.1: the API can close connections.</param>
 /// <param name="Port">Port to bind, 0-65535 (0: the kernel picks). Default 8080.</param>
 /// <param name="AdminToken">When set, mutating routes need <c>Authorization: Bearer &lt;token&gt;</c>. Default unset.</param>
-public sealed record HttpSettings(bool Enabled, string Host, int Port, string? AdminToken);
+/// <param name="AllowedHosts">
+/// Names the <c>Host</c> header may carry (ASP.NET Core's <c>AllowedHosts</c> patterns: exact, <c>*.example.com</c>,
+/// or <c>*</c> for any); an IP address is always allowed. Default <c>["localhost"]</c>: DNS rebinding gets 400.
+/// </param>
+/// <param name="MaxEventClients">Concurrent <c>/api/events</c> streams; one more gets 503. Default 64.</param>
+public sealed record HttpSettings(bool Enabled, string Host, int Port, string? AdminToken, IReadOnlyList<string> AllowedHosts, int MaxEventClients)
+{
+    /// <summary>True when the API is bound to a loopback address only, out of reach of other machines.</summary>
+    public bool LoopbackOnly => IPAddress.IsLoopback(IPAddress.Parse(Host));
+}
 
 /// <summary>The WebSocket listener (<c>supervisor.websocket</c>).</summary>
 /// <param name="Enabled">Serve WebSocket peers at all. Default on.</param>
@@ -77,11 +86,42 @@ public static class OperatorConfig
         var token = ReadString(config, $"{HttpPath}.admin-token") ?? "";
         if (token.Any(char.IsWhiteSpace))
             throw new ConfigurationError($"{HttpPath}.admin-token", "must not contain whitespace (it is sent as a Bearer token)");
+        var maxEventClients = ReadInt(config, $"{HttpPath}.max-event-clients");
+        if (maxEventClients < 1)
+            throw new ConfigurationError($"{HttpPath}.max-event-clients", $"{maxEventClients} must be at least 1");
         return new HttpSettings(
             ReadBool(config, $"{HttpPath}.enabled"),
             ReadAddress(config, $"{HttpPath}.host"),
             ReadPort(config, $"{HttpPath}.port"),
-            token.Length == 0 ? null : token);
+            token.Length == 0 ? null : token,
+            ReadAllowedHosts(config, $"{HttpPath}.allowed-hosts"),
+            maxEventClients);
+    }
+
+    /// <summary>
+    /// Host names as ASP.NET Core's host filtering takes them: <c>name</c>, <c>*.suffix</c> or <c>*</c>, no scheme,
+    /// no path and no port (ports are not compared). Stored lower-case, IDN names as the browser sends them (punycode).
+    /// </summary>
+    private static IReadOnlyList<string> ReadAllowedHosts(Config config, string key)
+    {
+        IList<string> raw = HoconReader.Read(config, key, null, "a list of host names such as [\"localhost\", \"ops.example.com\"]", () => config.GetStringList(key));
+        var hosts = new List<string>(raw.Count);
+        foreach (var entry in raw)
+        {
+            var host = entry.Trim().ToLowerInvariant();
+            if (!IsHostPattern(host))
+                throw new ConfigurationError(key, $"'{entry}' is not a host name such as ops.example.com, *.example.com or * (no scheme, path or port)");
+            hosts.Add(host);
+        }
+        return hosts;
+
+        static bool IsHostPattern(string host)
+        {
+            if (host == "*") return true;
+            if (host.StartsWith('[') && host.EndsWith(']')) return Uri.CheckHostName(host[1..^1]) == UriHostNameType.IPv6;
+            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
+            return Uri.CheckHostName(name) is UriHostNameType.Dns or UriHostNameType.IPv4;
+        }
     }
 
     private static WebSocketSettings ReadWebSocket(Config config, SupervisorSettings settings)

@@ -111,6 +111,8 @@ public static class OperatorSurface
             if (surface.Http.Enabled)
                 app.MapWhen(context => OperatorEndpoints.IsOn(context, OperatorEndpoints.HttpName), api =>
                 {
+                    // Host allowlist and cross-origin refusal before anything else, so they cover every route.
+                    api.Use(new OperatorRequestGuard(surface.Http).InvokeAsync);
                     api.Use(AnswerUnavailable);
                     api.UseRouting();
                     api.UseEndpoints(endpoints => endpoints.MapOperatorRoutes(surface.Http));

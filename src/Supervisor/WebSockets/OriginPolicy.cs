@@ -25,10 +25,22 @@ public sealed class OriginPolicy(IReadOnlyList<string> allowedOrigins)
             return _allowed.Contains(normalised) ? null : $"origin '{origin}' is not in allowed-origins";
 
         // Empty list: the page must come from the host the client connected to (any port, any scheme).
-        var originHost = new Uri(normalised).Host;
-        var requestHost = request.Host.Host;
-        return string.Equals(originHost, requestHost, StringComparison.OrdinalIgnoreCase)
+        return IsSameHost(normalised, request.Host, samePort: false)
             ? null
-            : $"origin '{origin}' is not the host '{requestHost}' (allowed-origins is empty: same host only)";
+            : $"origin '{origin}' is not the host '{request.Host.Host}' (allowed-origins is empty: same host only)";
+    }
+
+    /// <summary>
+    /// True when a page of <paramref name="origin"/> addresses the host the request was sent to: the same name,
+    /// and with <paramref name="samePort"/> the same port (a Host without one means the origin scheme's default).
+    /// The scheme is not compared: behind a TLS-terminating proxy the page is https and the request plain http.
+    /// An origin that is no origin (<c>null</c>, sent by sandboxed frames and file pages) is never the same host.
+    /// </summary>
+    internal static bool IsSameHost(string origin, HostString requestHost, bool samePort)
+    {
+        if (OperatorConfig.NormaliseOrigin(origin) is not { } normalised) return false;
+        var page = new Uri(normalised);
+        if (!string.Equals(page.Host, requestHost.Host, StringComparison.OrdinalIgnoreCase)) return false;
+        return !samePort || page.Port == (requestHost.Port ?? (page.Scheme == Uri.UriSchemeHttps ? 443 : 80));
     }
 }

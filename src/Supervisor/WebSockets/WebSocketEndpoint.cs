@@ -17,6 +17,9 @@ namespace Supervisor.WebSockets;
 /// The request handler of the WebSocket listener: checks path and origin, accepts with the configured
 /// ping/pong, wraps the WebSocket in a <see cref="WebSocketTransport"/> and hands it to the connection
 /// supervisor, which supervises it like a TCP peer. The request lasts as long as the connection does.
+/// Unlike the operator endpoint it takes any <c>Host</c>: peers reach a public listener by whatever names the
+/// deployment gives it, what a browser page may open is decided by <see cref="OriginPolicy"/>, and a peer
+/// (through a rebound name or not) can do nothing any other peer cannot.
 /// </summary>
 public sealed class WebSocketEndpoint(
     OperatorSettings settings,

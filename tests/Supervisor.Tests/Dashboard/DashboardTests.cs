@@ -224,4 +224,25 @@ public sealed class DashboardTests(ITestOutputHelper output)
             foreach (var peer in peers) peer.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Dashboard_refused_for_too_many_event_streams_must_say_so_and_go_live_once_a_slot_frees()
+    {
+        await using var service = await TestService.StartAsync("supervisor.http.max-event-clients = 1");
+        using var api = new ApiClient(service);
+        var holder = await api.Http.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(System.Net.HttpStatusCode.OK, holder.StatusCode);
+
+        var (playwright, browser) = await LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync();
+        await page.GotoAsync(service.HttpBase.ToString());
+        await page.Locator("#stream:has-text('refused')").WaitForAsync(new() { Timeout = Timeout });
+
+        holder.Dispose();
+        // The page tries again 5 s after the refusal.
+        await page.Locator("#stream.live").WaitForAsync(new() { Timeout = 5_000 + Timeout });
+        await page.Locator("#stat-active").WaitForAsync(new() { Timeout = Timeout });
+    }
 }

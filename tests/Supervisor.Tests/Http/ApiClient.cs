@@ -36,14 +36,29 @@ public sealed class ApiClient : IDisposable
         return body;
     }
 
-    public async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? bearer = null)
+    /// <param name="headers">Extra request headers as a browser would send them (<c>Host</c>, <c>Origin</c>, <c>Sec-Fetch-Site</c>).</param>
+    public async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(HttpMethod method, string path, string? bearer = null,
+        IReadOnlyDictionary<string, string>? headers = null)
+    {
+        var (status, _, text) = await SendRawAsync(method, path, bearer, headers);
+        var body = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+        return (status, body);
+    }
+
+    /// <summary>Any route, answered as text; an event stream is not read (its body never ends) and comes back as "".</summary>
+    public async Task<(HttpStatusCode Status, HttpResponseHeaders Headers, string Text)> SendRawAsync(HttpMethod method, string path,
+        string? bearer = null, IReadOnlyDictionary<string, string>? headers = null)
     {
         using var request = new HttpRequestMessage(method, path);
         if (bearer is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        using var response = await _http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        var body = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
-        return (response.StatusCode, body);
+        foreach (var (name, value) in headers ?? new Dictionary<string, string>())
+        {
+            if (string.Equals(name, "Host", StringComparison.OrdinalIgnoreCase)) request.Headers.Host = value;
+            else request.Headers.TryAddWithoutValidation(name, value);
+        }
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var text = response.Content.Headers.ContentType?.MediaType == "text/event-stream" ? "" : await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, response.Headers, text);
     }
 
     /// <summary>Polls a GET until the condition holds on its JSON; fails with the last body otherwise.</summary>

@@ -17,7 +17,7 @@ public sealed class OperatorApiTests
     private static readonly string[] ConnectionFields =
         ["id", "remote", "protocol", "listener", "state", "connectedAt", "lastFrameAt", "lastHeartbeatAt", "missedHeartbeats", "rttMs", "bytesIn", "bytesOut"];
 
-    private static async Task SendHeartbeatAndWaitForAnswer(TestPeer peer, long seq)
+    internal static async Task SendHeartbeatAndWaitForAnswer(TestPeer peer, long seq)
     {
         await peer.SendHeartbeatAsync(seq);
         Assert.Equal(seq, (await peer.ReceiveFrameAsync())!.Seq);

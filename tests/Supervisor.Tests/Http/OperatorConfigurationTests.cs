@@ -20,7 +20,10 @@ public sealed class OperatorConfigurationTests
     public void Defaults_must_be_the_reference_values_and_the_websocket_listener_must_inherit_the_tcp_keys()
     {
         var settings = Read("supervisor.tcp { max-frame-length = 2KiB, max-connections = 77 }");
-        Assert.Equal(new HttpSettings(true, "127.0.0.1", 8080, null), settings.Http);
+        var http = settings.Http;
+        Assert.Equal((true, "127.0.0.1", 8080, (string?)null, 64), (http.Enabled, http.Host, http.Port, http.AdminToken, http.MaxEventClients));
+        Assert.Equal(["localhost"], http.AllowedHosts);
+        Assert.True(http.LoopbackOnly);
         var ws = settings.WebSocket;
         Assert.True(ws.Enabled);
         Assert.Equal(("0.0.0.0", 8082, "/ws"), (ws.Host, ws.Port, ws.Path));
@@ -45,6 +48,9 @@ public sealed class OperatorConfigurationTests
         Assert.Equal(4096, ws.WebSocket.Listener.MaxFrameLength);
         Assert.Equal(["https://app.example.com", "http://localhost:3000"], ws.WebSocket.AllowedOrigins);
         Assert.Equal("t0ken", ws.Http.AdminToken);
+        var hosts = Read("""supervisor.http.allowed-hosts = ["Ops.Example.com", "*.svc.cluster.local", "[::1]", "10.0.0.5", "*"]""").Http.AllowedHosts;
+        Assert.Equal(["ops.example.com", "*.svc.cluster.local", "[::1]", "10.0.0.5", "*"], hosts);
+        Assert.False(Read("supervisor.http.host = \"0.0.0.0\"").Http.LoopbackOnly);
         Assert.False(Read("supervisor { http.enabled = off, websocket.enabled = off }").NeedsWebServer);
     }
 
@@ -52,6 +58,10 @@ public sealed class OperatorConfigurationTests
     [InlineData("supervisor.http.port = 70000", "supervisor.http.port", "70000")]
     [InlineData("supervisor.http.host = \"localhost\"", "supervisor.http.host", "localhost")]
     [InlineData("supervisor.http.admin-token = \"two words\"", "supervisor.http.admin-token", "whitespace")]
+    [InlineData("supervisor.http.allowed-hosts = [\"localhost:8080\"]", "supervisor.http.allowed-hosts", "localhost:8080")]
+    [InlineData("supervisor.http.allowed-hosts = [\"https://ops.example.com\"]", "supervisor.http.allowed-hosts", "https://ops.example.com")]
+    [InlineData("supervisor.http.allowed-hosts = [\"\"]", "supervisor.http.allowed-hosts", "''")]
+    [InlineData("supervisor.http.max-event-clients = 0", "supervisor.http.max-event-clients", "0")]
     [InlineData("supervisor.websocket.port = -1", "supervisor.websocket.port", "-1")]
     [InlineData("supervisor.websocket.path = \"ws\"", "supervisor.websocket.path", "'ws'")]
     [InlineData("supervisor.websocket.ping-interval = 0s", "supervisor.websocket.ping-interval", "0s")]

@@ -84,6 +84,20 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         Assert.DoesNotContain(status.StandardOutput, l => l.Trim().Length > 0);
     }
 
+    [Fact]
+    public async Task Status_by_a_name_the_service_does_not_allow_must_exit_1_naming_allowed_hosts()
+    {
+        await using var service = await TestService.StartAsync("""supervisor.http.allowed-hosts = ["ops.example.test"]""");
+        using var status = await RunStatusAsync("--url", $"http://localhost:{service.HttpPort}");
+        Assert.Equal(1, await status.WaitForExitAsync(TimeSpan.Zero));
+        var line = Assert.Single(status.StandardError, l => l.Trim().Length > 0);
+        Assert.Contains("400", line);
+        Assert.Contains("supervisor.http.allowed-hosts", line);
+
+        using var byAddress = await RunStatusAsync("--url", $"http://127.0.0.1:{service.HttpPort}");
+        Assert.Equal(0, await byAddress.WaitForExitAsync(TimeSpan.Zero));
+    }
+
     [Theory]
     [InlineData("--url", "ftp://example")]
     [InlineData("--bogus")]
