@@ -10,7 +10,10 @@ namespace Supervisor.Tests.Hardening.Fuzz;
 /// </summary>
 internal static class FrameFuzzing
 {
-    /// <summary>Frames per transport against the service, and the floor of codec cases; <c>SUPERVISOR_FUZZ_FRAMES</c>.</summary>
+    /// <summary>
+    /// Frames a run generates, <c>SUPERVISOR_FUZZ_FRAMES</c>: the service run shares them among its transports;
+    /// the codec run decodes that many lines, and never fewer than its CI default.
+    /// </summary>
     public static int Frames(int ciDefault) =>
         int.TryParse(Environment.GetEnvironmentVariable("SUPERVISOR_FUZZ_FRAMES"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n

@@ -50,6 +50,8 @@ internal sealed class FrameGrammar
 
     public Random Random => _random;
 
+    public int MaxFrameLength => _maxFrameLength;
+
     private bool Chance(double p) => _random.NextDouble() < p;
     private T Pick<T>(IReadOnlyList<T> items) => items[_random.Next(items.Count)];
 

@@ -73,7 +73,7 @@ internal static class FuzzScripts
             {
                 var attempts = 0;
                 do line = grammar.NextLine();
-                while (line.Intent != Intent.Valid && ++attempts < 50);
+                while ((line.Intent != Intent.Valid || line.Bytes.Length > grammar.MaxFrameLength) && ++attempts < 50);
             }
             lines.Add((line.Bytes, line.Recipe));
         }
