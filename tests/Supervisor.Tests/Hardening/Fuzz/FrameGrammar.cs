@@ -270,6 +270,7 @@ internal sealed class FrameGrammar
         var output = new List<byte> { (byte)'"' };
         var text = new StringBuilder();
         var segments = Chance(0.2) ? 0 : _random.Next(1, Chance(0.9) ? 6 : 40);
+        var invalidPieces = false;
         for (var i = 0; i < segments; i++)
         {
             var roll = _random.Next(100);
@@ -328,6 +329,7 @@ internal sealed class FrameGrammar
                 // Two of these in a row may make a valid sequence again: validity is decided at the string's end.
                 var invalid = Pick(InvalidUtf8);
                 output.AddRange(invalid);
+                invalidPieces = true;
                 b.Recipe.Add($"invalid UTF-8 {Convert.ToHexString(invalid)}");
             }
             else
@@ -344,6 +346,8 @@ internal sealed class FrameGrammar
         var textBroken = !IsWellFormed(text.ToString());
         if (!System.Text.Unicode.Utf8.IsValid(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(output)))
             b.Degrade(Intent.Invalid, "string is not UTF-8");
+        else if (invalidPieces)
+            b.Degrade(Intent.Open, "invalid UTF-8 pieces that joined into text the grammar did not track");
         switch (role)
         {
             case StringRole.Data:
