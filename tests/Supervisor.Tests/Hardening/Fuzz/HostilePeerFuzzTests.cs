@@ -109,7 +109,7 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
         var reasons = all.GroupBy(c => c.Expected.AllowedReasons(c.Ending, c.Transport == Transport.WebSocket)[0])
             .Select(g => $"{g.Key.ToWireName()} {g.Count()}");
         output.WriteLine($"seed {seed}: {all.Length} connections, frames sent {string.Join(", ", sent.Select(kv => $"{kv.Key} {kv.Value}"))} in {runTime.TotalSeconds:F1} s (checks done at {watch.Elapsed.TotalSeconds:F1} s)");
-        output.WriteLine($"expected reasons: {string.Join(", ", reasons)}");
+        output.WriteLine($"expected reasons: {string.Join(", ", reasons)}; answers due (heartbeat responses and echoes) {all.Sum(c => c.Expected.Responses.Count)}, frames received {all.Sum(c => c.Run.Received.Count)}");
         output.WriteLine(bystanderReport);
         var known = all.Count(c => c.ModelGuessedForACodecException);
         if (known > 0) output.WriteLine($"{known} connections sent a line the codec throws on (see CodecFuzzTests); the model expects protocol-error for them");
@@ -204,6 +204,24 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             failures.Add("no FIN after the notice", $"{c.Name}: after its notice the connection ended with \"{c.Run.Ending}\", not the server's FIN{Context()}");
     }
 
+    /// <summary>
+    /// The transport of a listener, by its name. A client port is unique only per server port: the same one can be
+    /// open to two listeners at once, so connections are told apart by listener and address together.
+    /// </summary>
+    private static Transport ListenerKind(string listener) => listener switch
+    {
+        "tcp" => Transport.Tcp,
+        "secure" => Transport.Tls,
+        _ => Transport.WebSocket,
+    };
+
+    private static Transport ProtocolKind(string protocol) => protocol switch
+    {
+        "tcp" => Transport.Tcp,
+        "tls" => Transport.Tls,
+        _ => Transport.WebSocket,
+    };
+
     [GeneratedRegex(@"^Connection (\S+) opened from (\S+) on listener (\S+)$")]
     private static partial Regex OpenedLine();
 
@@ -222,7 +240,8 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             {
                 if (OpenedLine().Match(line.Message) is { Success: true } o)
                 {
-                    if (!opened.TryGetValue(o.Groups[2].Value, out var ids)) opened[o.Groups[2].Value] = ids = new Queue<string>();
+                    var key = $"{ListenerKind(o.Groups[3].Value)} {o.Groups[2].Value}";
+                    if (!opened.TryGetValue(key, out var ids)) opened[key] = ids = new Queue<string>();
                     ids.Enqueue(o.Groups[1].Value);
                 }
                 else if (ClosedLine().Match(line.Message) is { Success: true } c)
@@ -236,7 +255,7 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             var problems = new List<(string Kind, string Text)>();
             foreach (var c in all)
             {
-                if (!opened.TryGetValue(c.Run.Remote, out var ids) || ids.Count == 0)
+                if (!opened.TryGetValue($"{c.Transport} {c.Run.Remote}", out var ids) || ids.Count == 0)
                 {
                     problems.Add(("no open line", $"{c.Name}: no \"opened\" line in the log"));
                     continue;
@@ -261,17 +280,17 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
 
     private static async Task CheckRegistryAsync(TestService service, IReadOnlyList<Connection> all, Failures failures)
     {
-        var remotes = all.Select(c => c.Run.Remote).ToHashSet();
+        var remotes = all.Select(c => (c.Transport, c.Run.Remote)).ToHashSet();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
         while (true)
         {
-            var left = (await service.ConnectionsAsync()).Items.Where(s => remotes.Contains(s.Remote)).ToArray();
+            var left = (await service.ConnectionsAsync()).Items.Where(s => remotes.Contains((ProtocolKind(s.Protocol), s.Remote))).ToArray();
             if (left.Length == 0) return;
             if (DateTime.UtcNow > deadline)
             {
                 foreach (var row in left.Take(20))
                 {
-                    var c = all.LastOrDefault(c => c.Run.Remote == row.Remote);
+                    var c = all.LastOrDefault(c => c.Transport == ProtocolKind(row.Protocol) && c.Run.Remote == row.Remote);
                     failures.Add("registry row left", $"registry row {row.Id} ({row.Protocol} from {row.Remote}) still {row.State} 15 s after its peer was done"
                         + (c is null ? "" : $": {c.Name}, {c.Run.Ending}\n    script: {c.Summary}\n    sent: {c.Shown}"));
                 }
