@@ -40,10 +40,10 @@ public sealed class CodecFuzzTests(ITestOutputHelper output)
                 case Intent.Invalid: invalid++; break;
                 default: open++; break;
             }
-            var problem = Check(line);
+            var (problem, decoded) = Check(line);
             if (problem is null)
             {
-                if (JsonLinesCodec.TryDecode(line.Bytes, out _, out _)) accepted++;
+                if (decoded) accepted++;
                 continue;
             }
             failures.Add(problem, () =>
@@ -134,11 +134,23 @@ public sealed class CodecFuzzTests(ITestOutputHelper output)
         public string Summary => string.Join("\n", _kinds.Select(k => $"{k.Value.Count} x {k.Key}\n  e.g. {k.Value.Example}"));
     }
 
-    /// <summary>What is wrong with how the codec handled <paramref name="line"/>, or null.</summary>
-    private static string? Check(GeneratedLine line)
+    /// <summary>What is wrong with how the codec handled <paramref name="line"/> (null: nothing), and whether it decoded to a frame.</summary>
+    private static (string? Problem, bool Decoded) Check(GeneratedLine line)
     {
-        if (Totality(line.Bytes) is { } thrown) return thrown;
-        var ok = JsonLinesCodec.TryDecode(line.Bytes, out var value, out var error);
+        try
+        {
+            var problem = CheckDecoding(line, out var ok);
+            return (problem, ok);
+        }
+        catch (Exception e)
+        {
+            return ($"threw {e.GetType().Name}: {e.Message}", false);
+        }
+    }
+
+    private static string? CheckDecoding(GeneratedLine line, out bool ok)
+    {
+        ok = JsonLinesCodec.TryDecode(line.Bytes, out var value, out var error);
         var decoded = JsonLinesCodec.Decode(line.Bytes);
         if (ok != decoded.Frame is not null || (ok && value.ToFrame() != decoded.Frame) || (!ok && error != decoded.Error))
             return $"TryDecode ({(ok ? value.ToFrame() : error)}) and Decode ({decoded}) disagree";

@@ -27,7 +27,7 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
     private const int MaxLinesPerConnection = 40;
     private const int ConnectionsInFlightPerTransport = 12;
     private static readonly TimeSpan HeartbeatTimeout = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan PerConnectionDeadline = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan PerConnectionDeadline = TimeSpan.FromSeconds(15);
 
     private readonly TestCertificates _certificates = new();
 
