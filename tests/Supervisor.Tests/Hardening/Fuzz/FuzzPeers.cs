@@ -41,7 +41,15 @@ internal sealed class StreamFuzzPeer : IDisposable
             {
                 var tls = new SslStream(stream, leaveInnerStreamOpen: false,
                     (_, presented, _, _) => presented is not null && presented.GetCertHashString() == pinned.GetCertHashString());
-                await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, timeout.Token);
+                try
+                {
+                    await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, timeout.Token);
+                }
+                catch (Exception e)
+                {
+                    // The address lets the test find what the server logged about this connection.
+                    throw new HandshakeFailedException(socket.LocalEndPoint!.ToString()!, e);
+                }
                 stream = tls;
             }
             return new StreamFuzzPeer(socket, stream);
@@ -145,6 +153,13 @@ internal sealed class StreamFuzzPeer : IDisposable
         _stream.Dispose();
         _socket.Dispose();
     }
+}
+
+/// <summary>A client's TLS handshake failed; <see cref="Remote"/> is the client's address as the server logs it.</summary>
+internal sealed class HandshakeFailedException(string remote, Exception inner)
+    : IOException($"TLS handshake from {remote} failed: {inner.GetType().Name}: {inner.Message}", inner)
+{
+    public string Remote { get; } = remote;
 }
 
 /// <summary>

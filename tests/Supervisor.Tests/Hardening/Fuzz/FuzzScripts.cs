@@ -65,9 +65,10 @@ internal static class FuzzScripts
         var lines = new List<(byte[], string)>();
         for (var i = 0; i < count; i++)
         {
-            grammar.LineFeedsInWhitespace = i >= hostileAt && hostileAt >= 0;
+            var hostile = hostileAt >= 0 && i >= hostileAt;
+            grammar.LineFeedsInWhitespace = hostile;
             GeneratedLine line;
-            if (i == hostileAt || (hostileAt >= 0 && i > hostileAt))
+            if (hostile)
                 line = grammar.NextLine();
             else
             {

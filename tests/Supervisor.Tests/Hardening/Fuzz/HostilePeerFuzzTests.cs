@@ -85,7 +85,10 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
                     }
                     catch (Exception e)
                     {
-                        setupFailures.Add($"{transport} connection {index} (case seed {caseSeed}): {e.GetType().Name}: {e.Message}");
+                        var logged = e is HandshakeFailedException failed
+                            ? string.Join(" / ", service.Logs.Lines.Select(l => l.Message).Where(m => m.Contains(failed.Remote, StringComparison.Ordinal)))
+                            : "";
+                        setupFailures.Add($"{transport} connection {index} (case seed {caseSeed}): {e.GetType().Name}: {e.Message}; the service logged: [{logged}]");
                         Interlocked.Add(ref frames, 10);
                     }
                 }
@@ -432,7 +435,11 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
         public void Add(string kind, string text) => _all.Add((kind, text));
 
         public string Summary(int examples) => string.Join("\n", _all.GroupBy(f => f.Kind).OrderByDescending(g => g.Count()).Select(g =>
-            $"{g.Count()} x {g.Key}:\n  " + string.Join("\n  ", g.Take(examples).Select(f => f.Text.Length > 3000 ? f.Text[..3000] + " ..." : f.Text))));
+            $"{g.Count()} x {g.Key} ({ByTransport(g)}):\n  " + string.Join("\n  ", g.Take(examples).Select(f => f.Text.Length > 3000 ? f.Text[..3000] + " ..." : f.Text))));
+
+        private static string ByTransport(IEnumerable<(string Kind, string Text)> failures) =>
+            string.Join(", ", failures.GroupBy(f => Enum.GetValues<Transport>().Select(t => t.ToString()).FirstOrDefault(t => f.Text.StartsWith(t + " ", StringComparison.Ordinal)) ?? "service")
+                .Select(g => $"{g.Key} {g.Count()}"));
     }
 
     public void Dispose() => _certificates.Dispose();
