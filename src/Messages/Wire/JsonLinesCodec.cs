@@ -101,6 +101,11 @@ public static class JsonLinesCodec
         {
             return "frame is not valid JSON";
         }
+        catch (InvalidOperationException)
+        {
+            // Comparing or reading a field name whose escape is no text ("\udc00") throws this, not JsonException.
+            return "frame has a field name that is not valid text (an escape such as a lone surrogate)";
+        }
 
         if (type is null)
             return "field 'type' is missing";

@@ -43,6 +43,8 @@ public sealed class CodecTests
     [InlineData("{\"type\":2,\"timestamp\":1,\"data\":\"\\ud800\"}", "'data' is not valid text")]
     [InlineData("{\"type\":2,\"data\":\"a\\udc00b\"}", "'data' is not valid text")]
     [InlineData("{\"type\":2,\"data\":\"\\ud800\\ud800\"}", "'data' is not valid text")]
+    [InlineData("{\"\\ud800\":0,\"type\":0,\"seq\":1}", "field name that is not valid text")]
+    [InlineData("{\"\\udc00\":", "field name that is not valid text")]
     public void Bad_lines_must_be_refused_with_a_reason(string line, string error)
     {
         var decoded = JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(line));
