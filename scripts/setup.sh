@@ -4,11 +4,12 @@
 # chromium for the dashboard tests (Playwright drives /usr/bin/chromium; no
 # browser is downloaded), openssl for the TLS tests, redis-server for the redis
 # probe tests (started by the tests themselves), systemd for systemd-analyze and
-# systemd-sysusers (the tests of the unit in deploy/).
+# systemd-sysusers (the tests of the unit in deploy/), prometheus-alertmanager for the
+# Alertmanager sink tests (started by the tests themselves).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps openssl redis-server chromium systemd)
+needed=(iproute2 python3 procps openssl redis-server chromium systemd prometheus-alertmanager)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

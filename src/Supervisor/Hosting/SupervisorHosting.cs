@@ -55,6 +55,7 @@ public static class SupervisorHosting
                 provider.GetRequiredService<NodeDowning>())
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
+            .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
                 provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled)
             .AddProbes(settings.Probes)
@@ -73,6 +74,11 @@ public static class SupervisorHosting
         builder.WithActors((system, registry) =>
             registry.Register<MonitorActor>(system.ActorOf(
                 MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+
+    /// <summary>Alerts to a Prometheus Alertmanager when <c>monitor.sinks.alertmanager.url</c> is set; nothing otherwise.</summary>
+    public static AkkaConfigurationBuilder AddAlertmanagerSink(this AkkaConfigurationBuilder builder, AlertmanagerSettings settings, ILoggerFactory loggers) =>
+        settings.Url is null ? builder : builder.WithActors((system, _) =>
+            system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink"));
 
     /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
     public static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings, ILoggerFactory loggers) =>
