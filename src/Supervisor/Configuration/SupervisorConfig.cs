@@ -189,12 +189,18 @@ public static class SupervisorConfig
             throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
         var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
         var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
+        var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
 
         return new ListenerSettings(name, profile, ReadString(tcp, "host", path), port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
                 ReadBool(heartbeat, "server-ping", heartbeatPath),
-                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with { Limits = limits, TlsCertificate = certificate };
+                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with
+            {
+                Limits = limits,
+                TlsCertificate = certificate,
+                TlsHandshakeTimeout = handshakeTimeout,
+            };
     }
 
     private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(Config tcp, string path)

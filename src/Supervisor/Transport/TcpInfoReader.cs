@@ -36,6 +36,23 @@ public static class TcpInfoReader
         return length < MinimumLength ? null : Parse(raw[..length]);
     }
 
+    /// <summary>How long ago the socket last received data (tcpi_last_data_recv), without allocating; null where unknown.</summary>
+    public static TimeSpan? ReadLastDataReceived(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        Span<byte> raw = stackalloc byte[256];
+        int length;
+        try
+        {
+            length = socket.GetRawSocketOption(IpProtoTcp, TcpInfoOption, raw);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return null;
+        }
+        return length < MinimumLength ? null : TimeSpan.FromMilliseconds(U32(raw, 52));
+    }
+
     /// <summary>Decodes the fields operators read from a raw <c>struct tcp_info</c>.</summary>
     public static TcpInfo Parse(ReadOnlySpan<byte> raw)
     {
