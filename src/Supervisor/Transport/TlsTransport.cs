@@ -164,7 +164,7 @@ public sealed class TlsTransport : IConnectionTransport
                     $"TLS handshake not completed within tcp.tls.handshake-timeout ({_handshakeTimeout.ToHocon()}) of connecting"),
                 _ when _stream.PeerClosedDuringHandshake && !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection during the TLS handshake"),
                 IOException when !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.Message}"),
-                _ => TransportFailures.Classify(e, "TLS handshake failed"),
+                _ => TransportFailures.Classify(e, "TLS handshake"),
             });
             return false;
         }

@@ -160,6 +160,18 @@ public sealed class SilentWsPeer : IDisposable
         }
     }
 
+    /// <summary>Sends one text message as a client must, masked (with a zero key, which leaves the bytes as they are).</summary>
+    public async Task SendMaskedTextAsync(string text, CancellationToken cancel)
+    {
+        var payload = Encoding.UTF8.GetBytes(text);
+        var header = new List<byte> { 0x81 };
+        if (payload.Length < 126) header.Add((byte)(0x80 | payload.Length));
+        else if (payload.Length <= ushort.MaxValue) header.AddRange([0x80 | 126, (byte)(payload.Length >> 8), (byte)payload.Length]);
+        else throw new ArgumentException("message too long for this test peer", nameof(text));
+        header.AddRange([0, 0, 0, 0]);
+        await Socket.SendAsync(header.Concat(payload).ToArray(), SocketFlags.None, cancel);
+    }
+
     /// <summary>
     /// Reads what the server sends, answering nothing (no pong, no close), until the server closes the TCP
     /// connection or <paramref name="timeout"/> passes: every WebSocket frame, parsed, with when it arrived.
