@@ -148,8 +148,8 @@ public sealed class TlsTransport : IConnectionTransport
         using var timeout = new CancellationTokenSource(_handshakeTimeout);
         try
         {
-            TransportFaults.At(FaultPoint.TlsHandshake, Remote);
             await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
+            TransportFaults.At(FaultPoint.TlsHandshake, Remote);
             _stream.HandshakeDone();
             _handshake.TrySetResult();
             return true;

@@ -22,7 +22,7 @@ internal static class TransportFailures
         {
             if (cause is SocketException socket) return FromSocketError(socket.SocketErrorCode);
             if (cause is ConnectionResetException) return new(CloseReason.PeerReset, "connection reset by peer");
-            if (cause is AuthenticationException) return new(CloseReason.ProtocolError, $"{where}: {cause.Message}");
+            if (cause is AuthenticationException) return new(CloseReason.ProtocolError, $"{where} failed: {cause.Message}");
         }
         return new(CloseReason.InternalError, $"{where} failed: {e.GetType().Name}: {e.Message}");
     }

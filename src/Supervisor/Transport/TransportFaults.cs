@@ -16,7 +16,7 @@ internal enum FaultPoint
     TcpSendQueued,
     /// <summary>SocketTransport: the FIN after the last queued write.</summary>
     TcpShutdown,
-    /// <summary>TlsTransport: the server or client handshake.</summary>
+    /// <summary>TlsTransport: the end of the server or client handshake.</summary>
     TlsHandshake,
     /// <summary>TlsTransport: the zero-byte read that waits for a record.</summary>
     TlsReceiveWait,
