@@ -113,10 +113,7 @@ public sealed class SocketTransport : IConnectionTransport
         ReadOnlyMemory<byte> bytes = JsonLinesCodec.Encode(frame);
         if (!_outbound.IsIdle) return Enqueue(bytes);
 
-        TransportFaults.At(FaultPoint.TcpSend, Remote);
-        var sent = _socket.Send(bytes.Span, SocketFlags.None, out var error);
-        if (error != SocketError.Success && error != SocketError.WouldBlock) return Refuse(InputEnded(error));
-        _sentDirectly += sent;
+        if (!SendNow(bytes.Span, out var sent)) return false;
         return sent == bytes.Length || Enqueue(bytes[sent..]);
     }
 
@@ -135,11 +132,30 @@ public sealed class SocketTransport : IConnectionTransport
         line = line[..length];
         if (!_outbound.IsIdle) return Enqueue(line.ToArray());
 
-        TransportFaults.At(FaultPoint.TcpSend, Remote);
-        var sent = _socket.Send(line, SocketFlags.None, out var error);
+        if (!SendNow(line, out var sent)) return false;
+        return sent == length || Enqueue(line[sent..].ToArray());
+    }
+
+    /// <summary>
+    /// One non-blocking send on the owner's thread; false (with <see cref="WriteFailure"/> set) when it failed,
+    /// a peer's reset included. Whatever it throws is refused too, not thrown at the owner.
+    /// </summary>
+    private bool SendNow(ReadOnlySpan<byte> bytes, out int sent)
+    {
+        SocketError error;
+        try
+        {
+            TransportFaults.At(FaultPoint.TcpSend, Remote);
+            sent = _socket.Send(bytes, SocketFlags.None, out error);
+        }
+        catch (Exception e)
+        {
+            sent = 0;
+            return Refuse(TransportFailures.Classify(e, "send"));
+        }
         if (error != SocketError.Success && error != SocketError.WouldBlock) return Refuse(InputEnded(error));
         _sentDirectly += sent;
-        return sent == length || Enqueue(line[sent..].ToArray());
+        return true;
     }
 
     private bool Enqueue(ReadOnlyMemory<byte> bytes) => _outbound.Enqueue(bytes) || Refuse(_outbound.Refusal);

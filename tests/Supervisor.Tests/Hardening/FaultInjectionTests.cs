@@ -2,7 +2,12 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
+using Akka.Actor;
+using Supervisor.Client;
+using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
+using Supervisor.Tests.Client;
 using Supervisor.Tests.Support;
 using Supervisor.Tests.WebSockets;
 using Supervisor.Transport;
@@ -202,6 +207,43 @@ public sealed class FaultInjectionTests : IDisposable
             }
             await AssertAnsweredAsync(bystander, ++seq);
         }
+        AssertNoFaultUnobserved();
+    }
+
+    [Fact]
+    public async Task A_fault_in_the_heartbeat_clients_transport_must_end_that_connection_with_one_internal_error_disconnect_and_a_reconnect()
+    {
+        await using var service = await TestService.StartAsync();
+        using var system = ActorSystem.Create("client-faults");
+        using var metrics = new SupervisorMetrics();
+        var events = new ClientEvents();
+        var settings = ClientTestSupport.Fast(service.Port, interval: TimeSpan.FromMilliseconds(100), timeout: TimeSpan.FromSeconds(5),
+            minBackoff: TimeSpan.FromMilliseconds(50), maxBackoff: TimeSpan.FromMilliseconds(100));
+        var collector = system.ActorOf(Props.Create(() => new ClientEvents.Collector(events)));
+        system.ActorOf(HeartbeatClient.Props("faulty", settings, ClientTestSupport.Services(new LogCapture(), metrics), [collector]));
+        await events.WaitForAsync<ClientProtocol.Connected>(TimeSpan.FromSeconds(10));
+        // The client's transport knows the server as its remote.
+        var remote = $"127.0.0.1:{service.Port}";
+        var faults = 0;
+        foreach (var point in new[] { FaultPoint.TcpReceiveWait, FaultPoint.TcpReceive, FaultPoint.TcpSend })
+        {
+            using (TransportFaults.Arm(point, remote))
+            {
+                var disconnected = await events.WaitForAsync<ClientProtocol.Disconnected>(TimeSpan.FromSeconds(10), ++faults);
+                output.WriteLine($"{point}: {disconnected.Reason.ToWireName()} ({disconnected.Detail})");
+                Assert.True(TransportFaults.HasFired(point, remote));
+                Assert.Equal(CloseReason.InternalError, disconnected.Reason);
+                Assert.Contains(point.ToString(), disconnected.Detail);
+            }
+            await events.WaitForAsync<ClientProtocol.Connected>(TimeSpan.FromSeconds(10), faults + 1);
+            var answered = events.OfType<ClientProtocol.HeartbeatAnswered>().Count;
+            await ClientTestSupport.WaitUntilAsync(() => Task.FromResult(events.OfType<ClientProtocol.HeartbeatAnswered>().Count > answered),
+                TimeSpan.FromSeconds(10), $"a heartbeat answered after the reconnect that followed {point}");
+        }
+        Assert.Equal(faults, events.OfType<ClientProtocol.Disconnected>().Count);
+        // Every connection the client let go of is closed on the server too: none left in CLOSE-WAIT there or here.
+        await AssertNoCloseWaitAsync(service.Port);
+        await system.Terminate();
         AssertNoFaultUnobserved();
     }
 

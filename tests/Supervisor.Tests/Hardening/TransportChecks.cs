@@ -92,3 +92,32 @@ internal static class TransportChecks
         return frames;
     }
 }
+
+/// <summary>What a heartbeat client publishes, collected for the test thread.</summary>
+internal sealed class ClientEvents
+{
+    private readonly List<object> _events = [];
+
+    public void Add(object e) { lock (_events) _events.Add(e); }
+
+    public IReadOnlyList<T> OfType<T>() { lock (_events) return _events.OfType<T>().ToList(); }
+
+    /// <summary>The <paramref name="nth"/> event of type <typeparamref name="T"/> (1 = the first), once it has come.</summary>
+    public async Task<T> WaitForAsync<T>(TimeSpan timeout, int nth = 1)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var seen = OfType<T>();
+            if (seen.Count >= nth) return seen[nth - 1];
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no {typeof(T).Name} #{nth} within {timeout}");
+            await Task.Delay(10);
+        }
+    }
+
+    /// <summary>The subscriber handed to the client: adds every event it is told.</summary>
+    public sealed class Collector : Akka.Actor.ReceiveActor
+    {
+        public Collector(ClientEvents events) => ReceiveAny(events.Add);
+    }
+}

@@ -144,10 +144,10 @@ public sealed class TransportUndecodableFrameTests(ITestOutputHelper output) : I
         using var system = ActorSystem.Create("lone-surrogate-client");
         using var metrics = new SupervisorMetrics();
         var logs = new LogCapture();
-        var events = new EventCollector();
+        var events = new ClientEvents();
         var settings = ClientTestSupport.Fast(port, interval: TimeSpan.FromSeconds(1), timeout: TimeSpan.FromSeconds(5),
             minBackoff: TimeSpan.FromSeconds(5), maxBackoff: TimeSpan.FromSeconds(5));
-        var collector = system.ActorOf(Props.Create(() => new EventCollectorActor(events)));
+        var collector = system.ActorOf(Props.Create(() => new ClientEvents.Collector(events)));
         var client = system.ActorOf(HeartbeatClient.Props("surrogate", settings, ClientTestSupport.Services(logs, metrics), [collector]));
 
         using var accepted = await server.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
@@ -185,30 +185,4 @@ public sealed class TransportUndecodableFrameTests(ITestOutputHelper output) : I
     }
 
     public void Dispose() => _certificates.Dispose();
-
-    /// <summary>What a client publishes, collected for the test thread.</summary>
-    private sealed class EventCollector
-    {
-        private readonly List<object> _events = [];
-
-        public void Add(object e) { lock (_events) _events.Add(e); }
-
-        public IReadOnlyList<T> OfType<T>() { lock (_events) return _events.OfType<T>().ToList(); }
-
-        public async Task<T> WaitForAsync<T>(TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (true)
-            {
-                if (OfType<T>() is [var first, ..]) return first;
-                if (DateTime.UtcNow > deadline) throw new TimeoutException($"no {typeof(T).Name} within {timeout}");
-                await Task.Delay(10);
-            }
-        }
-    }
-
-    private sealed class EventCollectorActor : ReceiveActor
-    {
-        public EventCollectorActor(EventCollector events) => ReceiveAny(events.Add);
-    }
 }
