@@ -115,5 +115,17 @@ public sealed class TransportResetReasonTests(ITestOutputHelper output) : IDispo
         await AssertNoCloseWaitAsync(service.Port);
     }
 
+    [Fact]
+    public void The_tls_handshake_timeout_must_default_to_10s_and_be_read_per_listener_and_a_bad_one_must_name_its_key()
+    {
+        static Supervisor.Configuration.SupervisorSettings Read(string hocon) =>
+            Supervisor.Configuration.SupervisorConfig.Read(Supervisor.Configuration.SupervisorConfig.Build(hocon, null));
+        var settings = Read("supervisor.listeners.slow { port = 9001, tls.handshake-timeout = 30s }");
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.Listeners.Single(l => l.Name == "tcp").TlsHandshakeTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.Listeners.Single(l => l.Name == "slow").TlsHandshakeTimeout);
+        var error = Assert.Throws<Supervisor.Configuration.ConfigurationError>(() => Read("supervisor.tcp.tls.handshake-timeout = 0s"));
+        Assert.Equal("supervisor.tcp.tls.handshake-timeout", error.Key);
+    }
+
     public void Dispose() => _certificates.Dispose();
 }
