@@ -156,7 +156,7 @@ public sealed class TlsTransport : IConnectionTransport
         }
         catch (Exception e)
         {
-            _handshake.TrySetException(e);
+            FailHandshake(e);
             if (_disposed) return false;
             owner.Tell(e switch
             {
@@ -168,6 +168,15 @@ public sealed class TlsTransport : IConnectionTransport
             });
             return false;
         }
+    }
+
+    /// <summary>
+    /// Fails the sends waiting for the handshake. The failure is marked observed at once: a connection that
+    /// never queued a send must not leave a faulted task for the finalizer to report.
+    /// </summary>
+    private void FailHandshake(Exception e)
+    {
+        if (_handshake.TrySetException(e)) _ = _handshake.Task.Exception;
     }
 
     private static bool HasSocketError(Exception e)
@@ -258,7 +267,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         if (_disposed) return;
         _disposed = true;
-        _handshake.TrySetException(new ObjectDisposedException(nameof(TlsTransport)));
+        FailHandshake(new ObjectDisposedException(nameof(TlsTransport)));
         _ssl.Dispose();
     }
 }
