@@ -327,6 +327,8 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
                 OnFrame(received);
                 break;
             case TransportEvents.FrameRejected rejected:
+                // The server is told why, as the server tells its peers; then the client lets go at once.
+                _transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{rejected.Reason.ToWireName()}: {rejected.Error}"));
                 Disconnect(rejected.Reason, $"the server sent a bad frame: {rejected.Error}");
                 break;
             case TransportEvents.InputEnded ended:
@@ -334,7 +336,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
                 break;
             case TransportEvents.WriteFinished finished:
                 if (!_transport.OnWriteFinished(finished))
-                    Disconnect(CloseReason.WriteFailed, finished.Error ?? "write failed");
+                    DisconnectForWriteFailure();
                 break;
         }
     }
@@ -507,13 +509,20 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>Writes one frame; a refused write ends the connection with write-failed.</summary>
+    /// <summary>Writes one frame; a refused write ends the connection with the transport's reason.</summary>
     private bool Write(Frame frame)
     {
         if (_transport is null) return false;
         if (_transport.Write(frame)) return true;
-        Disconnect(CloseReason.WriteFailed, "the server is not reading or the socket failed");
+        DisconnectForWriteFailure();
         return false;
+    }
+
+    /// <summary>A refused write ends the connection with the transport's reason: peer-reset for a reset, write-failed only for a server that stopped reading.</summary>
+    private void DisconnectForWriteFailure()
+    {
+        var failure = _transport!.WriteFailure;
+        Disconnect(failure.Reason, failure.Detail);
     }
 
     // ---- disconnecting ----

@@ -51,6 +51,12 @@ public sealed record ListenerSettings(
 
     /// <summary>The server certificate when the listener speaks TLS (<c>tcp.tls</c>); null for plain TCP.</summary>
     public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
+
+    /// <summary>
+    /// A TLS peer that has not completed its handshake this long after connecting is closed with
+    /// first-frame-timeout (<c>tcp.tls.handshake-timeout</c>). Default 10 s.
+    /// </summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>

@@ -217,6 +217,7 @@ public static partial class SupervisorConfig
             throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
         var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
         var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
+        var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
 
         var host = ReadString(tcp, "host", path);
         if (!System.Net.IPAddress.TryParse(host, out _))
@@ -226,7 +227,12 @@ public static partial class SupervisorConfig
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
             new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
                 ReadBool(heartbeat, "server-ping", heartbeatPath),
-                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with { Limits = limits, TlsCertificate = certificate };
+                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with
+            {
+                Limits = limits,
+                TlsCertificate = certificate,
+                TlsHandshakeTimeout = handshakeTimeout,
+            };
     }
 
     private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(Config tcp, string path)

@@ -129,7 +129,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         var before = _transport.BytesOut;
         if (!_transport.Write(frame))
         {
-            Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+            CloseForWriteFailure();
             return;
         }
         _services.Metrics.Sent(_transport.BytesOut - before);
@@ -141,7 +141,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         var before = _transport.BytesOut;
         if (!_transport.WriteHeartbeatResponse(timestamp, seq))
         {
-            Close(CloseReason.WriteFailed, "peer is not reading or the socket failed");
+            CloseForWriteFailure();
             return;
         }
         _services.Metrics.Sent(_transport.BytesOut - before);
@@ -293,9 +293,16 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     {
         if (!_transport.OnWriteFinished(finished))
         {
-            if (_closeReason is null) Close(CloseReason.WriteFailed, finished.Error ?? "write failed");
+            if (_closeReason is null) CloseForWriteFailure();
             else Context.Stop(Self);
         }
+    }
+
+    /// <summary>A refused write closes with the transport's reason: a reset peer is peer-reset, only a peer that stopped reading write-failed.</summary>
+    private void CloseForWriteFailure()
+    {
+        var failure = _transport.WriteFailure;
+        Close(failure.Reason, failure.Detail);
     }
 
     private void Close(CloseReason reason, string detail)
@@ -357,19 +364,35 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _deadline?.Cancel();
         _firstFrame?.Cancel();
         _linger?.Cancel();
-        if (_closeReason is null)
+        try
         {
-            // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.
-            _closeReason = CloseReason.InternalError;
-            _closeDetail = "the server failed while handling this connection";
-            _closedAt = Now;
-            _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{CloseReason.InternalError.ToWireName()}: {_closeDetail}"));
-            ReportClose();
+            if (_closeReason is null)
+            {
+                // Stopped by the supervisor after a failure: tell the peer why, then let go of the socket.
+                _closeReason = CloseReason.InternalError;
+                _closeDetail = "the server failed while handling this connection";
+                _closedAt = Now;
+                ReportClose();
+                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{CloseReason.InternalError.ToWireName()}: {_closeDetail}"));
+            }
         }
-        _transport.Dispose();
-        var reason = _closeReason.Value;
-        // The registry keeps the connection (as closing) until its socket is released.
-        _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), reason, _closedAt));
+        catch (Exception e)
+        {
+            // The notice is a courtesy; the transport that failed may fail again. The socket is released below whatever happens.
+            ConnectionLog.Failed(_services.Log, e, Id);
+        }
+        finally
+        {
+            try
+            {
+                _transport.Dispose();
+            }
+            finally
+            {
+                // The registry keeps the connection (as closing) until its socket is released.
+                _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), _closeReason!.Value, _closedAt));
+            }
+        }
     }
 
     /// <summary>

@@ -84,7 +84,12 @@ public static class OperatorSurface
                 {
                     listen.Protocols = HttpProtocols.Http1;
                     // wss: the certificate of supervisor.websocket.tls (or, unset, supervisor.tcp.tls).
-                    if (surface.WebSocket.Listener.TlsCertificate is { } certificate) listen.UseHttps(certificate);
+                    if (surface.WebSocket.Listener.TlsCertificate is { } certificate)
+                        listen.UseHttps(https =>
+                        {
+                            https.ServerCertificate = certificate;
+                            https.HandshakeTimeout = surface.WebSocket.Listener.TlsHandshakeTimeout;
+                        });
                     Tag(listen, OperatorEndpoints.WebSocketName);
                     endpoints.WebSocketListen = listen;
                 });

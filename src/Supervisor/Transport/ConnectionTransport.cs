@@ -25,8 +25,15 @@ public interface IConnectionTransport : IDisposable
     /// <summary>Starts delivering <see cref="TransportEvents"/> to <paramref name="owner"/>.</summary>
     void Start(IActorRef owner);
 
-    /// <summary>Queues one frame for the peer; false when the socket failed or the peer stopped reading.</summary>
+    /// <summary>Queues one frame for the peer; false when the socket failed or the peer stopped reading (see <see cref="WriteFailure"/>).</summary>
     bool Write(Frame frame);
+
+    /// <summary>
+    /// Why the last <see cref="Write"/>, <see cref="WriteHeartbeatResponse"/> or <see cref="OnWriteFinished"/>
+    /// returned false: <c>peer-reset</c> for a peer that reset, <c>write-failed</c> only for one that stopped
+    /// reading, <c>internal-error</c> for a failure of ours.
+    /// </summary>
+    TransportFailure WriteFailure => TransportFailure.Unspecified;
 
     /// <summary>
     /// Queues a heartbeat response (<c>{"type":1,"timestamp":…,"seq":…}</c>); a transport may encode it
@@ -72,9 +79,17 @@ public static class TransportEvents
     /// <summary>Input that breaks the protocol; the transport stops decoding and drains.</summary>
     public sealed record FrameRejected(CloseReason Reason, string Error) : ITransportEvent;
 
-    /// <summary>The input side ended: the peer closed or reset, or the kernel gave up on it.</summary>
+    /// <summary>
+    /// The input side ended: the peer closed or reset, the kernel gave up on it, or a loop, handshake or timer
+    /// of the transport ended (a peer that misses its pong, or a failure of ours, <c>internal-error</c>). The
+    /// transport reads no more; the owner closes with this reason, and stops if it was already closing.
+    /// </summary>
     public sealed record InputEnded(CloseReason Reason, string Detail) : ITransportEvent;
 
-    /// <summary>A queued write finished (<c>Error</c> null) or failed.</summary>
-    public sealed record WriteFinished(int Bytes, string? Error) : ITransportEvent;
+    /// <summary>A queued write finished (<c>Error</c> null) or failed, and then why (<see cref="TransportFailures.WriteFailed"/>).</summary>
+    public sealed record WriteFinished(int Bytes, string? Error) : ITransportEvent
+    {
+        /// <summary>The close reason of a failed write.</summary>
+        public CloseReason Reason { get; init; } = CloseReason.WriteFailed;
+    }
 }

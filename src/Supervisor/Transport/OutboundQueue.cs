@@ -37,13 +37,29 @@ public sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>
         return true;
     }
 
+    /// <summary>
+    /// Starts the next send; its end always comes back as <see cref="TransportEvents.WriteFinished"/>, a failure
+    /// with its reason, even when the send throws before it starts: no send is left unobserved.
+    /// </summary>
     private void SendNext()
     {
         _inFlight = true;
-        sendAsync(_pending.Peek()).PipeTo(Owner,
+        Task<int> send;
+        try
+        {
+            send = sendAsync(_pending.Peek());
+        }
+        catch (Exception e)
+        {
+            send = Task.FromException<int>(e);
+        }
+        send.PipeTo(Owner,
             success: sent => new TransportEvents.WriteFinished(sent, null),
-            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
+            failure: TransportFailures.WriteFailed);
     }
+
+    /// <summary>Why <see cref="Enqueue"/> refused: the peer let more than the pending limit pile up.</summary>
+    public TransportFailure Refusal => TransportFailures.NotReading(maxPendingBytes);
 
     /// <summary>Takes a completion; false when the write failed.</summary>
     public bool OnWriteFinished(TransportEvents.WriteFinished finished)

@@ -29,8 +29,8 @@ public sealed class SocketTransport : IConnectionTransport
         _socket = socket;
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
-        _outbound = new OutboundQueue(maxPendingWrite, bytes => _socket.SendAsync(bytes, SocketFlags.None).AsTask(), ShutOutputNow);
         Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        _outbound = new OutboundQueue(maxPendingWrite, SendQueuedAsync, ShutOutputNow);
         _socket.Blocking = false;
         _socket.NoDelay = true;
     }
@@ -40,6 +40,7 @@ public sealed class SocketTransport : IConnectionTransport
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _sentDirectly + _outbound.BytesSent;
     public IInboundFrames? Inbound => _inbound;
+    public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     public void Start(IActorRef owner)
     {
@@ -51,6 +52,10 @@ public sealed class SocketTransport : IConnectionTransport
         ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);
     }
 
+    /// <summary>
+    /// Reads until the input ends, then tells the owner how; whatever ends it (the peer, the kernel, or a bug
+    /// of ours) is told once, so the loop's end never goes unobserved.
+    /// </summary>
     private async Task ReadLoopAsync()
     {
         var owner = _owner;
@@ -61,11 +66,13 @@ public sealed class SocketTransport : IConnectionTransport
             {
                 // Zero-byte read: completes when data (or EOF) is there, without holding a buffer.
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                TransportFaults.At(FaultPoint.TcpReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try
                 {
                     while (true)
                     {
+                        TransportFaults.At(FaultPoint.TcpReceive, Remote);
                         var read = _socket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out var error);
                         if (error == SocketError.WouldBlock) break;
                         if (error != SocketError.Success)
@@ -88,52 +95,81 @@ public sealed class SocketTransport : IConnectionTransport
                 }
             }
         }
-        catch (SocketException e) when (!_disposed)
+        catch (Exception e) when (!_disposed)
         {
-            owner.Tell(InputEnded(e.SocketErrorCode));
+            owner.Tell(TransportFailures.Classify(e, "read loop"));
         }
-        catch (Exception e) when (_disposed && e is SocketException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception)
         {
-            // The owner closed the socket; nobody is waiting for this loop.
+            // The owner closed the socket (disposed): nobody is waiting for this loop, and the close is told.
         }
     }
 
-    public static TransportEvents.InputEnded InputEnded(SocketError error) => error switch
-    {
-        SocketError.ConnectionReset => new(CloseReason.PeerReset, "connection reset by peer"),
-        // ETIMEDOUT on a socket is the kernel giving up: keep-alive probes or TCP_USER_TIMEOUT.
-        SocketError.TimedOut => new(CloseReason.KeepaliveFailed, "kernel keep-alive or user timeout gave up on the peer"),
-        SocketError.HostUnreachable or SocketError.NetworkUnreachable => new(CloseReason.KeepaliveFailed, $"peer unreachable ({error})"),
-        _ => new(CloseReason.PeerReset, $"socket error {error}"),
-    };
+    public static TransportEvents.InputEnded InputEnded(SocketError error) => TransportFailures.FromSocketError(error);
 
     public bool Write(Frame frame)
     {
-        if (_disposed || !_outbound.Accepting) return false;
+        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
         ReadOnlyMemory<byte> bytes = JsonLinesCodec.Encode(frame);
-        if (!_outbound.IsIdle) return _outbound.Enqueue(bytes);
+        if (!_outbound.IsIdle) return Enqueue(bytes);
 
-        var sent = _socket.Send(bytes.Span, SocketFlags.None, out var error);
-        if (error != SocketError.Success && error != SocketError.WouldBlock) return false;
-        _sentDirectly += sent;
-        return sent == bytes.Length || _outbound.Enqueue(bytes[sent..]);
+        if (!SendNow(bytes.Span, out var sent)) return false;
+        return sent == bytes.Length || Enqueue(bytes[sent..]);
     }
 
-    public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        if (_disposed) return Refuse(TransportFailures.WrittenAfterClose);
+        return _outbound.OnWriteFinished(finished) || Refuse(new TransportFailure(finished.Reason, finished.Error ?? "write failed"));
+    }
 
     /// <summary>Encoded on the stack and sent at once; only bytes the kernel would not take are copied to the heap.</summary>
     public bool WriteHeartbeatResponse(long timestamp, long? seq)
     {
-        if (_disposed || !_outbound.Accepting) return false;
+        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
         Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
         JsonLinesCodec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length);
         line = line[..length];
-        if (!_outbound.IsIdle) return _outbound.Enqueue(line.ToArray());
+        if (!_outbound.IsIdle) return Enqueue(line.ToArray());
 
-        var sent = _socket.Send(line, SocketFlags.None, out var error);
-        if (error != SocketError.Success && error != SocketError.WouldBlock) return false;
+        if (!SendNow(line, out var sent)) return false;
+        return sent == length || Enqueue(line[sent..].ToArray());
+    }
+
+    /// <summary>
+    /// One non-blocking send on the owner's thread; false (with <see cref="WriteFailure"/> set) when it failed,
+    /// a peer's reset included. Whatever it throws is refused too, not thrown at the owner.
+    /// </summary>
+    private bool SendNow(ReadOnlySpan<byte> bytes, out int sent)
+    {
+        SocketError error;
+        try
+        {
+            TransportFaults.At(FaultPoint.TcpSend, Remote);
+            sent = _socket.Send(bytes, SocketFlags.None, out error);
+        }
+        catch (Exception e)
+        {
+            sent = 0;
+            return Refuse(TransportFailures.Classify(e, "send"));
+        }
+        if (error != SocketError.Success && error != SocketError.WouldBlock) return Refuse(InputEnded(error));
         _sentDirectly += sent;
-        return sent == length || _outbound.Enqueue(line[sent..].ToArray());
+        return true;
+    }
+
+    private bool Enqueue(ReadOnlyMemory<byte> bytes) => _outbound.Enqueue(bytes) || Refuse(_outbound.Refusal);
+
+    private bool Refuse(TransportFailure failure)
+    {
+        WriteFailure = failure;
+        return false;
+    }
+
+    private Task<int> SendQueuedAsync(ReadOnlyMemory<byte> bytes)
+    {
+        TransportFaults.At(FaultPoint.TcpSendQueued, Remote);
+        return _socket.SendAsync(bytes, SocketFlags.None).AsTask();
     }
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
@@ -143,8 +179,17 @@ public sealed class SocketTransport : IConnectionTransport
     private void ShutOutputNow()
     {
         if (_disposed) return;
-        try { _socket.Shutdown(SocketShutdown.Send); }
+        try
+        {
+            TransportFaults.At(FaultPoint.TcpShutdown, Remote);
+            _socket.Shutdown(SocketShutdown.Send);
+        }
         catch (SocketException) { /* already gone; the read loop reports how */ }
+        catch (Exception e)
+        {
+            // Called on the owner's thread, which may be closing already: tell it rather than fail it.
+            _owner.Tell(TransportFailures.Classify(e, "shutdown"));
+        }
     }
 
     public void Dispose()

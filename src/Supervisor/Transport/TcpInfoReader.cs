@@ -22,18 +22,31 @@ public static class TcpInfoReader
     /// <summary>The socket's TCP_INFO, or null where the platform or the socket has none.</summary>
     public static TcpInfo? Read(Socket socket)
     {
-        if (!OperatingSystem.IsLinux()) return null;
         Span<byte> raw = stackalloc byte[256];
-        int length;
+        return TryRead(socket, raw, out var length) ? Parse(raw[..length]) : null;
+    }
+
+    /// <summary>How long ago the socket last received data (tcpi_last_data_recv), without allocating; null where unknown.</summary>
+    public static TimeSpan? ReadLastDataReceived(Socket socket)
+    {
+        Span<byte> raw = stackalloc byte[256];
+        return TryRead(socket, raw, out _) ? TimeSpan.FromMilliseconds(U32(raw, 52)) : null;
+    }
+
+    /// <summary>The raw struct into <paramref name="raw"/>; false where the platform, the socket or the kernel gives less than the fields read here.</summary>
+    private static bool TryRead(Socket socket, Span<byte> raw, out int length)
+    {
+        length = 0;
+        if (!OperatingSystem.IsLinux()) return false;
         try
         {
             length = socket.GetRawSocketOption(IpProtoTcp, TcpInfoOption, raw);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
         {
-            return null;
+            return false;
         }
-        return length < MinimumLength ? null : Parse(raw[..length]);
+        return length >= MinimumLength;
     }
 
     /// <summary>Decodes the fields operators read from a raw <c>struct tcp_info</c>.</summary>

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
+using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 
@@ -17,11 +18,15 @@ namespace Supervisor.Transport;
 public sealed class TlsTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 16 * 1024;
-    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a handshake may take unless told otherwise (<c>tcp.tls.handshake-timeout</c>).</summary>
+    public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Socket _socket;
     private readonly SslStream _ssl;
+    private readonly HandshakeStream _stream;
     private readonly Func<SslStream, CancellationToken, Task> _authenticate;
+    private readonly TimeSpan _handshakeTimeout;
     private readonly int _maxFrameLength;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
@@ -32,33 +37,36 @@ public sealed class TlsTransport : IConnectionTransport
     private readonly OutboundQueue _outbound;
 
     /// <summary>The server end: presents <paramref name="certificate"/>.</summary>
-    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+    /// <param name="handshakeTimeout">A peer that has not completed the handshake this long after it connected is closed (<c>tcp.tls.handshake-timeout</c>).</param>
+    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout)
         : this(socket, (ssl, cancel) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
         {
             ServerCertificate = certificate,
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             ClientCertificateRequired = false,
-        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive)
+        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive, handshakeTimeout)
     {
     }
 
     /// <summary>The client end (the heartbeat client): validates the server as <paramref name="options"/> say.</summary>
     public TlsTransport(Socket socket, SslClientAuthenticationOptions options, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
-        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive)
+        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive, DefaultHandshakeTimeout)
     {
     }
 
-    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout)
     {
         _socket = socket;
         _socket.NoDelay = true;
         _authenticate = authenticate;
+        _handshakeTimeout = handshakeTimeout;
         Protocol = protocol;
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
-        _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
         Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
-        _ssl = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
+        _stream = new HandshakeStream(socket);
+        _ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
     }
 
     public string Remote { get; }
@@ -66,6 +74,7 @@ public sealed class TlsTransport : IConnectionTransport
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _outbound.BytesSent;
     public IInboundFrames? Inbound => _inbound;
+    public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
@@ -78,29 +87,14 @@ public sealed class TlsTransport : IConnectionTransport
         _ = Task.Run(ReadLoopAsync);
     }
 
+    /// <summary>
+    /// The handshake, then reads until the input ends; how it ended (the peer, the kernel, the handshake
+    /// deadline, or a bug of ours) is told to the owner once, so the loop's end never goes unobserved.
+    /// </summary>
     private async Task ReadLoopAsync()
     {
         var owner = _owner;
-        try
-        {
-            using (var timeout = new CancellationTokenSource(HandshakeTimeout))
-            {
-                await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
-            }
-            _handshake.TrySetResult();
-        }
-        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException)
-        {
-            _handshake.TrySetException(e);
-            if (!_disposed)
-                owner.Tell(new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.GetBaseException().Message}"));
-            return;
-        }
-        catch (ObjectDisposedException e)
-        {
-            _handshake.TrySetException(e);
-            return;
-        }
+        if (!await HandshakeAsync(owner).ConfigureAwait(false)) return;
 
         using var inbound = _inbound!;
         try
@@ -109,10 +103,12 @@ public sealed class TlsTransport : IConnectionTransport
             {
                 // Zero-byte read: waits for a record without holding a buffer.
                 await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                TransportFaults.At(FaultPoint.TlsReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try
                 {
                     var read = await _ssl.ReadAsync(buffer.AsMemory(0, ReceiveChunk)).ConfigureAwait(false);
+                    TransportFaults.At(FaultPoint.TlsReceive, Remote);
                     if (read == 0)
                     {
                         owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
@@ -126,42 +122,144 @@ public sealed class TlsTransport : IConnectionTransport
                 }
             }
         }
-        catch (IOException e) when (!_disposed)
+        catch (IOException e) when (!_disposed && e.InnerException is not SocketException)
         {
-            owner.Tell(e.InnerException is SocketException s
-                ? SocketTransport.InputEnded(s.SocketErrorCode)
-                : new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS stream failed: {e.Message}"));
+            // A record that does not decrypt or parse: what the peer sent.
+            owner.Tell(new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS stream failed: {e.Message}"));
         }
-        catch (Exception e) when (_disposed && e is IOException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (!_disposed)
         {
-            // The owner closed the connection; nobody is waiting for this loop.
+            owner.Tell(TransportFailures.Classify(e, "TLS read loop"));
+        }
+        catch (Exception)
+        {
+            // The owner closed the connection (disposed): nobody is waiting for this loop, and the close is told.
         }
     }
 
-    public bool Write(Frame frame) => !_disposed && _outbound.Accepting && _outbound.Enqueue(JsonLinesCodec.Encode(frame));
+    /// <summary>
+    /// Runs the handshake within its deadline; false (and the owner told why) when it failed. An RST is
+    /// <c>peer-reset</c>, a FIN <c>peer-closed</c>, a deadline missed <c>first-frame-timeout</c> (the peer got
+    /// no frame through: it did not even finish the handshake), and only bytes that are no TLS a
+    /// <c>protocol-error</c>.
+    /// </summary>
+    private async Task<bool> HandshakeAsync(IActorRef owner)
+    {
+        using var timeout = new CancellationTokenSource(_handshakeTimeout);
+        try
+        {
+            await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
+            TransportFaults.At(FaultPoint.TlsHandshake, Remote);
+            _stream.HandshakeDone();
+            _handshake.TrySetResult();
+            return true;
+        }
+        catch (Exception e)
+        {
+            FailHandshake(e);
+            if (_disposed) return false;
+            owner.Tell(e switch
+            {
+                OperationCanceledException when timeout.IsCancellationRequested => new TransportEvents.InputEnded(CloseReason.FirstFrameTimeout,
+                    $"TLS handshake not completed within tcp.tls.handshake-timeout ({_handshakeTimeout.ToHocon()}) of connecting"),
+                _ when _stream.PeerClosedDuringHandshake && !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection during the TLS handshake"),
+                IOException when !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.Message}"),
+                _ => TransportFailures.Classify(e, "TLS handshake"),
+            });
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Fails the sends waiting for the handshake. The failure is marked observed at once: a connection that
+    /// never queued a send must not leave a faulted task for the finalizer to report.
+    /// </summary>
+    private void FailHandshake(Exception e)
+    {
+        if (_handshake.TrySetException(e)) _ = _handshake.Task.Exception;
+    }
+
+    private static bool HasSocketError(Exception e)
+    {
+        for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
+            if (cause is SocketException) return true;
+        return false;
+    }
+
+    public bool Write(Frame frame)
+    {
+        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
+        return _outbound.Enqueue(JsonLinesCodec.Encode(frame)) || Refuse(_outbound.Refusal);
+    }
+
+    private bool Refuse(TransportFailure failure)
+    {
+        WriteFailure = failure;
+        return false;
+    }
 
     private async Task<int> SendAsync(ReadOnlyMemory<byte> bytes)
     {
         await _handshake.Task.ConfigureAwait(false);
+        TransportFaults.At(FaultPoint.TlsSend, Remote);
         await _ssl.WriteAsync(bytes).ConfigureAwait(false);
         return bytes.Length;
     }
 
-    public bool OnWriteFinished(TransportEvents.WriteFinished finished) => !_disposed && _outbound.OnWriteFinished(finished);
+    public bool OnWriteFinished(TransportEvents.WriteFinished finished)
+    {
+        if (_disposed) return Refuse(TransportFailures.WrittenAfterClose);
+        return _outbound.OnWriteFinished(finished) || Refuse(new TransportFailure(finished.Reason, finished.Error ?? "write failed"));
+    }
 
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
-    /// <summary>TLS close_notify, then FIN; failures mean the peer is already gone, which the read loop reports.</summary>
+    /// <summary>
+    /// TLS close_notify, then FIN. A failure that means the peer is already gone is the read loop's to report;
+    /// anything else is told to the owner, so this task never ends unobserved.
+    /// </summary>
     private async Task CloseNotifyAsync()
     {
         if (_disposed) return;
         try
         {
+            TransportFaults.At(FaultPoint.TlsCloseNotify, Remote);
             if (_handshake.Task.IsCompletedSuccessfully) await _ssl.ShutdownAsync().ConfigureAwait(false);
             _socket.Shutdown(SocketShutdown.Send);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
+        }
+        catch (Exception e)
+        {
+            if (!_disposed) _owner.Tell(TransportFailures.Classify(e, "TLS close"));
+        }
+    }
+
+    /// <summary>
+    /// The socket's stream, which notes whether the peer closed while the handshake ran: SslStream reports
+    /// that as an IOException like any broken record, and the two have different reasons. After the handshake
+    /// reads pass straight through, so an idle connection holds nothing more than before.
+    /// </summary>
+    private sealed class HandshakeStream(Socket socket) : NetworkStream(socket, ownsSocket: true)
+    {
+        private volatile bool _handshaking = true;
+
+        public bool PeerClosedDuringHandshake { get; private set; }
+
+        public void HandshakeDone() => _handshaking = false;
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = base.ReadAsync(buffer, cancellationToken);
+            return _handshaking && !buffer.IsEmpty ? ObserveAsync(read) : read;
+        }
+
+        private async ValueTask<int> ObserveAsync(ValueTask<int> read)
+        {
+            var count = await read.ConfigureAwait(false);
+            if (count == 0) PeerClosedDuringHandshake = true;
+            return count;
         }
     }
 
@@ -169,7 +267,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         if (_disposed) return;
         _disposed = true;
-        _handshake.TrySetException(new ObjectDisposedException(nameof(TlsTransport)));
+        FailHandshake(new ObjectDisposedException(nameof(TlsTransport)));
         _ssl.Dispose();
     }
 }

@@ -58,14 +58,16 @@ public sealed class WebSocketEndpoint(
             return;
         }
 
+        // With the TCP socket at hand the transport keeps the pong deadline itself (and closes with a notice and a
+        // close frame); the runtime's own pong timeout is then only its backstop.
+        var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
         var ws = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             KeepAliveInterval = _settings.PingInterval,
-            KeepAliveTimeout = _settings.PongTimeout,
+            KeepAliveTimeout = WebSocketTransport.RuntimePongTimeout(_settings.PongTimeout, deadlineKeptHere: socket is not null),
         });
-        var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
         var keepAlive = socket is null ? KeepAliveStatus.Disabled : SocketKeepAlive.Apply(socket, _settings.Listener.KeepAlive);
-        var transport = new WebSocketTransport(ws, remote, socket, keepAlive, _settings.Listener, _settings.PongTimeout);
+        var transport = new WebSocketTransport(ws, remote, socket, keepAlive, _settings.Listener, _settings.PingInterval, _settings.PongTimeout);
         supervisor.Tell(new ConnectionSupervisor.AdoptTransport(transport, _settings.Listener));
 
         // The connection actor disposes the transport when the connection closes. Only if the actor system

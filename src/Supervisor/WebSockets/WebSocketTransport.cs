@@ -13,10 +13,11 @@ namespace Supervisor.WebSockets;
 /// <summary>
 /// One accepted WebSocket behind the connection-actor seam: each text message carries one
 /// <c>json-lines</c> frame (a trailing newline is accepted), decoded with <see cref="JsonLinesCodec"/>.
-/// The WebSocket's own ping/pong (<c>ping-interval</c>, <c>pong-timeout</c>) is the heartbeat; a peer that
-/// misses a pong is aborted by the runtime, which this transport reports as <c>heartbeat-timeout</c>.
-/// A close the server decides ends with the error notice as a text message, then a close frame whose
-/// status follows the reason. Like <see cref="SocketTransport"/>, every member but the receive loop runs
+/// The WebSocket's own ping/pong (<c>ping-interval</c>, <c>pong-timeout</c>) is the heartbeat. The runtime
+/// sends the pings; the pong deadline is this transport's own (<see cref="SilenceLimit"/>), so a peer that
+/// misses its pong gets the <c>heartbeat-timeout</c> notice and a close frame, where the runtime would
+/// only abort the socket. A close the server decides ends with the error notice as a text message, then a
+/// close frame whose status follows the reason. Like <see cref="SocketTransport"/>, every member but the receive loop runs
 /// on the owning actor's thread; <see cref="Completion"/> lets the HTTP request that carries the WebSocket
 /// end once the owner has disposed it.
 /// </summary>
@@ -30,6 +31,9 @@ public sealed class WebSocketTransport : IConnectionTransport
     private readonly int _maxPendingWrite;
     private readonly TimeSpan _closeLinger;
     private readonly TimeSpan _pongTimeout;
+    private readonly TimeSpan _silenceLimit;
+    private Timer? _pongDeadline;
+    private int _pongMissed;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
     private int _disposeRequested;
@@ -58,8 +62,9 @@ public sealed class WebSocketTransport : IConnectionTransport
     /// <param name="socket">The TCP socket under it, for TCP_INFO; null when the server does not expose one.</param>
     /// <param name="keepAlive">Kernel keep-alive as applied to that socket and read back.</param>
     /// <param name="listener">The WebSocket listener's settings (frame length, pending writes, close linger).</param>
+    /// <param name="pingInterval">The configured ping interval (the runtime pings after this long without input).</param>
     /// <param name="pongTimeout">The configured pong timeout, named in the close detail.</param>
-    public WebSocketTransport(WebSocket ws, string remote, Socket? socket, KeepAliveStatus keepAlive, ListenerSettings listener, TimeSpan pongTimeout)
+    public WebSocketTransport(WebSocket ws, string remote, Socket? socket, KeepAliveStatus keepAlive, ListenerSettings listener, TimeSpan pingInterval, TimeSpan pongTimeout)
     {
         _ws = ws;
         _socket = socket;
@@ -67,14 +72,38 @@ public sealed class WebSocketTransport : IConnectionTransport
         _maxPendingWrite = listener.MaxPendingWrite;
         _closeLinger = listener.CloseLinger;
         _pongTimeout = pongTimeout;
+        _silenceLimit = SilenceLimit(pingInterval, pongTimeout);
         Remote = remote;
         KeepAlive = keepAlive;
+    }
+
+    /// <summary>
+    /// The runtime's keep-alive timeout to configure when this transport keeps the pong deadline itself (it
+    /// needs the TCP socket for that): far enough past <see cref="SilenceLimit"/> that the runtime's abort,
+    /// which would reach the peer as an RST without the notice, only ever backs up the deadline here
+    /// (a peer that sends data but never answers a ping). Without a socket the runtime keeps the deadline.
+    /// </summary>
+    public static TimeSpan RuntimePongTimeout(TimeSpan pongTimeout, bool deadlineKeptHere) =>
+        deadlineKeptHere ? pongTimeout * 2 + TimeSpan.FromSeconds(2) : pongTimeout;
+
+    /// <summary>
+    /// How long the peer may send nothing at all before it is closed with <c>heartbeat-timeout</c>: the
+    /// runtime pings once <paramref name="pingInterval"/> passed without input, checking on its own tick
+    /// (a quarter of the shorter of its interval and timeout, at least 1 s), and a pong is input. So a peer
+    /// silent this long was pinged at least <paramref name="pongTimeout"/> ago and did not answer.
+    /// </summary>
+    public static TimeSpan SilenceLimit(TimeSpan pingInterval, TimeSpan pongTimeout)
+    {
+        var runtimeTimeout = RuntimePongTimeout(pongTimeout, deadlineKeptHere: true);
+        var tick = TimeSpan.FromMilliseconds(Math.Max(1000, Math.Min(pingInterval.TotalMilliseconds, runtimeTimeout.TotalMilliseconds) / 4));
+        return pingInterval + tick + pongTimeout;
     }
 
     public string Remote { get; }
     public string Protocol => "ws";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut { get; private set; }
+    public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     /// <summary>Completes once the transport is disposed and the WebSocket is closed or aborted.</summary>
     public Task Completion => _completion.Task;
@@ -83,7 +112,37 @@ public sealed class WebSocketTransport : IConnectionTransport
     {
         _owner = owner;
         _receiving = true;
+        if (_socket is not null)
+            _pongDeadline = new Timer(static state => ((WebSocketTransport)state!).CheckPongDeadline(), this, _silenceLimit, Timeout.InfiniteTimeSpan);
         _ = Task.Run(ReceiveLoopAsync);
+    }
+
+    /// <summary>
+    /// The pong deadline's timer callback: the kernel knows when the peer last sent anything (a pong
+    /// included), so the callback reads that and either closes (told to the owner as
+    /// <c>heartbeat-timeout</c>, which sends the notice and the close frame) or sleeps until the deadline
+    /// could next pass. Whatever fails here is told to the owner too.
+    /// </summary>
+    private void CheckPongDeadline()
+    {
+        try
+        {
+            if (_disposed || Volatile.Read(ref _closing)) return;
+            TransportFaults.At(FaultPoint.WsPongCheck, Remote);
+            if (TcpInfoReader.ReadLastDataReceived(_socket!) is not { } silent) return; // the socket is gone: the receive loop says how
+            if (silent < _silenceLimit)
+            {
+                _pongDeadline?.Change(_silenceLimit - silent, Timeout.InfiniteTimeSpan);
+                return;
+            }
+            if (Interlocked.Exchange(ref _pongMissed, 1) == 0)
+                _owner.Tell(new TransportEvents.InputEnded(CloseReason.HeartbeatTimeout,
+                    $"no pong within {_pongTimeout.ToHocon()} of a ping (nothing received for {silent.TotalMilliseconds:F0} ms)"));
+        }
+        catch (Exception e)
+        {
+            if (!_disposed) _owner.Tell(TransportFailures.Classify(e, "pong deadline"));
+        }
     }
 
     private async Task ReceiveLoopAsync()
@@ -98,6 +157,7 @@ public sealed class WebSocketTransport : IConnectionTransport
                 // Between messages, a zero-byte receive: an idle peer costs no receive buffer.
                 Memory<byte> target = inMessage ? (chunk ??= ArrayPool<byte>.Shared.Rent(ReceiveChunk)) : Memory<byte>.Empty;
                 var result = await _ws.ReceiveAsync(target, CancellationToken.None).ConfigureAwait(false);
+                TransportFaults.At(FaultPoint.WsReceive, Remote);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     _inputEnded = true;
@@ -118,9 +178,15 @@ public sealed class WebSocketTransport : IConnectionTransport
             _inputEnded = true;
             owner.Tell(Classify(e));
         }
-        catch (Exception e) when (_disposed && e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (!_disposed)
         {
-            // The owner disposed the transport; nobody is waiting for this loop.
+            // Not the peer's doing: a bug of ours (internal-error) ends this connection, and only it.
+            _inputEnded = true;
+            owner.Tell(TransportFailures.Classify(e, "WebSocket receive loop"));
+        }
+        catch (Exception)
+        {
+            // The owner disposed the transport: nobody is waiting for this loop, and the close is told.
             _inputEnded = true;
         }
         finally
@@ -251,7 +317,7 @@ public sealed class WebSocketTransport : IConnectionTransport
 
     public bool Write(Frame frame)
     {
-        if (_disposed || _shutdownRequested) return false;
+        if (_disposed || _shutdownRequested) return Refuse(TransportFailures.WrittenAfterClose);
         var encoded = JsonLinesCodec.Encode(frame);
         // One message per frame; the newline that ends a frame on TCP is the message boundary here.
         ReadOnlyMemory<byte> text = encoded.AsMemory(0, encoded.Length - 1);
@@ -260,9 +326,15 @@ public sealed class WebSocketTransport : IConnectionTransport
         return SendNow(text);
     }
 
+    private bool Refuse(TransportFailure failure)
+    {
+        WriteFailure = failure;
+        return false;
+    }
+
     private bool Enqueue(ReadOnlyMemory<byte> text)
     {
-        if (_pendingBytes + text.Length > _maxPendingWrite) return false;
+        if (_pendingBytes + text.Length > _maxPendingWrite) return Refuse(TransportFailures.NotReading(_maxPendingWrite));
         _pendingWrites.Enqueue(text);
         _pendingBytes += text.Length;
         return true;
@@ -273,30 +345,38 @@ public sealed class WebSocketTransport : IConnectionTransport
         ValueTask send;
         try
         {
+            TransportFaults.At(FaultPoint.WsSend, Remote);
             send = _ws.SendAsync(text, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            if (send.IsCompletedSuccessfully)
+            {
+                send.GetAwaiter().GetResult();
+                BytesOut += text.Length;
+                return true;
+            }
         }
-        catch (Exception e) when (e is WebSocketException or IOException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e)
         {
-            return false;
-        }
-        if (send.IsCompletedSuccessfully)
-        {
-            send.GetAwaiter().GetResult();
-            BytesOut += text.Length;
-            return true;
+            return Refuse(TransportFailures.Classify(e, "send"));
         }
         _writeInFlight = true;
         var bytes = text.Length;
-        send.AsTask().PipeTo(_owner,
+        CompleteSendAsync(send).PipeTo(_owner,
             success: () => new TransportEvents.WriteFinished(bytes, null),
-            failure: e => new TransportEvents.WriteFinished(0, e.GetBaseException().Message));
+            failure: TransportFailures.WriteFailed);
         return true;
+    }
+
+    private async Task CompleteSendAsync(ValueTask send)
+    {
+        await send.ConfigureAwait(false);
+        TransportFaults.At(FaultPoint.WsSendCompleted, Remote);
     }
 
     public bool OnWriteFinished(TransportEvents.WriteFinished finished)
     {
         _writeInFlight = false;
-        if (finished.Error is not null || _disposed) return false;
+        if (_disposed) return Refuse(TransportFailures.WrittenAfterClose);
+        if (finished.Error is not null) return Refuse(new TransportFailure(finished.Reason, finished.Error));
         BytesOut += finished.Bytes;
         while (!_writeInFlight && _pendingWrites.Count > 0)
         {
@@ -355,11 +435,16 @@ public sealed class WebSocketTransport : IConnectionTransport
         using var timeout = new CancellationTokenSource(_closeLinger);
         try
         {
+            TransportFaults.At(FaultPoint.WsCloseOutput, Remote);
             await _ws.CloseOutputAsync(status, description, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
             // The peer is gone or not reading; Finish aborts what is left.
+        }
+        catch (Exception e)
+        {
+            CloseOutputFailed(e);
         }
     }
 
@@ -372,18 +457,30 @@ public sealed class WebSocketTransport : IConnectionTransport
         using var timeout = new CancellationTokenSource(_closeLinger);
         try
         {
+            TransportFaults.At(FaultPoint.WsCloseOutput, Remote);
             await _ws.CloseAsync(status, description, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
             // The peer is gone or silent; Finish aborts what is left.
         }
+        catch (Exception e)
+        {
+            CloseOutputFailed(e);
+        }
+    }
+
+    /// <summary>A close that failed for a reason of ours: the owner (closing already) is told, so it lets go now rather than after its linger.</summary>
+    private void CloseOutputFailed(Exception e)
+    {
+        if (!_disposed) _owner.Tell(TransportFailures.Classify(e, "WebSocket close"));
     }
 
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposeRequested, 1) == 1) return;
         _disposed = true;
+        _pongDeadline?.Dispose();
         // A peer that closed first is owed the close handshake's answer.
         if (_closeOutput is null && _ws.State == WebSocketState.CloseReceived)
         {
@@ -396,11 +493,18 @@ public sealed class WebSocketTransport : IConnectionTransport
             Finish();
     }
 
+    /// <summary>Lets go of the WebSocket; the request that carries it ends whatever happens, so Kestrel releases the socket.</summary>
     private void Finish()
     {
         if (Interlocked.Exchange(ref _finished, 1) == 1) return;
-        if (_ws.State != WebSocketState.Closed) _ws.Abort();
-        _ws.Dispose();
-        _completion.TrySetResult();
+        try
+        {
+            if (_ws.State != WebSocketState.Closed) _ws.Abort();
+            _ws.Dispose();
+        }
+        finally
+        {
+            _completion.TrySetResult();
+        }
     }
 }

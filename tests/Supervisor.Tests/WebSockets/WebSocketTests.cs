@@ -62,7 +62,7 @@ public sealed class WebSocketTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Raw_socket_peer_that_never_answers_pings_must_be_closed_with_heartbeat_timeout()
+    public async Task Raw_socket_peer_that_never_answers_pings_must_get_the_heartbeat_timeout_notice_and_a_close_frame()
     {
         await using var service = await TestService.StartAsync($"supervisor.websocket {{ ping-interval = {Ping.TotalMilliseconds}ms, pong-timeout = {Pong.TotalMilliseconds}ms }}");
         using var api = new ApiClient(service);
@@ -70,24 +70,34 @@ public sealed class WebSocketTests(ITestOutputHelper output)
         // A .NET client answers pings while it is receiving: keep a receive pending, as a real client does.
         var answer = answering.ReceiveFrameAsync(TimeSpan.FromSeconds(20));
         using var silent = await SilentWsPeer.HandshakeAsync(service.WebSocketPort);
-        var clock = Stopwatch.StartNew();
 
-        var bytes = await silent.DiscardUntilClosedAsync(TimeSpan.FromSeconds(10));
-        var closedAfter = clock.Elapsed;
-        output.WriteLine($"silent peer closed after {closedAfter.TotalMilliseconds:F0} ms, having been sent {bytes} bytes (pings)");
-        Assert.NotNull(bytes);
-        Assert.True(bytes > 0, "the server sent no ping");
-        // The runtime sends its ping after ping-interval without input and aborts pong-timeout later, both
-        // checked on its own heart-beat timer: a tolerance of a second covers that timer and a busy machine.
-        Assert.InRange(closedAfter, Ping + Pong - TimeSpan.FromMilliseconds(50), Ping + Pong + TimeSpan.FromSeconds(1));
+        var (frames, closed) = await silent.ReadFramesUntilClosedAsync(TimeSpan.FromSeconds(10));
+        foreach (var frame in frames)
+            output.WriteLine($"after {frame.ArrivedAfter.TotalMilliseconds:F0} ms: opcode {frame.Opcode}, {frame.Payload.Length} bytes {(frame.Opcode == ServerWsFrame.Ping ? "" : frame.PayloadText)}");
+        Assert.True(closed, "the server never closed the connection");
+        var ping = frames.First(f => f.Opcode == ServerWsFrame.Ping);
+        var notice = frames.Single(f => f.Opcode == ServerWsFrame.Text);
+        var close = frames.Single(f => f.Opcode == ServerWsFrame.Close);
+        Assert.StartsWith("{\"type\":3,", notice.PayloadText);
+        Assert.Contains("heartbeat-timeout: no pong within 300ms of a ping", notice.PayloadText);
+        Assert.Equal(1008, close.CloseStatus);
+        Assert.Equal("heartbeat-timeout", close.CloseText);
+        // The notice comes before the close frame, and not before the peer had its full pong-timeout after the ping.
+        Assert.True(frames.ToList().IndexOf(notice) < frames.ToList().IndexOf(close));
+        Assert.True(close.ArrivedAfter - ping.ArrivedAfter >= Pong - TimeSpan.FromMilliseconds(20),
+            $"closed {(close.ArrivedAfter - ping.ArrivedAfter).TotalMilliseconds:F0} ms after the ping");
+        // The transport's deadline: silent for ping-interval + one runtime keep-alive tick + pong-timeout. A second
+        // of tolerance covers the timer and a busy machine.
+        var limit = Supervisor.WebSockets.WebSocketTransport.SilenceLimit(Ping, Pong);
+        Assert.InRange(close.ArrivedAfter, Ping + Pong, limit + TimeSpan.FromSeconds(1));
 
         var stats = await api.WaitForAsync("/api/stats", s => s.GetProperty("closedByReason").GetProperty("heartbeat-timeout").GetInt64() == 1);
         Assert.Equal(1, stats.GetProperty("active").GetInt64());
-        var closed = service.Logs.Lines.Single(l => l.Message.Contains(" closed: heartbeat-timeout", StringComparison.Ordinal));
-        Assert.Contains("no pong within 300ms of a ping", closed.Message);
+        var line = service.Logs.Lines.Single(l => l.Message.Contains(" closed: heartbeat-timeout", StringComparison.Ordinal));
+        Assert.Contains("no pong within 300ms of a ping", line.Message);
 
         // The peer that answers pings is not touched, however long it sends no frame.
-        await Task.Delay(3 * (Ping + Pong));
+        await Task.Delay(3 * limit);
         await answering.SendFrameAsync(new Frame(FrameType.Heartbeat, 1, null, 5));
         Assert.Equal(5, (await answer)!.Seq);
         Assert.Equal(0, (await api.GetOkAsync("/api/stats")).GetProperty("closedByReason").GetProperty("peer-closed").GetInt64());

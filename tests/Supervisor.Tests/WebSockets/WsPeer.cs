@@ -160,5 +160,94 @@ public sealed class SilentWsPeer : IDisposable
         }
     }
 
+    /// <summary>Sends one text message as a client must, masked (with a zero key, which leaves the bytes as they are).</summary>
+    public async Task SendMaskedTextAsync(string text, CancellationToken cancel)
+    {
+        var payload = Encoding.UTF8.GetBytes(text);
+        var header = new List<byte> { 0x81 };
+        if (payload.Length < 126) header.Add((byte)(0x80 | payload.Length));
+        else if (payload.Length <= ushort.MaxValue) header.AddRange([0x80 | 126, (byte)(payload.Length >> 8), (byte)payload.Length]);
+        else throw new ArgumentException("message too long for this test peer", nameof(text));
+        header.AddRange([0, 0, 0, 0]);
+        await Socket.SendAsync(header.Concat(payload).ToArray(), SocketFlags.None, cancel);
+    }
+
+    /// <summary>
+    /// Reads what the server sends, answering nothing (no pong, no close), until the server closes the TCP
+    /// connection or <paramref name="timeout"/> passes: every WebSocket frame, parsed, with when it arrived.
+    /// </summary>
+    public async Task<(IReadOnlyList<ServerWsFrame> Frames, bool Closed)> ReadFramesUntilClosedAsync(TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var frames = new List<ServerWsFrame>();
+        var pending = new List<byte>();
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(timeout);
+        var closed = false;
+        try
+        {
+            while (true)
+            {
+                var read = await Socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+                if (read == 0) { closed = true; break; }
+                pending.AddRange(buffer.AsSpan(0, read).ToArray());
+                while (ServerWsFrame.TryParse(pending, clock.Elapsed, out var frame, out var used))
+                {
+                    frames.Add(frame);
+                    pending.RemoveRange(0, used);
+                }
+            }
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            closed = true;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return (frames, closed);
+    }
+
     public void Dispose() => Socket.Dispose();
+}
+
+/// <summary>One frame a server sent (unmasked, RFC 6455 §5.2), as a raw peer parses it.</summary>
+public sealed record ServerWsFrame(int Opcode, byte[] Payload, TimeSpan ArrivedAfter)
+{
+    public const int Text = 1, Close = 8, Ping = 9;
+
+    public string PayloadText => Encoding.UTF8.GetString(Payload);
+
+    /// <summary>A close frame's status code; null for another frame or an empty close.</summary>
+    public int? CloseStatus => Opcode == Close && Payload.Length >= 2 ? Payload[0] << 8 | Payload[1] : null;
+
+    /// <summary>A close frame's reason text.</summary>
+    public string CloseText => Opcode == Close && Payload.Length > 2 ? Encoding.UTF8.GetString(Payload, 2, Payload.Length - 2) : "";
+
+    public static bool TryParse(List<byte> bytes, TimeSpan arrivedAfter, out ServerWsFrame frame, out int used)
+    {
+        frame = null!;
+        used = 0;
+        if (bytes.Count < 2) return false;
+        var opcode = bytes[0] & 0x0F;
+        long length = bytes[1] & 0x7F;
+        var header = 2;
+        if (length == 126)
+        {
+            if (bytes.Count < 4) return false;
+            length = bytes[2] << 8 | bytes[3];
+            header = 4;
+        }
+        else if (length == 127)
+        {
+            if (bytes.Count < 10) return false;
+            length = 0;
+            for (var i = 2; i < 10; i++) length = length << 8 | bytes[i];
+            header = 10;
+        }
+        if (bytes.Count < header + length) return false;
+        frame = new ServerWsFrame(opcode, bytes.GetRange(header, (int)length).ToArray(), arrivedAfter);
+        used = header + (int)length;
+        return true;
+    }
 }

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Supervisor.Messages.Wire;
+using Supervisor.Tests.Support;
+using Xunit.Abstractions;
+using static Supervisor.Tests.Hardening.TransportChecks;
+
+namespace Supervisor.Tests.Hardening;
+
+/// <summary>
+/// Close reasons that tell the truth (issue 12): a peer's RST is peer-reset wherever it lands (the TLS
+/// handshake, a read, a send), never protocol-error or write-failed; a stalled TLS handshake ends at
+/// <c>tcp.tls.handshake-timeout</c>.
+/// </summary>
+public sealed class TransportResetReasonTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TestCertificates _certificates = new();
+
+    // The first bytes of a TLS 1.2 ClientHello record (handshake, version 3.1, 512 bytes announced), cut short.
+    private static readonly byte[] PartialClientHello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a, 0x5b, 0x5c];
+
+    private static void Reset(Socket socket)
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
+    [Fact]
+    public async Task A_reset_during_the_tls_handshake_must_count_as_peer_reset_not_protocol_error()
+    {
+        await using var service = await TestService.StartAsync(_certificates.Hocon("supervisor.tcp.tls"));
+        const int peers = 20;
+        for (var i = 0; i < peers; i++)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(IPAddress.Loopback, service.Port);
+            await socket.SendAsync(PartialClientHello, SocketFlags.None);
+            // Let the server's handshake read the partial record and wait for the rest.
+            await service.WaitForStatsAsync(s => s.Active == 1);
+            await Task.Delay(50);
+            Reset(socket);
+            await service.WaitForStatsAsync(s => s.Active == 0);
+        }
+        var stats = await service.WaitForStatsAsync(s => s.ClosedByReason.Values.Sum() == peers);
+        output.WriteLine(string.Join(", ", stats.ClosedByReason.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.Equal(peers, stats.Closed(CloseReason.PeerReset));
+        Assert.Equal(0, stats.Closed(CloseReason.ProtocolError));
+        Assert.Contains(service.Logs.Lines, l => l.Message.Contains(" closed: peer-reset (connection reset by peer)", StringComparison.Ordinal));
+        await AssertNoCloseWaitAsync(service.Port);
+        await AssertRegistryRowsAsync(service, 0);
+    }
+
+    [Fact]
+    public async Task A_reset_right_after_a_frame_must_count_as_peer_reset_never_write_failed()
+    {
+        await using var service = await TestService.StartAsync("supervisor.tcp.limits.max-connections-per-address = 1000");
+        using var bystander = await TestPeer.ConnectAsync(service.Port);
+        await AssertAnsweredAsync(bystander, 1);
+        const int peers = 300;
+        await Parallel.ForAsync(0, peers, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (_, _) =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(IPAddress.Loopback, service.Port);
+            await socket.SendAsync("{\"type\":0,\"timestamp\":1,\"seq\":1}\n"u8.ToArray(), SocketFlags.None);
+            Reset(socket);
+        });
+        var stats = await service.WaitForStatsAsync(s => s.ClosedByReason.Values.Sum() == peers, TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join(", ", stats.ClosedByReason.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.Equal(0, stats.Closed(CloseReason.WriteFailed));
+        Assert.Equal(peers, stats.Closed(CloseReason.PeerReset));
+        await AssertRegistryRowsAsync(service, 1);
+        await AssertNoCloseWaitAsync(service.Port);
+        await AssertAnsweredAsync(bystander, 2);
+    }
+
+    [Fact]
+    public async Task A_reset_right_after_a_frame_over_tls_must_count_as_peer_reset_never_write_failed()
+    {
+        await using var service = await TestService.StartAsync(_certificates.Hocon("supervisor.tcp.tls"));
+        const int peers = 30;
+        for (var i = 0; i < peers; i++)
+        {
+            var (socket, tls) = await ConnectTlsAsync(service.Port, _certificates);
+            await tls.WriteAsync("{\"type\":0,\"timestamp\":1,\"seq\":1}\n"u8.ToArray());
+            Reset(socket);
+        }
+        var stats = await service.WaitForStatsAsync(s => s.ClosedByReason.Values.Sum() == peers, TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join(", ", stats.ClosedByReason.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.Equal(0, stats.Closed(CloseReason.WriteFailed));
+        Assert.Equal(peers, stats.Closed(CloseReason.PeerReset));
+        await AssertNoCloseWaitAsync(service.Port);
+    }
+
+    [Fact]
+    public async Task A_tls_handshake_that_stalls_must_be_closed_at_the_configured_handshake_timeout_as_first_frame_timeout()
+    {
+        var hocon = _certificates.Hocon("supervisor.tcp.tls") + "\nsupervisor.tcp.tls.handshake-timeout = 500ms";
+        await using var service = await TestService.StartAsync(hocon);
+        using var stalled = await TestPeer.ConnectAsync(service.Port);
+        var clock = Stopwatch.StartNew();
+        await stalled.SendAsync(PartialClientHello);
+
+        var buffer = new byte[256];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var read = await stalled.Socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+        var elapsed = clock.Elapsed;
+        output.WriteLine($"stalled handshake closed after {elapsed.TotalMilliseconds:F0} ms ({read} bytes read)");
+        Assert.Equal(0, read);
+        Assert.InRange(elapsed, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(3));
+        var stats = await service.WaitForStatsAsync(s => s.Closed(CloseReason.FirstFrameTimeout) == 1 && s.Active == 0);
+        Assert.Equal(1, stats.ClosedByReason.Values.Sum());
+        Assert.Contains(service.Logs.Lines, l => l.Message.Contains("TLS handshake not completed within tcp.tls.handshake-timeout (500ms)", StringComparison.Ordinal));
+        await AssertNoCloseWaitAsync(service.Port);
+    }
+
+    [Fact]
+    public void The_tls_handshake_timeout_must_default_to_10s_and_be_read_per_listener_and_a_bad_one_must_name_its_key()
+    {
+        static Supervisor.Configuration.SupervisorSettings Read(string hocon) =>
+            Supervisor.Configuration.SupervisorConfig.Read(Supervisor.Configuration.SupervisorConfig.Build(hocon, null));
+        var settings = Read("supervisor.listeners.slow { port = 9001, tls.handshake-timeout = 30s }");
+        Assert.Equal(TimeSpan.FromSeconds(10), settings.Listeners.Single(l => l.Name == "tcp").TlsHandshakeTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(30), settings.Listeners.Single(l => l.Name == "slow").TlsHandshakeTimeout);
+        var error = Assert.Throws<Supervisor.Configuration.ConfigurationError>(() => Read("supervisor.tcp.tls.handshake-timeout = 0s"));
+        Assert.Equal("supervisor.tcp.tls.handshake-timeout", error.Key);
+    }
+
+    public void Dispose() => _certificates.Dispose();
+}
