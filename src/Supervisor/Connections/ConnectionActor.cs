@@ -83,6 +83,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case TransportEvents.FrameReceived received:
                 OnFrame(new DecodedFrame(received.Frame.Type, received.Frame.Timestamp, received.Frame.Data, received.Frame.Seq),
                     received.WireBytes, received.Frame);
+                _transport.FrameHandled();
                 break;
             case TransportEvents.FrameRejected rejected:
                 Close(rejected.Reason, rejected.Error);
@@ -342,7 +343,10 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case ConnectionCommands.GetStatus or ConnectionCommands.GetTcpInfo:
                 AnswerQuery(message);
                 break;
-            // Input after the close decision proves nothing and changes nothing.
+            // Input after the close decision proves nothing and changes nothing; the transport may read on (drain).
+            case TransportEvents.FrameReceived:
+                _transport.FrameHandled();
+                break;
             case TransportEvents.ITransportEvent:
             case ConnectionCommands.CloseConnection:
             case DeadlineDue:

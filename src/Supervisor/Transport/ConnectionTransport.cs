@@ -47,6 +47,12 @@ public interface IConnectionTransport : IDisposable
     /// </summary>
     IInboundFrames? Inbound => null;
 
+    /// <summary>
+    /// The owner has handled a frame told as <see cref="TransportEvents.FrameReceived"/>; a push-mode transport
+    /// that reads one message at a time reads the next one then.
+    /// </summary>
+    void FrameHandled() { }
+
     /// <summary>Handles the completion of a write that could not finish at once.</summary>
     bool OnWriteFinished(TransportEvents.WriteFinished finished);
 

@@ -47,6 +47,12 @@ public sealed class WebSocketTransport : IConnectionTransport
     private byte[]? _message;
     private int _messageLength;
     private bool _draining;
+    // One message at a time: the next receive waits until the owner has handled the frame before it. The
+    // runtime checks a text message's UTF-8 inside ReceiveAsync and answers a bad one with a close frame at
+    // once; waiting keeps the answers to earlier frames ahead of that close frame.
+    private readonly SemaphoreSlim _ownerCaughtUp = new(0, int.MaxValue);
+    // After a refused frame the drain waits for our close frame to be sent (notice first), for the same reason.
+    private readonly TaskCompletionSource _closeFrameSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Write side: touched on the owner's thread only.
     private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new(0);
@@ -165,17 +171,23 @@ public sealed class WebSocketTransport : IConnectionTransport
                     return;
                 }
                 inMessage = !result.EndOfMessage;
-                if (!_draining) OnReceived(owner, result, target.Span[..result.Count]);
+                var told = !_draining && OnReceived(owner, result, target.Span[..result.Count]);
                 if (!inMessage && chunk is not null)
                 {
                     ArrayPool<byte>.Shared.Return(chunk);
                     chunk = null;
                 }
+                if (told) await _ownerCaughtUp.WaitAsync().ConfigureAwait(false);
+                else if (_draining) await _closeFrameSent.Task.ConfigureAwait(false);
             }
         }
         catch (Exception e) when (!_disposed && e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
             _inputEnded = true;
+            // Input the runtime refused (not UTF-8, say) while our notice and close frame are on their way: telling
+            // the owner would end the connection at once and abort the socket under them; its close-linger ends it.
+            if (Volatile.Read(ref _closing) && e is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted or WebSocketError.InvalidMessageType })
+                return;
             owner.Tell(Classify(e));
         }
         catch (Exception e) when (!_disposed)
@@ -196,41 +208,47 @@ public sealed class WebSocketTransport : IConnectionTransport
         }
     }
 
-    /// <summary>Assembles one message from its pieces and decodes it once complete; receive loop only.</summary>
-    private void OnReceived(IActorRef owner, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
+    /// <summary>Assembles one message from its pieces and decodes it once complete; true when a frame was told to the owner. Receive loop only.</summary>
+    private bool OnReceived(IActorRef owner, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
     {
         if (result.MessageType == WebSocketMessageType.Binary)
         {
             Reject(owner, CloseReason.ProtocolError, "binary message; frames are JSON text messages");
-            return;
+            return false;
         }
         // One byte of slack each for a trailing "\r\n", as on TCP.
         if (_messageLength + data.Length > _maxFrameLength + 2)
         {
             Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
-            return;
+            return false;
         }
         if (data.Length > 0)
         {
             _message = Append(_message, _messageLength, data);
             _messageLength += data.Length;
         }
-        if (!result.EndOfMessage) return;
+        if (!result.EndOfMessage) return false;
 
         var wireBytes = _messageLength;
         var line = TrimNewline(_message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength));
         if (line.Length > _maxFrameLength)
         {
             Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
-            return;
+            return false;
         }
         var decoded = JsonLinesCodec.Decode(line);
         ReleaseMessage();
         if (decoded.Frame is { } frame)
+        {
             owner.Tell(new TransportEvents.FrameReceived(frame, wireBytes));
-        else
-            Reject(owner, CloseReason.ProtocolError, decoded.Error!);
+            return true;
+        }
+        Reject(owner, CloseReason.ProtocolError, decoded.Error!);
+        return false;
     }
+
+    /// <summary>The owner handled the frame last told: the receive loop may read the next message.</summary>
+    public void FrameHandled() => _ownerCaughtUp.Release();
 
     /// <summary>Input that breaks the protocol: report it once, then drain and discard until the close.</summary>
     private void Reject(IActorRef owner, CloseReason reason, string error)
@@ -293,6 +311,11 @@ public sealed class WebSocketTransport : IConnectionTransport
         }
         if (e is WebSocketException { WebSocketErrorCode: WebSocketError.ConnectionClosedPrematurely })
             return new(CloseReason.PeerClosed, "peer closed the connection without a WebSocket close");
+        // A text message that is not UTF-8 (or another frame the runtime refuses): the runtime has sent its own
+        // close frame (1007, 1002) before throwing, though nobody here asked to close.
+        if (e is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted or WebSocketError.InvalidMessageType }
+            && _ws.State is WebSocketState.CloseSent or WebSocketState.Aborted && !Volatile.Read(ref _closing))
+            return new(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}");
         if (e is WebSocketException && _ws.CloseStatus is WebSocketCloseStatus.InvalidPayloadData or WebSocketCloseStatus.ProtocolError)
             return new(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}");
         return new(CloseReason.PeerReset, $"WebSocket failed: {e.GetBaseException().Message}");
@@ -446,6 +469,10 @@ public sealed class WebSocketTransport : IConnectionTransport
         {
             CloseOutputFailed(e);
         }
+        finally
+        {
+            _closeFrameSent.TrySetResult();
+        }
     }
 
     /// <summary>
@@ -481,6 +508,9 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (Interlocked.Exchange(ref _disposeRequested, 1) == 1) return;
         _disposed = true;
         _pongDeadline?.Dispose();
+        // A receive loop waiting for the owner or for the close frame must see the end, not wait forever.
+        _ownerCaughtUp.Release();
+        _closeFrameSent.TrySetResult();
         // A peer that closed first is owed the close handshake's answer.
         if (_closeOutput is null && _ws.State == WebSocketState.CloseReceived)
         {
