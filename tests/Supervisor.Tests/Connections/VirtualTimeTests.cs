@@ -28,8 +28,10 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         Clock.Advance(span);
     }
 
+    // These tests watch the heartbeat deadlines of connections that stay silent from the start, which the
+    // first-frame deadline (on by default) would close first.
     private static ListenerSettings Profile(string name) =>
-        SupervisorConfig.Read(SupervisorConfig.Build(null, name)).Listeners.Single();
+        SupervisorConfig.Read(SupervisorConfig.Build("supervisor.tcp.limits.first-frame-timeout = off", name)).Listeners.Single();
 
     private (IActorRef Connection, TestProbe Registry, TestProbe Transport) Start(ListenerSettings listener)
     {
