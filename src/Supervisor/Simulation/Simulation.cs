@@ -79,9 +79,12 @@ public static class Simulation
 
         var counters = new SendCounters();
         var heartbeat = new TransportEvents.FrameReceived(new Frame(FrameType.Heartbeat, 0), 26);
+        // The peers stand for connections already established at different times (their first heartbeats
+        // are spread over one interval), not fresh connects, so the first-frame deadline is not theirs.
+        var listener = options.Listener with { Limits = options.Listener.Limits with { FirstFrameTimeout = null } };
         foreach (var peer in peers)
         {
-            supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, options.Listener));
+            supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, listener));
             // Spread first heartbeats over one interval, as peers that connected at different times would be.
             var first = Align(TimeSpan.FromTicks((long)(random.NextDouble() * peer.Model.Interval.Ticks)), step);
             ScheduleSend(peer, first);
