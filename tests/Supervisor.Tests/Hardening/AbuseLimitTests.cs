@@ -145,3 +145,62 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         await AssertBystandersHealthy(bystanders, service, 20);
     }
 }
+
+/// <summary>The default limits against legitimate traffic that once tripped them (issue 14): nothing may be refused.</summary>
+[Collection(Connections.ProcessWideResources.Name)]
+public sealed class LegitimateTrafficTests(ITestOutputHelper output)
+{
+    private static async Task<System.Net.Sockets.Socket> ConnectFrom(string address, int port)
+    {
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(address), 0));
+        await socket.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        return socket;
+    }
+
+    [Fact]
+    public async Task Five_thousand_connections_from_8_addresses_must_all_be_accepted_by_default()
+    {
+        await using var service = await TestService.StartAsync();
+        var sockets = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            foreach (var batch in Enumerable.Range(0, 5000).Chunk(250))
+                sockets.AddRange(await Task.WhenAll(batch.Select(i => ConnectFrom($"127.0.0.{1 + i % 8}", service.Port))));
+            var stats = await service.WaitForStatsAsync(s => s.Active == 5000, TimeSpan.FromSeconds(30));
+            output.WriteLine($"active {stats.Active}, refused {stats.Closed(CloseReason.RejectedCapacity)}");
+            Assert.Equal(0, stats.Closed(CloseReason.RejectedCapacity));
+        }
+        finally
+        {
+            foreach (var socket in sockets) socket.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData("")] // the defaults
+    [InlineData("supervisor.tcp.limits.max-connections-per-address = 10")]
+    public async Task Ten_clients_cycling_connect_heartbeat_close_3000_times_must_never_be_refused(string hocon)
+    {
+        await using var service = await TestService.StartAsync(hocon);
+        var cycles = int.TryParse(Environment.GetEnvironmentVariable("SUPERVISOR_CHURN_CYCLES"), out var n) ? n : 3000;
+        var refusals = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var clock = Stopwatch.StartNew();
+        // Ten clients, each one connection at a time: never more than ten open, all from 127.0.0.1.
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(client => Task.Run(async () =>
+        {
+            for (var cycle = client; cycle < cycles; cycle += 10)
+            {
+                using var peer = await TestPeer.ConnectAsync(service.Port);
+                await peer.SendHeartbeatAsync(cycle);
+                var reply = await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(5));
+                if (reply?.Type != FrameType.HeartbeatResponse) refusals.Add(reply?.Data ?? "no answer");
+            }
+        })));
+        var stats = await service.WaitForStatsAsync(s => s.Active == 0, TimeSpan.FromSeconds(10));
+        output.WriteLine($"{cycles} cycles in {clock.Elapsed.TotalSeconds:F1} s; accepted {stats.Accepted}, refused {stats.Closed(CloseReason.RejectedCapacity)}");
+        Assert.Empty(refusals);
+        Assert.Equal(0, stats.Closed(CloseReason.RejectedCapacity));
+        Assert.Equal(cycles, stats.Accepted);
+    }
+}
