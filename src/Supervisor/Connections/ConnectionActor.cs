@@ -103,7 +103,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 break;
             case ConnectionSupervisor.EvictUnproven:
                 if (_sawValidFrame)
-                    Sender.Tell(ConnectionSupervisor.EvictionDeclined.Instance);
+                    Sender.Tell(ConnectionSupervisor.EvictionDeclined.Instance, Self);
                 else
                     Close(CloseReason.FirstFrameTimeout, $"evicted: the server is full and this connection has sent no frame in {(Now - _connectedAt).TotalSeconds:0.0} s");
                 break;
@@ -209,7 +209,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             if (_firstFrame is not null)
             {
                 _firstFrame.Cancel();
-                Context.Parent.Tell(ConnectionSupervisor.FirstFrameSeen.Instance);
+                Context.Parent.Tell(ConnectionSupervisor.FirstFrameSeen.Instance, Self);
             }
         }
         var rttSamples = _deadlines.RttSamples;
@@ -361,7 +361,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _deadline?.Cancel();
         _firstFrame?.Cancel();
         // A closing connection holds no slot: the peer that caused it may already be reconnecting.
-        Context.Parent.Tell(ConnectionSupervisor.SlotReleased.Instance);
+        Context.Parent.Tell(ConnectionSupervisor.SlotReleased.Instance, Self);
         ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {

@@ -104,6 +104,33 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_full_listener_must_evict_its_oldest_connection_that_sent_no_frame_rather_than_refuse_a_newcomer()
+    {
+        await using var service = await TestService.StartAsync("supervisor.tcp.max-connections = 22");
+        await using var bystanders = await Bystanders.StartAsync(service.Port); // 20, all heartbeating
+        using var oldestIdle = await TestPeer.ConnectAsync(service.Port);
+        using var youngerIdle = await TestPeer.ConnectAsync(service.Port);
+        await service.WaitForStatsAsync(s => s.Active == 22);
+
+        using var newcomer = await TestPeer.ConnectAsync(service.Port);
+        await newcomer.SendHeartbeatAsync(1);
+        Assert.Equal(FrameType.HeartbeatResponse, (await newcomer.ReceiveFrameAsync(TimeSpan.FromSeconds(3)))!.Type);
+        IReadOnlyList<Frame> frames;
+        try { frames = await oldestIdle.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3)); }
+        catch (TimeoutException)
+        {
+            foreach (var line in service.Logs.Lines) output.WriteLine($"{line.Category}: {line.Message}");
+            throw;
+        }
+        var notice = Assert.Single(frames);
+        Assert.Matches(@"^first-frame-timeout: evicted: the server is full and this connection has sent no frame in \d+\.\d s$", notice.Data);
+        await Assert.ThrowsAsync<TimeoutException>(() => youngerIdle.ReceiveFrameAsync(TimeSpan.FromMilliseconds(200))); // still open
+        var stats = await service.WaitForStatsAsync(s => s.Closed(CloseReason.FirstFrameTimeout) == 1);
+        Assert.Equal(0, stats.Closed(CloseReason.RejectedCapacity));
+        await AssertBystandersHealthy(bystanders, service, 22);
+    }
+
+    [Fact]
     public async Task Connections_over_the_per_address_limit_must_be_refused_with_rejected_capacity()
     {
         await using var service = await TestService.StartAsync("supervisor.tcp.limits.max-connections-per-address = 22");
