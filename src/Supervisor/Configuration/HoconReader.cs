@@ -61,11 +61,11 @@ public static class HoconReader
             throw new ConfigurationError(Key(prefix, key), $"'{raw}' needs a unit (ms, s, m, h), e.g. {raw}s");
     }
 
-    public static TimeSpan? ReadOptionalDuration(Config c, string key, string? prefix)
-    {
-        var raw = Raw(c, key);
-        return raw is "off" or "false" or "no" ? null : ReadPositiveDuration(c, key, prefix);
-    }
+    /// <summary>Whether an optional limit is switched off (<c>off</c>, <c>false</c> or <c>no</c>).</summary>
+    public static bool IsOff(Config c, string key) => Raw(c, key) is "off" or "false" or "no";
+
+    public static TimeSpan? ReadOptionalDuration(Config c, string key, string? prefix) =>
+        IsOff(c, key) ? null : ReadPositiveDuration(c, key, prefix);
 
     /// <summary>The kernel takes keep-alive times in whole seconds; anything else would be silently rounded.</summary>
     public static TimeSpan ReadWholeSeconds(Config c, string key, string? prefix)

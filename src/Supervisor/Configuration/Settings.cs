@@ -60,13 +60,26 @@ public sealed record ListenerSettings(
 }
 
 /// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>
-/// <param name="MaxConnectionsPerAddress">Live connections one remote IP address may hold on the listener. Default 100.</param>
-/// <param name="MaxFramesPerSecond">Sustained frame rate one connection may send. Default 100.</param>
-/// <param name="FrameBurst">Frames one connection may send in a burst above that rate. Default 200.</param>
-/// <param name="FirstFrameTimeout">A connection that completes no valid frame this long after it opened is closed; null when off (the default).</param>
-public sealed record ListenerLimits(int MaxConnectionsPerAddress, double MaxFramesPerSecond, int FrameBurst, TimeSpan? FirstFrameTimeout)
+/// <param name="MaxConnectionsPerAddress">Live connections one remote IP address may hold on the listener; null when off (the default: a NAT or a load balancer puts many legitimate peers behind one address).</param>
+/// <param name="MaxFramesPerSecond">Sustained rate of heartbeat traffic (every frame but data: heartbeats, responses, notices) one connection may send. Default 100.</param>
+/// <param name="FrameBurst">Frames one connection may send in a burst above each rate. Default 200.</param>
+/// <param name="FirstFrameTimeout">A connection that completes no valid frame this long after it opened is closed; null when off. The configuration's default, <c>auto</c>, is <see cref="AutoFirstFrameTimeout"/>.</param>
+public sealed record ListenerLimits(int? MaxConnectionsPerAddress, double MaxFramesPerSecond, int FrameBurst, TimeSpan? FirstFrameTimeout)
 {
-    public static ListenerLimits Default { get; } = new(100, 100, 200, null);
+    public static ListenerLimits Default { get; } = new(null, 100, 200, null);
+
+    /// <summary>Sustained data frames per second one connection may send; null when off (the default: data rate belongs to the application and its backpressure).</summary>
+    public double? MaxDataFramesPerSecond { get; init; }
+
+    /// <summary>
+    /// <c>first-frame-timeout = auto</c>: one heartbeat interval plus half of the shorter of the interval and
+    /// the gap to the timeout, so always between the two. A client that, like the source document's, sends
+    /// its first heartbeat one interval after connecting is accepted with time to spare; a connection that
+    /// says nothing gives its slot back well before a heartbeat timeout. Off when the listener has no
+    /// application heartbeat (keep-alive only, or a WebSocket's ping/pong): its peers may rightly stay silent.
+    /// </summary>
+    public static TimeSpan? AutoFirstFrameTimeout(HeartbeatSettings heartbeat) =>
+        heartbeat.Enabled ? heartbeat.Interval + TimeSpan.FromTicks(Math.Min(heartbeat.Interval.Ticks, (heartbeat.Timeout - heartbeat.Interval).Ticks) / 2) : null;
 }
 
 /// <summary>Everything the service reads from <c>supervisor</c>, validated.</summary>

@@ -206,16 +206,27 @@ public static partial class SupervisorConfig
         if (maxPending < maxFrame)
             throw new ConfigurationError($"{path}.max-pending-write", $"{maxPending} must be at least max-frame-length ({maxFrame})");
 
-        var perAddress = ReadInt(tcp, "limits.max-connections-per-address", path);
+        int? perAddress = IsOff(tcp, "limits.max-connections-per-address")
+            ? null : ReadInt(tcp, "limits.max-connections-per-address", path);
         if (perAddress < 1)
-            throw new ConfigurationError($"{path}.limits.max-connections-per-address", $"{perAddress} must be at least 1");
+            throw new ConfigurationError($"{path}.limits.max-connections-per-address", $"{perAddress} must be at least 1 (or off)");
         var rate = ReadDouble(tcp, "limits.max-frames-per-second", path);
         if (rate <= 0)
             throw new ConfigurationError($"{path}.limits.max-frames-per-second", $"{rate} must be positive");
+        double? dataRate = IsOff(tcp, "limits.max-data-frames-per-second")
+            ? null : ReadDouble(tcp, "limits.max-data-frames-per-second", path);
+        if (dataRate <= 0)
+            throw new ConfigurationError($"{path}.limits.max-data-frames-per-second", $"{dataRate} must be positive (or off)");
         var burst = ReadInt(tcp, "limits.frame-burst", path);
         if (burst < 1)
             throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
-        var limits = new ListenerLimits(perAddress, rate, burst, ReadOptionalDuration(tcp, "limits.first-frame-timeout", path));
+        var heartbeatSettings = new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
+            ReadBool(heartbeat, "server-ping", heartbeatPath),
+            ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath));
+        var firstFrame = Raw(tcp, "limits.first-frame-timeout") == "auto"
+            ? ListenerLimits.AutoFirstFrameTimeout(heartbeatSettings)
+            : ReadOptionalDuration(tcp, "limits.first-frame-timeout", path);
+        var limits = new ListenerLimits(perAddress, rate, burst, firstFrame) { MaxDataFramesPerSecond = dataRate };
         var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
         var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
 
@@ -224,10 +235,7 @@ public static partial class SupervisorConfig
             throw new ConfigurationError($"{path}.host", $"'{host}' is not an IP address (such as 0.0.0.0, 127.0.0.1 or ::)");
 
         return new ListenerSettings(name, profile, host, port, maxFrame, maxConnections, maxPending,
-            ReadPositiveDuration(tcp, "close-linger", path), keepAlive,
-            new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
-                ReadBool(heartbeat, "server-ping", heartbeatPath),
-                ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath))) with
+            ReadPositiveDuration(tcp, "close-linger", path), keepAlive, heartbeatSettings) with
             {
                 Limits = limits,
                 TlsCertificate = certificate,

@@ -56,9 +56,11 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     // The registry hears of every state change at once, and of counters at most every status-refresh.
     private DateTimeOffset _statusRefreshAt;
     private bool _sawValidFrame;
-    // Token bucket of the frame-rate limit: tokens refill at max-frames-per-second up to frame-burst.
-    private double _frameTokens;
-    private DateTimeOffset _tokensAt;
+    // When the first-frame deadline is due, and whether a server stall has already postponed it once.
+    private DateTimeOffset _firstFrameDueAt;
+    private bool _firstFramePostponed;
+    // Token buckets of the frame-rate limits: heartbeat traffic (every frame but data) always, data frames when configured.
+    private TokenBucket _heartbeatTokens, _dataTokens;
 
 
     public ConnectionActor(Setup setup)
@@ -98,8 +100,13 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 OnDeadline();
                 break;
             case FirstFrameDue:
-                if (!_sawValidFrame)
-                    Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
+                OnFirstFrameDue();
+                break;
+            case ConnectionSupervisor.EvictUnproven:
+                if (_sawValidFrame)
+                    Sender.Tell(ConnectionSupervisor.EvictionDeclined.Instance, Self);
+                else
+                    Close(CloseReason.FirstFrameTimeout, $"evicted: the server is full and this connection has sent no frame in {(Now - _connectedAt).TotalSeconds:0.0} s");
                 break;
             case ConnectionCommands.CloseConnection command:
                 Close(command.Reason, command.Reason switch
@@ -155,13 +162,16 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _timers = DeadlineQueue.Get(Context.System);
         _deadline = _timers.Register(Self, DeadlineDue.Instance);
         ArmDeadline();
-        if (_setup.Listener.Limits.FirstFrameTimeout is { } firstFrame)
+        var limits = _setup.Listener.Limits;
+        if (limits.FirstFrameTimeout is { } firstFrame)
         {
             _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
-            _firstFrame.Set(_connectedAt + firstFrame);
+            _firstFrameDueAt = _connectedAt + firstFrame;
+            _firstFrame.Set(_firstFrameDueAt);
         }
-        _frameTokens = _setup.Listener.Limits.FrameBurst;
-        _tokensAt = _connectedAt;
+        _heartbeatTokens = new TokenBucket(limits.MaxFramesPerSecond, limits.FrameBurst, _connectedAt);
+        if (limits.MaxDataFramesPerSecond is { } dataRate)
+            _dataTokens = new TokenBucket(dataRate, limits.FrameBurst, _connectedAt);
         _statusRefreshAt = _connectedAt + _services.StatusRefresh;
         _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
         _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
@@ -189,15 +199,19 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _bytesIn += wireBytes;
         _services.Metrics.Received(wireBytes);
         var now = Now;
-        if (!TakeFrameToken(now))
+        if (RateLimitExceeded(frame.Type, now) is { } exceeded)
         {
-            Close(CloseReason.RateLimited, $"more than {_setup.Listener.Limits.MaxFramesPerSecond:0.##} frames per second (burst {_setup.Listener.Limits.FrameBurst})");
+            Close(CloseReason.RateLimited, exceeded);
             return;
         }
         if (!_sawValidFrame)
         {
             _sawValidFrame = true;
-            _firstFrame?.Cancel();
+            if (_firstFrame is not null)
+            {
+                _firstFrame.Cancel();
+                Context.Parent.Tell(ConnectionSupervisor.FirstFrameSeen.Instance, Self);
+            }
         }
         var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame.Type, frame.Seq, now) || now >= _statusRefreshAt)
@@ -227,22 +241,60 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         }
     }
 
-    private bool TakeFrameToken(DateTimeOffset now)
+    /// <summary>
+    /// Takes a token for this frame; the detail of the rate-limited close when there was none. Heartbeat
+    /// traffic is always limited (a real peer sends one heartbeat an interval); data frames only when
+    /// <c>max-data-frames-per-second</c> is set, since their rate is the application's business.
+    /// </summary>
+    private string? RateLimitExceeded(FrameType type, DateTimeOffset now)
     {
         var limits = _setup.Listener.Limits;
-        _frameTokens = Math.Min(limits.FrameBurst, _frameTokens + (now - _tokensAt).TotalSeconds * limits.MaxFramesPerSecond);
-        _tokensAt = now;
-        if (_frameTokens < 1) return false;
-        _frameTokens -= 1;
-        return true;
+        if (type != FrameType.Data)
+            return _heartbeatTokens.TryTake(now) ? null
+                : $"more than {limits.MaxFramesPerSecond:0.##} heartbeat frames per second (burst {limits.FrameBurst})";
+        if (limits.MaxDataFramesPerSecond is not { } dataRate || _dataTokens.TryTake(now)) return null;
+        return $"more than {dataRate:0.##} data frames per second (burst {limits.FrameBurst})";
+    }
+
+    /// <summary>A token bucket: tokens refill at <c>rate</c> a second up to <c>burst</c>; a frame takes one.</summary>
+    private struct TokenBucket(double rate, int burst, DateTimeOffset now)
+    {
+        private double _tokens = burst;
+        private DateTimeOffset _at = now;
+
+        public bool TryTake(DateTimeOffset now)
+        {
+            _tokens = Math.Min(burst, _tokens + (now - _at).TotalSeconds * rate);
+            _at = now;
+            if (_tokens < 1) return false;
+            _tokens -= 1;
+            return true;
+        }
+    }
+
+    private void OnFirstFrameDue()
+    {
+        if (_sawValidFrame || _closeReason is not null) return;
+        var now = Now;
+        // Fired this late, the server itself stalled: the peer's first frame may be unread in the socket.
+        // Read it before judging, once: a server starved for good must still shed connect-and-idle floods.
+        if (!_firstFramePostponed && Max(now - _firstFrameDueAt, _firstFrame!.ProcessLateness) >= _setup.Listener.Heartbeat.StarvationThreshold)
+        {
+            _firstFramePostponed = true;
+            _firstFrameDueAt = now + _setup.Listener.Heartbeat.StarvationThreshold;
+            _firstFrame.Set(_firstFrameDueAt);
+            return;
+        }
+        Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
     }
 
     private void OnDeadline()
     {
         var now = Now;
         // A deadline timer that fires far too late means this process stalled (GC, CPU starvation),
-        // not that the peer did: frames it sent meanwhile may still sit unread in the socket.
-        var lateness = now - _armedDeadline;
+        // not that the peer did: frames it sent meanwhile may still sit unread in the socket. A deadline
+        // that fell due at the very end of a stall is hardly late itself; the queue's lateness shows it.
+        var lateness = Max(now - _armedDeadline, _deadline!.ProcessLateness);
         if (lateness >= _setup.Listener.Heartbeat.StarvationThreshold)
         {
             _deadlines.ForgiveStall(lateness, now);
@@ -272,6 +324,8 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         ReportStatus(now);
         ArmDeadline();
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private void ReportStatus(DateTimeOffset now)
     {
@@ -314,6 +368,8 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _closedAt = Now;
         _deadline?.Cancel();
         _firstFrame?.Cancel();
+        // A closing connection holds no slot: the peer that caused it may already be reconnecting.
+        Context.Parent.Tell(ConnectionSupervisor.SlotReleased.Instance, Self);
         ReportClose();
         if (!reason.IsAnnouncedToPeer())
         {
@@ -351,6 +407,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case ConnectionCommands.CloseConnection:
             case DeadlineDue:
             case FirstFrameDue:
+            case ConnectionSupervisor.EvictUnproven:
                 break;
             default:
                 Unhandled(message);

@@ -10,10 +10,18 @@ using Supervisor.Transport;
 namespace Supervisor.Connections;
 
 /// <summary>
-/// Parent of every connection actor. It enforces <c>max-connections</c> per listener, and a child that
-/// fails is stopped (its PostStop closes the socket and reports <c>internal-error</c>), never restarted.
+/// Parent of every connection actor. It holds the slots of <c>max-connections</c> per listener and of
+/// <c>limits.max-connections-per-address</c>, and a child that fails is stopped (its PostStop closes the
+/// socket and reports <c>internal-error</c>), never restarted.
+/// <para>
+/// A connection holds its slot from its adoption until it decides to close (<see cref="SlotReleased"/>), not
+/// until its linger for the peer's FIN ends. A full listener first evicts the oldest connection that has not
+/// yet sent a valid frame (when the listener expects one: <c>first-frame-timeout</c> on), so a connect-and-idle
+/// flood cannot lock legitimate peers out; else the newcomer waits up to <see cref="AdmissionGrace"/> for a
+/// slot, since a peer that has just closed may have its FIN still on the way, and only then is refused.
+/// </para>
 /// </summary>
-public sealed class ConnectionSupervisor : ReceiveActor
+public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 {
     /// <summary>A freshly accepted TCP socket, handed over by a listener.</summary>
     public sealed record Adopt(Socket Socket, ListenerSettings Listener);
@@ -21,16 +29,54 @@ public sealed class ConnectionSupervisor : ReceiveActor
     /// <summary>A connection of another transport (e.g. a WebSocket) that is ready to be supervised.</summary>
     public sealed record AdoptTransport(IConnectionTransport Transport, ListenerSettings Listener);
 
+    /// <summary>From a connection: it completed its first valid frame, so it can no longer be evicted as unproven.</summary>
+    internal sealed class FirstFrameSeen
+    {
+        public static readonly FirstFrameSeen Instance = new();
+    }
+
+    /// <summary>From a connection: it decided to close, and gives its slot back now rather than after its linger.</summary>
+    internal sealed class SlotReleased
+    {
+        public static readonly SlotReleased Instance = new();
+    }
+
+    /// <summary>To an unproven connection of a full listener: close with <c>first-frame-timeout</c> to make room.</summary>
+    internal sealed class EvictUnproven
+    {
+        public static readonly EvictUnproven Instance = new();
+    }
+
+    /// <summary>From a connection told to make room: its first frame came first, so it keeps its slot.</summary>
+    internal sealed class EvictionDeclined
+    {
+        public static readonly EvictionDeclined Instance = new();
+    }
+
+    private sealed class AdmissionGraceEnded : INotInfluenceReceiveTimeout
+    {
+        public static readonly AdmissionGraceEnded Instance = new();
+    }
+
+    /// <summary>
+    /// How long a connection over a limit waits for a slot before it is refused: a peer that closed and
+    /// reconnected at once may be here before its FIN is read, and its old connection then still holds the slot.
+    /// </summary>
+    internal static readonly TimeSpan AdmissionGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>Connections waiting for a slot at most (each holds a socket); one more is refused at once.</summary>
+    internal const int MaxWaiting = 256;
+
     public static Props Props(ConnectionServices services) =>
         Akka.Actor.Props.Create(() => new ConnectionSupervisor(services));
 
     private readonly ConnectionServices _services;
     private readonly ILogger _log;
-    // Per live child: its listener and the tally of its remote address. Tallies are shared by every
-    // connection from one address, so a connection costs one entry here and no string of its own.
-    private readonly Dictionary<IActorRef, (string Listener, AddressTally Address)> _children = [];
-    private readonly Dictionary<string, int> _liveByListener = [];
+    private readonly Dictionary<IActorRef, Child> _children = [];
+    private readonly Dictionary<string, ListenerSlots> _slotsByListener = [];
+    // Only for listeners with a per-address cap: address tallies shared by every connection from one address.
     private readonly Dictionary<string, AddressTally> _liveByAddress = [];
+    private readonly LinkedList<Waiting> _waiting = new();
     private readonly Dictionary<string, KeepAliveStatus> _lastKeepAlive = [];
     private readonly Deploy _connectionDeploy;
 
@@ -39,8 +85,29 @@ public sealed class ConnectionSupervisor : ReceiveActor
         public string Key { get; } = key;
         public int Live { get; set; }
     }
+
+    private sealed class ListenerSlots
+    {
+        public int Held { get; set; }
+        /// <summary>Connections that have sent no valid frame yet, oldest first (listeners with a first-frame deadline only).</summary>
+        public LinkedList<IActorRef> Unproven { get; } = new();
+    }
+
+    private sealed class Child(ListenerSlots slots, string? addressKey)
+    {
+        public ListenerSlots Slots { get; } = slots;
+        public string? AddressKey { get; } = addressKey;
+        public bool HoldsSlot { get; set; } = true;
+        public LinkedListNode<IActorRef>? Unproven { get; set; }
+    }
+
+    /// <summary>A connection (an <see cref="Adopt"/> or <see cref="AdoptTransport"/>) waiting for a slot until <c>Until</c>.</summary>
+    private sealed record Waiting(object Adoption, ListenerSettings Listener, string Remote, DateTimeOffset Until);
+
     private long _nextId;
     private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public ConnectionSupervisor(ConnectionServices services)
     {
@@ -51,6 +118,19 @@ public sealed class ConnectionSupervisor : ReceiveActor
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
         Receive<Terminated>(OnTerminated);
+        Receive<SlotReleased>(_ =>
+        {
+            if (_children.TryGetValue(Sender, out var child)) Release(child);
+        });
+        Receive<FirstFrameSeen>(_ =>
+        {
+            if (_children.TryGetValue(Sender, out var child)) Proven(child);
+        });
+        Receive<EvictionDeclined>(_ =>
+        {
+            if (_children.TryGetValue(Sender, out var child)) Retake(child);
+        });
+        Receive<AdmissionGraceEnded>(_ => OnAdmissionGraceEnded());
         Receive<ConnectionCommands.CloseConnection>(command =>
         {
             var child = Context.Child(command.Id);
@@ -80,7 +160,6 @@ public sealed class ConnectionSupervisor : ReceiveActor
 
     private void OnAdopt(Adopt adopt)
     {
-        var listener = adopt.Listener;
         string remote;
         try
         {
@@ -91,12 +170,41 @@ public sealed class ConnectionSupervisor : ReceiveActor
             adopt.Socket.Dispose();
             return;
         }
-        if (RefusalFor(listener, remote) is { } refusal)
+        Admit(adopt, adopt.Listener, remote);
+    }
+
+    private void OnAdoptTransport(AdoptTransport adopt) => Admit(adopt, adopt.Listener, adopt.Transport.Remote);
+
+    /// <summary>Starts the connection if a slot is free (evicting an unproven one if need be), else lets it wait for one, else refuses it.</summary>
+    private void Admit(object adoption, ListenerSettings listener, string remote)
+    {
+        if (_closingAll is { } closing)
         {
-            Refuse(adopt.Socket, listener, refusal.Reason, refusal.Detail);
+            Refuse(adoption, listener, remote, closing.Reason, "the server is shutting down");
             return;
         }
+        if (NoSlotFor(listener, remote) is not { } full)
+        {
+            Start(adoption, listener);
+            return;
+        }
+        if (_waiting.Count >= MaxWaiting)
+        {
+            Refuse(adoption, listener, remote, CloseReason.RejectedCapacity, full);
+            return;
+        }
+        _waiting.AddLast(new Waiting(adoption, listener, remote, Now + AdmissionGrace));
+        if (_waiting.Count == 1) Timers.StartSingleTimer(nameof(AdmissionGraceEnded), AdmissionGraceEnded.Instance, AdmissionGrace);
+    }
 
+    private void Start(object adoption, ListenerSettings listener)
+    {
+        if (adoption is AdoptTransport adopted)
+        {
+            Spawn(adopted.Transport, listener);
+            return;
+        }
+        var adopt = (Adopt)adoption;
         IConnectionTransport transport;
         try
         {
@@ -126,31 +234,108 @@ public sealed class ConnectionSupervisor : ReceiveActor
         return status;
     }
 
-    private void OnAdoptTransport(AdoptTransport adopt)
+    /// <summary>
+    /// Why <paramref name="listener"/> has no slot for a connection from <paramref name="remote"/>, or null when it
+    /// has one. A full listener makes room by evicting its oldest unproven connection when it has one.
+    /// </summary>
+    private string? NoSlotFor(ListenerSettings listener, string remote)
     {
-        if (RefusalFor(adopt.Listener, adopt.Transport.Remote) is { } refusal)
-        {
-            var transport = adopt.Transport;
-            transport.Write(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{refusal.Reason.ToWireName()}: {refusal.Detail}"));
-            transport.ShutdownOutput();
-            transport.Dispose();
-            Rejected(transport.Remote, adopt.Listener, refusal.Reason, refusal.Detail);
-            return;
-        }
-        Spawn(adopt.Transport, adopt.Listener);
-    }
-
-    private (CloseReason Reason, string Detail)? RefusalFor(ListenerSettings listener, string remote)
-    {
-        if (_closingAll is { } closing)
-            return (closing.Reason, "the server is shutting down");
-        if (_liveByListener.GetValueOrDefault(listener.Name) >= listener.MaxConnections)
-            return (CloseReason.RejectedCapacity, $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections");
-        var limit = listener.Limits.MaxConnectionsPerAddress;
-        if (_liveByAddress.GetValueOrDefault(AddressKey(listener, remote))?.Live >= limit)
-            return (CloseReason.RejectedCapacity, $"address {AddressOf(remote)} holds its maximum of {limit} connections on listener {listener.Name}");
+        if (listener.Limits.MaxConnectionsPerAddress is { } perAddress
+            && _liveByAddress.GetValueOrDefault(AddressKey(listener, remote))?.Live >= perAddress)
+            return $"address {AddressOf(remote)} holds its maximum of {perAddress} connections on listener {listener.Name}";
+        var slots = SlotsOf(listener);
+        if (slots.Held >= listener.MaxConnections && !EvictOldestUnproven(slots))
+            return $"listener {listener.Name} holds its maximum of {listener.MaxConnections} connections";
         return null;
     }
+
+    private ListenerSlots SlotsOf(ListenerSettings listener)
+    {
+        if (!_slotsByListener.TryGetValue(listener.Name, out var slots))
+            _slotsByListener[listener.Name] = slots = new ListenerSlots();
+        return slots;
+    }
+
+    /// <summary>
+    /// Tells the oldest connection that has sent no valid frame to make room, and takes its slot back at
+    /// once; should its first frame beat the eviction, it declines and takes the slot again.
+    /// </summary>
+    private bool EvictOldestUnproven(ListenerSlots slots)
+    {
+        if (slots.Unproven.First is not { } oldest) return false;
+        var evicted = oldest.Value;
+        evicted.Tell(EvictUnproven.Instance);
+        Release(_children[evicted], admitWaiting: false);
+        return true;
+    }
+
+    /// <summary>The connection no longer holds a slot (it is closing, evicted or gone); a waiting connection may take it.</summary>
+    private void Release(Child child, bool admitWaiting = true)
+    {
+        Proven(child);
+        if (!child.HoldsSlot) return;
+        child.HoldsSlot = false;
+        child.Slots.Held--;
+        if (child.AddressKey is { } key && _liveByAddress.TryGetValue(key, out var tally) && --tally.Live == 0)
+            _liveByAddress.Remove(key);
+        if (admitWaiting) AdmitWaiting();
+    }
+
+    /// <summary>A connection that declined its eviction holds a slot again, even if that puts its listener one over for a while.</summary>
+    private void Retake(Child child)
+    {
+        if (child.HoldsSlot) return;
+        child.HoldsSlot = true;
+        child.Slots.Held++;
+        if (child.AddressKey is { } key) TallyOf(key).Live++;
+    }
+
+    private void Proven(Child child)
+    {
+        if (child.Unproven is not { } node) return;
+        child.Slots.Unproven.Remove(node);
+        child.Unproven = null;
+    }
+
+    private AddressTally TallyOf(string key)
+    {
+        if (!_liveByAddress.TryGetValue(key, out var tally))
+            _liveByAddress[key] = tally = new AddressTally(key);
+        return tally;
+    }
+
+    /// <summary>Starts, oldest first, every waiting connection that has a slot now.</summary>
+    private void AdmitWaiting()
+    {
+        for (var node = _waiting.First; node is not null;)
+        {
+            var next = node.Next;
+            if (NoSlotFor(node.Value.Listener, node.Value.Remote) is null)
+            {
+                _waiting.Remove(node);
+                Start(node.Value.Adoption, node.Value.Listener);
+            }
+            node = next;
+        }
+    }
+
+    private void OnAdmissionGraceEnded()
+    {
+        var now = Now;
+        while (_waiting.First is { } first && first.Value.Until <= now)
+        {
+            _waiting.RemoveFirst();
+            var waited = first.Value;
+            if (NoSlotFor(waited.Listener, waited.Remote) is { } full)
+                Refuse(waited.Adoption, waited.Listener, waited.Remote, CloseReason.RejectedCapacity, full);
+            else
+                Start(waited.Adoption, waited.Listener);
+        }
+        if (_waiting.First is { } next)
+            Timers.StartSingleTimer(nameof(AdmissionGraceEnded), AdmissionGraceEnded.Instance, next.Value.Until - now);
+    }
+
+    private DateTimeOffset Now => Context.System.Scheduler.Now;
 
     /// <summary>The IP address part of a remote endpoint such as <c>127.0.0.1:5000</c> or <c>[::1]:5000</c>.</summary>
     private static string AddressOf(string remote) =>
@@ -165,12 +350,33 @@ public sealed class ConnectionSupervisor : ReceiveActor
         var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
             .WithDeploy(_connectionDeploy), id);
         Context.Watch(child);
-        _liveByListener[listener.Name] = _liveByListener.GetValueOrDefault(listener.Name) + 1;
-        var key = AddressKey(listener, transport.Remote);
-        if (!_liveByAddress.TryGetValue(key, out var tally))
-            _liveByAddress[key] = tally = new AddressTally(key);
-        tally.Live++;
-        _children[child] = (listener.Name, tally);
+        string? addressKey = null;
+        if (listener.Limits.MaxConnectionsPerAddress is not null)
+        {
+            addressKey = AddressKey(listener, transport.Remote);
+            TallyOf(addressKey).Live++;
+        }
+        var slots = SlotsOf(listener);
+        slots.Held++;
+        var state = new Child(slots, addressKey);
+        // Only a listener that expects a first frame can tell an idle flood from a peer that may rightly stay silent.
+        if (listener.Limits.FirstFrameTimeout is not null)
+            state.Unproven = slots.Unproven.AddLast(child);
+        _children[child] = state;
+    }
+
+    private void Refuse(object adoption, ListenerSettings listener, string remote, CloseReason reason, string detail)
+    {
+        if (adoption is Adopt adopt)
+        {
+            Refuse(adopt.Socket, listener, reason, detail);
+            return;
+        }
+        var transport = ((AdoptTransport)adoption).Transport;
+        transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+        transport.ShutdownOutput();
+        transport.Dispose();
+        Rejected(remote, listener, reason, detail);
     }
 
     private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail)
@@ -207,9 +413,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnTerminated(Terminated terminated)
     {
         if (!_children.Remove(terminated.ActorRef, out var child)) return;
-        _liveByListener[child.Listener]--;
-        if (--child.Address.Live == 0)
-            _liveByAddress.Remove(child.Address.Key);
+        Release(child);
         if (_closingAll is { } closing && _children.Count == 0)
         {
             closing.ReplyTo.Tell(new ConnectionCommands.AllClosed(closing.Count));
@@ -220,6 +424,11 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnCloseAll(ConnectionCommands.CloseAll command)
     {
         _closingAll = (Sender, _children.Count, command.Reason);
+        while (_waiting.First is { } waiting)
+        {
+            _waiting.RemoveFirst();
+            Refuse(waiting.Value.Adoption, waiting.Value.Listener, waiting.Value.Remote, command.Reason, "the server is shutting down");
+        }
         _log.LogInformation("Closing {Count} connections: {Reason}", _children.Count, command.Reason.ToWireName());
         if (_children.Count == 0)
         {

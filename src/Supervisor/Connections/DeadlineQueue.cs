@@ -79,7 +79,9 @@ public sealed class DeadlineQueue : IExtension
     }
 
     /// <summary>Takes every deadline that is due at <paramref name="now"/>; moves the entries whose deadline moved later.</summary>
-    private void TakeDue(long now, List<Deadline> due)
+    /// <param name="wokeLateTicks">How much later than it meant to the queue woke up: the process stalled, and
+    /// every deadline taken now fell due in the stall or before it, however late it is itself.</param>
+    private void TakeDue(long now, List<Deadline> due, long wokeLateTicks)
     {
         while (_queue.TryPeek(out var deadline, out var key) && key <= now)
         {
@@ -93,6 +95,7 @@ public sealed class DeadlineQueue : IExtension
                 continue;
             }
             deadline.Queued = false;
+            deadline.QueueLateTicks = Math.Max(0, wokeLateTicks);
             due.Add(deadline);
         }
     }
@@ -101,6 +104,7 @@ public sealed class DeadlineQueue : IExtension
     {
         var due = new List<Deadline>();
         var lastWake = 0L;
+        var meantToWakeAt = long.MaxValue;
         while (true)
         {
             lock (_lock)
@@ -112,12 +116,13 @@ public sealed class DeadlineQueue : IExtension
                     if (now - lastWake >= Resolution.Ticks)
                     {
                         lastWake = now;
-                        TakeDue(now, due);
+                        TakeDue(now, due, now - meantToWakeAt);
                         if (due.Count > 0) break;
                     }
                     var next = _queue.TryPeek(out _, out var key) ? key : now + TimeSpan.TicksPerSecond;
                     _wakeAt = Math.Max(next, lastWake + Resolution.Ticks);
                     var waitMs = Math.Clamp((int)Math.Ceiling((_wakeAt - now) / (double)TimeSpan.TicksPerMillisecond), 1, 1000);
+                    meantToWakeAt = now + waitMs * TimeSpan.TicksPerMillisecond;
                     Monitor.Wait(_lock, waitMs);
                     _wakeAt = long.MinValue; // awake: no pulse needed until it waits again
                 }
@@ -137,8 +142,9 @@ public sealed class DeadlineQueue : IExtension
         var due = new List<Deadline>();
         lock (_lock)
         {
+            var meantToRunAt = _wakeAt;
             _wakeAt = long.MaxValue;
-            TakeDue(NowTicks, due);
+            TakeDue(NowTicks, due, NowTicks - meantToRunAt);
         }
         Fire(due);
         lock (_lock)
@@ -191,6 +197,15 @@ public sealed class Deadline
 
     /// <summary>The deadline most recently set, UTC ticks; written by the owner, read by the queue.</summary>
     internal long DueTicks;
+
+    /// <summary>
+    /// How late the queue itself woke up to fire this deadline the last time (UTC ticks; 0 when on time):
+    /// a process stall, which a deadline due just before the process resumed does not show by its own lateness.
+    /// </summary>
+    internal long QueueLateTicks;
+
+    /// <summary>The lateness of the process when this deadline last fired; see <see cref="QueueLateTicks"/>.</summary>
+    public TimeSpan ProcessLateness => TimeSpan.FromTicks(Volatile.Read(ref QueueLateTicks));
 
     // Guarded by the queue's lock: whether an entry for this deadline is queued, and under which key.
     internal bool Queued;

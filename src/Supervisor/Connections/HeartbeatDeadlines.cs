@@ -26,6 +26,7 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
     private long _nextPingSeq = 1;
     private long? _outstandingPingSeq;
     private DateTimeOffset _outstandingPingSentAt;
+    private DateTimeOffset _judgeNotBefore = DateTimeOffset.MinValue;
 
     public DateTimeOffset LastLivenessAt { get; private set; } = connectedAt;
     public DateTimeOffset? LastFrameAt { get; private set; }
@@ -67,18 +68,22 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
 
     /// <summary>
     /// The server stalled for <paramref name="stall"/>: that time is not held against the peer, whose
-    /// silence is counted from its last frame plus the stall.
+    /// silence is counted from its last frame plus the stall. Nor is anything judged before the server
+    /// has had <c>starvation-threshold</c> to read what the peer sent during the stall: those frames sit
+    /// unread in the socket while the deadlines that fell due in the stall fire first, and judging at once
+    /// would count a missed heartbeat against every peer (and make the stall look like a mass disconnect).
     /// </summary>
     public void ForgiveStall(TimeSpan stall, DateTimeOffset now)
     {
         var forgiven = LastLivenessAt + stall;
         LastLivenessAt = forgiven < now ? forgiven : now;
         MissedHeartbeats = Math.Min(MissedHeartbeats, (int)((now - LastLivenessAt).Ticks / settings.Interval.Ticks));
+        _judgeNotBefore = now + settings.StarvationThreshold;
     }
 
     public DeadlineVerdict Check(DateTimeOffset now)
     {
-        if (!settings.Enabled) return DeadlineVerdict.Nothing;
+        if (!settings.Enabled || now < _judgeNotBefore) return DeadlineVerdict.Nothing;
         var idle = now - LastLivenessAt;
         if (idle >= settings.Timeout) return DeadlineVerdict.TimedOut;
 
@@ -94,7 +99,8 @@ public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffse
         if (!settings.Enabled) return null;
         var nextMiss = LastLivenessAt + settings.Interval * (MissedHeartbeats + 1);
         var timeout = LastLivenessAt + settings.Timeout;
-        return nextMiss < timeout ? nextMiss : timeout;
+        var next = nextMiss < timeout ? nextMiss : timeout;
+        return next < _judgeNotBefore ? _judgeNotBefore : next;
     }
 
     /// <summary>Builds the server's ping and remembers its seq, so the response yields the round-trip time.</summary>

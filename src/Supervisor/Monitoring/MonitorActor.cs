@@ -54,6 +54,10 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     private DateTimeOffset _probeDue;
     private TimeSpan _gcPausesSeen = GC.GetTotalPauseDuration();
     private DateTimeOffset _lastStallAt = DateTimeOffset.MinValue;
+    // Until then, missed heartbeats and timeouts are not evidence of a mass disconnect: the server is still
+    // catching up on what it could not read while it stalled.
+    private DateTimeOffset _stallShadowUntil = DateTimeOffset.MinValue;
+    private const string MassDisconnectTimeouts = "mass-disconnect.timeouts";
     private TimeSpan _lastStall;
     private WebhookSink? _webhook;
 
@@ -69,10 +73,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         _deadPeerRuleWindow = settings.Rules.Where(r => MonitorMetrics.CountsDeadPeers(r.Metric)).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         _rttRetention = settings.Rules.Where(r => r.Metric == MonitorMetrics.RttP99).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         if (settings.MassDisconnect.Enabled)
-        {
-            _counts.Retain(MonitorMetrics.ClosedBy(CloseReason.HeartbeatTimeout), settings.MassDisconnect.Window);
-            _counts.Retain(MonitorMetrics.ClosedBy(CloseReason.KeepaliveFailed), settings.MassDisconnect.Window);
-        }
+            _counts.Retain(MassDisconnectTimeouts, settings.MassDisconnect.Window);
 
         Receive<MonitorEvents.ConnectionOpened>(_ =>
         {
@@ -100,7 +101,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         Receive<MonitorEvents.HeartbeatMissed>(missed =>
         {
             _missed++;
-            if (_settings.MassDisconnect.Enabled) _lastMissBy[missed.ConnectionId] = Now;
+            if (_settings.MassDisconnect.Enabled && !InStallShadow(Now)) _lastMissBy[missed.ConnectionId] = Now;
             _counts.Add(MonitorMetrics.Missed, Now);
             EvaluateRules(Now);
         });
@@ -167,6 +168,20 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         _closedByReason[name] = _closedByReason.GetValueOrDefault(name) + 1;
         _counts.Add(MonitorMetrics.Closed, Now);
         _counts.Add(MonitorMetrics.ClosedBy(reason), Now);
+        if (_settings.MassDisconnect.Enabled && reason is CloseReason.HeartbeatTimeout or CloseReason.KeepaliveFailed && !InStallShadow(Now))
+            _counts.Add(MassDisconnectTimeouts, Now);
+    }
+
+    /// <summary>
+    /// Whether the server is still catching up on a stall. The monitor's own lateness probe is consulted
+    /// on every event, not only when its tick is handled: after a stall, the events the stall caused are
+    /// queued ahead of that tick, and must not be counted before the monitor knows it stalled.
+    /// </summary>
+    private bool InStallShadow(DateTimeOffset now)
+    {
+        if (_settings.WatchStarvation && now - _probeDue >= _settings.Starvation.RaiseAbove)
+            ObserveStall(now - _probeDue, now);
+        return now < _stallShadowUntil;
     }
 
     private void OnStarvationProbe()
@@ -191,6 +206,10 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         if (stall < _settings.Starvation.RaiseAbove) return;
         _lastStallAt = now;
         _lastStall = stall;
+        // Deadlines that fell due in the stall are judged once the backlog is read (starvation-threshold
+        // later, about as long): events until then are the stall's, not the network's.
+        var shadow = now + _settings.Starvation.RaiseAbove + _settings.Starvation.RaiseAbove;
+        if (shadow > _stallShadowUntil) _stallShadowUntil = shadow;
         if (!_active.ContainsKey(ServerStarvedRule))
             Raise(ServerStarvedRule, AlertSeverity.Critical, stall.TotalMilliseconds, _settings.Starvation.RaiseAbove.TotalMilliseconds, now,
                 $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers");
@@ -238,8 +257,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     {
         var mass = _settings.MassDisconnect;
         if (!mass.Enabled) return false;
-        var timeouts = _counts.Count(MonitorMetrics.ClosedBy(CloseReason.HeartbeatTimeout), mass.Window, now)
-            + _counts.Count(MonitorMetrics.ClosedBy(CloseReason.KeepaliveFailed), mass.Window, now);
+        var timeouts = _counts.Count(MassDisconnectTimeouts, mass.Window, now);
         // Peers that went quiet show up as missed heartbeats long before they time out: counting the
         // distinct connections that missed one lets the incident open before the per-peer rules fire.
         var horizon = now - mass.Window;

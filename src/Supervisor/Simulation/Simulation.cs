@@ -71,11 +71,20 @@ public static class Simulation
             for (var i = 0; i < group.Count; i++)
                 peers.Add(new SimPeer(peers.Count, group.Model, new SimulatedTransport(peers.Count)));
 
+        // Heartbeats peers send while the server is stalled wait in their sockets' receive buffers: a
+        // real server, once it runs again, fires the timers that fell due in the stall before it has read
+        // them. So they are handed over only after the stall's timers have run.
+        var stalled = false;
+        var backlog = new List<SimPeer>();
+
         var counters = new SendCounters();
         var heartbeat = new TransportEvents.FrameReceived(new Frame(FrameType.Heartbeat, 0), 26);
+        // The peers stand for connections already established at different times (their first heartbeats
+        // are spread over one interval), not fresh connects, so the first-frame deadline is not theirs.
+        var listener = options.Listener with { Limits = options.Listener.Limits with { FirstFrameTimeout = null } };
         foreach (var peer in peers)
         {
-            supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, options.Listener));
+            supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, listener));
             // Spread first heartbeats over one interval, as peers that connected at different times would be.
             var first = Align(TimeSpan.FromTicks((long)(random.NextDouble() * peer.Model.Interval.Ticks)), step);
             ScheduleSend(peer, first);
@@ -94,6 +103,7 @@ public static class Simulation
             {
                 counters.Sent++;
                 if (peer.Model.Loss > 0 && random.NextDouble() < peer.Model.Loss) counters.Lost++;
+                else if (stalled) backlog.Add(peer);
                 else peer.Transport.Owner.Tell(heartbeat);
             }
             var jitter = peer.Model.Jitter.Ticks == 0 ? 0 : (long)((random.NextDouble() * 2 - 1) * peer.Model.Jitter.Ticks);
@@ -107,9 +117,13 @@ public static class Simulation
             if (stalls.Count > 0 && stalls.Peek().At <= elapsed)
             {
                 // Nothing runs during a stall: the clock jumps, and everything that fell due meanwhile
-                // (deadlines, frames peers sent into the socket) runs late, at the stall's end.
+                // runs late, at the stall's end: the timers first, then the frames peers sent meanwhile.
                 var stall = stalls.Dequeue();
+                stalled = true;
                 clock.Advance(stall.Duration);
+                stalled = false;
+                foreach (var peer in backlog.Where(p => !p.Transport.Closed)) peer.Transport.Owner.Tell(heartbeat);
+                backlog.Clear();
                 elapsed += stall.Duration;
                 continue;
             }
@@ -119,13 +133,15 @@ public static class Simulation
 
         var closes = await recorder.Ask<Recorder.Closes>(Recorder.GetCloses.Instance, TimeSpan.FromSeconds(30));
         var alerts = await recorder.Ask<Recorder.Transitions>(Recorder.GetTransitions.Instance, TimeSpan.FromSeconds(30));
+        var monitorCounters = await monitor.Ask<MonitorProtocol.Counters>(MonitorProtocol.GetCounters.Instance, TimeSpan.FromSeconds(30));
         // Virtual minutes pass in wall milliseconds: let the webhook deliver what the run raised and
         // resolved before the monitor (and its sink) stops.
         await monitor.Ask<MonitorProtocol.SinksFlushed>(new MonitorProtocol.FlushSinks(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(15));
         // The run is over: the monitor must not judge the connections the system's shutdown stops.
         await monitor.GracefulStop(TimeSpan.FromSeconds(10));
         await system.Terminate();
-        return Report(options, peers, closes.Items, alerts.Items, counters.Sent, counters.Lost, wall.Elapsed);
+        return Report(options, peers, closes.Items, alerts.Items, counters.Sent, counters.Lost, wall.Elapsed)
+            with { HeartbeatsMissed = monitorCounters.HeartbeatsMissed };
     }
 
     private static TimeSpan Align(TimeSpan t, TimeSpan step) => TimeSpan.FromTicks((t.Ticks + step.Ticks - 1) / step.Ticks * step.Ticks);

@@ -43,6 +43,9 @@ public sealed record SimulationReport(
     IReadOnlyList<AlertTransition> Alerts,
     TimeSpan WallTime)
 {
+    /// <summary>Missed heartbeats the connections reported to the monitor.</summary>
+    public long HeartbeatsMissed { get; init; }
+
     public string ToText()
     {
         var text = new System.Text.StringBuilder();
@@ -50,6 +53,7 @@ public sealed record SimulationReport(
         text.AppendLine($"virtual time         {Duration}");
         text.AppendLine($"wall time            {WallTime.TotalSeconds:F1} s");
         text.AppendLine($"heartbeats sent      {FramesSent} ({FramesLost} lost)");
+        text.AppendLine($"missed heartbeats    {HeartbeatsMissed}");
         text.AppendLine($"false disconnects    {FalseDisconnects}");
         text.AppendLine($"dead peers           {DeadPeers}, detected {DeadPeersDetected}");
         text.AppendLine($"detection latency    {Latency(DetectionLatency)}");

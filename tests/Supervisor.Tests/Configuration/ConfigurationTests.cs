@@ -138,4 +138,36 @@ public sealed class ConfigurationTests
         var error = Assert.Throws<ConfigurationError>(() => Read("supervisor.io.inline-socket-completions = sometimes"));
         Assert.Contains("supervisor.io.inline-socket-completions", error.Message);
     }
+    [Theory]
+    [InlineData(null, "web-service", 45_000)]       // 30 s + min(30 s, 60 s) / 2
+    [InlineData(null, "realtime-game", 7_500)]      // 5 s + min(5 s, 10 s) / 2
+    [InlineData(null, "database-connection", 45_000)]
+    [InlineData("supervisor.heartbeat { interval = 30s, timeout = 35s }", null, 32_500)] // 30 s + min(30 s, 5 s) / 2: still below the timeout
+    [InlineData("supervisor.tcp.limits.first-frame-timeout = 300ms", null, 300)]
+    public void First_frame_timeout_must_default_to_auto_between_the_heartbeat_interval_and_timeout(string? hocon, string? profile, int expectedMs)
+    {
+        var listener = Read(hocon, profile).Listeners.Single();
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedMs), listener.Limits.FirstFrameTimeout);
+        Assert.InRange(listener.Limits.FirstFrameTimeout!.Value, TimeSpan.Zero, listener.Heartbeat.Timeout);
+    }
+
+    [Theory]
+    [InlineData("supervisor.tcp.limits.first-frame-timeout = off")]
+    [InlineData("supervisor.heartbeat.enabled = off")] // auto: silent peers are legitimate without a heartbeat
+    public void First_frame_timeout_must_be_off_when_set_off_or_when_auto_has_no_heartbeat(string hocon) =>
+        Assert.Null(Read(hocon).Listeners.Single().Limits.FirstFrameTimeout);
+
+    [Fact]
+    public void Per_address_cap_and_data_frame_limit_must_be_off_by_default_and_take_a_number()
+    {
+        var defaults = Read(null).Listeners.Single().Limits;
+        Assert.Null(defaults.MaxConnectionsPerAddress);
+        Assert.Null(defaults.MaxDataFramesPerSecond);
+        Assert.Equal(100, defaults.MaxFramesPerSecond);
+        var set = Read("supervisor.tcp.limits { max-connections-per-address = 10, max-data-frames-per-second = 500 }").Listeners.Single().Limits;
+        Assert.Equal(10, set.MaxConnectionsPerAddress);
+        Assert.Equal(500, set.MaxDataFramesPerSecond);
+        Assert.Equal("supervisor.tcp.limits.max-connections-per-address",
+            Assert.Throws<ConfigurationError>(() => Read("supervisor.tcp.limits.max-connections-per-address = 0")).Key);
+    }
 }

@@ -13,10 +13,10 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
 
     [Fact]
     // Never before the 600 ms timeout: an early close is a false disconnect. The upper bound is the variance
-    // measured on the 2-core box, not the quiet figure: 610–618 ms quiet, up to 707 ms at load average 18
-    // (helpers building beside the suite). The precision itself is measured in bench/ (p99 a few ms at
+    // measured on the 2-core box, not the quiet figure: 610–618 ms quiet, 707 ms at load average 18 and
+    // 895 ms at load average 25 (helpers building beside the suite). The precision itself is measured in bench/ (p99 a few ms at
     // 19,000 connections) and in virtual time (VirtualTimeTests: exactly at the timeout).
-    public async Task Silent_peer_must_be_closed_no_sooner_than_600_ms_and_within_300_ms_of_it_after_its_last_valid_frame()
+    public async Task Silent_peer_must_be_closed_no_sooner_than_600_ms_and_within_600_ms_of_it_after_its_last_valid_frame()
     {
         await using var service = await TestService.StartAsync(FastHeartbeat);
         var peers = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => TestPeer.ConnectAsync(service.Port)));
@@ -34,7 +34,7 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
             return closedAfter.TotalMilliseconds;
         }));
         output.WriteLine($"close after last frame, ms: {string.Join(", ", measured.Select(m => m.ToString("F1")))}");
-        Assert.All(measured, ms => Assert.InRange(ms, 600, 900));
+        Assert.All(measured, ms => Assert.InRange(ms, 600, 1200));
 
         var stats = await service.WaitForStatsAsync(s => s.Active == 0);
         Assert.Equal(5, stats.Closed(CloseReason.HeartbeatTimeout));

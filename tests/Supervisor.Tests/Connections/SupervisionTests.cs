@@ -42,6 +42,12 @@ public sealed class SupervisionTests
         await using var service = await TestService.StartAsync("supervisor.tcp.max-connections = 2");
         using var first = await TestPeer.ConnectAsync(service.Port);
         using var second = await TestPeer.ConnectAsync(service.Port);
+        // Both have sent a frame: a full listener would evict a connection that has not (first-frame-timeout is on by default).
+        foreach (var peer in new[] { first, second })
+        {
+            await peer.SendHeartbeatAsync(1);
+            Assert.Equal(FrameType.HeartbeatResponse, (await peer.ReceiveFrameAsync())!.Type);
+        }
         await service.WaitForStatsAsync(s => s.Active == 2);
 
         using var third = await TestPeer.ConnectAsync(service.Port);

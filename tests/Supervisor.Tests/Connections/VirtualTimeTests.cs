@@ -28,8 +28,10 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         Clock.Advance(span);
     }
 
+    // These tests watch the heartbeat deadlines of connections that stay silent from the start, which the
+    // first-frame deadline (on by default) would close first.
     private static ListenerSettings Profile(string name) =>
-        SupervisorConfig.Read(SupervisorConfig.Build(null, name)).Listeners.Single();
+        SupervisorConfig.Read(SupervisorConfig.Build("supervisor.tcp.limits.first-frame-timeout = off", name)).Listeners.Single();
 
     private (IActorRef Connection, TestProbe Registry, TestProbe Transport) Start(ListenerSettings listener)
     {
@@ -179,5 +181,50 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Pass(TimeSpan.FromSeconds(1));
         Assert.StartsWith("heartbeat-timeout", transport.ExpectMsg<ProbeTransport.Wrote>().Frame.Data);
+    }
+    /// <summary>Sends <paramref name="type"/> frames at 128 Hz for <paramref name="seconds"/> of virtual time; the frames the server wrote back.</summary>
+    private List<Frame> SendAt128Hz(IActorRef connection, TestProbe transport, FrameType type, int seconds)
+    {
+        var written = new List<Frame>();
+        var period = TimeSpan.FromTicks(TimeSpan.TicksPerSecond / 128);
+        for (var i = 0; i < 128 * seconds; i++)
+        {
+            Clock.Advance(period);
+            Frame(connection, type);
+            // The actor runs on this thread: what it wrote for this frame is already with the probe.
+            while (transport.HasMessages)
+                if (transport.ReceiveOne(TimeSpan.Zero) is ProbeTransport.Wrote wrote) written.Add(wrote.Frame);
+        }
+        return written;
+    }
+
+    [Fact]
+    public void A_peer_sending_128_data_frames_a_second_for_30_s_must_not_be_rate_limited_by_default()
+    {
+        var (connection, _, transport) = Start(Profile("realtime-game"));
+        var written = SendAt128Hz(connection, transport, FrameType.Data, 30);
+        Assert.Equal(128 * 30, written.Count);
+        Assert.All(written, f => Assert.Equal(FrameType.Data, f.Type));
+    }
+
+    [Fact]
+    public void A_heartbeat_flood_at_128_a_second_must_still_be_cut_off_with_rate_limited()
+    {
+        var (connection, _, transport) = Start(Profile("realtime-game"));
+        var written = SendAt128Hz(connection, transport, FrameType.Heartbeat, 30);
+        var notice = written.Single(f => f.Type == FrameType.ErrorNotice);
+        Assert.StartsWith("rate-limited: more than 100 heartbeat frames per second (burst 200)", notice.Data);
+        // The burst of 200 drains at 28 a second above the rate: about 7 s, about 900 heartbeats answered.
+        Assert.InRange(written.Count(f => f.Type == FrameType.HeartbeatResponse), 880, 920);
+    }
+
+    [Fact]
+    public void A_data_frame_limit_when_configured_must_cut_off_128_data_frames_a_second()
+    {
+        var listener = Profile("realtime-game");
+        listener = listener with { Limits = listener.Limits with { MaxDataFramesPerSecond = 100 } };
+        var (connection, _, transport) = Start(listener);
+        var written = SendAt128Hz(connection, transport, FrameType.Data, 30);
+        Assert.StartsWith("rate-limited: more than 100 data frames per second", written.Single(f => f.Type == FrameType.ErrorNotice).Data);
     }
 }

@@ -55,6 +55,7 @@ public sealed class DashboardTests(ITestOutputHelper output)
         upstream.Start(); // a dependency that answers, for the probes panel
         await using var service = await TestService.StartAsync($$"""
             supervisor.heartbeat { interval = 500ms, timeout = 60s, server-ping = on }
+            supervisor.tcp.limits.first-frame-timeout = off   # the silent peer stays, suspect
             supervisor.monitor.rules { crowd { metric = connections.active, raise-above = 3, clear-below = 0, severity = critical } }
             supervisor.probes.upstream { kind = tcp-connect, endpoint = "127.0.0.1:{{((System.Net.IPEndPoint)upstream.LocalEndpoint).Port}}", interval = 200ms, timeout = 200ms, rise = 1, fall = 2 }
             """);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Supervisor.Connections;
+using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Tests.Support;
 using Xunit.Abstractions;
@@ -25,6 +26,8 @@ public sealed class BookkeepingTests(ITestOutputHelper output)
         await using var service = await TestService.StartAsync("""
             supervisor.heartbeat { interval = 200ms, timeout = 600ms }
             supervisor.tcp { max-connections = 30, max-frame-length = 1KiB, limits { max-frames-per-second = 20, frame-burst = 20 } }
+            # Silent peers must meet the heartbeat deadline, and a full listener refuse rather than evict them.
+            supervisor.tcp.limits.first-frame-timeout = off
             """, services: s => s.AddSingleton<IDataHandler, FailOnBoom>());
         var baseline = Directory.GetFiles("/proc/self/fd").Length;
         var survivors = new List<TestPeer>();
@@ -57,15 +60,48 @@ public sealed class BookkeepingTests(ITestOutputHelper output)
             await live.ReceiveFrameAsync();
             survivors.Add(live);
         }
-        // Fill to capacity, then one more is refused (rejected-capacity).
-        var stats = await service.WaitForStatsAsync(s => s.Active == survivors.Count, TimeSpan.FromSeconds(10));
-        var fillers = await Task.WhenAll(Enumerable.Range(0, 30 - survivors.Count).Select(_ => TestPeer.ConnectAsync(service.Port)));
+        // Fill to capacity, then one more is refused (rejected-capacity). A newcomer waits up to a second
+        // for a slot to free up, and a closing connection holds none: keep every holder heartbeating, and
+        // count only open ones.
+        var fillers = new List<TestPeer>();
+        using var keepAlive = new CancellationTokenSource();
+        var heartbeating = Task.Run(async () =>
+        {
+            while (!keepAlive.IsCancellationRequested)
+            {
+                TestPeer[] holders;
+                lock (fillers) holders = [.. fillers, .. survivors];
+                foreach (var peer in holders)
+                {
+                    try { await peer.SendHeartbeatAsync(); }
+                    catch (System.Net.Sockets.SocketException) { } // closed already: the counts below tell
+                }
+                await Task.Delay(100);
+            }
+        });
+        async Task<int> OpenNow()
+        {
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(50))
+            {
+                var items = (await service.ConnectionsAsync()).Items;
+                if (items.All(c => c.State != ConnectionState.Closing) || DateTime.UtcNow > deadline) return items.Count;
+            }
+        }
+        // The registry still lists a connection whose close was decided until its linger (close-linger = 1 s)
+        // ends; the supervisor no longer counts it. Let those go before counting the slots held.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var open = await OpenNow();
+        var more = await Task.WhenAll(Enumerable.Range(0, 30 - open).Select(_ => TestPeer.ConnectAsync(service.Port)));
+        lock (fillers) fillers.AddRange(more);
         await service.WaitForStatsAsync(s => s.Active == 30);
+        Assert.Equal(30, await OpenNow());
         using (var refused = await TestPeer.ConnectAsync(service.Port))
             Assert.StartsWith("rejected-capacity", Assert.Single(await refused.ReceiveUntilClosedAsync()).Data);
+        keepAlive.Cancel();
+        await heartbeating;
         foreach (var peer in fillers.Concat(survivors)) peer.Dispose();
 
-        stats = await service.WaitForStatsAsync(s => s.Active == 0, TimeSpan.FromSeconds(10));
+        var stats = await service.WaitForStatsAsync(s => s.Active == 0, TimeSpan.FromSeconds(10));
         var closed = stats.ClosedByReason.Values.Sum();
         output.WriteLine($"accepted {stats.Accepted}, active {stats.Active}, closed {closed}: " +
             string.Join(", ", stats.ClosedByReason.Select(kv => $"{kv.Key}={kv.Value}")));

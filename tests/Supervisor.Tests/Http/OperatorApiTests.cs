@@ -57,7 +57,8 @@ public sealed class OperatorApiTests
     [Fact]
     public async Task Connection_list_must_filter_by_state_and_page_on_the_server()
     {
-        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 300ms, timeout = 30s }");
+        // Silent peers stay (suspect): the first-frame deadline, on by default, would close them.
+        await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 300ms, timeout = 30s }\nsupervisor.tcp.limits.first-frame-timeout = off");
         using var api = new ApiClient(service);
         using var silentA = await TestPeer.ConnectAsync(service.Port);
         using var silentB = await TestPeer.ConnectAsync(service.Port);

@@ -32,6 +32,7 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         probe.Stop(); // nothing listens there now
         await using var service = await TestService.StartAsync($$"""
             supervisor.heartbeat { interval = 300ms, timeout = 60s }
+            supervisor.tcp.limits.first-frame-timeout = off   # silent peers stay, suspect
             supervisor.monitor.rules { crowd { metric = connections.active, raise-above = 1, clear-below = 0, severity = critical } }
             supervisor.probes.gone { kind = tcp-connect, endpoint = "127.0.0.1:{{closedPort}}", interval = 100ms, timeout = 100ms, rise = 1, fall = 1 }
             """);

@@ -93,6 +93,29 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Empty(report.Closes);
     }
 
+    [Theory]
+    [InlineData("")] // the realtime-game profile, 5 s / 15 s: every deadline falls due in the stall
+    [InlineData("supervisor.heartbeat { interval = 30s, timeout = 90s }")] // some fall due in its last second, hardly late themselves
+    public async Task A_20s_server_stall_must_raise_server_starved_and_no_mass_disconnect_nor_count_a_missed_heartbeat(string heartbeat)
+    {
+        // The peers' heartbeats sent during the stall are read only after the stall's deadlines have fired,
+        // as on a real server (a SIGSTOP once made every connection report a missed heartbeat at once).
+        var settings = Settings(heartbeat);
+        var interval = settings.Listeners[0].Heartbeat.Interval;
+        SimulationOptions Run(params ServerStall[] stalls) => new(
+            settings.Listeners[0], settings.Monitor, [new PeerGroup(1000, PeerModel.Regular(interval))], TimeSpan.FromMinutes(2), Stalls: stalls);
+        var stalled = await Simulation.Simulation.RunAsync(Run(new ServerStall(TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(20))));
+        var steady = await Simulation.Simulation.RunAsync(Run());
+        output.WriteLine(stalled.ToText());
+        output.WriteLine($"the same run without the stall: {steady.HeartbeatsMissed} missed heartbeats");
+
+        Assert.Empty(stalled.Closes);
+        Assert.Equal([MonitorActor.ServerStarvedRule], stalled.Alerts.Where(a => a.Event == "raised").Select(a => a.Alert.Rule));
+        // The simulation's peers heartbeat exactly once an interval, so a few race their own deadline in any
+        // run; the stall must add none.
+        Assert.InRange(stalled.HeartbeatsMissed, 0, steady.HeartbeatsMissed);
+    }
+
     [Fact]
     public async Task Lossless_regular_peers_must_see_no_false_disconnects_and_lossy_ones_must_be_reported()
     {
