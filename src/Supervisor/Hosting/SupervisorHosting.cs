@@ -35,6 +35,7 @@ public static class SupervisorHosting
         services.TryAddSingleton<IDataHandler, EchoDataHandler>();
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<NodeDowning>();
+        services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
         services.AddOperatorSurface(config, settings);
         return services;
@@ -57,7 +58,8 @@ public static class SupervisorHosting
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
                 provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled)
             .AddProbes(settings.Probes)
-            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
+            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
+                provider.GetRequiredService<SupervisorMetrics>())
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
 
@@ -99,16 +101,24 @@ public static class SupervisorHosting
                 }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
+        builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);
+
+    /// <param name="descriptors">The process's descriptor budget the listeners accept within; null: accept until accept fails.</param>
+    /// <param name="metrics">Given the descriptor gauges of <paramref name="descriptors"/>; null: none.</param>
+    internal static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers,
+        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics) =>
         builder.WithActors((system, registry) =>
         {
+            if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
             var supervisor = registry.Get<ConnectionSupervisor>();
+            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
             var log = loggers.CreateLogger<TcpListenerActor>();
             // The scheduler starts its timer thread on first use and blocks the caller until it runs;
             // let that happen here, once, not in the first connections' PreStart where it starved
             // the thread pool for seconds on a cold start.
             system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
             var actors = listeners.All
-                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log), $"listener-{b.Settings.Name}"))
+                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
                 .ToArray();
             registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
         });
