@@ -207,6 +207,7 @@ public sealed class ConnectionSupervisor : ReceiveActor
     private void OnTerminated(Terminated terminated)
     {
         if (!_children.Remove(terminated.ActorRef, out var child)) return;
+        _services.Descriptors?.Released();
         _liveByListener[child.Listener]--;
         if (--child.Address.Live == 0)
             _liveByAddress.Remove(child.Address.Key);

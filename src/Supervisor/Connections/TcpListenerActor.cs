@@ -46,6 +46,12 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         public static readonly RetryAccept Instance = new();
     }
 
+    /// <summary>From the descriptor budget: connections closed since the last count, there may be room now.</summary>
+    private sealed class DescriptorsReleased
+    {
+        public static readonly DescriptorsReleased Instance = new();
+    }
+
     private sealed class EpisodeQuiet
     {
         public static readonly EpisodeQuiet Instance = new();
@@ -127,7 +133,17 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
             AcceptNext();
         });
         Receive<AcceptFailed>(OnAcceptFailed);
-        Receive<RetryAccept>(_ => AcceptNext());
+        Receive<RetryAccept>(_ =>
+        {
+            if (_paused) AcceptNext();
+        });
+        Receive<DescriptorsReleased>(_ =>
+        {
+            _log.LogDebug("Listener {Listener} woken (paused {Paused})", _settings.Name, _paused);
+            if (!_paused) return;
+            Timers.Cancel(RetryKey);
+            AcceptNext();
+        });
         Receive<EpisodeQuiet>(_ =>
         {
             if (!_paused) EndEpisode(log: true);
@@ -163,7 +179,7 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
     private void AcceptNext()
     {
         if (!_bound) return;
-        if (_descriptors is { } descriptors && !descriptors.HasRoom(resuming: _paused && _episode is { ForDescriptors: true }))
+        if (_descriptors is { } descriptors && !descriptors.HasRoom(recount: _paused))
         {
             Pause(DescribeShortage(descriptors), forDescriptors: true);
             return;
@@ -172,6 +188,8 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         {
             // Accepting again; the episode ends only once no pause has followed for a while.
             _paused = false;
+            _log.LogDebug("Listener {Listener} resumes ({Open} open)", _settings.Name, _descriptors?.LastCount);
+            Timers.Cancel(RetryKey);
             Timers.StartSingleTimer(EpisodeEndKey, EpisodeQuiet.Instance, EpisodeEndsAfter);
         }
         _socket.AcceptAsync().PipeTo(Self, success: socket => new Accepted(socket), failure: cause => new AcceptFailed(cause));
@@ -212,9 +230,11 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         if (forDescriptors && !_episode.ForDescriptors && _descriptors is not null)
         {
             _episode.ForDescriptors = true;
-            if (_descriptors.Pause(_settings.Name))
+            var self = Self;
+            if (_descriptors.Pause(_settings.Name, () => self.Tell(DescriptorsReleased.Instance)))
                 _monitor.Tell(new MonitorEvents.FileDescriptorsExhausted(_descriptors.LastCount, _descriptors.Ceiling, $"listener {_settings.Name} stopped accepting: {reason}"));
         }
+        _log.LogDebug("Listener {Listener} paused ({Reason}); retry {Retry}", _settings.Name, reason, _episode.Retries);
         if (!_paused)
         {
             _paused = true;

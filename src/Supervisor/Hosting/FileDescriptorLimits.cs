@@ -120,7 +120,11 @@ public sealed class FileDescriptorBudget
     private long _upperBound;
     private long _countedAt = Environment.TickCount64;
     private int _lastCount;
-    private readonly HashSet<string> _paused = [];
+    // Listeners in an episode, each with how to wake it when closes may have made room.
+    private readonly Dictionary<string, Action> _paused = [];
+    private int _pausedCount;
+    private long _releasedSinceCount;
+    private int _wakeSent;
     private volatile Exhaustion? _exhaustion;
 
     /// <summary>A process-wide episode of listeners not accepting for want of descriptors.</summary>
@@ -160,31 +164,28 @@ public sealed class FileDescriptorBudget
     public Exhaustion? Current => _exhaustion;
 
     /// <summary>
-    /// Whether one more connection fits under the ceiling. Counts again when the cheap bound says it may not, or
-    /// when the last count is older than <see cref="RecountAfter"/> (the runtime, Kestrel and the WebSocket
-    /// listener open descriptors the bound does not see). A listener that is paused asks with
-    /// <paramref name="resuming"/>: it resumes only below <see cref="ResumeBelow"/>, so that it does not flap
-    /// between paused and accepting one connection at a time at the ceiling.
+    /// Whether one more connection fits under the ceiling. Counts again when the cheap bound says it may not, when
+    /// the last count is older than <see cref="RecountAfter"/> (the runtime, Kestrel and the WebSocket listener
+    /// open descriptors the bound does not see), or when a paused listener asks (<paramref name="recount"/>).
     /// </summary>
-    public bool HasRoom(bool resuming = false)
+    public bool HasRoom(bool recount = false)
     {
-        if (!resuming && Interlocked.Read(ref _upperBound) < Ceiling
+        if (!recount && Interlocked.Read(ref _upperBound) < Ceiling
             && Environment.TickCount64 - Interlocked.Read(ref _countedAt) < RecountAfter.TotalMilliseconds)
             return true;
         // Unreadable (no descriptor left even to read the directory): no room.
         var open = _countOpen();
         Interlocked.Exchange(ref _countedAt, Environment.TickCount64);
+        Interlocked.Exchange(ref _releasedSinceCount, 0);
+        Volatile.Write(ref _wakeSent, 0);
         if (open is not { } counted) return false;
         Volatile.Write(ref _lastCount, counted);
         Interlocked.Exchange(ref _upperBound, counted);
-        return counted < (resuming ? ResumeBelow : Ceiling);
+        return counted < Ceiling;
     }
 
     /// <summary>How long a count of the open descriptors is trusted, plus the accepts since.</summary>
     public static readonly TimeSpan RecountAfter = TimeSpan.FromSeconds(1);
-
-    /// <summary>A paused listener resumes when fewer than this are open: half the reserve below the ceiling.</summary>
-    public long ResumeBelow => Ceiling == long.MaxValue ? long.MaxValue : Ceiling - Math.Max(1, Reserve / 2);
 
     /// <summary>
     /// A listener accepted a socket: one more descriptor until the next count says otherwise. Descriptors are
@@ -199,12 +200,30 @@ public sealed class FileDescriptorBudget
     /// <summary>The accept itself failed with EMFILE or ENFILE, or the bound is no longer trusted: the next <see cref="HasRoom"/> counts again.</summary>
     public void RanOut() => Interlocked.Exchange(ref _upperBound, long.MaxValue);
 
-    /// <summary>A listener stops accepting; true when this begins the process-wide episode.</summary>
-    public bool Pause(string listener)
+    /// <summary>
+    /// A connection's socket was released (its actor stopped). While listeners are paused, the first close after a
+    /// count that may have brought it under the ceiling wakes them, rather than leaving them to their backoff
+    /// timer (up to a second): each close makes room for the next peer waiting in the backlog.
+    /// </summary>
+    public void Released()
+    {
+        Interlocked.Decrement(ref _upperBound);
+        if (Volatile.Read(ref _pausedCount) == 0) return;
+        var released = Interlocked.Increment(ref _releasedSinceCount);
+        if (LastCount - released >= Ceiling || Interlocked.Exchange(ref _wakeSent, 1) == 1) return;
+        Action[] wakes;
+        lock (_paused) wakes = [.. _paused.Values];
+        foreach (var wake in wakes) wake();
+    }
+
+    /// <summary>A listener stops accepting (<paramref name="wake"/> tells it that closes may have made room); true when this begins the process-wide episode.</summary>
+    public bool Pause(string listener, Action wake)
     {
         lock (_paused)
         {
-            if (!_paused.Add(listener) || _paused.Count > 1) return false;
+            if (!_paused.TryAdd(listener, wake)) return false;
+            Volatile.Write(ref _pausedCount, _paused.Count);
+            if (_paused.Count > 1) return false;
             _exhaustion = new Exhaustion(DateTimeOffset.UtcNow, LastCount, Limit, Reserve);
             return true;
         }
@@ -215,7 +234,9 @@ public sealed class FileDescriptorBudget
     {
         lock (_paused)
         {
-            if (!_paused.Remove(listener) || _paused.Count > 0) return null;
+            if (!_paused.Remove(listener)) return null;
+            Volatile.Write(ref _pausedCount, _paused.Count);
+            if (_paused.Count > 0) return null;
             var ended = _exhaustion;
             _exhaustion = null;
             return ended;

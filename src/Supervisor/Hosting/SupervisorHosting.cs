@@ -56,7 +56,8 @@ public static class SupervisorHosting
             .AddConnectionRegistry(settings)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
-                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled)
+                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
+                provider.GetService<FileDescriptorBudget>())
             .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
                 provider.GetRequiredService<SupervisorMetrics>())
@@ -89,8 +90,9 @@ public static class SupervisorHosting
         });
 
     /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
+    /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false) =>
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
@@ -98,6 +100,7 @@ public static class SupervisorHosting
                 {
                     StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
                     IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
+                    Descriptors = descriptors,
                 }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>

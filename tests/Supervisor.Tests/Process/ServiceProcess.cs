@@ -247,8 +247,8 @@ public sealed partial class ServiceProcess : ChildProcess
 {
     private readonly string _directory;
 
-    private ServiceProcess(string directory, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output)
-        : base("Supervisor", Tools.DotnetHost, arguments, netns, directory, output)
+    private ServiceProcess(string directory, string fileName, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output)
+        : base("Supervisor", fileName, arguments, netns, directory, output)
     {
         _directory = directory;
     }
@@ -279,11 +279,13 @@ public sealed partial class ServiceProcess : ChildProcess
         """;
 
     /// <summary>Starts <c>dotnet Supervisor.dll [arguments] --config FILE</c> (FILE holds <paramref name="hocon"/>; none if null).</summary>
-    public static ServiceProcess Start(string? hocon, IEnumerable<string>? arguments = null, string? netns = null, ITestOutputHelper? output = null)
+    /// <param name="launcher">A program and its arguments that exec the service in place, e.g. <c>prlimit --nofile=600:600 --</c>; null: none.</param>
+    public static ServiceProcess Start(string? hocon, IEnumerable<string>? arguments = null, string? netns = null, ITestOutputHelper? output = null,
+        IReadOnlyList<string>? launcher = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"supervisor-test-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
-        var args = new List<string> { SupervisorDll };
+        var args = new List<string>(launcher is { Count: > 0 } ? [.. launcher.Skip(1), Tools.DotnetHost] : []) { SupervisorDll };
         args.AddRange(arguments ?? []);
         if (hocon is not null)
         {
@@ -294,7 +296,7 @@ public sealed partial class ServiceProcess : ChildProcess
         }
         try
         {
-            return new ServiceProcess(directory, args, netns, output);
+            return new ServiceProcess(directory, launcher is { Count: > 0 } ? launcher[0] : Tools.DotnetHost, args, netns, output);
         }
         catch
         {
