@@ -129,6 +129,7 @@ public static class SupervisorConfig
             Probes = Probes.ProbeSettings.ReadAll(config),
             Cluster = Cluster.ClusterSettings.Read(config),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            PendingFrameMemory = ReadSize(config.GetConfig("supervisor"), "limits.pending-frame-memory", "supervisor"),
             InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
             {
                 "auto" => InlineSocketCompletions.Auto,

@@ -102,8 +102,8 @@ public sealed class ConnectionSupervisor : ReceiveActor
         {
             var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
-                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive)
-                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
+                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory }
+                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

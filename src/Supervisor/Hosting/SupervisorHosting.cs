@@ -36,6 +36,7 @@ public static class SupervisorHosting
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<NodeDowning>();
         services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
+        services.TryAddSingleton(_ => new Transport.PendingFrameMemory(settings.PendingFrameMemory));
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
         services.AddOperatorSurface(config, settings);
         return services;
@@ -57,7 +58,7 @@ public static class SupervisorHosting
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
                 provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
-                provider.GetService<FileDescriptorBudget>())
+                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>())
             .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
                 provider.GetRequiredService<SupervisorMetrics>())
@@ -91,8 +92,10 @@ public static class SupervisorHosting
 
     /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
     /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
+    /// <param name="frameMemory">The budget every TCP and TLS connection's unfinished frames count against; null: none.</param>
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null) =>
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
+        Transport.PendingFrameMemory? frameMemory = null) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
@@ -101,6 +104,7 @@ public static class SupervisorHosting
                     StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
                     IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
                     Descriptors = descriptors,
+                    FrameMemory = frameMemory,
                 }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>

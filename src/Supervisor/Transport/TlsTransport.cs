@@ -67,6 +67,9 @@ public sealed class TlsTransport : IConnectionTransport
     public long BytesOut => _outbound.BytesSent;
     public IInboundFrames? Inbound => _inbound;
 
+    /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
+    public PendingFrameMemory? FrameMemory { get; init; }
+
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
 
@@ -74,7 +77,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength);
+        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory);
         _ = Task.Run(ReadLoopAsync);
     }
 
