@@ -198,7 +198,7 @@ public sealed class FileDescriptorBudget
     }
 
     /// <summary>The accept itself failed with EMFILE or ENFILE, or the bound is no longer trusted: the next <see cref="HasRoom"/> counts again.</summary>
-    public void RanOut() => Interlocked.Exchange(ref _upperBound, long.MaxValue);
+    public void RanOut() => Interlocked.Exchange(ref _upperBound, long.MaxValue / 2);
 
     /// <summary>
     /// A connection's socket was released (its actor stopped). While listeners are paused, the first close after a
