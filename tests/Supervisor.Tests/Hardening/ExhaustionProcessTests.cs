@@ -99,7 +99,7 @@ public sealed class ExhaustionProcessTests(ITestOutputHelper output)
                 using var response = await http.GetAsync(path, timeout.Token);
                 var body = await response.Content.ReadAsStringAsync(timeout.Token);
                 if (path == "/readyz" && !response.IsSuccessStatusCode) NotReadyReasons.Add(body);
-                if (path == "/metrics" && body.Contains("supervisor_accept_paused 1", StringComparison.Ordinal)) SawAcceptPaused = true;
+                if (path == "/metrics" && ExhaustionTests.AcceptPaused(body) == 1) SawAcceptPaused = true;
                 if (expectOk && !response.IsSuccessStatusCode) Failures.Add($"{path}: {(int)response.StatusCode} {body}");
             }
             catch (Exception e) when (e is HttpRequestException or OperationCanceledException or IOException)
