@@ -24,17 +24,33 @@ public enum FeedResult
 public sealed class LineFramer : IDisposable
 {
     private readonly int _maxFrameLength;
+    private readonly Action<int>? _bufferChanged;
     private byte[]? _pending;
     private int _pendingLength;
 
-    public LineFramer(int maxFrameLength)
+    public LineFramer(int maxFrameLength) : this(maxFrameLength, null)
+    {
+    }
+
+    /// <param name="bufferChanged">
+    /// Told every change of the memory held for an unfinished line, in bytes (the pooled buffer's whole length:
+    /// positive when one is rented or grown, negative when it is returned), so that an owner can keep a budget.
+    /// </param>
+    public LineFramer(int maxFrameLength, Action<int>? bufferChanged)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxFrameLength);
         _maxFrameLength = maxFrameLength;
+        _bufferChanged = bufferChanged;
     }
 
     /// <summary>Bytes of an unfinished line held now.</summary>
     public int PendingBytes => _pendingLength;
+
+    /// <summary>Memory held for the unfinished line: the pooled buffer's length, 0 when none is held.</summary>
+    public int HeldBytes => _pending?.Length ?? 0;
+
+    /// <summary>Throws away the unfinished line and returns its buffer (the connection is being closed).</summary>
+    public void Discard() => Reset();
 
     public FeedResult Feed(ReadOnlySpan<byte> chunk, LineHandler onLine)
     {
@@ -92,12 +108,15 @@ public sealed class LineFramer : IDisposable
         if (_pending is null || _pending.Length < needed)
         {
             var grown = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(needed, 256) * 2, _maxFrameLength + 2));
+            var released = 0;
             if (_pending is not null)
             {
                 _pending.AsSpan(0, _pendingLength).CopyTo(grown);
+                released = _pending.Length;
                 ArrayPool<byte>.Shared.Return(_pending);
             }
             _pending = grown;
+            _bufferChanged?.Invoke(grown.Length - released);
         }
         bytes.CopyTo(_pending.AsSpan(_pendingLength));
         _pendingLength = needed;
@@ -105,8 +124,13 @@ public sealed class LineFramer : IDisposable
 
     private void Reset()
     {
-        if (_pending is not null) ArrayPool<byte>.Shared.Return(_pending);
-        _pending = null;
+        if (_pending is not null)
+        {
+            var released = _pending.Length;
+            ArrayPool<byte>.Shared.Return(_pending);
+            _pending = null;
+            _bufferChanged?.Invoke(-released);
+        }
         _pendingLength = 0;
     }
 

@@ -110,6 +110,12 @@ public sealed record SupervisorSettings(
     /// <summary>Scale-out over Akka.Cluster (<c>supervisor.cluster</c>); off by default.</summary>
     public Cluster.ClusterSettings Cluster { get; init; } = Supervisor.Cluster.ClusterSettings.Disabled;
 
+    /// <summary>
+    /// Memory all connections together may hold in unfinished frames (<c>limits.pending-frame-memory</c>), in bytes;
+    /// past it the largest holders are closed with frame-too-large. Default 256 MiB.
+    /// </summary>
+    public long PendingFrameMemory { get; init; } = 256L * 1024 * 1024;
+
     /// <summary>Whether socket completions run inline on the socket engine's thread (<c>io.inline-socket-completions</c>). Default auto.</summary>
     public InlineSocketCompletions InlineSocketCompletions { get; init; } = InlineSocketCompletions.Auto;
 }

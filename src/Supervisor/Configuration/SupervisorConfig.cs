@@ -157,6 +157,7 @@ public static partial class SupervisorConfig
             Probes = Probes.ProbeSettings.ReadAll(config),
             Cluster = Cluster.ClusterSettings.Read(config),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            PendingFrameMemory = ReadSize(config.GetConfig("supervisor"), "limits.pending-frame-memory", "supervisor"),
             InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
             {
                 "auto" => InlineSocketCompletions.Auto,

@@ -17,4 +17,10 @@ public sealed record ConnectionServices(
 
     /// <summary>Appended to every connection id: <c>@host:port</c> of this node in a cluster (ids are unique cluster-wide and name their node), empty otherwise.</summary>
     public string IdSuffix { get; init; } = "";
+
+    /// <summary>The process-wide budget of memory in unfinished frames (<c>limits.pending-frame-memory</c>); null: none.</summary>
+    public Transport.PendingFrameMemory? FrameMemory { get; init; }
+
+    /// <summary>Told when a connection's socket is released, so that listeners paused for want of descriptors resume at once; null: none.</summary>
+    public Hosting.FileDescriptorBudget? Descriptors { get; init; }
 }

@@ -210,8 +210,8 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
-                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout)
-                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive);
+                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout) { FrameMemory = _services.FrameMemory }
+                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -414,6 +414,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     {
         if (!_children.Remove(terminated.ActorRef, out var child)) return;
         Release(child);
+        _services.Descriptors?.Released();
         if (_closingAll is { } closing && _children.Count == 0)
         {
             closing.ReplyTo.Tell(new ConnectionCommands.AllClosed(closing.Count));

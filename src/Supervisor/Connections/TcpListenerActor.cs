@@ -3,12 +3,20 @@ using System.Net.Sockets;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
+using Supervisor.Hosting;
+using Supervisor.Monitoring;
 
 namespace Supervisor.Connections;
 
 /// <summary>
 /// Owns one bound listening socket and hands every accepted socket to the connection supervisor.
 /// Binding happens before the actor starts (<see cref="Bind"/>), so a taken port fails start-up loudly.
+/// <para>
+/// It accepts only while the process has descriptors to spare (<see cref="FileDescriptorBudget"/>); without,
+/// or when accept fails, it pauses with backoff as Go's <c>net/http</c> does (5 ms, doubling to 1 s) while
+/// new peers wait in the kernel's listen backlog, and every connection already held is served as before.
+/// One log line when a pause begins and one when it ends, not one per retry.
+/// </para>
 /// </summary>
 public sealed class TcpListenerActor : ReceiveActor, IWithTimers
 {
@@ -38,8 +46,32 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         public static readonly RetryAccept Instance = new();
     }
 
-    public static Props Props(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log) =>
-        Akka.Actor.Props.Create(() => new TcpListenerActor(settings, boundSocket, supervisor, log));
+    /// <summary>From the descriptor budget: connections closed since the last count, there may be room now.</summary>
+    private sealed class DescriptorsReleased
+    {
+        public static readonly DescriptorsReleased Instance = new();
+    }
+
+    private sealed class EpisodeQuiet
+    {
+        public static readonly EpisodeQuiet Instance = new();
+    }
+
+    /// <summary>First delay of a paused accept loop; doubled on every retry up to <see cref="MaxAcceptBackoff"/>.</summary>
+    internal static readonly TimeSpan MinAcceptBackoff = TimeSpan.FromMilliseconds(5);
+    internal static readonly TimeSpan MaxAcceptBackoff = TimeSpan.FromSeconds(1);
+
+    /// <summary>An episode of pauses ends (log line, alert resolved, ready again) after accepting this long without one.</summary>
+    internal static readonly TimeSpan EpisodeEndsAfter = TimeSpan.FromSeconds(3);
+
+    private const string RetryKey = "retry-accept";
+    private const string EpisodeEndKey = "episode-end";
+
+    /// <param name="descriptors">The process's descriptor budget, shared by its listeners; null: none (accept until accept fails).</param>
+    /// <param name="monitor">Told when the process runs out of descriptors and when it recovers (the <c>fd-exhausted</c> alert); may be Nobody.</param>
+    public static Props Props(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log,
+        FileDescriptorBudget? descriptors = null, IActorRef? monitor = null) =>
+        Akka.Actor.Props.Create(() => new TcpListenerActor(settings, boundSocket, supervisor, log, descriptors, monitor ?? ActorRefs.Nobody));
 
     /// <summary>Binds and listens; throws <see cref="SocketException"/> when the address is taken.</summary>
     public static Socket Bind(ListenerSettings settings)
@@ -65,11 +97,30 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
     private readonly IActorRef _supervisor;
     private readonly ILogger _log;
     private readonly IPEndPoint _endpoint;
+    private readonly FileDescriptorBudget? _descriptors;
+    private readonly IActorRef _monitor;
     private bool _bound = true;
+    // Not accepting right now (a retry is due), the delay before it, and the episode the pause belongs to:
+    // pauses that follow each other within EpisodeEndsAfter are one episode (one log line, one alert).
+    private bool _paused;
+    private TimeSpan _backoff;
+    private Episode? _episode;
 
-    public TcpListenerActor(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log)
+    private sealed class Episode(DateTimeOffset since, string reason)
+    {
+        public DateTimeOffset Since { get; } = since;
+        public string Reason { get; } = reason;
+        public bool ForDescriptors { get; set; }
+        public int Pauses { get; set; }
+        public int Retries { get; set; }
+    }
+
+    public TcpListenerActor(ListenerSettings settings, Socket boundSocket, IActorRef supervisor, ILogger log,
+        FileDescriptorBudget? descriptors, IActorRef monitor)
     {
         _log = log;
+        _descriptors = descriptors;
+        _monitor = monitor;
         _settings = settings;
         _socket = boundSocket;
         _supervisor = supervisor;
@@ -77,16 +128,34 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
 
         Receive<Accepted>(accepted =>
         {
+            _descriptors?.Accepted(accepted.Socket);
             _supervisor.Tell(new ConnectionSupervisor.Adopt(accepted.Socket, _settings));
             AcceptNext();
         });
         Receive<AcceptFailed>(OnAcceptFailed);
-        Receive<RetryAccept>(_ => AcceptNext());
+        Receive<RetryAccept>(_ =>
+        {
+            if (_paused) AcceptNext();
+        });
+        Receive<DescriptorsReleased>(_ =>
+        {
+            _log.LogDebug("Listener {Listener} woken (paused {Paused})", _settings.Name, _paused);
+            if (!_paused) return;
+            Timers.Cancel(RetryKey);
+            AcceptNext();
+        });
+        Receive<EpisodeQuiet>(_ =>
+        {
+            if (!_paused) EndEpisode(log: true);
+        });
         Receive<GetBinding>(_ => Sender.Tell(new Binding(_settings.Name, _bound ? _endpoint : null)));
         Receive<Unbind>(_ =>
         {
             if (_bound) _log.LogInformation("Listener {Listener} stops accepting on {Endpoint}", _settings.Name, _endpoint);
             _bound = false;
+            Timers.CancelAll();
+            _paused = false;
+            EndEpisode(log: false);
             _socket.Dispose();
             Sender.Tell(new Unbound(_settings.Name));
         });
@@ -101,11 +170,28 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         AcceptNext();
     }
 
-    protected override void PostStop() => _socket.Dispose();
+    protected override void PostStop()
+    {
+        EndEpisode(log: false);
+        _socket.Dispose();
+    }
 
     private void AcceptNext()
     {
         if (!_bound) return;
+        if (_descriptors is { } descriptors && !descriptors.HasRoom(recount: _paused))
+        {
+            Pause(DescribeShortage(descriptors), forDescriptors: true);
+            return;
+        }
+        if (_paused)
+        {
+            // Accepting again; the episode ends only once no pause has followed for a while.
+            _paused = false;
+            _log.LogDebug("Listener {Listener} resumes ({Open} open)", _settings.Name, _descriptors?.LastCount);
+            Timers.Cancel(RetryKey);
+            Timers.StartSingleTimer(EpisodeEndKey, EpisodeQuiet.Instance, EpisodeEndsAfter);
+        }
         _socket.AcceptAsync().PipeTo(Self, success: socket => new Accepted(socket), failure: cause => new AcceptFailed(cause));
     }
 
@@ -114,9 +200,64 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
         if (!_bound) return;
         var cause = failed.Cause.GetBaseException();
         if (cause is ObjectDisposedException) return;
-        // Running out of file descriptors (EMFILE) must not become a busy loop: back off and try again.
-        _log.LogWarning("Listener {Listener}: accept failed ({Error}); retrying in 100 ms", _settings.Name, cause.Message);
-        Timers.StartSingleTimer("retry-accept", RetryAccept.Instance, TimeSpan.FromMilliseconds(100));
+        if (cause is SocketException { SocketErrorCode: SocketError.ConnectionAborted or SocketError.ConnectionReset })
+        {
+            // The peer gave up while it waited in the backlog; the next one may be there already.
+            AcceptNext();
+            return;
+        }
+        // EMFILE (the process's limit), ENFILE (the system's), ENOBUFS, ENOMEM: none must become a busy loop.
+        var outOfDescriptors = cause is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable }
+            || cause.Message.Contains("open files", StringComparison.OrdinalIgnoreCase);
+        if (outOfDescriptors) _descriptors?.RanOut();
+        Pause(outOfDescriptors && _descriptors is { } descriptors ? $"{DescribeShortage(descriptors)} (accept failed: {cause.Message})" : $"accept failed: {cause.Message}",
+            forDescriptors: outOfDescriptors);
     }
 
+    private static string DescribeShortage(FileDescriptorBudget descriptors) =>
+        $"out of file descriptors: {descriptors.LastCount} of {descriptors.Limit} open ({descriptors.Reserve} kept in reserve for health, metrics and the runtime)";
+
+    /// <summary>Stops accepting until the retry timer, the delay doubling from 5 ms to 1 s; logs only when an episode begins.</summary>
+    private void Pause(string reason, bool forDescriptors)
+    {
+        Timers.Cancel(EpisodeEndKey);
+        if (_episode is null)
+        {
+            _episode = new Episode(DateTimeOffset.UtcNow, reason);
+            _log.LogWarning("Listener {Listener} stops accepting: {Reason}; new connections wait in the listen backlog, existing ones are served; "
+                + "retrying from {Min} ms, backing off to {Max} ms", _settings.Name, reason, MinAcceptBackoff.TotalMilliseconds, MaxAcceptBackoff.TotalMilliseconds);
+        }
+        if (forDescriptors && !_episode.ForDescriptors && _descriptors is not null)
+        {
+            _episode.ForDescriptors = true;
+            var self = Self;
+            if (_descriptors.Pause(_settings.Name, () => self.Tell(DescriptorsReleased.Instance)))
+                _monitor.Tell(new MonitorEvents.FileDescriptorsExhausted(_descriptors.LastCount, _descriptors.Ceiling, $"listener {_settings.Name} stopped accepting: {reason}"));
+        }
+        _log.LogDebug("Listener {Listener} paused ({Reason}); retry {Retry}", _settings.Name, reason, _episode.Retries);
+        if (!_paused)
+        {
+            _paused = true;
+            _episode.Pauses++;
+            _backoff = MinAcceptBackoff;
+        }
+        else
+        {
+            _episode.Retries++;
+            _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxAcceptBackoff.Ticks));
+        }
+        Timers.StartSingleTimer(RetryKey, RetryAccept.Instance, _backoff);
+    }
+
+    private void EndEpisode(bool log)
+    {
+        if (_episode is not { } episode) return;
+        _episode = null;
+        if (log)
+            _log.LogInformation("Listener {Listener} accepts again: the episode that began with \"{Reason}\" lasted {Seconds:F1} s ({Pauses} pauses, {Retries} retries); {Open} file descriptors open",
+                _settings.Name, episode.Reason, (DateTimeOffset.UtcNow - episode.Since).TotalSeconds, episode.Pauses, episode.Retries,
+                _descriptors?.LastCount.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?");
+        if (episode.ForDescriptors && _descriptors!.Resume(_settings.Name) is not null)
+            _monitor.Tell(new MonitorEvents.FileDescriptorsRecovered(_descriptors.LastCount));
+    }
 }

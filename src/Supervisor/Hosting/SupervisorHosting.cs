@@ -35,6 +35,8 @@ public static class SupervisorHosting
         services.TryAddSingleton<IDataHandler, EchoDataHandler>();
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<NodeDowning>();
+        services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
+        services.TryAddSingleton(_ => new Transport.PendingFrameMemory(settings.PendingFrameMemory));
         services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
         services.AddOperatorSurface(config, settings);
         return services;
@@ -57,9 +59,11 @@ public static class SupervisorHosting
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
-                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled)
+                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
+                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>())
             .AddProbes(settings.Probes)
-            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>())
+            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
+                provider.GetRequiredService<SupervisorMetrics>())
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
 
@@ -94,8 +98,11 @@ public static class SupervisorHosting
         });
 
     /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
+    /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
+    /// <param name="frameMemory">The budget every TCP and TLS connection's unfinished frames count against; null: none.</param>
     public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false) =>
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
+        Transport.PendingFrameMemory? frameMemory = null) =>
         builder.WithActors((system, registry) =>
             registry.Register<ConnectionSupervisor>(system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
@@ -103,19 +110,29 @@ public static class SupervisorHosting
                 {
                     StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
                     IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
+                    Descriptors = descriptors,
+                    FrameMemory = frameMemory,
                 }), "connections")));
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
+        builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);
+
+    /// <param name="descriptors">The process's descriptor budget the listeners accept within; null: accept until accept fails.</param>
+    /// <param name="metrics">Given the descriptor gauges of <paramref name="descriptors"/>; null: none.</param>
+    internal static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers,
+        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics) =>
         builder.WithActors((system, registry) =>
         {
+            if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
             var supervisor = registry.Get<ConnectionSupervisor>();
+            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
             var log = loggers.CreateLogger<TcpListenerActor>();
             // The scheduler starts its timer thread on first use and blocks the caller until it runs;
             // let that happen here, once, not in the first connections' PreStart where it starved
             // the thread pool for seconds on a cold start.
             system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
             var actors = listeners.All
-                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log), $"listener-{b.Settings.Name}"))
+                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
                 .ToArray();
             registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
         });

@@ -33,6 +33,8 @@ public static class SupervisorProgram
             return ExitUsage;
         }
 
+        // Before anything else opens a descriptor: the soft limit up to the hard one, as Go's runtime does.
+        var descriptorLimit = FileDescriptorLimits.RaiseSoftLimit();
         var socketCompletions = Transport.SocketCompletions.Apply(settings);
         BoundListeners listeners;
         try
@@ -48,11 +50,16 @@ public static class SupervisorProgram
         using (listeners)
         {
             using var host = CreateHostBuilder(config, settings, listeners).Build();
-            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor").LogInformation("{SocketCompletions}", socketCompletions);
+            var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor");
+            log.LogInformation("{SocketCompletions}", socketCompletions);
+            var operatorSettings = host.Services.GetService<OperatorSettings>();
             var downing = host.Services.GetRequiredService<Cluster.NodeDowning>();
             try
             {
-                await host.RunAsync();
+                await host.StartAsync();
+                await StartupWarmUp.RunAsync(host.Services.GetService<OperatorEndpoints>()?.Http, log, CancellationToken.None);
+                WarnOfDescriptors(log, descriptorLimit, settings, operatorSettings);
+                await host.WaitForShutdownAsync();
                 if (downing.Downed)
                 {
                     await Console.Error.WriteLineAsync($"supervisor: {Cluster.NodeDowning.Explanation}");
@@ -67,6 +74,16 @@ public static class SupervisorProgram
             }
         }
         return ExitOk;
+    }
+
+    /// <summary>The descriptor limit in force, and one warning when the listeners' max-connections cannot fit under it.</summary>
+    private static void WarnOfDescriptors(ILogger log, FileDescriptorLimits.Outcome limit, SupervisorSettings settings, OperatorSettings? operatorSettings)
+    {
+        var open = FileDescriptorLimits.CountOpen();
+        log.LogInformation("{Limit}; {Open} open once started", limit, open?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?");
+        if (limit.Soft > 0 && open is { } openNow
+            && FileDescriptorLimits.CapacityWarning(FileDescriptorLimits.ConnectionHolders(settings, operatorSettings), limit.Soft, openNow) is { } warning)
+            log.LogWarning("{Warning}", warning);
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ public static class OperatorSurface
         var surface = OperatorConfig.Read(config, settings);
         services.AddSingleton(surface);
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton(_ => Hosting.FileDescriptorBudget.ForThisProcess());
         if (!surface.NeedsWebServer) return services;
 
         services.AddSingleton<OperatorEndpoints>();

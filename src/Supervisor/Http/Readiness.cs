@@ -32,13 +32,19 @@ public sealed class LivenessCheck(ActorSystem system) : IHealthCheck
             : HealthCheckResult.Healthy($"actor system {system.Name} running for {system.Uptime.TotalSeconds:F0} s"));
 }
 
-/// <summary><c>/readyz</c>: started, not stopping, and every listener accepting.</summary>
-public sealed class ReadinessCheck(Readiness readiness, SupervisorQueries queries, OperatorEndpoints endpoints, OperatorSettings settings) : IHealthCheck
+/// <summary>
+/// <c>/readyz</c>: started, not stopping, every listener accepting, and descriptors to accept with (while the TCP
+/// listeners pause for want of them, the description says so: <c>out of file descriptors: 582 of 600 open …</c>).
+/// </summary>
+public sealed class ReadinessCheck(Readiness readiness, SupervisorQueries queries, OperatorEndpoints endpoints, OperatorSettings settings,
+    Hosting.FileDescriptorBudget descriptors) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         if (readiness.Stopping) return HealthCheckResult.Unhealthy("shutting down");
         if (!readiness.Started) return HealthCheckResult.Unhealthy("starting");
+        if (descriptors.Current is { } exhaustion)
+            return HealthCheckResult.Unhealthy($"{exhaustion.Describe()} (since {exhaustion.Since:HH:mm:ss.fff} UTC)");
         IReadOnlyList<Connections.TcpListenerActor.Binding> bindings;
         try
         {

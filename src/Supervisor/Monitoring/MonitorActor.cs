@@ -16,6 +16,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 {
     public const string MassDisconnectRule = "mass-disconnect";
     public const string ServerStarvedRule = "server-starved";
+    public const string FileDescriptorsExhaustedRule = "fd-exhausted";
 
     /// <summary>The rule of the alert a down probe raises: <c>probe-down:NAME</c>.</summary>
     public static string ProbeDownRule(string probe) => $"probe-down:{probe}";
@@ -136,6 +137,12 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         Receive<MonitorEvents.NodeUp>(up => Resolve(NodeDownRule(up.Node), 0, Now));
         Receive<MonitorEvents.StallForgiven>(stall => ObserveStall(stall.Stall, Now));
         Receive<MonitorEvents.ProbeStateChanged>(OnProbeStateChanged);
+        Receive<MonitorEvents.FileDescriptorsExhausted>(exhausted =>
+        {
+            if (!_active.ContainsKey(FileDescriptorsExhaustedRule))
+                Raise(FileDescriptorsExhaustedRule, AlertSeverity.Critical, exhausted.Open, exhausted.Ceiling, Now, exhausted.Detail);
+        });
+        Receive<MonitorEvents.FileDescriptorsRecovered>(recovered => Resolve(FileDescriptorsExhaustedRule, recovered.Open, Now));
         Receive<Evaluate>(_ => EvaluateRules(Now));
         Receive<StarvationProbe>(_ => OnStarvationProbe());
         Receive<MonitorProtocol.GetAlerts>(_ => Sender.Tell(new MonitorProtocol.Alerts(

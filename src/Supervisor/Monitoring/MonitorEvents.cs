@@ -41,4 +41,10 @@ public static class MonitorEvents
 
     /// <summary>A connection's deadline fired this late: the server stalled, so the stall was not held against the peer.</summary>
     public sealed record StallForgiven(string ConnectionId, TimeSpan Stall) : IMonitorEvent;
+
+    /// <summary>The TCP listeners stopped accepting for want of file descriptors: raises <c>fd-exhausted</c>.</summary>
+    public sealed record FileDescriptorsExhausted(int Open, long Ceiling, string Detail) : IMonitorEvent;
+
+    /// <summary>They accept again: resolves <c>fd-exhausted</c>.</summary>
+    public sealed record FileDescriptorsRecovered(int Open) : IMonitorEvent;
 }

@@ -27,6 +27,13 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     private bool _draining;
     private long _drained;
 
+    // The process-wide budget of unfinished frames, what this connection's framer holds (written by the read
+    // loop only), and whether the budget chose it to close (read by the read loop, set by another's).
+    private readonly PendingFrameMemory? _memory;
+    private int _heldBytes;
+    private int _evicted;
+    private long _evictedBytes;
+
     // The queue of decoded frames, guarded by _framer (never contended for long): one slot, and a
     // queue behind it only while the owner lags more than one frame behind.
     private InboundFrame _first;
@@ -34,13 +41,43 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     private Queue<InboundFrame>? _more;
     private int _signalled;
 
-    public InboundFrames(IActorRef owner, int maxFrameLength)
+    /// <param name="memory">The process-wide budget of unfinished frames this connection's count against; null: none.</param>
+    public InboundFrames(IActorRef owner, int maxFrameLength, PendingFrameMemory? memory = null)
     {
         _owner = owner;
         _maxFrameLength = maxFrameLength;
-        _framer = new LineFramer(maxFrameLength);
+        _memory = memory;
+        _framer = memory is null ? new LineFramer(maxFrameLength) : new LineFramer(maxFrameLength, OnBufferChanged);
         _onLine = OnLine;
     }
+
+    private void OnBufferChanged(int delta)
+    {
+        var held = _heldBytes + delta;
+        Volatile.Write(ref _heldBytes, held);
+        _memory!.Changed(this, delta, held);
+    }
+
+    /// <summary>Memory this connection holds in an unfinished frame now.</summary>
+    internal int HeldBytes => Volatile.Read(ref _heldBytes);
+
+    /// <summary>Whether the budget chose this connection to close.</summary>
+    internal bool Evicted => Volatile.Read(ref _evicted) == 1;
+
+    /// <summary>
+    /// From the budget, on another connection's thread: close this one with <c>frame-too-large</c>. Its read loop
+    /// drops the unfinished frame at its next read, or the close releases it. False when already chosen.
+    /// </summary>
+    internal bool TryEvict(int heldBytes, string detail)
+    {
+        if (Interlocked.CompareExchange(ref _evicted, 1, 0) != 0) return false;
+        Interlocked.Exchange(ref _evictedBytes, heldBytes);
+        _owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge, detail));
+        return true;
+    }
+
+    /// <summary>Once this connection, chosen to close, holds nothing more: the bytes the budget counted as leaving, else 0.</summary>
+    internal long SettleEviction() => Evicted ? Interlocked.Exchange(ref _evictedBytes, 0) : 0;
 
     private bool OnLine(ReadOnlySpan<byte> line)
     {
@@ -67,6 +104,12 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     /// <summary>Handles one chunk; false when the transport should stop reading (drain budget spent).</summary>
     public bool Accept(ReadOnlySpan<byte> chunk)
     {
+        if (!_draining && _memory is not null && Evicted)
+        {
+            // Chosen by the budget: the owner was told; keep nothing more of this peer's input.
+            _framer.Discard();
+            _draining = true;
+        }
         if (_draining)
         {
             _drained += chunk.Length;

@@ -42,11 +42,14 @@ public sealed class SocketTransport : IConnectionTransport
     public IInboundFrames? Inbound => _inbound;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
+    /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
+    public PendingFrameMemory? FrameMemory { get; init; }
+
     public void Start(IActorRef owner)
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength);
+        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory);
         // Started from the thread pool, not inline: a peer that is already sending must not keep the
         // owner's PreStart busy. Not Task.Run, whose proxy task each connection would keep (72 B).
         ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);

@@ -76,6 +76,9 @@ public sealed class TlsTransport : IConnectionTransport
     public IInboundFrames? Inbound => _inbound;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
+    /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
+    public PendingFrameMemory? FrameMemory { get; init; }
+
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
 
@@ -83,7 +86,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength);
+        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory);
         _ = Task.Run(ReadLoopAsync);
     }
 

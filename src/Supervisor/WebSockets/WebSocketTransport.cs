@@ -47,6 +47,8 @@ public sealed class WebSocketTransport : IConnectionTransport
     private byte[]? _message;
     private int _messageLength;
     private bool _draining;
+    // The runtime refused input and sent its own close frame: nothing more is read or written here.
+    private volatile bool _runtimeClosed;
     // One message at a time: the next receive waits until the owner has handled the frame before it. The
     // runtime checks a text message's UTF-8 inside ReceiveAsync and answers a bad one with a close frame at
     // once; waiting keeps the answers to earlier frames ahead of that close frame.
@@ -183,11 +185,19 @@ public sealed class WebSocketTransport : IConnectionTransport
         }
         catch (Exception e) when (!_disposed && e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
-            _inputEnded = true;
-            // Input the runtime refused (not UTF-8, say) while our notice and close frame are on their way: telling
-            // the owner would end the connection at once and abort the socket under them; its close-linger ends it.
-            if (Volatile.Read(ref _closing) && e is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted or WebSocketError.InvalidMessageType })
+            if (e is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted or WebSocketError.InvalidMessageType }
+                && _ws.State is WebSocketState.CloseSent or WebSocketState.Aborted)
+            {
+                // Input the runtime refused (a text message that is not UTF-8, say): it has sent its own close frame
+                // (1007, unless ours went first) and reads no more. The owner closes with protocol-error, once, and
+                // lets go of the socket after its close-linger, so that the peer can read what was sent before
+                // (the answers, our notice) first; ending it at once would reset the socket under them.
+                _runtimeClosed = true;
+                if (!Volatile.Read(ref _closing))
+                    owner.Tell(new TransportEvents.FrameRejected(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}"));
                 return;
+            }
+            _inputEnded = true;
             owner.Tell(Classify(e));
         }
         catch (Exception e) when (!_disposed)
@@ -415,6 +425,7 @@ public sealed class WebSocketTransport : IConnectionTransport
     {
         if (_shutdownRequested) return;
         _shutdownRequested = true;
+        if (_runtimeClosed) return; // its close frame is out; the owner's linger ends the connection
         if (_inputEnded || _ws.State is WebSocketState.Aborted or WebSocketState.Closed)
         {
             // Nothing left to wait for: tell the owner now instead of letting it linger.
@@ -529,7 +540,10 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (Interlocked.Exchange(ref _finished, 1) == 1) return;
         try
         {
-            if (_ws.State != WebSocketState.Closed) _ws.Abort();
+            // Once a close frame went out (ours, or the runtime's 1007 for input that is not UTF-8) the socket ends
+            // with a FIN when the request ends; an abort would reset it, and an RST destroys what the peer has not
+            // read yet: the answers before the bad input, the notice.
+            if (_ws.State is not (WebSocketState.Closed or WebSocketState.CloseSent)) _ws.Abort();
             _ws.Dispose();
         }
         finally

@@ -248,9 +248,9 @@ public sealed partial class ServiceProcess : ChildProcess
 {
     private readonly string _directory;
 
-    private ServiceProcess(string directory, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output,
+    private ServiceProcess(string directory, string fileName, IEnumerable<string> arguments, string? netns, ITestOutputHelper? output,
         IReadOnlyDictionary<string, string>? environment)
-        : base("Supervisor", Tools.DotnetHost, arguments, netns, directory, output, environment)
+        : base("Supervisor", fileName, arguments, netns, directory, output, environment)
     {
         _directory = directory;
     }
@@ -283,12 +283,13 @@ public sealed partial class ServiceProcess : ChildProcess
     /// <summary>Starts <c>dotnet Supervisor.dll [arguments] --config FILE</c> (FILE holds <paramref name="hocon"/>; none if null).</summary>
     /// <param name="environment">Variables set for the service beside the test's own.</param>
     /// <param name="files">Files written to its working directory (name → text) before it starts, e.g. appsettings.json.</param>
+    /// <param name="launcher">A program and its arguments that exec the service in place, e.g. <c>prlimit --nofile=600:600 --</c>; null: none.</param>
     public static ServiceProcess Start(string? hocon, IEnumerable<string>? arguments = null, string? netns = null, ITestOutputHelper? output = null,
-        IReadOnlyDictionary<string, string>? environment = null, IReadOnlyDictionary<string, string>? files = null)
+        IReadOnlyDictionary<string, string>? environment = null, IReadOnlyDictionary<string, string>? files = null, IReadOnlyList<string>? launcher = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"supervisor-test-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
-        var args = new List<string> { SupervisorDll };
+        var args = new List<string>(launcher is { Count: > 0 } ? [.. launcher.Skip(1), Tools.DotnetHost] : []) { SupervisorDll };
         args.AddRange(arguments ?? []);
         if (hocon is not null)
         {
@@ -301,7 +302,7 @@ public sealed partial class ServiceProcess : ChildProcess
         {
             foreach (var (name, text) in files ?? new Dictionary<string, string>())
                 File.WriteAllText(Path.Combine(directory, name), text);
-            return new ServiceProcess(directory, args, netns, output, environment);
+            return new ServiceProcess(directory, launcher is { Count: > 0 } ? launcher[0] : Tools.DotnetHost, args, netns, output, environment);
         }
         catch
         {
