@@ -17,6 +17,7 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         private readonly List<TestPeer> _peers;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task<List<double>> _running;
+        private readonly TaskCompletionSource _firstRound = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         private Bystanders(List<TestPeer> peers)
         {
@@ -42,10 +43,14 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
                         throw new InvalidOperationException($"bystander got {response?.ToString() ?? "a close"} instead of response {seq}");
                     rtts.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 }
+                _firstRound.TrySetResult();
                 await Task.Delay(20);
             }
             return rtts;
         }
+
+        /// <summary>Completes once every bystander has had a heartbeat answered: each has sent its first frame.</summary>
+        public Task EachAnsweredOnceAsync() => _firstRound.Task.WaitAsync(TimeSpan.FromSeconds(10));
 
         public async Task<double> StopAsync()
         {
@@ -110,6 +115,9 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
     {
         await using var service = await TestService.StartAsync("supervisor.tcp.max-connections = 22");
         await using var bystanders = await Bystanders.StartAsync(service.Port); // 20, all heartbeating
+        // Until a bystander's first frame is seen it is the oldest connection without one, and would be chosen
+        // (then decline, keeping its slot): the idle ones must be the only unproven connections.
+        await bystanders.EachAnsweredOnceAsync();
         using var oldestIdle = await TestPeer.ConnectAsync(service.Port);
         using var youngerIdle = await TestPeer.ConnectAsync(service.Port);
         await service.WaitForStatsAsync(s => s.Active == 22);
