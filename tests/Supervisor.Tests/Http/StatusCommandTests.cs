@@ -116,6 +116,8 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 300ms, timeout = 60s }");
         using var api = new ApiClient(service);
         using var peer = await TestPeer.ConnectAsync(service.Port);
+        await peer.SendHeartbeatAsync(1); // a first frame: the first-frame deadline would close a silent one
+        Assert.NotNull(await peer.ReceiveFrameAsync());
         await api.WaitForAsync("/api/stats", s => s.GetProperty("active").GetInt32() == 1);
 
         using var json = await RunStatusAsync("--json", "--url", $"http://127.0.0.1:{service.HttpPort}");

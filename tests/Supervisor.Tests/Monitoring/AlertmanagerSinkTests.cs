@@ -91,6 +91,9 @@ public sealed class AlertmanagerSinkTests(ITestOutputHelper output)
             supervisor.monitor.sinks.alertmanager { url = "http://127.0.0.1:{{alertmanager.Port}}", resend-interval = 1s }
             """);
         var peer = await TestPeer.ConnectAsync(service.Port);
+        // A first frame, so the first-frame deadline (0.45 s with these heartbeat settings) does not close it.
+        await peer.SendHeartbeatAsync(1);
+        Assert.NotNull(await peer.ReceiveFrameAsync());
 
         var active = await EventuallyAsync(async () => (await alertmanager.AlertsAsync(http))
             .FirstOrDefault(a => a.GetProperty("labels").GetProperty("alertname").GetString() == "crowd") is { ValueKind: JsonValueKind.Object } a ? (object)a : null,
