@@ -10,13 +10,6 @@ namespace Supervisor.Tests.Monitoring;
 /// <summary>Alerts sent to a real Prometheus Alertmanager (Debian's prometheus-alertmanager, installed by scripts/setup.sh).</summary>
 public sealed class AlertmanagerSinkTests(ITestOutputHelper output)
 {
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     private sealed class Alertmanager : IDisposable
     {
         private readonly Process _process;
@@ -28,7 +21,7 @@ public sealed class AlertmanagerSinkTests(ITestOutputHelper output)
             var config = Path.Combine(_directory.FullName, "alertmanager.yml");
             // One receiver that notifies nobody: the test reads what Alertmanager holds through its API.
             File.WriteAllText(config, "route:\n  receiver: nobody\n  group_wait: 1s\nreceivers:\n  - name: nobody\n");
-            Port = FreePort();
+            Port = Supervisor.Tests.Client.ClientTestSupport.FreePort();
             _process = Process.Start(new ProcessStartInfo("prometheus-alertmanager",
             [
                 $"--config.file={config}", $"--storage.path={_directory.FullName}", $"--web.listen-address=127.0.0.1:{Port}",

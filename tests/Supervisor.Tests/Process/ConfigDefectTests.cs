@@ -111,17 +111,10 @@ public sealed class ConfigDefectTests(ITestOutputHelper output)
 [Collection(ProcessCollection.Name)]
 public sealed class DotnetConfigurationTests(ITestOutputHelper output)
 {
-    private static int FreePort()
-    {
-        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        probe.Start();
-        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task An_environment_variable_must_move_the_listener_over_the_file()
     {
-        var port = FreePort();
+        var port = Supervisor.Tests.Client.ClientTestSupport.FreePort();
         using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output,
             environment: new Dictionary<string, string> { ["Supervisor__Tcp__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         Assert.Equal(port, await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20)));
@@ -130,7 +123,7 @@ public sealed class DotnetConfigurationTests(ITestOutputHelper output)
     [Fact]
     public async Task Appsettings_json_must_set_keys_and_the_environment_must_beat_it()
     {
-        var port = FreePort();
+        var port = Supervisor.Tests.Client.ClientTestSupport.FreePort();
         using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output,
             environment: new Dictionary<string, string> { ["Supervisor__Heartbeat__Interval"] = "4s" },
             files: new Dictionary<string, string>
@@ -155,7 +148,7 @@ public sealed class DotnetConfigurationTests(ITestOutputHelper output)
     [Fact]
     public async Task An_optional_substitution_must_take_a_set_variable_in_the_file()
     {
-        var port = FreePort();
+        var port = Supervisor.Tests.Client.ClientTestSupport.FreePort();
         using var service = ServiceProcess.Start(ServiceProcess.Config("supervisor.tcp.port = ${?SUPERVISOR_TEST_PORT}"), output: output,
             environment: new Dictionary<string, string> { ["SUPERVISOR_TEST_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         Assert.Equal(port, await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20)));

@@ -8,19 +8,12 @@ namespace Supervisor.Tests.Processes;
 [Collection(ProcessCollection.Name)]
 public sealed class LoggingProcessTests(ITestOutputHelper output)
 {
-    private static int FreePort()
-    {
-        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        probe.Start();
-        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
     private static string WithHttp(int port) => ServiceProcess.Config($"supervisor.http {{ enabled = on, port = {port} }}");
 
     [Fact]
     public async Task Http_requests_must_not_be_logged_at_the_default_level()
     {
-        var port = FreePort();
+        var port = Supervisor.Tests.Client.ClientTestSupport.FreePort();
         using var service = ServiceProcess.Start(WithHttp(port), output: output);
         await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20));
         await service.WaitForLineAsync(l => l.Contains($"Listener http accepting on 127.0.0.1:{port}", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "http listener");
