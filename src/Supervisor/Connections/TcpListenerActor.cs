@@ -207,8 +207,7 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
             return;
         }
         // EMFILE (the process's limit), ENFILE (the system's), ENOBUFS, ENOMEM: none must become a busy loop.
-        var outOfDescriptors = cause is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable }
-            || cause.Message.Contains("open files", StringComparison.OrdinalIgnoreCase);
+        var outOfDescriptors = cause is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable };
         if (outOfDescriptors) _descriptors?.RanOut();
         Pause(outOfDescriptors && _descriptors is { } descriptors ? $"{DescribeShortage(descriptors)} (accept failed: {cause.Message})" : $"accept failed: {cause.Message}",
             forDescriptors: outOfDescriptors);

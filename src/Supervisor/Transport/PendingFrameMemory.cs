@@ -14,6 +14,7 @@ public sealed class PendingFrameMemory
     private readonly ConcurrentDictionary<InboundFrames, byte> _holders = new();
     private readonly object _evicting = new();
     private long _held;
+    private long _evictions;
     // Bytes held by connections already told to close, not yet released: they are on their way out.
     private long _leaving;
 
@@ -31,8 +32,6 @@ public sealed class PendingFrameMemory
 
     /// <summary>Connections closed for holding the largest unfinished frames while over the budget, since start.</summary>
     public long Evictions => Interlocked.Read(ref _evictions);
-
-    private long _evictions;
 
     /// <summary>From a holder's read loop: its framer's buffer changed by <paramref name="delta"/> bytes, to <paramref name="heldNow"/>.</summary>
     internal void Changed(InboundFrames holder, int delta, int heldNow)
@@ -62,6 +61,10 @@ public sealed class PendingFrameMemory
                         $"an unfinished frame held {bytes} bytes while unfinished frames across the server held {total} bytes, over limits.pending-frame-memory ({Budget} bytes); the largest are closed"))
                     continue;
                 Interlocked.Add(ref _leaving, bytes);
+                // Its read loop may have finished the frame and let go of the buffer while it was being chosen, its
+                // release settling nothing yet: settle here, or those bytes would count as leaving for good.
+                if (holder.HeldBytes == 0 && holder.SettleEviction() is var released and > 0)
+                    Interlocked.Add(ref _leaving, -released);
                 Interlocked.Increment(ref _evictions);
                 over -= bytes;
             }

@@ -321,11 +321,6 @@ public sealed class WebSocketTransport : IConnectionTransport
         }
         if (e is WebSocketException { WebSocketErrorCode: WebSocketError.ConnectionClosedPrematurely })
             return new(CloseReason.PeerClosed, "peer closed the connection without a WebSocket close");
-        // A text message that is not UTF-8 (or another frame the runtime refuses): the runtime has sent its own
-        // close frame (1007, 1002) before throwing, though nobody here asked to close.
-        if (e is WebSocketException { WebSocketErrorCode: WebSocketError.Faulted or WebSocketError.InvalidMessageType }
-            && _ws.State is WebSocketState.CloseSent or WebSocketState.Aborted && !Volatile.Read(ref _closing))
-            return new(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}");
         if (e is WebSocketException && _ws.CloseStatus is WebSocketCloseStatus.InvalidPayloadData or WebSocketCloseStatus.ProtocolError)
             return new(CloseReason.ProtocolError, $"invalid WebSocket input: {e.Message}");
         return new(CloseReason.PeerReset, $"WebSocket failed: {e.GetBaseException().Message}");
