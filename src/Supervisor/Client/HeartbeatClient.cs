@@ -301,7 +301,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         var delay = _backoff.Next();
         var attempt = _backoff.Attempt;
         SetState(ClientState.Reconnecting);
-        _services.Metrics.ClientReconnectDelay.Record(delay.TotalMilliseconds, _clientTag);
+        _services.Metrics.ClientReconnectDelay(delay, _clientTag);
         ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
             Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
         Publish(new Reconnecting(_name, attempt, delay, cause));
@@ -408,7 +408,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         if (rtt is { } ms)
         {
             _rttMs = ms;
-            _services.Metrics.ClientRtt.Record(ms, _clientTag);
+            _services.Metrics.ClientRoundTrip(ms, _clientTag);
             _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
         }
         ClientLog.HeartbeatAnswered(_services.Log, _name, frame.Seq, rtt);

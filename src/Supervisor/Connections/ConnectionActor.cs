@@ -46,6 +46,9 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     private readonly DateTimeOffset _connectedAt;
     private readonly HeartbeatDeadlines _deadlines;
     private long _bytesIn;
+    // The transport's bytes out already added to the meter: written bytes count when the kernel took them,
+    // which for a queued write is at its WriteFinished, not when it was written.
+    private long _bytesOutMetered;
     private CloseReason? _closeReason;
     private string? _closeDetail;
     private DateTimeOffset _closedAt;
@@ -134,25 +137,31 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     public void Send(Frame frame)
     {
         if (_closeReason is not null) return;
-        var before = _transport.BytesOut;
         if (!_transport.Write(frame))
         {
             CloseForWriteFailure();
             return;
         }
-        _services.Metrics.Sent(_transport.BytesOut - before);
+        MeterBytesOut();
     }
 
     private void SendHeartbeatResponse(long timestamp, long? seq)
     {
         if (_closeReason is not null) return;
-        var before = _transport.BytesOut;
         if (!_transport.WriteHeartbeatResponse(timestamp, seq))
         {
             CloseForWriteFailure();
             return;
         }
-        _services.Metrics.Sent(_transport.BytesOut - before);
+        MeterBytesOut();
+    }
+
+    /// <summary>Adds what the transport has sent since the last call to the meter, so /metrics counts exactly what reached the kernel, notices included.</summary>
+    private void MeterBytesOut()
+    {
+        var sent = _transport.BytesOut;
+        _services.Metrics.Sent(sent - _bytesOutMetered);
+        _bytesOutMetered = sent;
     }
 
     protected override void PreStart()
@@ -219,7 +228,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         ArmDeadline();
         if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
         {
-            _services.Metrics.Rtt.Record(rtt);
+            _services.Metrics.HeartbeatRoundTrip(rtt);
             _services.Monitor.Tell(new MonitorEvents.RttSampled(rtt));
         }
 
@@ -346,7 +355,9 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
 
     private void OnWriteFinished(TransportEvents.WriteFinished finished)
     {
-        if (!_transport.OnWriteFinished(finished))
+        var accepted = _transport.OnWriteFinished(finished);
+        MeterBytesOut();
+        if (!accepted)
         {
             if (_closeReason is null) CloseForWriteFailure();
             else Context.Stop(Self);
@@ -370,15 +381,15 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _firstFrame?.Cancel();
         // A closing connection holds no slot: the peer that caused it may already be reconnecting.
         Context.Parent.Tell(ConnectionSupervisor.SlotReleased.Instance, Self);
-        ReportClose();
-        if (!reason.IsAnnouncedToPeer())
+        var announced = reason.IsAnnouncedToPeer();
+        ReportClose(announced);
+        if (!announced)
         {
             Context.Stop(Self);
             return;
         }
-        // Notice, then FIN, then wait for the peer's FIN: closing at once with unread input would
-        // send an RST, and an RST can destroy the notice before the peer reads it.
-        _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+        // Notice (written by ReportClose), then FIN, then wait for the peer's FIN: closing at once with unread
+        // input would send an RST, and an RST can destroy the notice before the peer reads it.
         _transport.ShutdownOutput();
         _linger = _timers.Register(Self, LingerExpired.Instance);
         _linger.Set(_closedAt + _setup.Listener.CloseLinger);
@@ -433,8 +444,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 _closeReason = CloseReason.InternalError;
                 _closeDetail = "the server failed while handling this connection";
                 _closedAt = Now;
-                ReportClose();
-                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{CloseReason.InternalError.ToWireName()}: {_closeDetail}"));
+                ReportClose(announce: true);
             }
         }
         catch (Exception e)
@@ -447,6 +457,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             try
             {
                 _transport.Dispose();
+                MeterBytesOut();
             }
             finally
             {
@@ -458,15 +469,27 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
 
     /// <summary>
     /// The monitor, the meter and the log learn of a close when it is decided, not when the linger
-    /// for the peer's FIN ends, so alerts and log lines carry the moment the peer was judged.
+    /// for the peer's FIN ends, so alerts and log lines carry the moment the peer was judged. The peer's
+    /// notice (<paramref name="announce"/>) goes out before the log line, whose bytes out then include it.
     /// </summary>
-    private void ReportClose()
+    private void ReportClose(bool announce)
     {
         var reason = _closeReason!.Value;
         _services.Monitor.Tell(new MonitorEvents.ConnectionClosed(Listener, Id, reason));
         _services.Metrics.ConnectionClosed(reason);
-        ConnectionLog.Closed(_services.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
-            (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);
+        try
+        {
+            if (announce)
+            {
+                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {_closeDetail}"));
+                MeterBytesOut();
+            }
+        }
+        finally
+        {
+            ConnectionLog.Closed(_services.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
+                (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);
+        }
     }
 
     private ConnectionStatus Status() => new(

@@ -40,11 +40,12 @@ public sealed class DashboardHistory : BackgroundService
         {
             InstrumentPublished = (instrument, listener) =>
             {
-                if (ReferenceEquals(instrument, metrics.Rtt)) listener.EnableMeasurementEvents(instrument);
+                if (ReferenceEquals(instrument, metrics.HeartbeatRtt)) listener.EnableMeasurementEvents(instrument);
             },
         };
-        _listener.SetMeasurementEventCallback<double>((_, value, _, _) =>
+        _listener.SetMeasurementEventCallback<double>((_, seconds, _, _) =>
         {
+            var value = seconds * 1000; // the chart is in milliseconds
             lock (_gate)
             {
                 _rttCount++;

@@ -13,6 +13,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using Supervisor.Configuration;
 using Supervisor.Monitoring;
 using Supervisor.WebSockets;
@@ -60,9 +61,15 @@ public static class OperatorSurface
             services.AddHealthChecks()
                 .AddCheck<LivenessCheck>("actor-system", tags: ["live"])
                 .AddCheck<ReadinessCheck>("listeners", tags: ["ready"]);
-            services.AddOpenTelemetry().WithMetrics(metrics => metrics
-                .AddMeter(SupervisorMetrics.MeterName)
-                .AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0));
+            services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService(ServiceIdentity.Name,
+                    serviceVersion: ServiceIdentity.Version, serviceInstanceId: ServiceIdentity.InstanceId(settings, surface.Http.Port)))
+                .WithMetrics(metrics =>
+                {
+                    metrics.AddMeter(SupervisorMetrics.MeterName).AddMeter(ServiceIdentity.PlatformMeters);
+                    foreach (var (instrument, exported) in ServiceIdentity.PrometheusNames) metrics.AddView(instrument, exported);
+                    metrics.AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0);
+                });
         }
         return services;
     }

@@ -110,7 +110,7 @@ internal sealed class AlertmanagerSink : ReceiveActor, IWithTimers
                 ["severity"] = a.Severity.ToString().ToLowerInvariant(),
                 ["scope"] = a.Scope,
                 ["instance"] = _instance,
-                ["service"] = "connection-supervisor",
+                ["service"] = ServiceIdentity.Name,
             },
             annotations = new Dictionary<string, string>
             {

@@ -6,13 +6,24 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Monitoring;
 
 /// <summary>
-/// The <c>Supervisor</c> Meter and its instruments, named by OpenTelemetry conventions. Instruments
-/// are thread-safe, so connection actors record into them directly; visible in dotnet-counters
-/// (<c>dotnet-counters monitor -n Supervisor --counters Supervisor</c>) and to any exporter.
+/// The <c>Supervisor</c> Meter and its instruments, named by the OpenTelemetry semantic conventions: durations
+/// in seconds (<c>s</c>) with buckets from 100 µs to 30 s, bytes as <c>By</c> with <c>network.io.direction</c>,
+/// counts as <c>{thing}</c>. Instruments are thread-safe, so connection actors record into them directly;
+/// visible in dotnet-counters (<c>dotnet-counters monitor -p PID --counters Supervisor</c>) and to any exporter.
 /// </summary>
 public sealed class SupervisorMetrics : IDisposable
 {
     public const string MeterName = "Supervisor";
+
+    /// <summary>
+    /// Bucket boundaries of the latency histograms, in seconds: a loopback round trip (tens of µs to 1 ms) and a
+    /// peer across an ocean or a stalled server (seconds) each land in buckets of their own.
+    /// </summary>
+    public static readonly IReadOnlyList<double> LatencyBuckets =
+        [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+    /// <summary>Bucket boundaries of the reconnect backoff, in seconds (full jitter from milliseconds up to the maximum backoff).</summary>
+    public static readonly IReadOnlyList<double> BackoffBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
     private readonly Meter _meter;
     private long _active;
@@ -28,38 +39,58 @@ public sealed class SupervisorMetrics : IDisposable
         Closed = _meter.CreateCounter<long>("supervisor.connections.closed", "{connection}", "Connections closed, by reason");
         HeartbeatsReceived = _meter.CreateCounter<long>("supervisor.heartbeats.received", "{heartbeat}", "Heartbeat frames received from peers");
         HeartbeatsMissed = _meter.CreateCounter<long>("supervisor.heartbeats.missed", "{heartbeat}", "Heartbeat intervals that passed without a valid frame");
-        Rtt = _meter.CreateHistogram<double>("supervisor.heartbeat.rtt", "ms", "Round-trip time of server pings");
-        Bytes = _meter.CreateCounter<long>("supervisor.bytes", "By", "Bytes received from and sent to peers");
+        _rtt = Latency("supervisor.heartbeat.rtt", "Round-trip time of server pings");
+        // The convention's name and attribute for bytes through an interface (system.network.io, process.network.io).
+        _networkIo = _meter.CreateCounter<long>("supervisor.network.io", "By", "Bytes received from and sent to peers, as on the wire, by network.io.direction");
         _meter.CreateObservableUpDownCounter("supervisor.connections.active", () => Interlocked.Read(ref _active), "{connection}", "Live connections");
         _meter.CreateObservableUpDownCounter("supervisor.alerts.active", () => Volatile.Read(ref _activeAlerts), "{alert}", "Alerts raised and not yet resolved");
 
         // Outbound side (issue 5): heartbeat clients, pools, dependency probes.
         ClientConnects = _meter.CreateCounter<long>("supervisor.client.connects", "{connection}", "Outbound client connections established, by client");
         ClientDisconnects = _meter.CreateCounter<long>("supervisor.client.disconnects", "{connection}", "Outbound client connections lost, by client and reason");
-        ClientRtt = _meter.CreateHistogram<double>("supervisor.client.rtt", "ms", "Round-trip time of outbound client heartbeats, by client");
-        ClientReconnectDelay = _meter.CreateHistogram<double>("supervisor.client.reconnect.delay", "ms", "Backoff delays drawn before reconnect attempts, by client");
+        _clientRtt = Latency("supervisor.client.rtt", "Round-trip time of outbound client heartbeats, by client");
+        _clientReconnectDelay = _meter.CreateHistogram("supervisor.client.reconnect.delay", "s", "Backoff delays drawn before reconnect attempts, by client",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = BackoffBuckets });
         ClientFramesDropped = _meter.CreateCounter<long>("supervisor.client.frames.dropped", "{frame}", "Data frames dropped or refused by a full client buffer, by client and policy");
         ProbeChecks = _meter.CreateCounter<long>("supervisor.probe.checks", "{check}", "Probe checks run, by probe and result (success, failure)");
-        ProbeLatency = _meter.CreateHistogram<double>("supervisor.probe.latency", "ms", "Duration of successful probe checks, by probe");
+        _probeLatency = Latency("supervisor.probe.latency", "Duration of successful probe checks, by probe");
         _meter.CreateObservableGauge("supervisor.pool.connections", ObservePools, "{connection}", "Pool members by pool and health (healthy, suspect, reconnecting)");
         _meter.CreateObservableGauge("supervisor.probe.state", ObserveProbes, "{state}", "Probe state by probe: 1 up, 0 down, -1 unknown");
     }
+
+    /// <summary>A duration histogram in seconds with <see cref="LatencyBuckets"/>: the exporter's defaults (0, 5, 10 … 10000) would put every loopback round trip in its first bucket.</summary>
+    private Histogram<double> Latency(string name, string description) =>
+        _meter.CreateHistogram(name, "s", description, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
 
     public Meter Meter => _meter;
     public Counter<long> Accepted { get; }
     public Counter<long> Closed { get; }
     public Counter<long> HeartbeatsReceived { get; }
     public Counter<long> HeartbeatsMissed { get; }
-    public Histogram<double> Rtt { get; }
-    public Counter<long> Bytes { get; }
+    private readonly Histogram<double> _rtt;
+
+    /// <summary>The server-ping round-trip histogram (seconds), for in-process listeners such as the dashboard's history.</summary>
+    internal Instrument HeartbeatRtt => _rtt;
+    private readonly Counter<long> _networkIo;
 
     public Counter<long> ClientConnects { get; }
     public Counter<long> ClientDisconnects { get; }
-    public Histogram<double> ClientRtt { get; }
-    public Histogram<double> ClientReconnectDelay { get; }
+    private readonly Histogram<double> _clientRtt;
+    private readonly Histogram<double> _clientReconnectDelay;
     public Counter<long> ClientFramesDropped { get; }
     public Counter<long> ProbeChecks { get; }
-    public Histogram<double> ProbeLatency { get; }
+    private readonly Histogram<double> _probeLatency;
+
+    /// <summary>A server ping's round trip, measured in milliseconds, recorded in seconds.</summary>
+    public void HeartbeatRoundTrip(double milliseconds) => _rtt.Record(milliseconds / 1000);
+
+    /// <summary>An outbound client heartbeat's round trip, measured in milliseconds, recorded in seconds.</summary>
+    public void ClientRoundTrip(double milliseconds, KeyValuePair<string, object?> client) => _clientRtt.Record(milliseconds / 1000, client);
+
+    public void ClientReconnectDelay(TimeSpan delay, KeyValuePair<string, object?> client) => _clientReconnectDelay.Record(delay.TotalSeconds, client);
+
+    /// <summary>A successful probe check's duration, measured in milliseconds, recorded in seconds.</summary>
+    public void ProbeLatency(double milliseconds, KeyValuePair<string, object?> probe) => _probeLatency.Record(milliseconds / 1000, probe);
 
     /// <summary>Set by each pool actor, the only writer of its entry.</summary>
     public void SetPoolStats(PoolProtocol.PoolStats stats) => _pools[stats.Pool] = stats;
@@ -110,21 +141,25 @@ public sealed class SupervisorMetrics : IDisposable
     public void ConnectionsLost(long count) =>
         Closed.Add(count, new KeyValuePair<string, object?>("reason", CloseReason.NodeDown.ToWireName()));
 
-    public void Received(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "received"));
+    public void Received(long bytes) => _networkIo.Add(bytes, new KeyValuePair<string, object?>("network.io.direction", "receive"));
 
-    public void Sent(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "sent"));
+    public void Sent(long bytes)
+    {
+        if (bytes != 0) _networkIo.Add(bytes, new KeyValuePair<string, object?>("network.io.direction", "transmit"));
+    }
 
     /// <summary>
-    /// Gauges of the process's descriptors: <c>supervisor.fds.open</c> (counted at each collection),
-    /// <c>supervisor.fds.limit</c> (the soft limit) and <c>supervisor.accept.paused</c> (1 while the TCP listeners
+    /// Gauges of the process's descriptors: <c>process.unix.file_descriptor.count</c> (the convention's name; counted
+    /// at each collection), <c>process.unix.file_descriptor.limit</c> (the soft limit; both exported to Prometheus under its
+    /// process collector's names, <see cref="ServiceIdentity.PrometheusNames"/>) and <c>supervisor.accept.paused</c> (1 while the TCP listeners
     /// do not accept for want of descriptors). Called once, by the wiring of the listeners.
     /// </summary>
     internal void ObserveFileDescriptors(Hosting.FileDescriptorBudget descriptors)
     {
         if (Interlocked.Exchange(ref _observingDescriptors, 1) == 1) return;
-        _meter.CreateObservableGauge("supervisor.fds.open", ObserveOpenDescriptors, "{file_descriptor}", "File descriptors open in the process");
+        _meter.CreateObservableUpDownCounter("process.unix.file_descriptor.count", ObserveOpenDescriptors, "{file_descriptor}", "File descriptors open in the process");
         if (descriptors.Limit != long.MaxValue)
-            _meter.CreateObservableGauge("supervisor.fds.limit", () => descriptors.Limit, "{file_descriptor}", "The process's soft file descriptor limit (RLIMIT_NOFILE)");
+            _meter.CreateObservableGauge("process.unix.file_descriptor.limit", () => descriptors.Limit, "{file_descriptor}", "The process's soft file descriptor limit (RLIMIT_NOFILE)");
         _meter.CreateObservableGauge("supervisor.accept.paused", () => descriptors.Current is null ? 0 : 1, "{state}",
             "1 while the TCP listeners do not accept for want of file descriptors, else 0");
     }

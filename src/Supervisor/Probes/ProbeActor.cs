@@ -126,7 +126,7 @@ public sealed class ProbeActor : ReceiveActor, IWithTimers
         {
             _lastLatencyMs = result.LatencyMs;
             _lastError = null;
-            if (result.LatencyMs is { } ms) _services.Metrics.ProbeLatency.Record(ms, _probeTag);
+            if (result.LatencyMs is { } ms) _services.Metrics.ProbeLatency(ms, _probeTag);
         }
         else
         {

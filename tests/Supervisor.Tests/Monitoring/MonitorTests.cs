@@ -99,12 +99,12 @@ public sealed class MonitorTests(ITestOutputHelper output)
         [
             "supervisor.connections.accepted", "supervisor.connections.closed", "supervisor.connections.active",
             "supervisor.heartbeats.received", "supervisor.heartbeats.missed", "supervisor.heartbeat.rtt",
-            "supervisor.bytes", "supervisor.alerts.active",
+            "supervisor.network.io", "supervisor.alerts.active",
         ];
         Assert.All(expected, name => Assert.True(seen.ContainsKey(name), $"{name} was never recorded; seen: {string.Join(", ", seen.Keys)}"));
         Assert.Contains(seen["supervisor.connections.closed"], tag => tag.Key == "reason" && (string?)tag.Value == "peer-closed");
-        Assert.Contains(seen["supervisor.bytes"], tag => tag.Key == "direction" && (string?)tag.Value == "received");
-        Assert.Contains(seen["supervisor.bytes"], tag => tag.Key == "direction" && (string?)tag.Value == "sent");
+        Assert.Contains(seen["supervisor.network.io"], tag => tag.Key == "network.io.direction" && (string?)tag.Value == "receive");
+        Assert.Contains(seen["supervisor.network.io"], tag => tag.Key == "network.io.direction" && (string?)tag.Value == "transmit");
     }
 
     [Fact]
