@@ -10,9 +10,12 @@ public enum AlertSeverity
 /// <summary>One alert: raised once when its rule crosses <c>raise-above</c>, resolved once when it falls to <c>clear-below</c>.</summary>
 /// <param name="Id">Unique per raise, e.g. <c>heartbeat-timeouts-3</c>.</param>
 /// <param name="Rule">The rule's name (<c>mass-disconnect</c>, <c>server-starved</c>, <c>probe-down:cache</c>, …).</param>
-/// <param name="Value">The measured value when raised (or resolved, in <see cref="AlertResolved"/>).</param>
+/// <param name="Value">The rule's current value while the alert stands (the last evaluation), its value at the resolve once resolved.</param>
 /// <param name="Threshold">The <c>raise-above</c> it crossed.</param>
+/// <param name="Message">What the monitor saw, kept up to date with <paramref name="Value"/> while the alert stands.</param>
 /// <param name="Scope"><c>node</c>: raised by the monitor of the node that answers; <c>cluster</c>: by the cluster's singleton monitor.</param>
+/// <param name="Peak">The highest value while the alert stood.</param>
+/// <param name="RaisedValue">The value when it was raised.</param>
 public sealed record Alert(
     string Id,
     string Rule,
@@ -22,7 +25,15 @@ public sealed record Alert(
     DateTimeOffset RaisedAt,
     DateTimeOffset? ResolvedAt,
     string Message,
-    string Scope = AlertScopes.Node);
+    string Scope = AlertScopes.Node,
+    double Peak = 0,
+    double RaisedValue = 0);
+
+/// <summary>
+/// Published on the actor system's EventStream, at most once per evaluation interval, while an alert's value moves:
+/// the alert with its current value and peak (sinks that resend active alerts, such as Alertmanager's, send these).
+/// </summary>
+public sealed record AlertUpdated(Alert Alert);
 
 public static class AlertScopes
 {

@@ -34,6 +34,7 @@ public sealed record AlertmanagerSettings(Uri? Url, TimeSpan ResendInterval, Tim
 /// EventStream (the monitor publishes each once), posts a raised alert at once and again every
 /// <c>resend-interval</c> while it stands, with <c>endsAt</c> four intervals ahead (so Alertmanager resolves it
 /// by itself if this process dies, as it does for Prometheus), and a resolved one with its real <c>endsAt</c>.
+/// Each post carries the alert's current value and its peak (<see cref="AlertUpdated"/> keeps them fresh).
 /// A failed post is logged once per outage and retried with the next resend.
 /// </summary>
 internal sealed class AlertmanagerSink : ReceiveActor, IWithTimers
@@ -74,6 +75,11 @@ internal sealed class AlertmanagerSink : ReceiveActor, IWithTimers
             _active[raised.Alert.Id] = raised.Alert;
             Post([raised.Alert]);
         });
+        // The value and peak of a standing alert move; the next resend carries them.
+        Receive<AlertUpdated>(updated =>
+        {
+            if (_active.ContainsKey(updated.Alert.Id)) _active[updated.Alert.Id] = updated.Alert;
+        });
         Receive<AlertResolved>(resolved =>
         {
             _active.Remove(resolved.Alert.Id);
@@ -90,6 +96,7 @@ internal sealed class AlertmanagerSink : ReceiveActor, IWithTimers
     {
         Context.System.EventStream.Subscribe(Self, typeof(AlertRaised));
         Context.System.EventStream.Subscribe(Self, typeof(AlertResolved));
+        Context.System.EventStream.Subscribe(Self, typeof(AlertUpdated));
         Timers.StartPeriodicTimer("resend", Resend.Instance, _settings.ResendInterval);
     }
 
@@ -116,6 +123,7 @@ internal sealed class AlertmanagerSink : ReceiveActor, IWithTimers
             {
                 ["summary"] = a.Message,
                 ["value"] = a.Value.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture),
+                ["peak"] = a.Peak.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture),
                 ["threshold"] = a.Threshold.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture),
                 ["alert_id"] = a.Id,
             },

@@ -9,7 +9,8 @@ namespace Supervisor.Monitoring;
 /// <summary>
 /// Counters over sliding windows and threshold rules with hysteresis: an alert is raised once when its
 /// rule crosses <c>raise-above</c>, resolved once when it falls to <c>clear-below</c>, and never raised
-/// again while active. A burst of timeouts across most connections becomes one <c>mass-disconnect</c>;
+/// again while active; while it stands, its value follows the rule (and its peak the highest value), so an
+/// alert raised at 51 closes says 100 when 100 have closed. A burst of timeouts across most connections becomes one <c>mass-disconnect</c>;
 /// the monitor's own timer lateness becomes <c>server-starved</c>.
 /// </summary>
 public sealed class MonitorActor : ReceiveActor, IWithTimers
@@ -45,6 +46,8 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     private readonly Queue<(DateTimeOffset At, double Ms)> _rtt = new();
     private readonly TimeSpan _rttRetention;
     private readonly Dictionary<string, Alert> _active = [];
+    // Active alerts whose value moved since the last evaluation tick, published then as AlertUpdated (at most once a tick).
+    private readonly HashSet<string> _moved = [];
     private readonly Dictionary<string, DateTimeOffset> _aboveSince = [];
     private readonly LinkedList<Alert> _history = new();
     private readonly Dictionary<string, long> _closedByReason = [];
@@ -143,7 +146,11 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
                 Raise(FileDescriptorsExhaustedRule, AlertSeverity.Critical, exhausted.Open, exhausted.Ceiling, Now, exhausted.Detail);
         });
         Receive<MonitorEvents.FileDescriptorsRecovered>(recovered => Resolve(FileDescriptorsExhaustedRule, recovered.Open, Now));
-        Receive<Evaluate>(_ => EvaluateRules(Now));
+        Receive<Evaluate>(_ =>
+        {
+            EvaluateRules(Now);
+            PublishMoved();
+        });
         Receive<StarvationProbe>(_ => OnStarvationProbe());
         Receive<MonitorProtocol.GetAlerts>(_ => Sender.Tell(new MonitorProtocol.Alerts(
             _active.Values.OrderBy(a => a.RaisedAt).ToArray(), _history.ToArray())));
@@ -218,9 +225,13 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         var shadow = now + _settings.Starvation.RaiseAbove + _settings.Starvation.RaiseAbove;
         if (shadow > _stallShadowUntil) _stallShadowUntil = shadow;
         if (!_active.ContainsKey(ServerStarvedRule))
-            Raise(ServerStarvedRule, AlertSeverity.Critical, stall.TotalMilliseconds, _settings.Starvation.RaiseAbove.TotalMilliseconds, now,
-                $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers");
+            Raise(ServerStarvedRule, AlertSeverity.Critical, stall.TotalMilliseconds, _settings.Starvation.RaiseAbove.TotalMilliseconds, now, StallMessage(stall));
+        else
+            Track(ServerStarvedRule, stall.TotalMilliseconds, StallMessage(stall));
     }
+
+    private static string StallMessage(TimeSpan stall) =>
+        $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers";
 
     private void OnProbeStateChanged(MonitorEvents.ProbeStateChanged changed)
     {
@@ -242,6 +253,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             if (_active.ContainsKey(rule.Name))
             {
                 if (value <= rule.ClearBelow) Resolve(rule.Name, value, now);
+                else Track(rule.Name, value, RuleMessage(rule, value));
                 continue;
             }
             if (value <= rule.RaiseAbove || (massActive && MonitorMetrics.CountsDeadPeers(rule.Metric)))
@@ -254,11 +266,13 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             if (now - since >= rule.For)
             {
                 _aboveSince.Remove(rule.Name);
-                Raise(rule.Name, rule.Severity, value, rule.RaiseAbove, now,
-                    $"{rule.Metric} is {value:0.##} (above {rule.RaiseAbove:0.##}{(MonitorMetrics.IsGauge(rule.Metric) ? "" : $" in {rule.Window.TotalSeconds:0.#} s")})");
+                Raise(rule.Name, rule.Severity, value, rule.RaiseAbove, now, RuleMessage(rule, value));
             }
         }
     }
+
+    private static string RuleMessage(AlertRule rule, double value) =>
+        $"{rule.Metric} is {value:0.##} (above {rule.RaiseAbove:0.##}{(MonitorMetrics.IsGauge(rule.Metric) ? "" : $" in {rule.Window.TotalSeconds:0.#} s")})";
 
     private bool EvaluateMassDisconnect(DateTimeOffset now)
     {
@@ -274,6 +288,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         var population = _activeConnections + timeouts;
         var affected = Math.Max(timeouts, Math.Min(_lastMissBy.Count, population));
         var share = population == 0 ? 0 : (double)affected / population;
+        var message = $"{affected} of {population} connections went silent within {mass.Window.TotalSeconds:0.#} s ({timeouts} timed out so far); a network segment or the server may be down";
         if (_active.ContainsKey(MassDisconnectRule))
         {
             if (share <= mass.Fraction / 2)
@@ -281,12 +296,15 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
                 Resolve(MassDisconnectRule, share, now);
                 _quietUntil = now + _deadPeerRuleWindow;
             }
+            else
+            {
+                Track(MassDisconnectRule, share, message);
+            }
             return _active.ContainsKey(MassDisconnectRule);
         }
         if (population >= mass.MinConnections && share > mass.Fraction)
         {
-            Raise(MassDisconnectRule, mass.Severity, share, mass.Fraction, now,
-                $"{affected} of {population} connections went silent within {mass.Window.TotalSeconds:0.#} s ({timeouts} timed out so far); a network segment or the server may be down");
+            Raise(MassDisconnectRule, mass.Severity, share, mass.Fraction, now, message);
             return true;
         }
         return false;
@@ -309,7 +327,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 
     private void Raise(string rule, AlertSeverity severity, double value, double threshold, DateTimeOffset now, string message)
     {
-        var alert = new Alert($"{rule}-{++_alertSequence}", rule, severity, value, threshold, now, null, message, _settings.Scope);
+        var alert = new Alert($"{rule}-{++_alertSequence}", rule, severity, value, threshold, now, null, message, _settings.Scope, Peak: value, RaisedValue: value);
         _active[rule] = alert;
         _metrics?.SetActiveAlerts(_active.Count);
         if (_settings.LogSink)
@@ -319,16 +337,33 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         _webhook?.Offer(new WebhookNotification("raised", alert));
     }
 
+    /// <summary>An active alert's value follows its rule: the current value, the peak, and a message that says them.</summary>
+    private void Track(string rule, double value, string message)
+    {
+        if (!_active.TryGetValue(rule, out var alert) || (alert.Value == value && alert.Message == message)) return;
+        _active[rule] = alert with { Value = value, Peak = Math.Max(alert.Peak, value), Message = message };
+        _moved.Add(rule);
+    }
+
+    /// <summary>Tells the EventStream (and so the sinks that resend active alerts) of the alerts whose value moved since the last tick.</summary>
+    private void PublishMoved()
+    {
+        foreach (var rule in _moved)
+            if (_active.TryGetValue(rule, out var alert))
+                Context.System.EventStream.Publish(new AlertUpdated(alert));
+        _moved.Clear();
+    }
+
     private void Resolve(string rule, double value, DateTimeOffset now)
     {
         if (!_active.Remove(rule, out var raised)) return;
-        var resolved = raised with { ResolvedAt = now, Value = value };
+        var resolved = raised with { ResolvedAt = now, Value = value, Peak = Math.Max(raised.Peak, value) };
         _history.AddFirst(resolved);
         while (_history.Count > _settings.HistorySize) _history.RemoveLast();
         _metrics?.SetActiveAlerts(_active.Count);
         if (_settings.LogSink)
-            _log.LogInformation("Alert resolved: {AlertId} {Rule} value {Value:0.##} after {Seconds:0.#} s",
-                resolved.Id, rule, value, (now - raised.RaisedAt).TotalSeconds);
+            _log.LogInformation("Alert resolved: {AlertId} {Rule} value {Value:0.##} (peak {Peak:0.##}) after {Seconds:0.#} s",
+                resolved.Id, rule, value, resolved.Peak, (now - raised.RaisedAt).TotalSeconds);
         Context.System.EventStream.Publish(new AlertResolved(resolved));
         _webhook?.Offer(new WebhookNotification("resolved", resolved));
     }

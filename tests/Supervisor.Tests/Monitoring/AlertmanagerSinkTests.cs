@@ -98,6 +98,20 @@ public sealed class AlertmanagerSinkTests(ITestOutputHelper output)
         Assert.Equal("active", alert.GetProperty("status").GetProperty("state").GetString());
         Assert.Contains("connections.active", alert.GetProperty("annotations").GetProperty("summary").GetString());
 
+        // While it stands, the resends carry the current value and the peak, not the value at the raise.
+        JsonElement? Crowd(IEnumerable<JsonElement> alerts) =>
+            alerts.FirstOrDefault(a => a.GetProperty("labels").GetProperty("alertname").GetString() == "crowd") is { ValueKind: JsonValueKind.Object } a ? a : null;
+        string Annotation(JsonElement a, string name) => a.GetProperty("annotations").GetProperty(name).GetString()!;
+        var second = await TestPeer.ConnectAsync(service.Port);
+        await second.SendHeartbeatAsync(1);
+        Assert.NotNull(await second.ReceiveFrameAsync());
+        await EventuallyAsync(async () => Crowd(await alertmanager.AlertsAsync(http)) is { } a && Annotation(a, "value") == "2" && Annotation(a, "peak") == "2" ? "2" : null,
+            TimeSpan.FromSeconds(20), "the crowd alert at value 2, peak 2");
+        second.Dispose();
+        var fallen = (JsonElement)await EventuallyAsync(async () => Crowd(await alertmanager.AlertsAsync(http)) is { } a && Annotation(a, "value") == "1" ? (object)a : null,
+            TimeSpan.FromSeconds(20), "the crowd alert back at value 1");
+        Assert.Equal("2", Annotation(fallen, "peak"));
+
         peer.Dispose(); // the rule clears: connections.active is 0 again
         await EventuallyAsync(async () => (await alertmanager.AlertsAsync(http))
             .Any(a => a.GetProperty("labels").GetProperty("alertname").GetString() == "crowd") ? null : "gone",
