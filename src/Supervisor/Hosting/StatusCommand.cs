@@ -239,10 +239,10 @@ public static class StatusCommand
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"ACTIVE ALERTS ({alerts.Active.Count})");
             if (alerts.Active.Count == 0) text.AppendLine("  none");
-            else Table(text, ["severity", "rule", "value", "threshold", "raised", "message"],
+            else Table(text, ["severity", "rule", "value", "peak", "threshold", "raised", "message"],
                 alerts.Active.Select(a => new[]
                 {
-                    a.Severity.ToString().ToLowerInvariant(), a.Rule, Number(a.Value), Number(a.Threshold), Ago(now - a.RaisedAt), a.Message,
+                    a.Severity.ToString().ToLowerInvariant(), a.Rule, Number(a.Value), Number(a.Peak), Number(a.Threshold), Ago(now - a.RaisedAt), a.Message,
                 }).ToArray());
         }
         return text.ToString();

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Supervisor.Messages.Protocol;
 using Supervisor.Monitoring;
@@ -295,7 +296,23 @@ public static class DashboardPage
     {
         context.Response.ContentType = "text/html; charset=utf-8";
         context.Response.Headers.CacheControl = "no-cache";
-        context.Response.Headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'";
+        context.Response.Headers["Content-Security-Policy"] =
+            $"default-src 'self'; connect-src {ConnectSources(context)}; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'";
         await context.Response.Body.WriteAsync(Html.Value, context.RequestAborted);
+    }
+
+    /// <summary>
+    /// The page talks to its own origin, and may open the service's own WebSocket listener on the host it was loaded
+    /// from (the README's console example: <c>new WebSocket("ws://127.0.0.1:8082/ws")</c> from this page); nothing else.
+    /// The host is the request's, already checked against the Host allowlist; an IPv6 literal has no CSP spelling.
+    /// </summary>
+    private static string ConnectSources(HttpContext context)
+    {
+        var services = context.RequestServices;
+        var host = context.Request.Host.Host;
+        if (services.GetService<OperatorEndpoints>()?.WebSocket is not { } webSocket || host.Contains(':') || host.Length == 0)
+            return "'self'";
+        var secure = services.GetService<OperatorSettings>()?.WebSocket.Listener.TlsCertificate is not null;
+        return $"'self' {(secure ? "wss" : "ws")}://{host}:{webSocket.Port}";
     }
 }

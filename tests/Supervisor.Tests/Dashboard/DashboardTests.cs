@@ -104,6 +104,10 @@ public sealed class DashboardTests(ITestOutputHelper output)
         var alert = page.Locator("tr[data-alert-rule='crowd']");
         await alert.WaitForAsync(new() { Timeout = Timeout });
         Assert.Equal("critical", await alert.Locator(".badge").TextContentAsync());
+        // Its value is the current one and its peak at least that (4 connections: raise-above 3).
+        var value = double.Parse((await alert.Locator("td").Nth(2).TextContentAsync())!, System.Globalization.CultureInfo.InvariantCulture);
+        var peak = double.Parse((await alert.Locator("td").Nth(3).TextContentAsync())!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(value >= 4 && peak >= value, $"crowd alert shows value {value}, peak {peak}");
 
         // The probes panel shows the dependency up.
         await page.Locator("tr[data-probe='upstream'] .badge:text-is('up')").WaitForAsync(new() { Timeout = Timeout });
@@ -190,6 +194,43 @@ public sealed class DashboardTests(ITestOutputHelper output)
         {
             foreach (var peer in peers) peer.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task The_readme_websocket_console_example_must_work_as_written_in_the_console_of_the_dashboard_page()
+    {
+        // The example exactly as README.md prints it, with the test service's WebSocket port for 8082.
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Supervisor.sln"))) directory = directory.Parent;
+        var readme = File.ReadAllText(Path.Combine(directory!.FullName, "README.md"));
+        var example = System.Text.RegularExpressions.Regex.Match(readme, "`(w = new WebSocket\\(\"ws://127\\.0\\.0\\.1:8082/ws\"\\);[^`]*)`");
+        Assert.True(example.Success, "README.md no longer has the WebSocket console example");
+        await using var service = await TestService.StartAsync("supervisor.tcp.limits.first-frame-timeout = off");
+        var snippet = example.Groups[1].Value.Replace("127.0.0.1:8082", $"127.0.0.1:{service.WebSocketPort}", StringComparison.Ordinal);
+
+        var (playwright, browser) = await LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync();
+        var console = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        page.Console += (_, message) => console.Enqueue($"{message.Type}: {message.Text}");
+        await page.GotoAsync(service.HttpBase.ToString());
+        // Run as typed into the console (a classic script in the page), its console.log caught.
+        var received = await page.EvaluateAsync<string>($$"""
+            () => new Promise((resolve, reject) => {
+              const log = console.log;
+              console.log = m => { log(m); resolve(String(m)); };
+              setTimeout(() => reject(new Error("no message within 10 s")), 10000);
+              const script = document.createElement("script");
+              script.textContent = {{System.Text.Json.JsonSerializer.Serialize("try { " + snippet + " } catch (e) { console.error(String(e)); }")}};
+              window.addEventListener("securitypolicyviolation", e => reject(new Error("CSP refused " + e.blockedURI + " by " + e.violatedDirective)));
+              document.head.appendChild(script);
+            })
+            """);
+        output.WriteLine($"the console logged: {received}; console: {string.Join(" | ", console)}");
+        var frame = System.Text.Json.JsonDocument.Parse(received).RootElement;
+        Assert.Equal((int)FrameType.HeartbeatResponse, frame.GetProperty("type").GetInt32());
+        Assert.Equal(1, frame.GetProperty("seq").GetInt64());
     }
 
     [Fact]

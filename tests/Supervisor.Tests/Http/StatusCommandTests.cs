@@ -65,6 +65,7 @@ public sealed class StatusCommandTests(ITestOutputHelper output)
         Assert.Contains("ACTIVE ALERTS (2)", stdout); // crowd, and probe-down:gone
         Assert.Contains(status.StandardOutput, l => l.Contains(" probe-down:gone ", StringComparison.Ordinal));
         Assert.Contains(status.StandardOutput, l => l.Trim().StartsWith("critical", StringComparison.Ordinal) && l.Contains(" crowd ", StringComparison.Ordinal));
+        Assert.Contains(status.StandardOutput, l => l.Trim().StartsWith("SEVERITY", StringComparison.Ordinal) && l.Contains(" VALUE  PEAK ", StringComparison.Ordinal));
     }
 
     [Fact]
