@@ -37,6 +37,12 @@ public sealed record ClusterSettings(
 {
     public const string Path = "supervisor.cluster";
 
+    /// <summary>
+    /// How long a stopping node waits in coordinated shutdown's <c>cluster-exiting</c> phase for the others to see
+    /// it leave (<c>leave-timeout</c>); when all nodes stop at once it is what the stop takes. Default 3 s.
+    /// </summary>
+    public TimeSpan LeaveTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     public static ClusterSettings Disabled { get; } = new(false, "127.0.0.1", 0, [], [], DowningStrategy.KeepMajority,
         TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(500), 64 << 20, []);
 
@@ -87,10 +93,13 @@ public sealed record ClusterSettings(
             ReadPositiveDuration(cluster, "query-timeout", Path),
             ReadPositiveDuration(cluster, "stats-timeout", Path),
             frame,
-            MonitorSettings.ReadRules(cluster.GetConfig("monitor"), $"{Path}.monitor", ClusterMetric));
+            MonitorSettings.ReadRules(cluster.GetConfig("monitor"), $"{Path}.monitor", ClusterMetric))
+        {
+            LeaveTimeout = ReadPositiveDuration(cluster, "leave-timeout", Path),
+        };
     }
 
-    /// <summary>The Akka HOCON this section stands for (failure detector, resolver timing, frame size), layered over Akka's defaults.</summary>
+    /// <summary>The Akka HOCON this section stands for (failure detector, resolver timing, frame size, leave timeout), layered over Akka's defaults.</summary>
     public string AkkaHocon() => $$"""
         akka.cluster.failure-detector {
           heartbeat-interval = {{Ms(HeartbeatInterval)}}
@@ -101,6 +110,7 @@ public sealed record ClusterSettings(
         akka.remote.dot-netty.tcp {
           maximum-frame-size = {{MaximumFrameSize}}b
         }
+        akka.coordinated-shutdown.phases.cluster-exiting.timeout = {{Ms(LeaveTimeout)}}
         """;
 
     private static string Ms(TimeSpan t) => $"{(long)t.TotalMilliseconds}ms";

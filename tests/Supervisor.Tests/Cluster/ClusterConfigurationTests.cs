@@ -41,6 +41,8 @@ public sealed class ClusterConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), akka.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
         Assert.Equal(TimeSpan.FromSeconds(2), akka.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
         Assert.Equal(64L << 20, akka.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
+        // The shipped leave-timeout bounds coordinated shutdown's wait for the others to see this node leave.
+        Assert.Equal(TimeSpan.FromSeconds(3), akka.GetTimeSpan("akka.coordinated-shutdown.phases.cluster-exiting.timeout"));
     }
 
     [Theory]

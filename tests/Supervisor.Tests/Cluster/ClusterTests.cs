@@ -322,4 +322,18 @@ public sealed class ClusterTests(ITestOutputHelper output)
             foreach (var peer in peers.SelectMany(p => p)) peer.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Three_nodes_stopped_at_once_must_all_exit_0_within_the_5_seconds_the_readme_promises()
+    {
+        // Nobody is left to see the others leave: each waits supervisor.cluster.leave-timeout (3 s), not Akka's 10 s.
+        await using var cluster = await ClusterNodes.StartAsync(3, output);
+        var watch = Stopwatch.StartNew();
+        foreach (var node in cluster.Nodes) node.Process.Signal(ChildProcess.SigTerm);
+        var exits = await Task.WhenAll(cluster.Nodes.Select(async node =>
+            (Node: node.Name, Code: await node.Process.WaitForExitAsync(TimeSpan.FromSeconds(20)), After: watch.Elapsed)));
+        output.WriteLine(string.Join("; ", exits.Select(e => $"{e.Node} exit {e.Code} after {e.After.TotalSeconds:F2} s")));
+        Assert.All(exits, e => Assert.Equal(0, e.Code));
+        Assert.All(exits, e => Assert.True(e.After < TimeSpan.FromSeconds(5), $"{e.Node} took {e.After.TotalSeconds:F2} s to stop"));
+    }
 }
