@@ -26,6 +26,9 @@ public sealed class SupervisorMetrics : IDisposable
     public static readonly IReadOnlyList<double> BackoffBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
     private readonly Meter _meter;
+    // Recorded through the methods below, which convert the callers' milliseconds to the instruments' seconds.
+    private readonly Histogram<double> _rtt, _clientRtt, _clientReconnectDelay, _probeLatency;
+    private readonly Counter<long> _networkIo;
     private long _active;
     private int _activeAlerts;
     private int _observingDescriptors;
@@ -67,19 +70,14 @@ public sealed class SupervisorMetrics : IDisposable
     public Counter<long> Closed { get; }
     public Counter<long> HeartbeatsReceived { get; }
     public Counter<long> HeartbeatsMissed { get; }
-    private readonly Histogram<double> _rtt;
 
     /// <summary>The server-ping round-trip histogram (seconds), for in-process listeners such as the dashboard's history.</summary>
     internal Instrument HeartbeatRtt => _rtt;
-    private readonly Counter<long> _networkIo;
 
     public Counter<long> ClientConnects { get; }
     public Counter<long> ClientDisconnects { get; }
-    private readonly Histogram<double> _clientRtt;
-    private readonly Histogram<double> _clientReconnectDelay;
     public Counter<long> ClientFramesDropped { get; }
     public Counter<long> ProbeChecks { get; }
-    private readonly Histogram<double> _probeLatency;
 
     /// <summary>A server ping's round trip, measured in milliseconds, recorded in seconds.</summary>
     public void HeartbeatRoundTrip(double milliseconds) => _rtt.Record(milliseconds / 1000);
