@@ -26,10 +26,11 @@ public sealed class SupervisorMetrics : IDisposable
         _meter = meters?.Create(MeterName) ?? new Meter(MeterName);
         Accepted = _meter.CreateCounter<long>("supervisor.connections.accepted", "{connection}", "Connections accepted, refused ones included");
         Closed = _meter.CreateCounter<long>("supervisor.connections.closed", "{connection}", "Connections closed, by reason");
-        HeartbeatsReceived = _meter.CreateCounter<long>("supervisor.heartbeats.received", "{heartbeat}", "Heartbeat frames received from peers");
+        // Heartbeats and bytes are read from the connections' striped counters at each collection: one tally, shared with /api/stats.
+        _meter.CreateObservableCounter("supervisor.heartbeats.received", () => Traffic.Read().Heartbeats, "{heartbeat}", "Heartbeat frames received from peers");
         HeartbeatsMissed = _meter.CreateCounter<long>("supervisor.heartbeats.missed", "{heartbeat}", "Heartbeat intervals that passed without a valid frame");
         Rtt = _meter.CreateHistogram<double>("supervisor.heartbeat.rtt", "ms", "Round-trip time of server pings");
-        Bytes = _meter.CreateCounter<long>("supervisor.bytes", "By", "Bytes received from and sent to peers");
+        _meter.CreateObservableCounter("supervisor.bytes", ObserveBytes, "By", "Bytes received from and sent to peers");
         _meter.CreateObservableUpDownCounter("supervisor.connections.active", () => Interlocked.Read(ref _active), "{connection}", "Live connections");
         _meter.CreateObservableUpDownCounter("supervisor.alerts.active", () => Volatile.Read(ref _activeAlerts), "{alert}", "Alerts raised and not yet resolved");
 
@@ -48,10 +49,11 @@ public sealed class SupervisorMetrics : IDisposable
     public Meter Meter => _meter;
     public Counter<long> Accepted { get; }
     public Counter<long> Closed { get; }
-    public Counter<long> HeartbeatsReceived { get; }
     public Counter<long> HeartbeatsMissed { get; }
     public Histogram<double> Rtt { get; }
-    public Counter<long> Bytes { get; }
+
+    /// <summary>Heartbeats and bytes of inbound connections, added by the connection actors and read on demand.</summary>
+    public Connections.LiveTraffic Traffic { get; } = new();
 
     public Counter<long> ClientConnects { get; }
     public Counter<long> ClientDisconnects { get; }
@@ -88,19 +90,54 @@ public sealed class SupervisorMetrics : IDisposable
                 new("probe", probe), new("kind", kind));
     }
 
-    public void ConnectionOpened()
+    private IEnumerable<Measurement<long>> ObserveBytes()
+    {
+        var (_, received, sent) = Traffic.Read();
+        yield return new Measurement<long>(received, new KeyValuePair<string, object?>("direction", "received"));
+        yield return new Measurement<long>(sent, new KeyValuePair<string, object?>("direction", "sent"));
+    }
+
+    /// <summary>
+    /// How the meter learns of the lifecycle: every event, once, from <see cref="Connections.LifecyclePublisher"/> on the
+    /// publishing thread. Inbound connections count in <c>supervisor.connections.*</c>, outbound ones in their own
+    /// <c>supervisor.client.connects</c> / <c>supervisor.client.disconnects</c> (DESIGN §2).
+    /// </summary>
+    internal void Observe(IConnectionLifecycleEvent lifecycle)
+    {
+        switch (lifecycle)
+        {
+            case ConnectionLifecycle.Opened { Direction: ConnectionDirection.Inbound }:
+                ConnectionOpened();
+                break;
+            case ConnectionLifecycle.Closed { Direction: ConnectionDirection.Inbound } closed:
+                ConnectionClosed(closed.Reason);
+                break;
+            case ConnectionLifecycle.Refused refused:
+                ConnectionRefused(refused.Reason);
+                break;
+            case ConnectionLifecycle.Opened opened:
+                ClientConnects.Add(1, new KeyValuePair<string, object?>("client", opened.Status.Listener));
+                break;
+            case ConnectionLifecycle.Closed closed:
+                ClientDisconnects.Add(1, new KeyValuePair<string, object?>("client", closed.Status.Listener),
+                    new KeyValuePair<string, object?>("reason", closed.Reason.ToWireName()));
+                break;
+        }
+    }
+
+    private void ConnectionOpened()
     {
         Interlocked.Increment(ref _active);
         Accepted.Add(1);
     }
 
-    public void ConnectionRefused(CloseReason reason)
+    private void ConnectionRefused(CloseReason reason)
     {
         Accepted.Add(1);
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
     }
 
-    public void ConnectionClosed(CloseReason reason)
+    private void ConnectionClosed(CloseReason reason)
     {
         Interlocked.Decrement(ref _active);
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
@@ -110,9 +147,6 @@ public sealed class SupervisorMetrics : IDisposable
     public void ConnectionsLost(long count) =>
         Closed.Add(count, new KeyValuePair<string, object?>("reason", CloseReason.NodeDown.ToWireName()));
 
-    public void Received(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "received"));
-
-    public void Sent(long bytes) => Bytes.Add(bytes, new KeyValuePair<string, object?>("direction", "sent"));
 
     /// <summary>
     /// Gauges of the process's descriptors: <c>supervisor.fds.open</c> (counted at each collection),
