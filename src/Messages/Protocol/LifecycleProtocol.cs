@@ -12,7 +12,7 @@ public enum ConnectionDirection
 /// <summary>
 /// One event of a connection's life. Every connection, inbound and outbound, over TCP, TLS or WebSocket, publishes its
 /// events once, in order, on the actor system's EventStream (<see cref="ConnectionLifecycle"/>); the registry, the monitor,
-/// the meter, the log, the cluster ledger and the application subscribe to them (DESIGN §2, "One lifecycle").
+/// the meter, the log, the cluster ledger and the application subscribe to them (DESIGN §3, "One lifecycle").
 /// </summary>
 public interface IConnectionLifecycleEvent
 {
@@ -28,7 +28,7 @@ public interface IConnectionLifecycleEvent
 /// The lifecycle of a connection: <see cref="Opened"/>, any number of <see cref="StateChanged"/>, then <see cref="Closed"/>
 /// (the close decided, with its one reason and final counters) and <see cref="Released"/> (its socket let go); or, for a
 /// socket turned away before it was adopted, <see cref="Refused"/> alone. Heartbeats are not events: their counts are
-/// read on demand from striped counters (DESIGN §2).
+/// read on demand from striped counters (DESIGN §3, "One lifecycle").
 /// </summary>
 public static class ConnectionLifecycle
 {

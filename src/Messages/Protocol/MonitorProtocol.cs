@@ -55,7 +55,7 @@ public static class MonitorProtocol
 
     /// <summary>
     /// The monitor's counters since start: the source document's plus closes by reason and RTT. <c>Active</c>, <c>Accepted</c>
-    /// and <c>ClosedByReason</c> mean what they mean in /api/stats (DESIGN §2): accepted = active + every close.
+    /// and <c>ClosedByReason</c> mean what they mean in /api/stats (DESIGN §3, "One lifecycle"): accepted = active + every close.
     /// </summary>
     public sealed record Counters(
         long Active,
@@ -67,7 +67,7 @@ public static class MonitorProtocol
     {
         public long HeartbeatTimeouts => ClosedByReason.GetValueOrDefault("heartbeat-timeout");
 
-        /// <summary>Refusals among <c>Accepted</c> and <c>ClosedByReason</c> (DESIGN §2).</summary>
+        /// <summary>Refusals among <c>Accepted</c> and <c>ClosedByReason</c> (DESIGN §3, "One lifecycle").</summary>
         public long Refused { get; init; }
     }
 

@@ -59,7 +59,7 @@ public static class RegistryProtocol
     }
 
     /// <summary>
-    /// Totals over the process's life, of inbound connections (DESIGN §2): <c>Accepted</c> = <c>Active</c> + every close in
+    /// Totals over the process's life, of inbound connections (DESIGN §3, "One lifecycle"): <c>Accepted</c> = <c>Active</c> + every close in
     /// <c>ClosedByReason</c>, refusals included (<see cref="Refused"/> of them). <c>Heartbeats</c> and bytes cover live and
     /// closed connections. Outbound connections have their own totals, <see cref="Outbound"/>.
     /// </summary>

@@ -544,7 +544,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         ScheduleReconnect($"{reason.ToWireName()}: {detail}");
     }
 
-    /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §2) and logs it.</summary>
+    /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §3, "One lifecycle") and logs it.</summary>
     private void LetGo(CloseReason reason, string detail)
     {
         var transport = _transport!;

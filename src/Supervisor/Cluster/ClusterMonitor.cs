@@ -73,7 +73,7 @@ public sealed class ClusterMonitor : ReceiveActor
         }
         else
         {
-            // The node's books as they are (DESIGN §2): a refusal is in accepted and in its close reason at once, as on the
+            // The node's books as they are (DESIGN §3, "One lifecycle"): a refusal is in accepted and in its close reason at once, as on the
             // node, so the cluster's counters add up to the nodes' exactly.
             var opened = Math.Max(0, counts.Totals.Accepted - last.Totals.Accepted);
             var refused = Math.Max(0, counts.Totals.Refused - last.Totals.Refused);

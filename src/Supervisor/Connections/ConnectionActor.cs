@@ -472,7 +472,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
 
     /// <summary>
     /// The close is published when it is decided, not when the linger for the peer's FIN ends: from then on the
-    /// connection is closed everywhere at once (DESIGN §2), and alerts and log lines carry the moment the peer was judged.
+    /// connection is closed everywhere at once (DESIGN §3, "One lifecycle"), and alerts and log lines carry the moment the peer was judged.
     /// </summary>
     private void ReportClose() =>
         Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, _closeReason!.Value, _closeDetail ?? "", _closedAt));

@@ -7,7 +7,7 @@ using Supervisor.Monitoring;
 namespace Supervisor.Connections;
 
 /// <summary>
-/// The one place a connection's lifecycle event is published (DESIGN §2, "One lifecycle"). The connection (or, for a
+/// The one place a connection's lifecycle event is published (DESIGN §3, "One lifecycle"). The connection (or, for a
 /// refusal, its supervisor) calls it once per event, in order; it fans the event out to the meter and the log on the
 /// publishing thread (no message, so /metrics and the log line carry the moment the event happened), then to the
 /// actor system's EventStream, where the registry, the monitor, the cluster ledger and the application subscribe.

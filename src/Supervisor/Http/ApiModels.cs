@@ -39,7 +39,7 @@ public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnly
 
 /// <summary>
 /// Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included. Inbound connections:
-/// accepted = active + closed, refusals included in both (<c>refused</c> of them); outbound ones in <c>outbound</c> (DESIGN §2).
+/// accepted = active + closed, refusals included in both (<c>refused</c> of them); outbound ones in <c>outbound</c> (DESIGN §3, "One lifecycle").
 /// </summary>
 public sealed record StatsView(
     long Active,

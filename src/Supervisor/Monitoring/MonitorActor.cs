@@ -76,7 +76,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         if (settings.MassDisconnect.Enabled)
             _counts.Retain(MassDisconnectTimeouts, settings.MassDisconnect.Window);
 
-        // This node's connections, from their one lifecycle stream (DESIGN §2): inbound ones only, as /api/stats counts them.
+        // This node's connections, from their one lifecycle stream (DESIGN §3, "One lifecycle"): inbound ones only, as /api/stats counts them.
         Receive<ConnectionLifecycle.Opened>(opened =>
         {
             if (opened.Direction != ConnectionDirection.Inbound) return;

@@ -100,7 +100,7 @@ public sealed class SupervisorMetrics : IDisposable
     /// <summary>
     /// How the meter learns of the lifecycle: every event, once, from <see cref="Connections.LifecyclePublisher"/> on the
     /// publishing thread. Inbound connections count in <c>supervisor.connections.*</c>, outbound ones in their own
-    /// <c>supervisor.client.connects</c> / <c>supervisor.client.disconnects</c> (DESIGN §2).
+    /// <c>supervisor.client.connects</c> / <c>supervisor.client.disconnects</c> (DESIGN §3, "One lifecycle").
     /// </summary>
     internal void Observe(IConnectionLifecycleEvent lifecycle)
     {

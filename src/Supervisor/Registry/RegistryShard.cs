@@ -6,7 +6,7 @@ namespace Supervisor.Registry;
 
 /// <summary>
 /// One shard of the connection table: the connections whose id hashes here, and the totals of their lifecycle events
-/// (DESIGN §2). Every event of one connection lands in the same shard, so each shard's books balance on their own
+/// (DESIGN §3, "One lifecycle"). Every event of one connection lands in the same shard, so each shard's books balance on their own
 /// (accepted = active + closed) and so do their sums.
 /// </summary>
 public sealed class RegistryShard : ReceiveActor
