@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Supervisor.Configuration;
-using Supervisor.Connections;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Transport;
@@ -98,11 +97,11 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private string _connectionId = "";
     private string? _remote, _local;
     private DateTimeOffset? _connectedAt;
-    // The liveness decisions of the current connection: the server's own HeartbeatDeadlines (any frame proves the
-    // server alive; suspect after an interval of silence, disconnected after the timeout). Null while disconnected.
-    private HeartbeatDeadlines? _deadlines;
-    private DateTimeOffset? _lastHeartbeatAt;
+    private DateTimeOffset _lastLivenessAt;
+    private DateTimeOffset? _lastFrameAt, _lastHeartbeatAt;
+    private bool _answered = true;
     private bool _overflowLogged;
+    private int _missed;
     private long _nextSeq;
     private double? _rttMs;
     private long _bytesIn, _responses, _connects, _dataSent, _framesReceived;
@@ -272,9 +271,11 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _connectionId = $"{_name}.{generation}";
         _connects++;
         _connectedAt = now;
-        _deadlines = new HeartbeatDeadlines(new HeartbeatSettings(true, _settings.HeartbeatInterval, _settings.HeartbeatTimeout,
-            LivenessMode.AnyFrame, ServerPing: false, StarvationThreshold: _settings.HeartbeatInterval), now);
+        _lastLivenessAt = now;
+        _lastFrameAt = null;
         _lastHeartbeatAt = null;
+        _missed = 0;
+        _answered = true;
         _outstanding.Clear();
         _serverNotice = null;
         _bytesIn = 0;
@@ -289,7 +290,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Publish(new ClientProtocol.Connected(_name, _remote, _local, _backoff.Attempt));
 
         Timers.StartSingleTimer(StableTimer, StableDue.Instance, _settings.Reconnect.ResetAfter);
-        ArmDeadline(now);
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout);
         SendHeartbeat();
         FlushBuffer();
     }
@@ -344,8 +345,12 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         var frame = received.Frame;
         var now = Now;
         _bytesIn += received.WireBytes;
-        if (_deadlines!.OnFrame(frame.Type, frame.Seq, now))
+        _lastFrameAt = now;
+        _lastLivenessAt = now;
+        _answered = true;
+        if (_missed > 0)
         {
+            _missed = 0;
             SetState(ClientState.Active);
             PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, now));
         }
@@ -412,6 +417,21 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private void OnHeartbeatDue()
     {
         if (_transport is null) return;
+        if (!_answered)
+        {
+            // A whole interval passed without a frame since the last heartbeat went out.
+            _missed++;
+            SetState(ClientState.Suspect);
+            if (_missed == 1)
+            {
+                ClientLog.Suspect(_services.Log, _name, _missed);
+                PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, Now));
+            }
+            else
+            {
+                _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+            }
+        }
         SendHeartbeat();
     }
 
@@ -421,39 +441,23 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         long? seq = _settings.SendSeq ? ++_nextSeq : null;
         while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
         _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
+        _answered = false;
         if (!Write(new Frame(FrameType.Heartbeat, Now.ToUnixTimeSeconds(), null, seq))) return;
         Publish(new HeartbeatSent(_name, seq));
         Timers.StartSingleTimer(HeartbeatTimer, HeartbeatDue.Instance, _settings.HeartbeatInterval);
     }
 
-    /// <summary>One stored deadline, asked what is due when it fires (the server's decisions): no timer work per frame.</summary>
+    /// <summary>One stored deadline, re-armed when it fires early: no timer work per frame.</summary>
     private void OnDeadline()
     {
-        if (_transport is null || _deadlines is null) return;
-        var now = Now;
-        var wasSuspect = _deadlines.State == ConnectionState.Suspect;
-        switch (_deadlines.Check(now))
+        if (_transport is null) return;
+        var idle = Now - _lastLivenessAt;
+        if (idle >= _settings.HeartbeatTimeout)
         {
-            case DeadlineVerdict.TimedOut:
-                Disconnect(CloseReason.HeartbeatTimeout, $"no frame from the server for {(now - _deadlines.LastLivenessAt).TotalMilliseconds:F0} ms");
-                return;
-            case DeadlineVerdict.MissedHeartbeat or DeadlineVerdict.MissedHeartbeatSendPing when !wasSuspect:
-                // An interval passed without a frame from the server.
-                SetState(ClientState.Suspect);
-                ClientLog.Suspect(_services.Log, _name, _deadlines.MissedHeartbeats);
-                PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, now));
-                break;
-            case DeadlineVerdict.MissedHeartbeat or DeadlineVerdict.MissedHeartbeatSendPing:
-                _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
-                break;
+            Disconnect(CloseReason.HeartbeatTimeout, $"no frame from the server for {idle.TotalMilliseconds:F0} ms");
+            return;
         }
-        ArmDeadline(now);
-    }
-
-    private void ArmDeadline(DateTimeOffset now)
-    {
-        var due = _deadlines!.NextDeadline() ?? now + _settings.HeartbeatTimeout;
-        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, due > now ? due - now : TimeSpan.Zero);
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout - idle);
     }
 
     // ---- data ----
@@ -563,7 +567,6 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _connectedAt = null;
         _remote = null;
         _local = null;
-        _deadlines = null;
     }
 
     // ---- reporting ----
@@ -577,7 +580,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
 
     /// <summary>The outbound connection's lifecycle, published once through the same publisher as the server's connections.</summary>
     private void PublishLifecycle(IConnectionLifecycleEvent lifecycle) =>
-        LifecyclePublisher.Publish(Context.System, _services.Metrics, _services.Log, lifecycle);
+        Connections.LifecyclePublisher.Publish(Context.System, _services.Metrics, _services.Log, lifecycle);
 
     private void Publish(IClientEvent @event)
     {
@@ -585,10 +588,8 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         if (@event is ILifecycleEvent) Context.System.EventStream.Publish(@event);
     }
 
-    private int Missed => _deadlines?.MissedHeartbeats ?? 0;
-
     private ClientStatus Status() => new(
-        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, Missed,
+        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _missed,
         _buffer.Count, _buffer.Capacity, _buffer.Dropped, _buffer.Rejected, _dataSent, _framesReceived);
 
     private ConnectionStatus RegistryStatus(ConnectionState? state = null) => new(
@@ -596,11 +597,11 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _remote ?? _endpoint.ToString(),
         _name,
         Protocol,
-        state ?? (Missed > 0 ? ConnectionState.Suspect : ConnectionState.Active),
+        state ?? (_missed > 0 ? ConnectionState.Suspect : ConnectionState.Active),
         _connectedAt ?? Now,
-        _deadlines?.LastFrameAt,
+        _lastFrameAt,
         _lastHeartbeatAt,
-        Missed,
+        _missed,
         _rttMs,
         _bytesIn,
         _transport?.BytesOut ?? 0,
