@@ -64,7 +64,10 @@ public static class MonitorProtocol
     /// <summary>Round-trip times of server pings kept for the rules' windows, in milliseconds.</summary>
     public sealed record RttSummary(int Samples, double P50, double P90, double P99, double Max);
 
-    /// <summary>The monitor's counters since start: the source document's plus closes by reason and RTT.</summary>
+    /// <summary>
+    /// The monitor's counters since start: the source document's plus closes by reason and RTT. <c>Active</c>, <c>Accepted</c>
+    /// and <c>ClosedByReason</c> mean what they mean in /api/stats (DESIGN §3, "One lifecycle"): accepted = active + every close.
+    /// </summary>
     public sealed record Counters(
         long Active,
         long Accepted,
@@ -74,6 +77,9 @@ public static class MonitorProtocol
         RttSummary Rtt)
     {
         public long HeartbeatTimeouts => ClosedByReason.GetValueOrDefault("heartbeat-timeout");
+
+        /// <summary>Refusals among <c>Accepted</c> and <c>ClosedByReason</c> (DESIGN §3, "One lifecycle").</summary>
+        public long Refused { get; init; }
     }
 
     /// <summary>Active alerts, and the bounded history of resolved ones (newest first).</summary>

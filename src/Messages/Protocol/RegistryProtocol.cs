@@ -10,15 +10,12 @@ public interface IRegistryMessage;
 /// </summary>
 public static class RegistryProtocol
 {
-    public sealed record ConnectionOpened(ConnectionStatus Status) : IRegistryMessage;
-
-    /// <summary>A fresher status of a live connection: sent on every state change, and with fresher counters at most every <c>registry.status-refresh</c>.</summary>
+    /// <summary>
+    /// Fresher counters of a live connection, at most every <c>registry.status-refresh</c>, for the connection table. Opens,
+    /// state changes and closes reach the registry as <see cref="IConnectionLifecycleEvent"/>s; totals of heartbeats and
+    /// bytes are read from the live counters, not summed from these rows.
+    /// </summary>
     public sealed record ConnectionUpdated(ConnectionStatus Status) : IRegistryMessage;
-
-    public sealed record ConnectionClosed(ConnectionStatus Status, CloseReason Reason, DateTimeOffset ClosedAt) : IRegistryMessage;
-
-    /// <summary>A socket refused before it got a connection actor (e.g. over <c>max-connections</c>).</summary>
-    public sealed record ConnectionRejected(string Remote, string Listener, CloseReason Reason) : IRegistryMessage;
 
     public sealed record GetConnections : IRegistryMessage
     {
@@ -61,7 +58,11 @@ public static class RegistryProtocol
         public static GetStats Instance { get; } = new();
     }
 
-    /// <summary>Totals over the process's life; <c>Heartbeats</c> and bytes cover live and closed connections.</summary>
+    /// <summary>
+    /// Totals over the process's life, of inbound connections (DESIGN §3, "One lifecycle"): <c>Accepted</c> = <c>Active</c> + every close in
+    /// <c>ClosedByReason</c>, refusals included (<see cref="Refused"/> of them). <c>Heartbeats</c> and bytes cover live and
+    /// closed connections. Outbound connections have their own totals, <see cref="Outbound"/>.
+    /// </summary>
     public sealed record Stats(
         long Active,
         long Accepted,
@@ -72,15 +73,34 @@ public static class RegistryProtocol
     {
         public long Closed(CloseReason reason) => ClosedByReason.TryGetValue(reason.ToWireName(), out var n) ? n : 0;
 
+        /// <summary>Sockets refused before they got a connection; each is also in <c>Accepted</c> and in <c>ClosedByReason</c>.</summary>
+        public long Refused { get; init; }
+
+        /// <summary>Connections this process dialled (heartbeat clients and pools): counted here, not in the inbound totals.</summary>
+        public OutboundTotals Outbound { get; init; } = OutboundTotals.None;
+
         public static Stats operator +(Stats a, Stats b)
         {
             var reasons = new Dictionary<string, long>(a.ClosedByReason);
             foreach (var (reason, count) in b.ClosedByReason)
                 reasons[reason] = reasons.GetValueOrDefault(reason) + count;
             return new Stats(a.Active + b.Active, a.Accepted + b.Accepted, reasons,
-                a.Heartbeats + b.Heartbeats, a.BytesIn + b.BytesIn, a.BytesOut + b.BytesOut);
+                a.Heartbeats + b.Heartbeats, a.BytesIn + b.BytesIn, a.BytesOut + b.BytesOut)
+            {
+                Refused = a.Refused + b.Refused,
+                Outbound = a.Outbound + b.Outbound,
+            };
         }
 
         public static Stats Empty { get; } = new(0, 0, new Dictionary<string, long>(), 0, 0, 0);
+    }
+
+    /// <summary>Outbound connections: <c>Opened</c> = <c>Active</c> + <c>Closed</c>, every reconnect an open.</summary>
+    public sealed record OutboundTotals(long Opened, long Active, long Closed)
+    {
+        public static OutboundTotals None { get; } = new(0, 0, 0);
+
+        public static OutboundTotals operator +(OutboundTotals a, OutboundTotals b) =>
+            new(a.Opened + b.Opened, a.Active + b.Active, a.Closed + b.Closed);
     }
 }

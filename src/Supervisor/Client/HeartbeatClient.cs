@@ -285,8 +285,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _transport.Start(_relay);
         Become(Connected);
 
-        _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(RegistryStatus()));
-        _services.Metrics.ClientConnects.Add(1, _clientTag);
+        PublishLifecycle(new ConnectionLifecycle.Opened(RegistryStatus(), ConnectionDirection.Outbound, now));
         ClientLog.Connected(_services.Log, _name, _remote, _local, _backoff.Attempt);
         Publish(new ClientProtocol.Connected(_name, _remote, _local, _backoff.Attempt));
 
@@ -353,7 +352,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         {
             _missed = 0;
             SetState(ClientState.Active);
-            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+            PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, now));
         }
 
         switch (frame.Type)
@@ -422,9 +421,16 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         {
             // A whole interval passed without a frame since the last heartbeat went out.
             _missed++;
-            if (_missed == 1) ClientLog.Suspect(_services.Log, _name, _missed);
             SetState(ClientState.Suspect);
-            _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+            if (_missed == 1)
+            {
+                ClientLog.Suspect(_services.Log, _name, _missed);
+                PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, Now));
+            }
+            else
+            {
+                _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+            }
         }
         SendHeartbeat();
     }
@@ -538,7 +544,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         ScheduleReconnect($"{reason.ToWireName()}: {detail}");
     }
 
-    /// <summary>Releases the socket and its relay and reports the close to the registry, meter and log.</summary>
+    /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §3, "One lifecycle") and logs it.</summary>
     private void LetGo(CloseReason reason, string detail)
     {
         var transport = _transport!;
@@ -553,8 +559,9 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
             Context.Stop(_relay);
             _relay = null;
         }
-        _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(status, reason, now));
-        _services.Metrics.ClientDisconnects.Add(1, _clientTag, new("reason", reason.ToWireName()));
+        // Its socket is released at once (no linger on this side): closed and released together.
+        PublishLifecycle(new ConnectionLifecycle.Closed(status, ConnectionDirection.Outbound, reason, detail, now));
+        PublishLifecycle(new ConnectionLifecycle.Released(status.Id, ConnectionDirection.Outbound, now));
         ClientLog.Disconnected(_services.Log, _name, _remote ?? _endpoint.ToString(), reason.ToWireName(), detail,
             (now - (_connectedAt ?? now)).TotalSeconds, _bytesIn, transport.BytesOut);
         _connectedAt = null;
@@ -570,6 +577,10 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _state = state;
         Publish(new StateChanged(_name, state));
     }
+
+    /// <summary>The outbound connection's lifecycle, published once through the same publisher as the server's connections.</summary>
+    private void PublishLifecycle(IConnectionLifecycleEvent lifecycle) =>
+        Connections.LifecyclePublisher.Publish(Context.System, _services.Metrics, _services.Log, lifecycle);
 
     private void Publish(IClientEvent @event)
     {

@@ -73,25 +73,19 @@ public sealed class ClusterMonitor : ReceiveActor
         }
         else
         {
-            var opened = Math.Max(0, (counts.Totals.Accepted - last.Totals.Accepted) - Refused(counts.Totals, last.Totals));
+            // The node's books as they are (DESIGN §3, "One lifecycle"): a refusal is in accepted and in its close reason at once, as on the
+            // node, so the cluster's counters add up to the nodes' exactly.
+            var opened = Math.Max(0, counts.Totals.Accepted - last.Totals.Accepted);
+            var refused = Math.Max(0, counts.Totals.Refused - last.Totals.Refused);
             var closed = new Dictionary<CloseReason, long>();
             foreach (var (name, count) in counts.Totals.ClosedByReason)
             {
                 var delta = count - last.Totals.ClosedByReason.GetValueOrDefault(name);
                 if (delta > 0 && CloseReasons.TryParse(name, out var reason)) closed[reason] = delta;
             }
-            // Refused sockets are counted as accepted and closed at once by the registry; here they are a close
-            // of something never opened, so they are taken out of both sides.
-            closed.Remove(CloseReason.RejectedCapacity);
             if (opened > 0 || closed.Count > 0)
-                _rules.Tell(new MonitorEvents.ConnectionsCounted(opened, closed));
+                _rules.Tell(new MonitorEvents.ConnectionsCounted(opened, closed, refused));
         }
         _last[counts.Node] = counts;
-    }
-
-    private static long Refused(RegistryProtocol.Stats now, RegistryProtocol.Stats before)
-    {
-        var name = CloseReason.RejectedCapacity.ToWireName();
-        return now.ClosedByReason.GetValueOrDefault(name) - before.ClosedByReason.GetValueOrDefault(name);
     }
 }

@@ -89,19 +89,23 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
         _self = NodeName(_cluster.SelfAddress);
         _incarnation = _cluster.SelfUniqueAddress.Uid;
 
-        // This node's own ledger, fed by the registry shards (opens and closes only; totals come from the registry).
-        Receive<RegistryProtocol.ConnectionOpened>(opened =>
+        // This node's own ledger: a subscriber to its inbound connections' lifecycle (opens and closes only; totals come
+        // from the registry). A connection leaves the ledger when its close is decided, as it leaves `active`.
+        Receive<ConnectionLifecycle.Opened>(opened =>
         {
+            if (opened.Direction != ConnectionDirection.Inbound) return;
             var s = opened.Status;
             var entry = new LedgerEntry(s.Id, s.Remote, s.Listener, s.Protocol, s.ConnectedAt);
             _own[s.Id] = entry;
             _opened.Add(entry);
         });
-        Receive<RegistryProtocol.ConnectionClosed>(closed =>
+        Receive<ConnectionLifecycle.Closed>(closed =>
         {
+            if (closed.Direction != ConnectionDirection.Inbound) return;
             _own.Remove(closed.Status.Id);
             _closed.Add(new ClosedEntry(closed.Status.Id, closed.Reason.ToWireName()));
         });
+        Receive<IConnectionLifecycleEvent>(_ => { });
 
         Receive<Replicate>(_ => AskLocalTotals());
         Receive<LocalTotals>(totals =>
@@ -177,12 +181,17 @@ public sealed class ClusterRegistry : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        Context.System.EventStream.Subscribe(Self, typeof(IConnectionLifecycleEvent));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         Timers.StartPeriodicTimer("replicate", Replicate.Instance, _settings.ReplicationInterval);
     }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
 
     private void AskLocalTotals()
     {

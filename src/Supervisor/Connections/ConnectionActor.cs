@@ -156,11 +156,11 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         MeterBytesOut();
     }
 
-    /// <summary>Adds what the transport has sent since the last call to the meter, so /metrics counts exactly what reached the kernel, notices included.</summary>
+    /// <summary>Adds what the transport has sent since the last call to the live counters, so /api/stats and /metrics count exactly what reached the kernel, notices included.</summary>
     private void MeterBytesOut()
     {
         var sent = _transport.BytesOut;
-        _services.Metrics.Sent(sent - _bytesOutMetered);
+        _services.Metrics.Traffic.Sent(sent - _bytesOutMetered);
         _bytesOutMetered = sent;
     }
 
@@ -182,10 +182,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         if (limits.MaxDataFramesPerSecond is { } dataRate)
             _dataTokens = new TokenBucket(dataRate, limits.FrameBurst, _connectedAt);
         _statusRefreshAt = _connectedAt + _services.StatusRefresh;
-        _services.Registry.Tell(new RegistryProtocol.ConnectionOpened(Status()));
-        _services.Monitor.Tell(new MonitorEvents.ConnectionOpened(Listener));
-        _services.Metrics.ConnectionOpened();
-        ConnectionLog.Opened(_services.Log, Id, Remote, Listener);
+        Publish(new ConnectionLifecycle.Opened(Status(), ConnectionDirection.Inbound, _connectedAt));
         foreach (var problem in _transport.KeepAlive.Problems)
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
         _transport.Start(Self);
@@ -206,7 +203,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     private void OnFrame(DecodedFrame frame, int wireBytes, Frame? record)
     {
         _bytesIn += wireBytes;
-        _services.Metrics.Received(wireBytes);
+        _services.Metrics.Traffic.Received(wireBytes);
         var now = Now;
         if (RateLimitExceeded(frame.Type, now) is { } exceeded)
         {
@@ -223,8 +220,10 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             }
         }
         var rttSamples = _deadlines.RttSamples;
-        if (_deadlines.OnFrame(frame.Type, frame.Seq, now) || now >= _statusRefreshAt)
-            ReportStatus(now);
+        if (_deadlines.OnFrame(frame.Type, frame.Seq, now))
+            ReportStatus(now, stateChanged: true);
+        else if (now >= _statusRefreshAt)
+            ReportStatus(now, stateChanged: false);
         ArmDeadline();
         if (_deadlines.RttSamples != rttSamples && _deadlines.RttMs is { } rtt)
         {
@@ -235,7 +234,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         switch (frame.Type)
         {
             case FrameType.Heartbeat:
-                _services.Metrics.HeartbeatsReceived.Add(1);
+                _services.Metrics.Traffic.HeartbeatReceived();
                 ConnectionLog.Heartbeat(_services.Log, Id, frame.Seq);
                 SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq);
                 break;
@@ -304,6 +303,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         // not that the peer did: frames it sent meanwhile may still sit unread in the socket. A deadline
         // that fell due at the very end of a stall is hardly late itself; the queue's lateness shows it.
         var lateness = Max(now - _armedDeadline, _deadline!.ProcessLateness);
+        var stateBefore = _deadlines.State;
         if (lateness >= _setup.Listener.Heartbeat.StarvationThreshold)
         {
             _deadlines.ForgiveStall(lateness, now);
@@ -326,21 +326,27 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case DeadlineVerdict.Nothing:
                 // Told early (a frame raced the queue's check), or a tick without heartbeat deadlines:
                 // nothing changed, so the registry hears only when its refresh is due.
-                if (now >= _statusRefreshAt) ReportStatus(now);
+                if (_deadlines.State != stateBefore) ReportStatus(now, stateChanged: true);
+                else if (now >= _statusRefreshAt) ReportStatus(now, stateChanged: false);
                 ArmDeadline();
                 return;
         }
-        ReportStatus(now);
+        ReportStatus(now, _deadlines.State != stateBefore);
         ArmDeadline();
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
-    private void ReportStatus(DateTimeOffset now)
+    /// <summary>A move between active and suspect is a lifecycle event; fresher counters are for the registry's table alone.</summary>
+    private void ReportStatus(DateTimeOffset now, bool stateChanged)
     {
-        _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
+        if (stateChanged) Publish(new ConnectionLifecycle.StateChanged(Status(), ConnectionDirection.Inbound, now));
+        else _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(Status()));
         _statusRefreshAt = now + _services.StatusRefresh;
     }
+
+    private void Publish(IConnectionLifecycleEvent lifecycle) =>
+        LifecyclePublisher.Publish(Context.System, _services.Metrics, _services.Log, lifecycle);
 
     /// <summary>Publishes the next deadline; after a frame this only moves it later, without a lock or a message.</summary>
     private void ArmDeadline()
@@ -461,34 +467,31 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             }
             finally
             {
-                // The registry keeps the connection (as closing) until its socket is released.
-                _services.Registry.Tell(new RegistryProtocol.ConnectionClosed(Status(), _closeReason!.Value, _closedAt));
+                // The table keeps the connection (as closing) until its socket is released.
+                Publish(new ConnectionLifecycle.Released(Id, ConnectionDirection.Inbound, Now));
             }
         }
     }
 
     /// <summary>
-    /// The monitor, the meter and the log learn of a close when it is decided, not when the linger
-    /// for the peer's FIN ends, so alerts and log lines carry the moment the peer was judged. The peer's
-    /// notice (<paramref name="announce"/>) goes out before the log line, whose bytes out then include it.
+    /// The close is published when it is decided, not when the linger for the peer's FIN ends: from then on the
+    /// connection is closed everywhere at once (DESIGN §3, "One lifecycle"), and alerts and log lines carry the moment
+    /// the peer was judged. The peer's notice (<paramref name="announce"/>) goes out first, so the close's final
+    /// counters (and the meter's bytes out) include it.
     /// </summary>
     private void ReportClose(bool announce)
     {
-        var reason = _closeReason!.Value;
-        _services.Monitor.Tell(new MonitorEvents.ConnectionClosed(Listener, Id, reason));
-        _services.Metrics.ConnectionClosed(reason);
         try
         {
             if (announce)
             {
-                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {_closeDetail}"));
+                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{_closeReason!.Value.ToWireName()}: {_closeDetail}"));
                 MeterBytesOut();
             }
         }
         finally
         {
-            ConnectionLog.Closed(_services.Log, Id, reason.ToWireName(), _closeDetail ?? "", Remote,
-                (_closedAt - _connectedAt).TotalSeconds, _bytesIn, _transport.BytesOut);
+            Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, _closeReason!.Value, _closeDetail ?? "", _closedAt));
         }
     }
 

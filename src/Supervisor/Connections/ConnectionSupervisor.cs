@@ -404,10 +404,8 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 
     private void Rejected(string remote, ListenerSettings listener, CloseReason reason, string detail)
     {
-        _services.Registry.Tell(new RegistryProtocol.ConnectionRejected(remote, listener.Name, reason));
-        _services.Monitor.Tell(new MonitorEvents.ConnectionRefused(listener.Name, reason));
-        _services.Metrics.ConnectionRefused(reason);
-        ConnectionLog.Refused(_log, remote, listener.Name, reason.ToWireName(), detail);
+        LifecyclePublisher.Publish(Context.System, _services.Metrics, _log,
+            new ConnectionLifecycle.Refused(remote, listener.Name, reason, detail, Now));
     }
 
     private void OnTerminated(Terminated terminated)

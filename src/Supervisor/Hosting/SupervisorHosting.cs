@@ -55,7 +55,7 @@ public static class SupervisorHosting
             })
             .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
                 provider.GetRequiredService<NodeDowning>())
-            .AddConnectionRegistry(settings)
+            .AddConnectionRegistry(settings, provider.GetRequiredService<SupervisorMetrics>().Traffic)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
             .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
@@ -67,11 +67,11 @@ public static class SupervisorHosting
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
 
-    /// <summary>The registry; in a cluster its shards also feed this node's <see cref="ClusterRegistry"/> (registered before it).</summary>
-    public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+    /// <summary>The registry: a subscriber to the connections' lifecycle events; its totals read <paramref name="traffic"/> for heartbeats and bytes.</summary>
+    public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
+        LiveTraffic? traffic = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards,
-                    registry.TryGet<ClusterRegistry>(out var cluster) ? cluster : null)
+            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
                 .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
 
     public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>

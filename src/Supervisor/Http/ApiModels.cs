@@ -37,7 +37,10 @@ public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnly
     public bool Partial => Unanswered.Count > 0;
 }
 
-/// <summary>Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included.</summary>
+/// <summary>
+/// Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included. Inbound connections:
+/// accepted = active + closed, refusals included in both (<c>refused</c> of them); outbound ones in <c>outbound</c> (DESIGN §3, "One lifecycle").
+/// </summary>
 public sealed record StatsView(
     long Active,
     long Accepted,
@@ -45,14 +48,17 @@ public sealed record StatsView(
     IReadOnlyDictionary<string, long> ClosedByReason,
     long Heartbeats,
     long BytesIn,
-    long BytesOut)
+    long BytesOut,
+    long Refused,
+    RegistryProtocol.OutboundTotals Outbound)
 {
     public static StatsView Of(RegistryProtocol.Stats stats)
     {
         var byReason = new Dictionary<string, long>();
         foreach (var reason in CloseReasons.All)
             byReason[reason.ToWireName()] = stats.Closed(reason);
-        return new StatsView(stats.Active, stats.Accepted, byReason.Values.Sum(), byReason, stats.Heartbeats, stats.BytesIn, stats.BytesOut);
+        return new StatsView(stats.Active, stats.Accepted, byReason.Values.Sum(), byReason, stats.Heartbeats, stats.BytesIn, stats.BytesOut,
+            stats.Refused, stats.Outbound);
     }
 }
 

@@ -51,7 +51,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, DateTimeOffset> _aboveSince = [];
     private readonly LinkedList<Alert> _history = new();
     private readonly Dictionary<string, long> _closedByReason = [];
-    private long _activeConnections, _accepted, _missed, _alertSequence;
+    private long _activeConnections, _accepted, _refused, _missed, _alertSequence;
     private readonly Dictionary<string, DateTimeOffset> _lastMissBy = [];
     private readonly TimeSpan _deadPeerRuleWindow;
     private DateTimeOffset _quietUntil = DateTimeOffset.MinValue;
@@ -79,15 +79,18 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         if (settings.MassDisconnect.Enabled)
             _counts.Retain(MassDisconnectTimeouts, settings.MassDisconnect.Window);
 
-        Receive<MonitorEvents.ConnectionOpened>(_ =>
+        // This node's connections, from their one lifecycle stream (DESIGN §3, "One lifecycle"): inbound ones only, as /api/stats counts them.
+        Receive<ConnectionLifecycle.Opened>(opened =>
         {
+            if (opened.Direction != ConnectionDirection.Inbound) return;
             _activeConnections++;
             _accepted++;
             _counts.Add(MonitorMetrics.Accepted, Now);
             EvaluateRules(Now);
         });
-        Receive<MonitorEvents.ConnectionClosed>(closed =>
+        Receive<ConnectionLifecycle.Closed>(closed =>
         {
+            if (closed.Direction != ConnectionDirection.Inbound) return;
             _activeConnections--;
             // A peer that missed heartbeats and then left for another reason is no longer part of an outage.
             if (closed.Reason is not (CloseReason.HeartbeatTimeout or CloseReason.KeepaliveFailed))
@@ -95,13 +98,15 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             CountClose(closed.Reason);
             EvaluateRules(Now);
         });
-        Receive<MonitorEvents.ConnectionRefused>(refused =>
+        Receive<ConnectionLifecycle.Refused>(refused =>
         {
             _accepted++;
+            _refused++;
             _counts.Add(MonitorMetrics.Accepted, Now);
             CountClose(refused.Reason);
             EvaluateRules(Now);
         });
+        Receive<IConnectionLifecycleEvent>(_ => { }); // state changes and releases count nothing here
         Receive<MonitorEvents.HeartbeatMissed>(missed =>
         {
             _missed++;
@@ -117,6 +122,7 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         {
             var now = Now;
             _accepted += counted.Opened;
+            _refused += counted.Refused;
             _activeConnections += counted.Opened;
             for (var i = 0; i < counted.Opened; i++) _counts.Add(MonitorMetrics.Accepted, now);
             foreach (var (reason, count) in counted.Closed)
@@ -164,6 +170,9 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        // A node's monitor counts the node's own connections; the cluster monitor's rules hear the nodes' totals instead.
+        if (_settings.Scope == AlertScopes.Node)
+            Context.System.EventStream.Subscribe(Self, typeof(IConnectionLifecycleEvent));
         Timers.StartPeriodicTimer("evaluate", Evaluate.Instance, _settings.EvaluationInterval);
         if (_settings.WatchStarvation)
         {
@@ -174,7 +183,11 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
             _webhook = new WebhookSink(_settings.Webhook, Context.Materializer(), _log);
     }
 
-    protected override void PostStop() => _webhook?.Dispose();
+    protected override void PostStop()
+    {
+        Context.System.EventStream.Unsubscribe(Self);
+        _webhook?.Dispose();
+    }
 
     private void CountClose(CloseReason reason)
     {
@@ -374,6 +387,6 @@ public sealed class MonitorActor : ReceiveActor, IWithTimers
         double P(double p) => rtt.Length == 0 ? 0 : rtt[Math.Min(rtt.Length - 1, (int)Math.Ceiling(p * rtt.Length) - 1)];
         return new MonitorProtocol.Counters(_activeConnections, _accepted, new Dictionary<string, long>(_closedByReason),
             _missed, _closedByReason.GetValueOrDefault(CloseReason.ProtocolError.ToWireName()),
-            new MonitorProtocol.RttSummary(rtt.Length, P(0.5), P(0.9), P(0.99), rtt.Length == 0 ? 0 : rtt[^1]));
+            new MonitorProtocol.RttSummary(rtt.Length, P(0.5), P(0.9), P(0.99), rtt.Length == 0 ? 0 : rtt[^1])) { Refused = _refused };
     }
 }

@@ -8,11 +8,7 @@ public static class MonitorEvents
 {
     public interface IMonitorEvent : IMonitorMessage;
 
-    public sealed record ConnectionOpened(string Listener) : IMonitorEvent;
-
-    public sealed record ConnectionClosed(string Listener, string ConnectionId, CloseReason Reason) : IMonitorEvent;
-
-    public sealed record ConnectionRefused(string Listener, CloseReason Reason) : IMonitorEvent;
+    // Opens, closes and refusals are not told here: the monitor subscribes to the connections' lifecycle events.
 
     public sealed record HeartbeatMissed(string Listener, string ConnectionId) : IMonitorEvent;
 
@@ -25,10 +21,11 @@ public static class MonitorEvents
     public sealed record ProbeStateChanged(string Probe, bool Up, int ConsecutiveFailures, int Fall, string Detail) : IMonitorEvent;
 
     /// <summary>
-    /// What a cluster node's totals did since the cluster monitor last heard from it: the bulk form of
-    /// <see cref="ConnectionOpened"/> and <see cref="ConnectionClosed"/> for the singleton monitor.
+    /// What a cluster node's totals did since the cluster monitor last heard from it: the bulk form of the lifecycle's
+    /// opens, closes and refusals (a refusal is an open and a close at once, as in /api/stats) for the singleton monitor.
     /// </summary>
-    public sealed record ConnectionsCounted(long Opened, IReadOnlyDictionary<CloseReason, long> Closed) : IMonitorEvent;
+    /// <param name="Refused">How many of <c>Opened</c> and <c>Closed</c> were refusals.</param>
+    public sealed record ConnectionsCounted(long Opened, IReadOnlyDictionary<CloseReason, long> Closed, long Refused = 0) : IMonitorEvent;
 
     /// <summary>Connections that were already live when the monitor first heard of their node (no window events).</summary>
     public sealed record ConnectionsAdopted(long Live) : IMonitorEvent;

@@ -28,7 +28,6 @@ public sealed class SupervisorMetrics : IDisposable
     private readonly Meter _meter;
     // Recorded through the methods below, which convert the callers' milliseconds to the instruments' seconds.
     private readonly Histogram<double> _rtt, _clientRtt, _clientReconnectDelay, _probeLatency;
-    private readonly Counter<long> _networkIo;
     private long _active;
     private int _activeAlerts;
     private int _observingDescriptors;
@@ -40,11 +39,13 @@ public sealed class SupervisorMetrics : IDisposable
         _meter = meters?.Create(MeterName) ?? new Meter(MeterName);
         Accepted = _meter.CreateCounter<long>("supervisor.connections.accepted", "{connection}", "Connections accepted, refused ones included");
         Closed = _meter.CreateCounter<long>("supervisor.connections.closed", "{connection}", "Connections closed, by reason");
-        HeartbeatsReceived = _meter.CreateCounter<long>("supervisor.heartbeats.received", "{heartbeat}", "Heartbeat frames received from peers");
+        // Heartbeats and bytes are read from the connections' striped counters at each collection: one tally, shared with /api/stats.
+        _meter.CreateObservableCounter("supervisor.heartbeats.received", () => Traffic.Read().Heartbeats, "{heartbeat}", "Heartbeat frames received from peers");
         HeartbeatsMissed = _meter.CreateCounter<long>("supervisor.heartbeats.missed", "{heartbeat}", "Heartbeat intervals that passed without a valid frame");
         _rtt = Latency("supervisor.heartbeat.rtt", "Round-trip time of server pings");
-        // The convention's name and attribute for bytes through an interface (system.network.io, process.network.io).
-        _networkIo = _meter.CreateCounter<long>("supervisor.network.io", "By", "Bytes received from and sent to peers, as on the wire, by network.io.direction");
+        // The convention's name and attribute for bytes through an interface (system.network.io, process.network.io),
+        // read from the same striped counters as the heartbeats.
+        _meter.CreateObservableCounter("supervisor.network.io", ObserveBytes, "By", "Bytes received from and sent to peers, as on the wire, by network.io.direction");
         _meter.CreateObservableUpDownCounter("supervisor.connections.active", () => Interlocked.Read(ref _active), "{connection}", "Live connections");
         _meter.CreateObservableUpDownCounter("supervisor.alerts.active", () => Volatile.Read(ref _activeAlerts), "{alert}", "Alerts raised and not yet resolved");
 
@@ -68,11 +69,13 @@ public sealed class SupervisorMetrics : IDisposable
     public Meter Meter => _meter;
     public Counter<long> Accepted { get; }
     public Counter<long> Closed { get; }
-    public Counter<long> HeartbeatsReceived { get; }
     public Counter<long> HeartbeatsMissed { get; }
 
     /// <summary>The server-ping round-trip histogram (seconds), for in-process listeners such as the dashboard's history.</summary>
     internal Instrument HeartbeatRtt => _rtt;
+
+    /// <summary>Heartbeats and bytes of inbound connections, added by the connection actors and read on demand.</summary>
+    public Connections.LiveTraffic Traffic { get; } = new();
 
     public Counter<long> ClientConnects { get; }
     public Counter<long> ClientDisconnects { get; }
@@ -117,19 +120,54 @@ public sealed class SupervisorMetrics : IDisposable
                 new("probe", probe), new("kind", kind));
     }
 
-    public void ConnectionOpened()
+    private IEnumerable<Measurement<long>> ObserveBytes()
+    {
+        var (_, received, sent) = Traffic.Read();
+        yield return new Measurement<long>(received, new KeyValuePair<string, object?>("network.io.direction", "receive"));
+        yield return new Measurement<long>(sent, new KeyValuePair<string, object?>("network.io.direction", "transmit"));
+    }
+
+    /// <summary>
+    /// How the meter learns of the lifecycle: every event, once, from <see cref="Connections.LifecyclePublisher"/> on the
+    /// publishing thread. Inbound connections count in <c>supervisor.connections.*</c>, outbound ones in their own
+    /// <c>supervisor.client.connects</c> / <c>supervisor.client.disconnects</c> (DESIGN §3, "One lifecycle").
+    /// </summary>
+    internal void Observe(IConnectionLifecycleEvent lifecycle)
+    {
+        switch (lifecycle)
+        {
+            case ConnectionLifecycle.Opened { Direction: ConnectionDirection.Inbound }:
+                ConnectionOpened();
+                break;
+            case ConnectionLifecycle.Closed { Direction: ConnectionDirection.Inbound } closed:
+                ConnectionClosed(closed.Reason);
+                break;
+            case ConnectionLifecycle.Refused refused:
+                ConnectionRefused(refused.Reason);
+                break;
+            case ConnectionLifecycle.Opened opened:
+                ClientConnects.Add(1, new KeyValuePair<string, object?>("client", opened.Status.Listener));
+                break;
+            case ConnectionLifecycle.Closed closed:
+                ClientDisconnects.Add(1, new KeyValuePair<string, object?>("client", closed.Status.Listener),
+                    new KeyValuePair<string, object?>("reason", closed.Reason.ToWireName()));
+                break;
+        }
+    }
+
+    private void ConnectionOpened()
     {
         Interlocked.Increment(ref _active);
         Accepted.Add(1);
     }
 
-    public void ConnectionRefused(CloseReason reason)
+    private void ConnectionRefused(CloseReason reason)
     {
         Accepted.Add(1);
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
     }
 
-    public void ConnectionClosed(CloseReason reason)
+    private void ConnectionClosed(CloseReason reason)
     {
         Interlocked.Decrement(ref _active);
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
@@ -139,12 +177,6 @@ public sealed class SupervisorMetrics : IDisposable
     public void ConnectionsLost(long count) =>
         Closed.Add(count, new KeyValuePair<string, object?>("reason", CloseReason.NodeDown.ToWireName()));
 
-    public void Received(long bytes) => _networkIo.Add(bytes, new KeyValuePair<string, object?>("network.io.direction", "receive"));
-
-    public void Sent(long bytes)
-    {
-        if (bytes != 0) _networkIo.Add(bytes, new KeyValuePair<string, object?>("network.io.direction", "transmit"));
-    }
 
     /// <summary>
     /// Gauges of the process's descriptors: <c>process.unix.file_descriptor.count</c> (the convention's name; counted

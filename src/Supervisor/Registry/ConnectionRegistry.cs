@@ -7,40 +7,54 @@ namespace Supervisor.Registry;
 /// <summary>
 /// The connection table, split into shards by a stable hash of the connection id (the source
 /// document's sharded connection pool). Updates go to one shard; table-wide queries are
-/// gathered from every shard by a short-lived <see cref="ShardGather{TReply}"/>.
+/// gathered from every shard by a short-lived <see cref="ShardGather{TReply}"/>. The registry subscribes to the
+/// connections' lifecycle events (<see cref="IConnectionLifecycleEvent"/> on the EventStream) and routes each to the
+/// shard of its connection; heartbeats and bytes are not events, but the connections' <see cref="Connections.LiveTraffic"/>,
+/// read when the totals are asked for.
 /// </summary>
 public sealed class ConnectionRegistry : ReceiveActor
 {
     /// <summary>The registry; deploy it with <see cref="Connections.ConnectionDispatcher.Deploy"/>'s dispatcher to keep updates off the thread pool.</summary>
-    /// <param name="changes">Told every open and close by the shards (the cluster's replication), or null.</param>
-    public static Props Props(int shards, IActorRef? changes = null) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards, changes));
+    /// <param name="traffic">The live heartbeat and byte counters the totals report; null: none (zeros).</param>
+    public static Props Props(int shards, Connections.LiveTraffic? traffic = null) => Akka.Actor.Props.Create(() => new ConnectionRegistry(shards, traffic));
 
     private static readonly TimeSpan GatherTimeout = TimeSpan.FromSeconds(5);
     private readonly IActorRef[] _shards;
 
-    public ConnectionRegistry(int shards, IActorRef? changes)
+    public ConnectionRegistry(int shards, Connections.LiveTraffic? traffic)
     {
         // Shards apply updates on the thread of the connection that sent them (the inline connection
         // dispatcher; the router itself is deployed there too): an update is a dictionary write, and
         // waking a thread-pool thread for each cost more than the write (bench/README.md, issue 7).
         var inline = Connections.ConnectionDispatcher.Deploy(Context.System);
         _shards = Enumerable.Range(0, shards)
-            .Select(i => Context.ActorOf(RegistryShard.Props(changes).WithDispatcher(inline.Dispatcher), $"shard-{i}"))
+            .Select(i => Context.ActorOf(RegistryShard.Props().WithDispatcher(inline.Dispatcher), $"shard-{i}"))
             .ToArray();
 
         // A restart of this router would restart the shards and lose the table and the totals, so a
         // malformed message is dropped here with a warning instead of failing the actor.
-        Receive<RegistryProtocol.ConnectionOpened>(m => Route(m.Status?.Id, m));
+        Receive<ConnectionLifecycle.Refused>(m => Route(m.Remote, m));
+        Receive<IConnectionLifecycleEvent>(m => Route(m.ConnectionId, m));
         Receive<RegistryProtocol.ConnectionUpdated>(m => Route(m.Status?.Id, m));
-        Receive<RegistryProtocol.ConnectionClosed>(m => Route(m.Status?.Id, m));
-        Receive<RegistryProtocol.ConnectionRejected>(m => Route(m.Remote, m));
         Receive<RegistryProtocol.GetConnection>(m => Route(m.Id, m));
         Receive<RegistryProtocol.GetConnections>(m => Gather<RegistryProtocol.Connections>(m,
             parts => new RegistryProtocol.Connections(parts.SelectMany(p => p.Items).Order(ConnectionOrder.Instance).ToArray())));
         Receive<RegistryProtocol.QueryConnections>(m => Gather<RegistryProtocol.ConnectionsPage>(m,
             parts => RegistryProtocol.ConnectionsPage.Merge(parts, m.Take)));
         Receive<RegistryProtocol.GetStats>(m => Gather<RegistryProtocol.Stats>(m,
-            parts => parts.Aggregate(RegistryProtocol.Stats.Empty, (sum, part) => sum + part)));
+            parts => WithTraffic(parts.Aggregate(RegistryProtocol.Stats.Empty, (sum, part) => sum + part), traffic)));
+    }
+
+    protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(IConnectionLifecycleEvent));
+
+    protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
+
+    /// <summary>The shards' books with the live heartbeat and byte counters, read now (current to the frame).</summary>
+    private static RegistryProtocol.Stats WithTraffic(RegistryProtocol.Stats books, Connections.LiveTraffic? traffic)
+    {
+        if (traffic is null) return books;
+        var (heartbeats, bytesIn, bytesOut) = traffic.Read();
+        return books with { Heartbeats = heartbeats, BytesIn = bytesIn, BytesOut = bytesOut };
     }
 
     /// <summary>
@@ -61,7 +75,7 @@ public sealed class ConnectionRegistry : ReceiveActor
 
     private void Route(string? key, object message)
     {
-        if (key is null)
+        if (string.IsNullOrEmpty(key))
         {
             Context.GetLogger().Warning("Registry dropped a malformed {0}", message.GetType().Name);
             return;

@@ -4,57 +4,80 @@ using Supervisor.Messages.Wire;
 
 namespace Supervisor.Registry;
 
-/// <summary>One shard of the connection table: the live connections whose id hashes here, plus totals.</summary>
+/// <summary>
+/// One shard of the connection table: the connections whose id hashes here, and the totals of their lifecycle events
+/// (DESIGN §3, "One lifecycle"). Every event of one connection lands in the same shard, so each shard's books balance on their own
+/// (accepted = active + closed) and so do their sums.
+/// </summary>
 public sealed class RegistryShard : ReceiveActor
 {
-    /// <param name="changes">Told every open and close (not updates), in order: the cluster's replication, or null.</param>
-    public static Props Props(IActorRef? changes = null) => Akka.Actor.Props.Create(() => new RegistryShard(changes));
+    public static Props Props() => Akka.Actor.Props.Create(() => new RegistryShard());
 
+    // Open connections (inbound and outbound), and closed ones whose socket is not yet released (state closing).
     private readonly Dictionary<string, ConnectionStatus> _live = [];
+    private readonly Dictionary<string, ConnectionStatus> _closing = [];
     private readonly Dictionary<string, long> _closedByReason = [];
-    private long _accepted;
-    // Counters of connections that have closed; live ones are summed from their latest status.
-    private long _closedHeartbeats, _closedBytesIn, _closedBytesOut;
+    private long _accepted, _active, _refused;
+    private long _outboundOpened, _outboundActive, _outboundClosed;
 
-    public RegistryShard(IActorRef? changes)
+    public RegistryShard()
     {
-        Receive<RegistryProtocol.ConnectionOpened>(opened =>
+        Receive<ConnectionLifecycle.Opened>(opened =>
+        {
+            if (!_live.TryAdd(opened.Status.Id, opened.Status)) return;
+            if (opened.Direction == ConnectionDirection.Inbound)
+            {
+                _accepted++;
+                _active++;
+            }
+            else
+            {
+                _outboundOpened++;
+                _outboundActive++;
+            }
+        });
+        Receive<ConnectionLifecycle.StateChanged>(changed => Update(changed.Status));
+        Receive<RegistryProtocol.ConnectionUpdated>(updated => Update(updated.Status));
+        Receive<ConnectionLifecycle.Closed>(closed =>
+        {
+            if (!_live.Remove(closed.Status.Id)) return;
+            _closing[closed.Status.Id] = closed.Status;
+            if (closed.Direction == ConnectionDirection.Inbound)
+            {
+                _active--;
+                CountClose(closed.Reason);
+            }
+            else
+            {
+                _outboundActive--;
+                _outboundClosed++;
+            }
+        });
+        Receive<ConnectionLifecycle.Released>(released => _closing.Remove(released.ConnectionId));
+        Receive<ConnectionLifecycle.Refused>(refused =>
         {
             _accepted++;
-            _live[opened.Status.Id] = opened.Status;
-            changes?.Tell(opened);
-        });
-        Receive<RegistryProtocol.ConnectionUpdated>(updated =>
-        {
-            // An update racing behind the close must not resurrect the connection.
-            if (_live.ContainsKey(updated.Status.Id)) _live[updated.Status.Id] = updated.Status;
-        });
-        Receive<RegistryProtocol.ConnectionClosed>(closed =>
-        {
-            _live.Remove(closed.Status.Id);
-            CountClose(closed.Reason);
-            _closedHeartbeats += closed.Status.HeartbeatsReceived;
-            _closedBytesIn += closed.Status.BytesIn;
-            _closedBytesOut += closed.Status.BytesOut;
-            changes?.Tell(closed);
-        });
-        Receive<RegistryProtocol.ConnectionRejected>(rejected =>
-        {
-            _accepted++;
-            CountClose(rejected.Reason);
+            _refused++;
+            CountClose(refused.Reason);
         });
         Receive<RegistryProtocol.GetConnection>(query =>
-            Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id))));
+            Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id) ?? _closing.GetValueOrDefault(query.Id))));
         Receive<RegistryProtocol.GetConnections>(_ =>
-            Sender.Tell(new RegistryProtocol.Connections(_live.Values.ToArray())));
+            Sender.Tell(new RegistryProtocol.Connections(_live.Values.Concat(_closing.Values).ToArray())));
         Receive<RegistryProtocol.GetStats>(_ => Sender.Tell(Stats()));
         Receive<RegistryProtocol.QueryConnections>(query =>
         {
-            var matching = _live.Values.Where(query.Filter.Matches).ToArray();
+            var matching = _live.Values.Concat(_closing.Values).Where(query.Filter.Matches).ToArray();
             IEnumerable<ConnectionStatus> items = matching.Order(ConnectionOrder.Instance);
             if (query.Take is { } take) items = items.Take(take);
             Sender.Tell(new RegistryProtocol.ConnectionsPage(matching.Length, items.ToArray(), []));
         });
+    }
+
+    /// <summary>A fresher row of an open connection; one racing behind its close must not bring it back.</summary>
+    private void Update(ConnectionStatus status)
+    {
+        if (_live.ContainsKey(status.Id)) _live[status.Id] = status;
     }
 
     private void CountClose(CloseReason reason)
@@ -63,15 +86,11 @@ public sealed class RegistryShard : ReceiveActor
         _closedByReason[name] = _closedByReason.GetValueOrDefault(name) + 1;
     }
 
-    private RegistryProtocol.Stats Stats()
-    {
-        long heartbeats = _closedHeartbeats, bytesIn = _closedBytesIn, bytesOut = _closedBytesOut;
-        foreach (var status in _live.Values)
+    /// <summary>This shard's books; heartbeats and bytes are the registry's to add, from the live counters.</summary>
+    private RegistryProtocol.Stats Stats() =>
+        new(_active, _accepted, new Dictionary<string, long>(_closedByReason), 0, 0, 0)
         {
-            heartbeats += status.HeartbeatsReceived;
-            bytesIn += status.BytesIn;
-            bytesOut += status.BytesOut;
-        }
-        return new RegistryProtocol.Stats(_live.Count, _accepted, new Dictionary<string, long>(_closedByReason), heartbeats, bytesIn, bytesOut);
-    }
+            Refused = _refused,
+            Outbound = new RegistryProtocol.OutboundTotals(_outboundOpened, _outboundActive, _outboundClosed),
+        };
 }

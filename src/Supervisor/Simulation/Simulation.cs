@@ -58,12 +58,14 @@ public static class Simulation
         var start = clock.Now;
         using var metrics = new SupervisorMetrics();
 
-        var recorder = system.ActorOf(Props.Create(() => new Recorder(system.ActorOf(ConnectionRegistry.Props(16), "registry"), start)), "recorder");
+        var registry = system.ActorOf(ConnectionRegistry.Props(16, metrics.Traffic), "registry");
+        var recorder = system.ActorOf(Props.Create(() => new Recorder(start)), "recorder");
+        system.EventStream.Subscribe(recorder, typeof(ConnectionLifecycle.Closed));
         system.EventStream.Subscribe(recorder, typeof(AlertRaised));
         system.EventStream.Subscribe(recorder, typeof(AlertResolved));
         var monitor = system.ActorOf(MonitorActor.Props(options.Monitor, metrics, logging.CreateLogger<MonitorActor>()), "monitor");
         var supervisor = system.ActorOf(ConnectionSupervisor.Props(new ConnectionServices(
-            recorder, monitor, new EchoDataHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
+            registry, monitor, new EchoDataHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
 
         var random = new Random(options.Seed);
         var peers = new List<SimPeer>();
@@ -176,7 +178,7 @@ public static class Simulation
         public int Lost;
     }
 
-    /// <summary>Stands in front of the registry: forwards everything and remembers closes and alert transitions.</summary>
+    /// <summary>Remembers closes and alert transitions, a subscriber to both like the registry and the monitor.</summary>
     private sealed class Recorder : ReceiveActor
     {
         public sealed record Close(string Remote, CloseReason Reason, TimeSpan At, TimeSpan AfterLastFrame);
@@ -185,21 +187,19 @@ public static class Simulation
         public sealed class GetCloses { public static readonly GetCloses Instance = new(); }
         public sealed class GetTransitions { public static readonly GetTransitions Instance = new(); }
 
-        public Recorder(IActorRef registry, DateTimeOffset start)
+        public Recorder(DateTimeOffset start)
         {
             var closes = new List<Close>();
             var transitions = new List<AlertTransition>();
-            Receive<RegistryProtocol.ConnectionClosed>(closed =>
+            Receive<ConnectionLifecycle.Closed>(closed =>
             {
                 var lastFrame = closed.Status.LastFrameAt ?? closed.Status.ConnectedAt;
-                closes.Add(new Close(closed.Status.Remote, closed.Reason, closed.ClosedAt - start, closed.ClosedAt - lastFrame));
-                registry.Forward(closed);
+                closes.Add(new Close(closed.Status.Remote, closed.Reason, closed.At - start, closed.At - lastFrame));
             });
             Receive<AlertRaised>(raised => transitions.Add(new AlertTransition("raised", raised.Alert, raised.Alert.RaisedAt - start)));
             Receive<AlertResolved>(resolved => transitions.Add(new AlertTransition("resolved", resolved.Alert, resolved.Alert.ResolvedAt!.Value - start)));
             Receive<GetCloses>(_ => Sender.Tell(new Closes(closes.ToArray())));
             Receive<GetTransitions>(_ => Sender.Tell(new Transitions(transitions.ToArray())));
-            ReceiveAny(registry.Forward);
         }
     }
 }

@@ -33,10 +33,13 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
         base.AfterAll();
     }
 
-    private (IActorRef Client, TestProbe Events) Start(string name, ClientSettings settings, IActorRef? registry = null)
+    /// <param name="service">The service whose registry lists the client: the client then runs in the service's actor system,
+    /// where its lifecycle events are published (as a service's own clients do).</param>
+    private (IActorRef Client, TestProbe Events) Start(string name, ClientSettings settings, TestService? service = null)
     {
         var events = CreateTestProbe();
-        var client = Sys.ActorOf(HeartbeatClient.Props(name, settings, Services(_logs, _metrics, registry), [events.Ref]), name);
+        var registry = service?.Registry;
+        var client = (service?.System ?? Sys).ActorOf(HeartbeatClient.Props(name, settings, Services(_logs, _metrics, registry), [events.Ref]), name);
         return (client, events);
     }
 
@@ -47,7 +50,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
     public async Task Client_must_measure_the_round_trip_against_our_server_and_show_in_the_registry_as_tcp_out()
     {
         await using var service = await TestService.StartAsync();
-        var (client, events) = Start("rtt", Fast(service.Port), service.Registry);
+        var (client, events) = Start("rtt", Fast(service.Port), service);
 
         var connected = Next<Connected>(events, TimeSpan.FromSeconds(5));
         Assert.Equal($"127.0.0.1:{service.Port}", connected.Remote);
@@ -83,7 +86,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
     {
         // The server pings after 100 ms of silence; the client heartbeats only every 400 ms.
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 100ms, timeout = 2s, server-ping = on }");
-        var (client, events) = Start("pinged", Fast(service.Port, interval: TimeSpan.FromMilliseconds(400), timeout: TimeSpan.FromSeconds(2)), service.Registry);
+        var (client, events) = Start("pinged", Fast(service.Port, interval: TimeSpan.FromMilliseconds(400), timeout: TimeSpan.FromSeconds(2)), service);
         Next<Connected>(events, TimeSpan.FromSeconds(5));
         var pinged = Next<ServerPinged>(events, TimeSpan.FromSeconds(3));
         Assert.NotNull(pinged.Seq);

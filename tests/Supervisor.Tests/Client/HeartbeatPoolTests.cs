@@ -32,7 +32,8 @@ public sealed class HeartbeatPoolTests : Akka.TestKit.Xunit2.TestKit
         var settings = new PoolSettings(4, 100,
             Fast(proxy.Port, interval: TimeSpan.FromMilliseconds(100), timeout: timeout,
                 minBackoff: TimeSpan.FromMilliseconds(300), maxBackoff: TimeSpan.FromMilliseconds(600)));
-        var pool = Sys.ActorOf(HeartbeatPool.Props("p", settings, Services(logs, metrics, service.Registry)), "pool");
+        // In the service's actor system, where its members' lifecycle events reach the service's registry.
+        var pool = service.System.ActorOf(HeartbeatPool.Props("p", settings, Services(logs, metrics, service.Registry)), "pool");
 
         await WaitUntilAsync(async () => (await Stats(pool)).Healthy == 4, TimeSpan.FromSeconds(5), "4 healthy members");
         var keys = Enumerable.Range(0, 400).Select(i => $"user-{i}").ToArray();

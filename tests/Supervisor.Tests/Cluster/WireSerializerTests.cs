@@ -66,8 +66,7 @@ public sealed class WireSerializerTests : Akka.TestKit.Xunit2.TestKit
         // Local only: connection actors to their registry, shutdown to the supervisor, the HTTP side to this node's actors.
         Type[] localOnly =
         [
-            typeof(RegistryProtocol.ConnectionOpened), typeof(RegistryProtocol.ConnectionUpdated), typeof(RegistryProtocol.ConnectionClosed),
-            typeof(RegistryProtocol.ConnectionRejected), typeof(ConnectionCommands.CloseAll), typeof(ConnectionCommands.AllClosed),
+            typeof(RegistryProtocol.ConnectionUpdated), typeof(RegistryProtocol.OutboundTotals), typeof(ConnectionCommands.CloseAll), typeof(ConnectionCommands.AllClosed),
             typeof(MonitorProtocol.FlushSinks), typeof(MonitorProtocol.SinksFlushed), typeof(MonitorProtocol.RttSummary),
             typeof(GetClusterView), typeof(ClusterView), typeof(MemberView), typeof(Departure), typeof(LedgerEntry), typeof(ClosedEntry),
         ];

@@ -35,7 +35,9 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
 
     private (IActorRef Connection, TestProbe Registry, TestProbe Transport) Start(ListenerSettings listener)
     {
+        // The registry's view: the connection's lifecycle events (EventStream) and its counter refreshes (told directly).
         var registry = CreateTestProbe();
+        Sys.EventStream.Subscribe(registry.Ref, typeof(IConnectionLifecycleEvent));
         var transport = CreateTestProbe();
         var connection = Sys.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(
             "c1", listener, new ProbeTransport(transport.Ref), new ConnectionServices(registry.Ref, CreateTestProbe().Ref, new EchoDataHandler(),
@@ -43,7 +45,7 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
             // Processed on the thread that advances the clock, so the actor has handled every tick
             // before time moves on, as it would in real time.
             .WithDispatcher(CallingThreadDispatcher.Id));
-        registry.ExpectMsg<RegistryProtocol.ConnectionOpened>();
+        Assert.Equal(ConnectionDirection.Inbound, registry.ExpectMsg<ConnectionLifecycle.Opened>().Direction);
         return (connection, registry, transport);
     }
 
@@ -59,11 +61,12 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         Clock.Advance(TimeSpan.FromSeconds(30) - Tick);
         registry.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Clock.Advance(Tick);
-        var suspect = registry.ExpectMsg<RegistryProtocol.ConnectionUpdated>().Status;
+        var suspect = registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status;
         Assert.Equal(ConnectionState.Suspect, suspect.State);
         Assert.Equal(1, suspect.MissedHeartbeats);
 
         Clock.Advance(TimeSpan.FromSeconds(30));
+        // Still suspect: a fresher row for the table, not a state change.
         Assert.Equal(2, registry.ExpectMsg<RegistryProtocol.ConnectionUpdated>().Status.MissedHeartbeats);
 
         Clock.Advance(TimeSpan.FromSeconds(30) - Tick);
@@ -73,13 +76,17 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         Assert.Equal(FrameType.ErrorNotice, notice.Type);
         Assert.StartsWith("heartbeat-timeout: ", notice.Data);
         transport.ExpectMsg<ProbeTransport.OutputShut>();
+        // Closed when decided, with the final counters (the notice included) and no longer active anywhere.
+        var closed = registry.ExpectMsg<ConnectionLifecycle.Closed>();
+        Assert.Equal(CloseReason.HeartbeatTimeout, closed.Reason);
+        Assert.Equal(start + TimeSpan.FromSeconds(90), closed.At);
+        Assert.Equal(ConnectionState.Closing, closed.Status.State);
+        Assert.True(closed.Status.BytesOut > 0, "the notice is in the final counters");
 
-        // The peer never answers the FIN; the linger ends it.
+        // The peer never answers the FIN; the linger ends it, and the socket's release is the last event.
         Clock.Advance(TimeSpan.FromSeconds(1));
         transport.ExpectMsg<ProbeTransport.Disposed>();
-        var closed = registry.ExpectMsg<RegistryProtocol.ConnectionClosed>();
-        Assert.Equal(CloseReason.HeartbeatTimeout, closed.Reason);
-        Assert.Equal(start + TimeSpan.FromSeconds(90), closed.ClosedAt);
+        Assert.Equal(start + TimeSpan.FromSeconds(91), registry.ExpectMsg<ConnectionLifecycle.Released>().At);
     }
 
     [Fact]
@@ -103,10 +110,10 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
     {
         var (connection, registry, transport) = Start(Profile("realtime-game"));
         Clock.Advance(TimeSpan.FromSeconds(5));
-        Assert.Equal(ConnectionState.Suspect, registry.ExpectMsg<RegistryProtocol.ConnectionUpdated>().Status.State);
+        Assert.Equal(ConnectionState.Suspect, registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status.State);
         Frame(connection, FrameType.Heartbeat);
         transport.ExpectMsg<ProbeTransport.Wrote>();
-        var back = registry.ExpectMsg<RegistryProtocol.ConnectionUpdated>().Status;
+        var back = registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status;
         Assert.Equal(ConnectionState.Active, back.State);
         Assert.Equal(0, back.MissedHeartbeats);
     }

@@ -25,8 +25,11 @@ public sealed class AlertValueTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs.
     {
         for (var i = 0; i < count; i++)
         {
-            monitor.Tell(new MonitorEvents.ConnectionOpened("tcp"));
-            monitor.Tell(new MonitorEvents.ConnectionClosed("tcp", $"c{Guid.NewGuid():N}", CloseReason.HeartbeatTimeout));
+            var status = new ConnectionStatus($"c{Guid.NewGuid():N}", "127.0.0.1:50000", "tcp", "tcp", ConnectionState.Active,
+                DateTimeOffset.UnixEpoch, null, null, 0, null, 0, 0, 0, KeepAliveStatus.Disabled);
+            monitor.Tell(new ConnectionLifecycle.Opened(status, ConnectionDirection.Inbound, DateTimeOffset.UnixEpoch));
+            monitor.Tell(new ConnectionLifecycle.Closed(status with { State = ConnectionState.Closing }, ConnectionDirection.Inbound,
+                CloseReason.HeartbeatTimeout, "test", DateTimeOffset.UnixEpoch));
         }
     }
 

@@ -13,12 +13,19 @@ public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit
         $"c{n}", $"127.0.0.1:{n % 60000}", "tcp", "tcp", ConnectionState.Active, DateTimeOffset.UnixEpoch.AddSeconds(n),
         null, null, 0, null, 10, 20, heartbeats, KeepAliveStatus.Disabled);
 
+    private static ConnectionLifecycle.Opened Opened(int n, ConnectionDirection direction = ConnectionDirection.Inbound) =>
+        new(Status(n), direction, DateTimeOffset.UtcNow);
+
+    private static ConnectionLifecycle.Closed Closed(ConnectionStatus status, CloseReason reason,
+        ConnectionDirection direction = ConnectionDirection.Inbound) =>
+        new(status with { State = ConnectionState.Closing }, direction, reason, "test", DateTimeOffset.UtcNow);
+
     [Fact]
     public async Task A_query_over_19000_connections_must_answer_well_under_a_second()
     {
         var registry = Sys.ActorOf(ConnectionRegistry.Props(16));
         for (var n = 0; n < 19_000; n++)
-            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
+            registry.Tell(Opened(n));
         await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance); // all opened are in
 
         var clock = Stopwatch.StartNew();
@@ -34,29 +41,43 @@ public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit
     }
 
     [Fact]
-    public async Task Totals_must_count_accepted_active_closed_by_reason_and_traffic()
+    public async Task Totals_must_count_accepted_active_closed_by_reason_refused_outbound_and_live_traffic()
     {
-        var registry = Sys.ActorOf(ConnectionRegistry.Props(4));
+        var traffic = new Supervisor.Connections.LiveTraffic();
+        var registry = Sys.ActorOf(ConnectionRegistry.Props(4, traffic));
         for (var n = 0; n < 10; n++)
-            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
+            registry.Tell(Opened(n));
+        registry.Tell(Opened(100, ConnectionDirection.Outbound));
+        registry.Tell(Opened(101, ConnectionDirection.Outbound));
         registry.Tell(new RegistryProtocol.ConnectionUpdated(Status(1, heartbeats: 5)));
-        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(2, heartbeats: 3), CloseReason.HeartbeatTimeout, DateTimeOffset.UtcNow));
-        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(3), CloseReason.PeerReset, DateTimeOffset.UtcNow));
-        registry.Tell(new RegistryProtocol.ConnectionRejected("127.0.0.1:1", "tcp", CloseReason.RejectedCapacity));
+        registry.Tell(Closed(Status(2, heartbeats: 3), CloseReason.HeartbeatTimeout));
+        registry.Tell(Closed(Status(3), CloseReason.PeerReset));
+        registry.Tell(new ConnectionLifecycle.Released("c3", ConnectionDirection.Inbound, DateTimeOffset.UtcNow));
+        registry.Tell(Closed(Status(101), CloseReason.PeerClosed, ConnectionDirection.Outbound));
+        registry.Tell(new ConnectionLifecycle.Refused("127.0.0.1:1", "tcp", CloseReason.RejectedCapacity, "full", DateTimeOffset.UtcNow));
         // An update that arrives after its close must not bring the connection back.
         registry.Tell(new RegistryProtocol.ConnectionUpdated(Status(3)));
+        // Heartbeats and bytes are the live counters', current to the frame, not the rows' sums.
+        for (var i = 0; i < 7; i++) traffic.HeartbeatReceived();
+        traffic.Received(123);
+        traffic.Sent(45);
 
         var stats = await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance);
         Assert.Equal(11, stats.Accepted);
         Assert.Equal(8, stats.Active);
+        Assert.Equal(1, stats.Refused);
         Assert.Equal(1, stats.Closed(CloseReason.HeartbeatTimeout));
         Assert.Equal(1, stats.Closed(CloseReason.PeerReset));
         Assert.Equal(1, stats.Closed(CloseReason.RejectedCapacity));
-        Assert.Equal(8, stats.Heartbeats);
-        Assert.Equal(100, stats.BytesIn);
+        Assert.Equal(0, stats.Closed(CloseReason.PeerClosed)); // the outbound close is in its own totals
+        Assert.Equal(stats.Accepted, stats.Active + stats.ClosedByReason.Values.Sum());
+        Assert.Equal(new RegistryProtocol.OutboundTotals(2, 1, 1), stats.Outbound);
+        Assert.Equal((7L, 123L, 45L), (stats.Heartbeats, stats.BytesIn, stats.BytesOut));
 
         var one = await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection("c1"));
         Assert.Equal(5, one.Status!.HeartbeatsReceived);
+        // Closed and not yet released: listed as closing; released: gone.
+        Assert.Equal(ConnectionState.Closing, (await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection("c2"))).Status!.State);
         Assert.Null((await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection("c3"))).Status);
     }
 
@@ -65,12 +86,12 @@ public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit
     {
         var registry = Sys.ActorOf(ConnectionRegistry.Props(1));
         for (var n = 0; n < 5; n++)
-            registry.Tell(new RegistryProtocol.ConnectionOpened(Status(n)));
-        registry.Tell(new RegistryProtocol.ConnectionClosed(Status(0), CloseReason.PeerClosed, DateTimeOffset.UtcNow));
+            registry.Tell(Opened(n));
+        registry.Tell(Closed(Status(0), CloseReason.PeerClosed));
         // A corrupt message (no status) is dropped with a warning, not a restart that would lose the table.
         await EventFilter.Warning(contains: "malformed").ExpectOneAsync(() =>
         {
-            registry.Tell(new RegistryProtocol.ConnectionClosed(null!, CloseReason.PeerClosed, DateTimeOffset.UtcNow));
+            registry.Tell(new ConnectionLifecycle.Closed(null!, ConnectionDirection.Inbound, CloseReason.PeerClosed, "", DateTimeOffset.UtcNow));
             return Task.CompletedTask;
         });
         var stats = await registry.Ask<RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance);
