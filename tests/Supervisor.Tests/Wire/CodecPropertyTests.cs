@@ -28,14 +28,14 @@ public sealed class CodecPropertyTests
     /// <summary>Feeds the stream in the given chunk sizes; records every decoded line, in order, and how it ended.</summary>
     private static Outcome Run(byte[] stream, IReadOnlyList<int> cuts)
     {
-        using var framer = new LineFramer(MaxFrameLength);
+        using var framer = new FrameReader(JsonLinesCodec.Instance, MaxFrameLength);
         var lines = new List<string>();
         var result = FeedResult.Consumed;
         var offset = 0;
         foreach (var cut in cuts.Append(stream.Length))
         {
             var end = Math.Clamp(cut, offset, stream.Length);
-            result = framer.Feed(stream.AsSpan(offset, end - offset), line =>
+            result = framer.Feed(stream.AsSpan(offset, end - offset), (line, _) =>
             {
                 var decoded = JsonLinesCodec.Decode(line);
                 lines.Add(decoded.Frame is { } frame ? $"frame {frame}" : $"error {decoded.Error}");
