@@ -229,8 +229,8 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (result.MessageType != _messageType)
         {
             Reject(owner, CloseReason.ProtocolError, _codec.IsText
-                ? $"binary message; frames are {_codec.Name} text messages"
-                : $"text message; frames are {_codec.Name} binary messages");
+                ? (_codec is JsonLinesCodec ? "binary message; frames are JSON text messages" : $"binary message; frames are {_codec.Name} text messages")
+                : $"text message; this listener speaks {_codec.Name} frames in binary messages");
             return false;
         }
         // One byte of slack each for a trailing "\r\n", as on TCP.
