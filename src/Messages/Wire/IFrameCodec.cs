@@ -77,13 +77,13 @@ public static class FrameCodecs
     public static IReadOnlyList<string> Names { get; } = [JsonLinesCodec.CodecName, BinaryCodec.CodecName];
 
     /// <summary>The codec called <paramref name="name"/>; false for a name that is not one of <see cref="Names"/>.</summary>
-    public static bool TryGet(string name, out IFrameCodec codec)
+    public static bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IFrameCodec? codec)
     {
         codec = name switch
         {
             JsonLinesCodec.CodecName => JsonLinesCodec.Instance,
             BinaryCodec.CodecName => BinaryCodec.Instance,
-            _ => null!,
+            _ => null,
         };
         return codec is not null;
     }
