@@ -1,6 +1,6 @@
 namespace Supervisor.Messages.Wire;
 
-/// <summary>The frame types of the <c>json-lines</c> wire protocol (DESIGN §2).</summary>
+/// <summary>The frame types of the wire protocol, the same in every codec (DESIGN §2).</summary>
 public enum FrameType
 {
     Heartbeat = 0,
@@ -9,13 +9,25 @@ public enum FrameType
     ErrorNotice = 3,
 }
 
-/// <summary>One decoded <c>json-lines</c> frame.</summary>
+/// <summary>One frame, whatever the codec it came in or goes out with.</summary>
 /// <param name="Type">What the frame is.</param>
 /// <param name="Timestamp">Unix seconds of the sender (0 when the peer left it out).</param>
-/// <param name="Data">Payload of a data frame, text of an error notice.</param>
+/// <param name="Data">Payload of a data frame, text of an error notice; JSON text when <see cref="DataIsJson"/>.</param>
 /// <param name="Seq">Set on a heartbeat and echoed in its response.</param>
 public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, long? Seq = null)
 {
+    /// <summary>
+    /// <see cref="Data"/> is the text of a JSON value (object, array, number, true or false), not a string: the peer
+    /// sent <c>"data":{"x":1}</c>, and the frame goes out the same way (DESIGN §2).
+    /// </summary>
+    public bool DataIsJson { get; init; }
+
+    /// <summary>A data frame whose data is the JSON value <paramref name="json"/>; throws <see cref="ArgumentException"/> when it is not one JSON value.</summary>
+    public static Frame JsonData(long timestamp, string json) =>
+        JsonLinesCodec.IsJsonValue(System.Text.Encoding.UTF8.GetBytes(json))
+            ? new Frame(FrameType.Data, timestamp, json) { DataIsJson = true }
+            : throw new ArgumentException("is not one JSON value", nameof(json));
+
     public static Frame HeartbeatResponse(long timestamp, long? seq) => new(FrameType.HeartbeatResponse, timestamp, null, seq);
 
     public static Frame ErrorNotice(long timestamp, string text) => new(FrameType.ErrorNotice, timestamp, text);
@@ -30,7 +42,10 @@ public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, 
 /// </summary>
 public readonly record struct DecodedFrame(FrameType Type, long Timestamp, string? Data, long? Seq)
 {
-    public Frame ToFrame() => new(Type, Timestamp, Data, Seq);
+    /// <summary>As <see cref="Frame.DataIsJson"/>.</summary>
+    public bool DataIsJson { get; init; }
+
+    public Frame ToFrame() => new(Type, Timestamp, Data, Seq) { DataIsJson = DataIsJson };
 
     /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>
     public bool IsHeartbeatTraffic => Type is FrameType.Heartbeat or FrameType.HeartbeatResponse;

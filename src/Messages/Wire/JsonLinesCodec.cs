@@ -13,10 +13,70 @@ public readonly record struct DecodeResult(Frame? Frame, string? Error)
     public static DecodeResult Invalid(string error) => new(null, error);
 }
 
-/// <summary>Encodes and decodes single <c>json-lines</c> frames (one JSON object, without its newline).</summary>
-public static class JsonLinesCodec
+/// <summary>
+/// The <c>json-lines</c> codec, the default and the source document's wire format: one JSON object per line
+/// (DESIGN §2). Text goes out as UTF-8, escaped only where JSON or line framing needs it (<see cref="JsonTextEncoder"/>).
+/// A <c>data</c> that is a JSON value other than a string is kept as that value's JSON text
+/// (<see cref="Frame.DataIsJson"/>) and goes out as the same value. The static members encode and decode single
+/// frames; <see cref="Instance"/> is the codec seen through <see cref="IFrameCodec"/>.
+/// </summary>
+public sealed class JsonLinesCodec : IFrameCodec
 {
+    /// <summary>The name in configuration.</summary>
+    public const string CodecName = "json-lines";
+
+    public static JsonLinesCodec Instance { get; } = new();
+
     private static readonly JsonReaderOptions ReaderOptions = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 };
+    private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true, Encoder = JsonTextEncoder.Instance };
+
+    private JsonLinesCodec()
+    {
+    }
+
+    string IFrameCodec.Name => CodecName;
+
+    bool IFrameCodec.IsText => true;
+
+    /// <summary>The line, then <c>\r\n</c> at most.</summary>
+    int IFrameCodec.MaxWireLength(int maxFrameLength) => maxFrameLength + 2;
+
+    /// <summary>A line ends at <c>\n</c> (a <c>\r</c> before it is no part of the frame); without one yet, a line already longer than the limit (and a <c>\r</c>) is too large.</summary>
+    FrameScan IFrameCodec.Scan(ReadOnlySpan<byte> buffer, int maxFrameLength, out FrameBounds frame)
+    {
+        frame = default;
+        var newline = buffer.IndexOf((byte)'\n');
+        if (newline < 0) return buffer.Length > maxFrameLength + 1 ? FrameScan.TooLarge : FrameScan.Incomplete;
+        var length = newline > 0 && buffer[newline - 1] == (byte)'\r' ? newline - 1 : newline;
+        if (length > maxFrameLength) return FrameScan.TooLarge;
+        frame = new FrameBounds(0, length, newline + 1);
+        return FrameScan.Complete;
+    }
+
+    int IFrameCodec.BytesWanted(ReadOnlySpan<byte> unfinished, ReadOnlySpan<byte> next)
+    {
+        var newline = next.IndexOf((byte)'\n');
+        return newline < 0 ? next.Length : newline + 1;
+    }
+
+    bool IFrameCodec.TryDecode(ReadOnlySpan<byte> body, out DecodedFrame frame, out string? error) => TryDecode(body, out frame, out error);
+
+    void IFrameCodec.Encode(Frame frame, IBufferWriter<byte> output) => Encode(frame, output);
+
+    /// <summary>A message may end with the newline a stream would have (<c>\n</c> or <c>\r\n</c>).</summary>
+    ReadOnlySpan<byte> IFrameCodec.MessageBody(ReadOnlySpan<byte> message)
+    {
+        if (message.Length > 0 && message[^1] == (byte)'\n') message = message[..^1];
+        if (message.Length > 0 && message[^1] == (byte)'\r') message = message[..^1];
+        return message;
+    }
+
+    void IFrameCodec.EncodeMessage(Frame frame, IBufferWriter<byte> output) => WriteObject(frame, output);
+
+    int IFrameCodec.MaxLengthWithoutData => MaxLengthWithoutData;
+
+    bool IFrameCodec.TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written) =>
+        TryEncodeWithoutData(type, timestamp, seq, output, out written);
 
     /// <summary>Decodes one line; a trailing <c>\r</c> must already be removed.</summary>
     public static DecodeResult Decode(ReadOnlySpan<byte> line) =>
@@ -43,6 +103,7 @@ public static class JsonLinesCodec
         int? type = null;
         long timestamp = 0;
         string? data = null;
+        var dataIsJson = false;
         long? seq = null;
         try
         {
@@ -76,9 +137,17 @@ public static class JsonLinesCodec
                 else if (reader.ValueTextEquals("data"u8))
                 {
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.Null) { data = null; continue; }
+                    if (reader.TokenType == JsonTokenType.Null) { data = null; dataIsJson = false; continue; }
                     if (reader.TokenType != JsonTokenType.String)
-                        return "field 'data' must be a string";
+                    {
+                        // Any other JSON value is kept as its text, exactly as sent (DESIGN §2).
+                        var start = (int)reader.TokenStartIndex;
+                        reader.Skip();
+                        data = Encoding.UTF8.GetString(line[start..(int)reader.BytesConsumed]);
+                        dataIsJson = true;
+                        continue;
+                    }
+                    dataIsJson = false;
                     // GetString throws InvalidOperationException (not JsonException) for an escape that is
                     // no text, such as a lone surrogate "\ud800"; what the peer sent is a protocol error.
                     try { data = reader.GetString(); }
@@ -111,23 +180,68 @@ public static class JsonLinesCodec
             return "field 'type' is missing";
         if (type is < 0 or > 3)
             return $"unknown frame type {type}";
-        frame = new DecodedFrame((FrameType)type.Value, timestamp, data, seq);
+        frame = new DecodedFrame((FrameType)type.Value, timestamp, data, seq) { DataIsJson = dataIsJson };
         return null;
     }
 
-    /// <summary>Writes the frame followed by <c>\n</c>.</summary>
+    /// <summary>
+    /// Writes the frame followed by <c>\n</c>. Data marked <see cref="Frame.DataIsJson"/> is written as that JSON
+    /// value, on one line; when it is not one JSON value this throws <see cref="ArgumentException"/>.
+    /// </summary>
     public static void Encode(Frame frame, IBufferWriter<byte> output)
     {
-        using (var writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true }))
-        {
-            writer.WriteStartObject();
-            writer.WriteNumber("type"u8, (int)frame.Type);
-            writer.WriteNumber("timestamp"u8, frame.Timestamp);
-            if (frame.Data is not null) writer.WriteString("data"u8, frame.Data);
-            if (frame.Seq is { } seq) writer.WriteNumber("seq"u8, seq);
-            writer.WriteEndObject();
-        }
+        WriteObject(frame, output);
         output.Write("\n"u8);
+    }
+
+    private static void WriteObject(Frame frame, IBufferWriter<byte> output)
+    {
+        using var writer = new Utf8JsonWriter(output, WriterOptions);
+        writer.WriteStartObject();
+        writer.WriteNumber("type"u8, (int)frame.Type);
+        writer.WriteNumber("timestamp"u8, frame.Timestamp);
+        if (frame.Data is not null)
+        {
+            if (frame.DataIsJson)
+            {
+                writer.WritePropertyName("data"u8);
+                WriteJsonValue(writer, frame.Data);
+            }
+            else writer.WriteString("data"u8, frame.Data);
+        }
+        if (frame.Seq is { } seq) writer.WriteNumber("seq"u8, seq);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>Re-written rather than copied: whatever whitespace the text holds, the frame stays on one line.</summary>
+    private static void WriteJsonValue(Utf8JsonWriter writer, string json)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = ReaderOptions.MaxDepth });
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"a frame's data is marked DataIsJson but is not one JSON value: {e.Message}", nameof(json));
+        }
+        using (document) document.RootElement.WriteTo(writer);
+    }
+
+    /// <summary>True when <paramref name="utf8"/> is exactly one JSON value (whitespace around it allowed), as a frame's JSON data must be.</summary>
+    public static bool IsJsonValue(ReadOnlySpan<byte> utf8)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, ReaderOptions);
+            if (!reader.Read()) return false;
+            reader.Skip();
+            return !reader.Read();
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Longest line <see cref="TryEncodeWithoutData"/> writes: two int64 fields and the newline.</summary>

@@ -14,7 +14,7 @@ using Supervisor.Monitoring;
 namespace Supervisor.Client;
 
 /// <summary>
-/// <c>Supervisor client --addr HOST:PORT [--interval 30s] [--timeout D] [--config FILE]</c> (DESIGN §6): the
+/// <c>Supervisor client --addr HOST:PORT [--interval 30s] [--timeout D] [--codec json-lines|binary] [--config FILE]</c> (DESIGN §6): the
 /// source document's heartbeat client, supervised. It sends heartbeats, prints every heartbeat, response and
 /// data frame it sees (one line each, stdout), sends each line typed on stdin as a data frame, and keeps going
 /// across server restarts: disconnects and the reconnect backoff are printed too. Runs until SIGINT or SIGTERM
@@ -26,7 +26,7 @@ public static class ClientCommand
     public const string ClientName = "client";
 
     /// <summary>The options as typed (durations checked here, so each error names its option).</summary>
-    public sealed record Arguments(string? Addr, string? Interval, string? Timeout, string? ConfigFile);
+    public sealed record Arguments(string? Addr, string? Interval, string? Timeout, string? ConfigFile, string? Codec = null);
 
     public static async Task<int> RunAsync(Arguments args)
     {
@@ -69,7 +69,7 @@ public static class ClientCommand
             }));
 
         using var host = builder.Build();
-        Console.WriteLine($"heartbeat client to {settings.Endpoint} every {settings.HeartbeatInterval.ToHocon()} (timeout {settings.HeartbeatTimeout.ToHocon()}); lines typed here are sent as data frames");
+        Console.WriteLine($"heartbeat client to {settings.Endpoint} every {settings.HeartbeatInterval.ToHocon()} (timeout {settings.HeartbeatTimeout.ToHocon()}, codec {settings.Codec.Name}); lines typed here are sent as data frames");
         await host.StartAsync();
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var client = host.Services.GetRequiredService<ActorRegistry>().Get<HeartbeatClient>();
@@ -91,6 +91,12 @@ public static class ClientCommand
             settings = settings with { HeartbeatInterval = every, HeartbeatTimeout = timeout ?? every * 3 };
         else if (timeout is { } silentFor)
             settings = settings with { HeartbeatTimeout = silentFor };
+        if (args.Codec is { } codecName)
+        {
+            if (!FrameCodecs.TryGet(codecName, out var codec))
+                throw new ArgumentException($"bad arguments: --codec {codecName} is not one of {string.Join(", ", FrameCodecs.Names)}");
+            settings = settings with { Codec = codec };
+        }
         if (settings.HeartbeatTimeout <= settings.HeartbeatInterval)
             throw new ConfigurationError("--timeout", $"{settings.HeartbeatTimeout.ToHocon()} must be greater than the interval {settings.HeartbeatInterval.ToHocon()}");
         return settings;

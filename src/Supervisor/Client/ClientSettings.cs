@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using Supervisor.Configuration;
 using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
 using static Supervisor.Configuration.HoconReader;
 
 namespace Supervisor.Client;
@@ -90,14 +91,22 @@ public sealed record ClientSettings(
         if (keepAlive.Probes is < 1 or > 127)
             throw new ConfigurationError(Key(prefix, "keepalive.probes"), $"{keepAlive.Probes} is out of range 1-127");
 
+        var codecName = ReadString(client, "codec", prefix);
+        if (!FrameCodecs.TryGet(codecName, out var codec))
+            throw new ConfigurationError(Key(prefix, "codec"), $"'{codecName}' is not one of {string.Join(", ", FrameCodecs.Names)}");
+
         return new ClientSettings(endpoint, interval, timeout, ReadBool(client, "heartbeat.seq", prefix),
             ReadPositiveDuration(client, "connect-timeout", prefix),
             new BackoffSettings(min, max, multiplier, ReadPositiveDuration(client, "reconnect.reset-after", prefix)),
             bufferSize, overflow, maxFrame, maxPending, keepAlive)
         {
             Tls = client.HasPath("tls") && ReadBool(client, "tls.enabled", prefix) ? ClientTls.Read(client, prefix) : null,
+            Codec = codec,
         };
     }
+
+    /// <summary>The wire format to speak (<c>codec</c>), as the server listener's. Default json-lines.</summary>
+    public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;
 
     /// <summary>TLS to the server; null for plain TCP.</summary>
     public ClientTls? Tls { get; init; }

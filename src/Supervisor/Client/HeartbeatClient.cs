@@ -252,8 +252,8 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
             _remote = Show(socket.RemoteEndPoint);
             var keepAlive = SocketKeepAlive.Apply(socket, _settings.KeepAlive);
             _transport = _settings.Tls is { } tls
-                ? new TlsTransport(socket, tls.Options(_settings.Endpoint!.Host), Protocol, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive)
-                : new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive);
+                ? new TlsTransport(socket, tls.Options(_settings.Endpoint!.Host), Protocol, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive) { Codec = _settings.Codec }
+                : new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive) { Codec = _settings.Codec };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

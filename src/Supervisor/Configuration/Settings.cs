@@ -57,6 +57,9 @@ public sealed record ListenerSettings(
     /// first-frame-timeout (<c>tcp.tls.handshake-timeout</c>). Default 10 s.
     /// </summary>
     public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The wire format peers of this listener speak (<c>codec</c>: json-lines or binary). Default json-lines.</summary>
+    public Supervisor.Messages.Wire.IFrameCodec Codec { get; init; } = Supervisor.Messages.Wire.JsonLinesCodec.Instance;
 }
 
 /// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>

@@ -231,6 +231,10 @@ public static partial class SupervisorConfig
         var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
         var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
 
+        var codecName = ReadString(tcp, "codec", path);
+        if (!Messages.Wire.FrameCodecs.TryGet(codecName, out var codec))
+            throw new ConfigurationError($"{path}.codec", $"'{codecName}' is not one of {string.Join(", ", Messages.Wire.FrameCodecs.Names)}");
+
         var host = ReadString(tcp, "host", path);
         if (!System.Net.IPAddress.TryParse(host, out _))
             throw new ConfigurationError($"{path}.host", $"'{host}' is not an IP address (such as 0.0.0.0, 127.0.0.1 or ::)");
@@ -241,6 +245,7 @@ public static partial class SupervisorConfig
                 Limits = limits,
                 TlsCertificate = certificate,
                 TlsHandshakeTimeout = handshakeTimeout,
+                Codec = codec,
             };
     }
 

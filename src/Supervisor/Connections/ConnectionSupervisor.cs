@@ -210,8 +210,8 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
-                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout) { FrameMemory = _services.FrameMemory }
-                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory };
+                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
+                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -389,7 +389,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             // A TLS peer could not read a plaintext notice; it gets the close alone.
             if (listener.TlsCertificate is null)
             {
-                var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+                var notice = listener.Codec.EncodeToArray(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
                 socket.Send(notice, SocketFlags.None, out _);
             }
             socket.Shutdown(SocketShutdown.Send);

@@ -53,6 +53,9 @@ internal static class StartupWarmUp
         _ = JsonLinesCodec.TryDecode("{\"type\":2,\"timestamp\":1,\"data\":\"\\u00e9\"}"u8, out _, out _);
         _ = JsonLinesCodec.TryDecode("{\"type\":2,\"data\":\"\\ud800\"}"u8, out _, out _);
         _ = JsonLinesCodec.TryDecode("not json"u8, out _, out _);
+        if (JsonLinesCodec.TryDecode("{\"type\":2,\"data\":{\"x\":[1]}}"u8, out var json, out _)) _ = JsonLinesCodec.Encode(json.ToFrame());
+        var binary = BinaryCodec.Instance.EncodeToArray(Frame.ErrorNotice(1, "protocol-error: \u00e9 warm-up"));
+        _ = BinaryCodec.Instance.TryDecode(binary.AsSpan(BinaryCodec.PrefixLength), out _, out _);
     }
 
     private static void WarmExceptionText()

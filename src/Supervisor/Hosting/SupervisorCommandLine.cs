@@ -102,10 +102,11 @@ internal static class SupervisorCommandLine
         var addr = Value("--addr", "HOST:PORT", "The server to connect to (required).");
         var interval = Value("--interval", "D", "Heartbeat interval (default supervisor.client.heartbeat.interval, 30s).");
         var timeout = Value("--timeout", "D", "Silence before the server is dropped (default three intervals).");
+        var codec = Value("--codec", "NAME", "Wire format, as the server listener's codec: json-lines or binary (default supervisor.client.codec, json-lines).");
         var config = ConfigOption("HOCON file whose supervisor.client keys apply.");
-        foreach (var option in new[] { addr, interval, timeout, config }) command.Options.Add(option);
+        foreach (var option in new[] { addr, interval, timeout, codec, config }) command.Options.Add(option);
         command.SetAction((result, _) => ClientCommand.RunAsync(new ClientCommand.Arguments(
-            result.GetValue(addr), result.GetValue(interval), result.GetValue(timeout), result.GetValue(config))));
+            result.GetValue(addr), result.GetValue(interval), result.GetValue(timeout), result.GetValue(config), result.GetValue(codec))));
         return command;
     }
 

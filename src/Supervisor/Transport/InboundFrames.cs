@@ -22,8 +22,8 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
 
     private readonly IActorRef _owner;
     private readonly int _maxFrameLength;
-    private readonly LineFramer _framer;
-    private readonly LineHandler _onLine;
+    private readonly FrameReader _framer;
+    private readonly FrameHandler _onFrame;
     private bool _draining;
     private long _drained;
 
@@ -42,13 +42,15 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     private int _signalled;
 
     /// <param name="memory">The process-wide budget of unfinished frames this connection's count against; null: none.</param>
-    public InboundFrames(IActorRef owner, int maxFrameLength, PendingFrameMemory? memory = null)
+    /// <param name="codec">The listener's wire format; null: json-lines.</param>
+    public InboundFrames(IActorRef owner, int maxFrameLength, PendingFrameMemory? memory = null, IFrameCodec? codec = null)
     {
         _owner = owner;
         _maxFrameLength = maxFrameLength;
         _memory = memory;
-        _framer = memory is null ? new LineFramer(maxFrameLength) : new LineFramer(maxFrameLength, OnBufferChanged);
-        _onLine = OnLine;
+        codec ??= JsonLinesCodec.Instance;
+        _framer = memory is null ? new FrameReader(codec, maxFrameLength) : new FrameReader(codec, maxFrameLength, OnBufferChanged);
+        _onFrame = OnFrame;
     }
 
     private void OnBufferChanged(int delta)
@@ -79,14 +81,14 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     /// <summary>Once this connection, chosen to close, holds nothing more: the bytes the budget counted as leaving, else 0.</summary>
     internal long SettleEviction() => Evicted ? Interlocked.Exchange(ref _evictedBytes, 0) : 0;
 
-    private bool OnLine(ReadOnlySpan<byte> line)
+    private bool OnFrame(ReadOnlySpan<byte> body, int wireLength)
     {
-        if (!JsonLinesCodec.TryDecode(line, out var frame, out var error))
+        if (!_framer.Codec.TryDecode(body, out var frame, out var error))
         {
             _owner.Tell(new TransportEvents.FrameRejected(CloseReason.ProtocolError, error!));
             return false;
         }
-        var inbound = new InboundFrame(frame, line.Length + 1);
+        var inbound = new InboundFrame(frame, wireLength);
         lock (_framer)
         {
             if (!_hasFirst)
@@ -117,14 +119,14 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
             _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
             return false;
         }
-        switch (_framer.Feed(chunk, _onLine))
+        switch (_framer.Feed(chunk, _onFrame))
         {
             case FeedResult.Stopped:
                 _draining = true;
                 break;
             case FeedResult.FrameTooLarge:
                 _draining = true;
-                _owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)"));
+                _owner.Tell(new TransportEvents.FrameRejected(CloseReason.FrameTooLarge, FrameCodecs.TooLargeDetail(_maxFrameLength)));
                 break;
         }
         return true;
@@ -155,7 +157,7 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     public void Dispose() => _framer.Dispose();
 }
 
-/// <summary>A decoded frame waiting for its connection, with its size on the wire (newline included).</summary>
+/// <summary>A decoded frame waiting for its connection, with its size on the wire (delimiter or length prefix included).</summary>
 public readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
 
 /// <summary>The owner's side of a pull-mode transport's frame queue (see <see cref="InboundFrames"/>).</summary>

@@ -14,6 +14,9 @@ public sealed class SocketTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 8 * 1024;
 
+    /// <summary>Room on the stack for a heartbeat response.</summary>
+    private const int MaxLengthWithoutData = 96;
+
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
     private IActorRef _owner = ActorRefs.Nobody;
@@ -45,11 +48,14 @@ public sealed class SocketTransport : IConnectionTransport
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
     public PendingFrameMemory? FrameMemory { get; init; }
 
+    /// <summary>The wire format (the listener's <c>codec</c>). Default json-lines.</summary>
+    public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;
+
     public void Start(IActorRef owner)
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory);
+        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory, Codec);
         // Started from the thread pool, not inline: a peer that is already sending must not keep the
         // owner's PreStart busy. Not Task.Run, whose proxy task each connection would keep (72 B).
         ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);
@@ -113,7 +119,7 @@ public sealed class SocketTransport : IConnectionTransport
     public bool Write(Frame frame)
     {
         if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
-        ReadOnlyMemory<byte> bytes = JsonLinesCodec.Encode(frame);
+        ReadOnlyMemory<byte> bytes = Codec.EncodeToArray(frame);
         if (!_outbound.IsIdle) return Enqueue(bytes);
 
         if (!SendNow(bytes.Span, out var sent)) return false;
@@ -130,8 +136,10 @@ public sealed class SocketTransport : IConnectionTransport
     public bool WriteHeartbeatResponse(long timestamp, long? seq)
     {
         if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
-        Span<byte> line = stackalloc byte[JsonLinesCodec.MaxLengthWithoutData];
-        JsonLinesCodec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length);
+        Span<byte> line = stackalloc byte[MaxLengthWithoutData];
+        // A codec that needs more room than the shipped ones (json-lines 80, binary 22) takes the general path.
+        if (!Codec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length))
+            return Write(Frame.HeartbeatResponse(timestamp, seq));
         line = line[..length];
         if (!_outbound.IsIdle) return Enqueue(line.ToArray());
 

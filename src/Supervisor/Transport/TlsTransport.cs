@@ -79,6 +79,9 @@ public sealed class TlsTransport : IConnectionTransport
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
     public PendingFrameMemory? FrameMemory { get; init; }
 
+    /// <summary>The wire format (the listener's <c>codec</c>). Default json-lines.</summary>
+    public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;
+
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
 
@@ -86,7 +89,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory);
+        _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory, Codec);
         _ = Task.Run(ReadLoopAsync);
     }
 
@@ -192,7 +195,7 @@ public sealed class TlsTransport : IConnectionTransport
     public bool Write(Frame frame)
     {
         if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
-        return _outbound.Enqueue(JsonLinesCodec.Encode(frame)) || Refuse(_outbound.Refusal);
+        return _outbound.Enqueue(Codec.EncodeToArray(frame)) || Refuse(_outbound.Refusal);
     }
 
     private bool Refuse(TransportFailure failure)

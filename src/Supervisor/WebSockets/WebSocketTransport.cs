@@ -11,8 +11,9 @@ using Supervisor.Transport;
 namespace Supervisor.WebSockets;
 
 /// <summary>
-/// One accepted WebSocket behind the connection-actor seam: each text message carries one
-/// <c>json-lines</c> frame (a trailing newline is accepted), decoded with <see cref="JsonLinesCodec"/>.
+/// One accepted WebSocket behind the connection-actor seam: each message carries one frame of the listener's
+/// codec: a text message one <c>json-lines</c> frame (a trailing newline is accepted), a binary message one
+/// <c>binary</c> frame without its length prefix (<see cref="IFrameCodec.MessageBody"/>).
 /// The WebSocket's own ping/pong (<c>ping-interval</c>, <c>pong-timeout</c>) is the heartbeat. The runtime
 /// sends the pings; the pong deadline is this transport's own (<see cref="SilenceLimit"/>), so a peer that
 /// misses its pong gets the <c>heartbeat-timeout</c> notice and a close frame, where the runtime would
@@ -28,6 +29,8 @@ public sealed class WebSocketTransport : IConnectionTransport
     private readonly WebSocket _ws;
     private readonly Socket? _socket;
     private readonly int _maxFrameLength;
+    private readonly IFrameCodec _codec;
+    private readonly WebSocketMessageType _messageType;
     private readonly int _maxPendingWrite;
     private readonly TimeSpan _closeLinger;
     private readonly TimeSpan _pongTimeout;
@@ -77,6 +80,8 @@ public sealed class WebSocketTransport : IConnectionTransport
         _ws = ws;
         _socket = socket;
         _maxFrameLength = listener.MaxFrameLength;
+        _codec = listener.Codec;
+        _messageType = _codec.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
         _maxPendingWrite = listener.MaxPendingWrite;
         _closeLinger = listener.CloseLinger;
         _pongTimeout = pongTimeout;
@@ -221,15 +226,17 @@ public sealed class WebSocketTransport : IConnectionTransport
     /// <summary>Assembles one message from its pieces and decodes it once complete; true when a frame was told to the owner. Receive loop only.</summary>
     private bool OnReceived(IActorRef owner, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
     {
-        if (result.MessageType == WebSocketMessageType.Binary)
+        if (result.MessageType != _messageType)
         {
-            Reject(owner, CloseReason.ProtocolError, "binary message; frames are JSON text messages");
+            Reject(owner, CloseReason.ProtocolError, _codec.IsText
+                ? (_codec is JsonLinesCodec ? "binary message; frames are JSON text messages" : $"binary message; frames are {_codec.Name} text messages")
+                : $"text message; this listener speaks {_codec.Name} frames in binary messages");
             return false;
         }
         // One byte of slack each for a trailing "\r\n", as on TCP.
         if (_messageLength + data.Length > _maxFrameLength + 2)
         {
-            Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
+            Reject(owner, CloseReason.FrameTooLarge, FrameCodecs.TooLargeDetail(_maxFrameLength));
             return false;
         }
         if (data.Length > 0)
@@ -240,20 +247,15 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (!result.EndOfMessage) return false;
 
         var wireBytes = _messageLength;
-        var line = TrimNewline(_message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength));
-        if (line.Length > _maxFrameLength)
-        {
-            Reject(owner, CloseReason.FrameTooLarge, $"frame longer than max-frame-length ({_maxFrameLength} bytes)");
-            return false;
-        }
-        var decoded = JsonLinesCodec.Decode(line);
+        var message = _message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength);
+        var decoded = _codec.TryDecodeMessage(message, _maxFrameLength, out var frame, out var error, out var tooLarge);
         ReleaseMessage();
-        if (decoded.Frame is { } frame)
+        if (decoded)
         {
-            owner.Tell(new TransportEvents.FrameReceived(frame, wireBytes));
+            owner.Tell(new TransportEvents.FrameReceived(frame.ToFrame(), wireBytes));
             return true;
         }
-        Reject(owner, CloseReason.ProtocolError, decoded.Error!);
+        Reject(owner, tooLarge ? CloseReason.FrameTooLarge : CloseReason.ProtocolError, error!);
         return false;
     }
 
@@ -290,13 +292,6 @@ public sealed class WebSocketTransport : IConnectionTransport
         }
         bytes.CopyTo(buffer.AsSpan(length));
         return buffer;
-    }
-
-    private static ReadOnlySpan<byte> TrimNewline(ReadOnlySpan<byte> message)
-    {
-        if (message.Length > 0 && message[^1] == (byte)'\n') message = message[..^1];
-        if (message.Length > 0 && message[^1] == (byte)'\r') message = message[..^1];
-        return message;
     }
 
     private string ClosedByPeerDetail()
@@ -346,9 +341,8 @@ public sealed class WebSocketTransport : IConnectionTransport
     public bool Write(Frame frame)
     {
         if (_disposed || _shutdownRequested) return Refuse(TransportFailures.WrittenAfterClose);
-        var encoded = JsonLinesCodec.Encode(frame);
-        // One message per frame; the newline that ends a frame on TCP is the message boundary here.
-        ReadOnlyMemory<byte> text = encoded.AsMemory(0, encoded.Length - 1);
+        // One message per frame: the message boundary is the frame's, no newline or length prefix.
+        ReadOnlyMemory<byte> text = _codec.EncodeMessageToArray(frame);
         if (frame.Type == FrameType.ErrorNotice) RememberCloseStatus(frame.Data);
         if (_writeInFlight || _pendingWrites.Count > 0) return Enqueue(text);
         return SendNow(text);
@@ -374,7 +368,7 @@ public sealed class WebSocketTransport : IConnectionTransport
         try
         {
             TransportFaults.At(FaultPoint.WsSend, Remote);
-            send = _ws.SendAsync(text, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            send = _ws.SendAsync(text, _messageType, endOfMessage: true, CancellationToken.None);
             if (send.IsCompletedSuccessfully)
             {
                 send.GetAwaiter().GetResult();

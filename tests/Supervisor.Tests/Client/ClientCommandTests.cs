@@ -14,6 +14,27 @@ public sealed class ClientCommandTests(ITestOutputHelper output)
     private static int Count(ChildProcess process, string text) => process.StandardOutput.Count(l => l.Contains(text, StringComparison.Ordinal));
 
     [Fact]
+    public async Task Client_command_with_codec_binary_must_heartbeat_with_a_binary_listener_and_read_its_close_notice()
+    {
+        var port = FreePort();
+        using var service = ServiceProcess.Start(ServiceProcess.Config($"supervisor.tcp {{ port = {port}, codec = binary }}"), output: output);
+        Assert.Equal(port, await service.WaitForListenerPortAsync(Startup));
+
+        using var client = new ChildProcess("Supervisor client", Tools.DotnetHost,
+            [ServiceProcess.SupervisorDll, "client", "--addr", $"127.0.0.1:{port}", "--interval", "200ms", "--codec", "binary"], output: output);
+        await WaitUntilAsync(() => Task.FromResult(Count(client, "heartbeat response seq") >= 3), Startup, "three heartbeat responses over binary");
+        Assert.Contains(client.StandardOutput, l => l.Contains("codec binary", StringComparison.Ordinal));
+
+        // The service's server-shutdown notice reaches the client as a binary error frame, decoded.
+        service.Signal(ChildProcess.SigTerm);
+        Assert.Equal(0, await service.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+        await client.WaitForLineAsync(l => l.Contains("error notice: server-shutdown", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the binary close notice");
+        Assert.Empty(client.StandardError);
+        client.Signal(ChildProcess.SigTerm);
+        Assert.Equal(0, await client.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task Client_command_must_print_heartbeat_responses_and_keep_doing_so_across_a_service_restart()
     {
         var port = FreePort();

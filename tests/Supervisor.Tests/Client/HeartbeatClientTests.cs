@@ -81,6 +81,20 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
         await WaitForConnectionsAsync(service, c => c.All(s => s.Protocol != HeartbeatClient.Protocol));
     }
 
+    [Theory]
+    [InlineData("json-lines")]
+    [InlineData("binary")]
+    public async Task Client_must_heartbeat_and_have_its_data_echoed_in_the_listeners_codec(string codec)
+    {
+        await using var service = await TestService.StartAsync($"supervisor.tcp.codec = {codec}");
+        var (client, events) = Start($"codec-{codec}", Fast(service.Port) with { Codec = TestPeer.CodecNamed(codec) });
+        Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(5));
+        client.Tell(new Send("é 😀"));
+        var echo = Next<FrameReceived>(events, TimeSpan.FromSeconds(5), e => e.Frame.Type == FrameType.Data);
+        Assert.Equal("é 😀", echo.Frame.Data);
+        await client.GracefulStop(TimeSpan.FromSeconds(3));
+    }
+
     [Fact]
     public async Task Client_must_answer_our_servers_pings_echoing_their_seq_so_the_server_measures_its_round_trip()
     {

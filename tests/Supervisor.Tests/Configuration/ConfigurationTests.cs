@@ -100,12 +100,26 @@ public sealed class ConfigurationTests
     [InlineData("supervisor.listeners.games { port = 9001, profile = chess }", null, "supervisor.listeners.games.profile")]
     [InlineData("supervisor.listeners.games { port = 9001, heartbeat { interval = 5s, timeout = 5s } }", null, "supervisor.listeners.games.heartbeat.timeout")]
     [InlineData("supervisor.listeners.games.port = 8081", null, "supervisor.listeners.games.port")]
+    [InlineData("supervisor.tcp.codec = protobuf", null, "supervisor.tcp.codec")]
+    [InlineData("supervisor.listeners.games { port = 9001, codec = json }", null, "supervisor.listeners.games.codec")]
+    [InlineData("supervisor.listeners.games { port = 9001, codek = binary }", null, "supervisor.listeners.games.codek")]
+    [InlineData("supervisor.client.codec = jsonlines", null, "supervisor.client.codec")]
     public void A_bad_configuration_must_name_its_key(string hocon, string? profile, string key)
     {
         var error = Assert.Throws<ConfigurationError>(() => Read(hocon, profile));
         Assert.Equal(key, error.Key);
         Assert.StartsWith($"bad configuration: {key}: ", error.Message);
         Assert.DoesNotContain('\n', error.Message);
+    }
+
+    [Fact]
+    public void The_codec_must_default_to_json_lines_and_be_chosen_per_listener_and_for_the_client()
+    {
+        var settings = Read("supervisor.listeners.devices { port = 9002, codec = binary }\nsupervisor.client.codec = binary", null);
+        Assert.Equal("json-lines", settings.Listeners.Single(l => l.Name == "tcp").Codec.Name);
+        Assert.Equal("binary", settings.Listeners.Single(l => l.Name == "devices").Codec.Name);
+        Assert.Equal("binary", settings.Client.Codec.Name);
+        Assert.Equal("json-lines", Read("", null).Client.Codec.Name);
     }
 
     [Fact]

@@ -4,20 +4,32 @@ using Supervisor.Tests.Support;
 
 namespace Supervisor.Tests.Connections;
 
-/// <summary>DESIGN §2 over real loopback sockets against the real service.</summary>
+/// <summary>
+/// DESIGN §2 over real loopback sockets against the real service. The theories run over both codecs: the
+/// default listener speaks json-lines, the listener "bin" binary, both with max-frame-length 1 KiB.
+/// </summary>
 public sealed class WireProtocolTests : IAsyncLifetime
 {
     private TestService _service = null!;
 
-    public async Task InitializeAsync() => _service = await TestService.StartAsync("supervisor.tcp.max-frame-length = 1KiB");
+    public async Task InitializeAsync() => _service = await TestService.StartAsync("""
+        supervisor.tcp.max-frame-length = 1KiB
+        supervisor.listeners.bin { port = 0, codec = binary }
+        """);
 
     public async Task DisposeAsync() => await _service.DisposeAsync();
 
-    [Fact]
-    public async Task Heartbeat_must_be_answered_with_a_response_echoing_its_seq()
+    public static TheoryData<string> Codecs => new(FrameCodecs.Names);
+
+    private Task<TestPeer> ConnectAsync(string codec) =>
+        TestPeer.ConnectAsync(codec == BinaryCodec.CodecName ? _service.PortOf("bin") : _service.Port, codec);
+
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Heartbeat_must_be_answered_with_a_response_echoing_its_seq(string codec)
     {
-        using var peer = await TestPeer.ConnectAsync(_service.Port);
-        await peer.SendAsync("{\"type\":0,\"timestamp\":1700000000,\"seq\":42}\n");
+        using var peer = await ConnectAsync(codec);
+        await peer.SendFrameAsync(new Frame(FrameType.Heartbeat, 1700000000, null, 42));
         var response = await peer.ReceiveFrameAsync();
         Assert.NotNull(response);
         Assert.Equal(FrameType.HeartbeatResponse, response.Type);
@@ -25,24 +37,50 @@ public sealed class WireProtocolTests : IAsyncLifetime
         Assert.InRange(response.Timestamp, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 5, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1);
     }
 
-    [Fact]
-    public async Task Heartbeat_without_seq_must_be_answered_without_seq()
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Heartbeat_without_seq_must_be_answered_without_seq(string codec)
     {
-        using var peer = await TestPeer.ConnectAsync(_service.Port);
-        await peer.SendAsync("{\"type\":0,\"timestamp\":1}\n");
+        using var peer = await ConnectAsync(codec);
+        await peer.SendFrameAsync(new Frame(FrameType.Heartbeat, 1));
         var response = await peer.ReceiveFrameAsync();
         Assert.Equal(FrameType.HeartbeatResponse, response!.Type);
         Assert.Null(response.Seq);
     }
 
-    [Fact]
-    public async Task Data_frame_must_be_echoed_by_the_default_handler()
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Data_frame_must_be_echoed_by_the_default_handler(string codec)
     {
-        using var peer = await TestPeer.ConnectAsync(_service.Port);
-        await peer.SendAsync("{\"type\":2,\"timestamp\":1,\"data\":\"hello 世界\"}\n");
+        using var peer = await ConnectAsync(codec);
+        await peer.SendFrameAsync(new Frame(FrameType.Data, 1, "hello 世界 😀"));
         var echo = await peer.ReceiveFrameAsync();
         Assert.Equal(FrameType.Data, echo!.Type);
-        Assert.Equal("hello 世界", echo.Data);
+        Assert.Equal("hello 世界 😀", echo.Data);
+    }
+
+    [Fact]
+    public async Task Non_ascii_data_must_be_echoed_as_utf8_not_escaped()
+    {
+        using var peer = await TestPeer.ConnectAsync(_service.Port);
+        await peer.SendAsync("{\"type\":2,\"timestamp\":1,\"data\":\"\\u00e9 😀\"}\n");
+        var echo = new byte[256];
+        var read = await peer.Socket.ReceiveAsync(echo, System.Net.Sockets.SocketFlags.None);
+        var line = Encoding.UTF8.GetString(echo, 0, read);
+        Assert.Matches("^\\{\"type\":2,\"timestamp\":\\d+,\"data\":\"é 😀\"\\}\n$", line);
+    }
+
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Data_holding_a_json_object_must_be_echoed_as_the_same_json_value(string codec)
+    {
+        using var peer = await ConnectAsync(codec);
+        if (codec == JsonLinesCodec.CodecName) await peer.SendAsync("{\"type\":2,\"timestamp\":1,\"data\":{\"x\":1, \"é\":[true,null]}}\n");
+        else await peer.SendFrameAsync(Frame.JsonData(1, "{\"x\":1, \"é\":[true,null]}"));
+        var echo = await peer.ReceiveFrameAsync();
+        Assert.Equal(FrameType.Data, echo!.Type);
+        Assert.True(echo.DataIsJson);
+        Assert.Equal(codec == JsonLinesCodec.CodecName ? "{\"x\":1,\"é\":[true,null]}" : "{\"x\":1, \"é\":[true,null]}", echo.Data);
     }
 
     [Fact]
@@ -105,11 +143,34 @@ public sealed class WireProtocolTests : IAsyncLifetime
         await _service.WaitForStatsAsync(s => s.Closed(CloseReason.ProtocolError) == 1);
     }
 
-    [Fact]
-    public async Task Line_over_max_frame_length_must_close_with_frame_too_large()
+    public static TheoryData<string, string> BinaryProtocolErrors => new()
     {
-        using var peer = await TestPeer.ConnectAsync(_service.Port);
-        await peer.SendAsync("{\"type\":2,\"data\":\"" + new string('x', 1100) + "\"}\n");
+        { "0000000A07000000000000000001", "unknown frame type 7" },
+        { "00000003000102", "shorter than the 10-byte header" },
+        { "0000000A00100000000000000001", "flags 0x10 have unknown bits" },
+        { "0000000C02020000000000000001C328", "'data' is not valid UTF-8" },
+        { "00000000", "frame is empty" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BinaryProtocolErrors))]
+    public async Task Malformed_binary_frame_must_get_a_binary_error_notice_then_close_with_protocol_error(string hex, string expectedError)
+    {
+        using var peer = await ConnectAsync(BinaryCodec.CodecName);
+        await peer.SendAsync(Convert.FromHexString(hex));
+        var notice = Assert.Single(await peer.ReceiveUntilClosedAsync());
+        Assert.Equal(FrameType.ErrorNotice, notice.Type);
+        Assert.StartsWith("protocol-error: ", notice.Data);
+        Assert.Contains(expectedError, notice.Data);
+        await _service.WaitForStatsAsync(s => s.Closed(CloseReason.ProtocolError) == 1 && s.Active == 0);
+    }
+
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Frame_over_max_frame_length_must_close_with_frame_too_large(string codec)
+    {
+        using var peer = await ConnectAsync(codec);
+        await peer.SendFrameAsync(new Frame(FrameType.Data, 1, new string('x', 1100)));
         var notice = Assert.Single(await peer.ReceiveUntilClosedAsync());
         Assert.Equal(FrameType.ErrorNotice, notice.Type);
         Assert.StartsWith("frame-too-large: ", notice.Data);
@@ -126,12 +187,28 @@ public sealed class WireProtocolTests : IAsyncLifetime
         Assert.Equal(data, (await peer.ReceiveFrameAsync())!.Data);
     }
 
-    [Fact]
-    public async Task Endless_line_without_newline_must_be_refused_before_any_newline_arrives()
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Frame_of_exactly_max_frame_length_must_be_accepted(string codec)
     {
-        using var peer = await TestPeer.ConnectAsync(_service.Port);
-        // 2 KiB, never a newline: the server must not wait for one.
-        await peer.SendAsync("{\"type\":2,\"data\":\"" + new string('z', 2048));
+        using var peer = await ConnectAsync(codec);
+        // A frame's body (what max-frame-length bounds) is the frame as one message: without newline or length prefix.
+        var empty = new Frame(FrameType.Data, 1, "");
+        var data = new string('y', 1024 - peer.Codec.EncodeMessageToArray(empty).Length);
+        await peer.SendFrameAsync(empty with { Data = data });
+        Assert.Equal(data, (await peer.ReceiveFrameAsync())!.Data);
+    }
+
+    [Theory]
+    [MemberData(nameof(Codecs))]
+    public async Task Frame_past_the_limit_must_be_refused_before_its_end_arrives(string codec)
+    {
+        using var peer = await ConnectAsync(codec);
+        // json-lines: 2 KiB, never a newline: the server must not wait for one. binary: a length prefix of
+        // 2 KiB and nothing after it: the prefix alone is enough.
+        await peer.SendAsync(codec == JsonLinesCodec.CodecName
+            ? Encoding.UTF8.GetBytes("{\"type\":2,\"data\":\"" + new string('z', 2048))
+            : [0, 0, 8, 0]);
         var notice = Assert.Single(await peer.ReceiveUntilClosedAsync());
         Assert.StartsWith("frame-too-large: ", notice.Data);
         await _service.WaitForStatsAsync(s => s.Closed(CloseReason.FrameTooLarge) == 1);

@@ -25,8 +25,8 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
             _running = Task.Run(RunAsync);
         }
 
-        public static async Task<Bystanders> StartAsync(int port) =>
-            new(new List<TestPeer>(await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => TestPeer.ConnectAsync(port)))));
+        public static async Task<Bystanders> StartAsync(int port, string codec = "json-lines") =>
+            new(new List<TestPeer>(await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => TestPeer.ConnectAsync(port, codec)))));
 
         private async Task<List<double>> RunAsync()
         {
@@ -78,13 +78,15 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         Assert.Equal(expectedActive, (await service.StatsAsync()).Active);
     }
 
-    [Fact]
-    public async Task A_heartbeat_flood_must_be_cut_off_with_rate_limited()
+    [Theory]
+    [InlineData("json-lines")]
+    [InlineData("binary")]
+    public async Task A_heartbeat_flood_must_be_cut_off_with_rate_limited(string codec)
     {
-        await using var service = await TestService.StartAsync("supervisor.tcp.limits { max-frames-per-second = 50, frame-burst = 100 }");
-        await using var bystanders = await Bystanders.StartAsync(service.Port);
-        using var flooder = await TestPeer.ConnectAsync(service.Port);
-        var flood = string.Concat(Enumerable.Repeat("{\"type\":0,\"timestamp\":1}\n", 500));
+        await using var service = await TestService.StartAsync($"supervisor.tcp {{ codec = {codec}, limits {{ max-frames-per-second = 50, frame-burst = 100 }} }}");
+        await using var bystanders = await Bystanders.StartAsync(service.Port, codec);
+        using var flooder = await TestPeer.ConnectAsync(service.Port, codec);
+        var flood = Enumerable.Repeat(flooder.Codec.EncodeToArray(new Frame(FrameType.Heartbeat, 1)), 500).SelectMany(b => b).ToArray();
         await flooder.SendAsync(flood);
         var frames = await flooder.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(FrameType.ErrorNotice, frames[^1].Type);
@@ -94,14 +96,17 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         await AssertBystandersHealthy(bystanders, service, 20);
     }
 
-    [Fact]
-    public async Task A_connection_that_never_completes_a_frame_must_close_with_first_frame_timeout()
+    [Theory]
+    [InlineData("json-lines")]
+    [InlineData("binary")]
+    public async Task A_connection_that_never_completes_a_frame_must_close_with_first_frame_timeout(string codec)
     {
-        await using var service = await TestService.StartAsync("supervisor.tcp.limits.first-frame-timeout = 300ms");
-        await using var bystanders = await Bystanders.StartAsync(service.Port);
-        using var idler = await TestPeer.ConnectAsync(service.Port);
+        await using var service = await TestService.StartAsync($"supervisor.tcp {{ codec = {codec}, limits.first-frame-timeout = 300ms }}");
+        await using var bystanders = await Bystanders.StartAsync(service.Port, codec);
+        using var idler = await TestPeer.ConnectAsync(service.Port, codec);
         var opened = Stopwatch.StartNew();
-        await idler.SendAsync("{\"type\":0"); // never finished
+        // Never finished: a line without its newline, or a frame whose length says more than is sent.
+        await idler.SendAsync(codec == "binary" ? [0, 0, 0, 18, 0, 1, 0] : "{\"type\":0"u8.ToArray());
         var notice = Assert.Single(await idler.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3)));
         output.WriteLine($"closed after {opened.ElapsedMilliseconds} ms");
         Assert.StartsWith("first-frame-timeout: ", notice.Data);

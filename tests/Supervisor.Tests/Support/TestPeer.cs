@@ -5,29 +5,42 @@ using Supervisor.Messages.Wire;
 
 namespace Supervisor.Tests.Support;
 
-/// <summary>A real TCP peer of the service, speaking json-lines with a plain socket.</summary>
+/// <summary>A real TCP peer of the service, speaking json-lines (or the codec it is given) with a plain socket.</summary>
 public sealed class TestPeer : IDisposable
 {
     private readonly Socket _socket;
+    private readonly IFrameCodec _codec;
     private readonly byte[] _buffer = new byte[64 * 1024];
     private readonly MemoryStream _pending = new();
 
-    private TestPeer(Socket socket) => _socket = socket;
+    private TestPeer(Socket socket, IFrameCodec codec)
+    {
+        _socket = socket;
+        _codec = codec;
+    }
 
     public Socket Socket => _socket;
 
-    public static async Task<TestPeer> ConnectAsync(int port)
+    public IFrameCodec Codec => _codec;
+
+    /// <summary>The codec called <paramref name="name"/> (json-lines, binary), for theories over both.</summary>
+    public static IFrameCodec CodecNamed(string name) =>
+        FrameCodecs.TryGet(name, out var codec) ? codec : throw new ArgumentException($"no codec {name}", nameof(name));
+
+    public static Task<TestPeer> ConnectAsync(int port, string codec) => ConnectAsync(port, CodecNamed(codec));
+
+    public static async Task<TestPeer> ConnectAsync(int port, IFrameCodec? codec = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-        return new TestPeer(socket);
+        return new TestPeer(socket, codec ?? JsonLinesCodec.Instance);
     }
 
     public Task SendAsync(string text) => SendAsync(Encoding.UTF8.GetBytes(text));
 
     public async Task SendAsync(byte[] bytes) => await _socket.SendAsync(bytes, SocketFlags.None);
 
-    public Task SendFrameAsync(Frame frame) => SendAsync(JsonLinesCodec.Encode(frame));
+    public Task SendFrameAsync(Frame frame) => SendAsync(_codec.EncodeToArray(frame));
 
     public Task SendHeartbeatAsync(long? seq = null) => SendFrameAsync(new Frame(FrameType.Heartbeat, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), null, seq));
 
@@ -38,13 +51,13 @@ public sealed class TestPeer : IDisposable
         while (true)
         {
             var bytes = _pending.ToArray();
-            var newline = Array.IndexOf(bytes, (byte)'\n');
-            if (newline >= 0)
+            if (_codec.Scan(bytes, 1 << 30, out var found) == FrameScan.Complete)
             {
                 _pending.SetLength(0);
-                _pending.Write(bytes, newline + 1, bytes.Length - newline - 1);
-                var decoded = JsonLinesCodec.Decode(bytes.AsSpan(0, newline));
-                return decoded.Frame ?? throw new InvalidDataException($"server sent an invalid frame: {decoded.Error}");
+                _pending.Write(bytes, found.WireLength, bytes.Length - found.WireLength);
+                return _codec.TryDecode(bytes.AsSpan(found.BodyStart, found.BodyLength), out var frame, out var error)
+                    ? frame.ToFrame()
+                    : throw new InvalidDataException($"server sent an invalid frame: {error}");
             }
             int read;
             try

@@ -16,6 +16,41 @@ public sealed class WebSocketTests(ITestOutputHelper output)
     private static readonly TimeSpan Pong = TimeSpan.FromMilliseconds(300);
 
     [Fact]
+    public async Task With_codec_binary_each_binary_message_must_be_one_frame_and_a_text_message_a_protocol_error()
+    {
+        await using var service = await TestService.StartAsync("supervisor.websocket.codec = binary");
+        using var peer = await WsPeer.ConnectAsync(service.WebSocketPort);
+        var codec = BinaryCodec.Instance;
+        var buffer = new byte[1024];
+
+        async Task<(WebSocketMessageType Type, byte[] Bytes)> ReceiveAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var result = await peer.Socket.ReceiveAsync(buffer, timeout.Token);
+            Assert.True(result.EndOfMessage);
+            return (result.MessageType, buffer[..result.Count]);
+        }
+
+        await peer.Socket.SendAsync(codec.EncodeMessageToArray(new Frame(FrameType.Heartbeat, 1, null, 42)), WebSocketMessageType.Binary, true, CancellationToken.None);
+        var (type, bytes) = await ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Binary, type);
+        Assert.True(codec.TryDecodeMessage(bytes, 1024, out var response, out var error, out _), error);
+        Assert.Equal((FrameType.HeartbeatResponse, 42L), (response.Type, response.Seq!.Value));
+
+        await peer.Socket.SendAsync(codec.EncodeMessageToArray(new Frame(FrameType.Data, 1, "é 😀")), WebSocketMessageType.Binary, true, CancellationToken.None);
+        (_, bytes) = await ReceiveAsync();
+        Assert.True(codec.TryDecodeMessage(bytes, 1024, out var echo, out _, out _));
+        Assert.Equal("é 😀", echo.Data);
+
+        await peer.SendTextAsync("{\"type\":0}");
+        (type, bytes) = await ReceiveAsync();
+        Assert.Equal(WebSocketMessageType.Binary, type);
+        Assert.True(codec.TryDecodeMessage(bytes, 1024, out var notice, out _, out _));
+        Assert.Equal("protocol-error: text message; this listener speaks binary frames in binary messages", notice.Data);
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.ProtocolError) == 1);
+    }
+
+    [Fact]
     public async Task Client_websocket_must_exchange_json_frames_and_get_its_seq_echoed()
     {
         await using var service = await TestService.StartAsync();

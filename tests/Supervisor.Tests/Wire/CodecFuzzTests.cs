@@ -205,14 +205,14 @@ public sealed class CodecFuzzTests(ITestOutputHelper output)
     /// <summary>Feeds the stream cut at <paramref name="cuts"/>; records every line's decoding and how it ended.</summary>
     private static Outcome Run(byte[] stream, IReadOnlyList<int> cuts)
     {
-        using var framer = new LineFramer(MaxFrameLength);
+        using var framer = new FrameReader(JsonLinesCodec.Instance, MaxFrameLength);
         var lines = new List<string>();
         var result = FeedResult.Consumed;
         var offset = 0;
         foreach (var cut in cuts.Append(stream.Length))
         {
             var end = Math.Clamp(cut, offset, stream.Length);
-            result = framer.Feed(stream.AsSpan(offset, end - offset), line => Decoded(line, lines));
+            result = framer.Feed(stream.AsSpan(offset, end - offset), (line, _) => Decoded(line, lines));
             offset = end;
             if (result != FeedResult.Consumed) break;
         }

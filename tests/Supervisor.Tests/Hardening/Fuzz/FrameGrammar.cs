@@ -76,6 +76,7 @@ internal sealed class FrameGrammar
         public int? Type;
         public long Timestamp;
         public string? Data;
+        public bool DataIsJson;
         public long? Seq;
         public readonly List<string> Recipe = [];
 
@@ -142,7 +143,7 @@ internal sealed class FrameGrammar
         if (b.Members.Count == 0) Whitespace(output);
         output.Add((byte)'}');
         Whitespace(output);
-        var frame = b.Intent == Intent.Valid ? new Frame((FrameType)b.Type!.Value, b.Timestamp, b.Data, b.Seq) : null;
+        var frame = b.Intent == Intent.Valid ? new Frame((FrameType)b.Type!.Value, b.Timestamp, b.Data, b.Seq) { DataIsJson = b.DataIsJson } : null;
         return new GeneratedLine(output.ToArray(), b.Intent, frame, string.Join(", ", b.Recipe));
     }
 
@@ -252,10 +253,13 @@ internal sealed class FrameGrammar
     private byte[] DataValue(Builder b)
     {
         var roll = _random.Next(100);
+        b.DataIsJson = false;
         if (roll < 85) return StringToken(b, StringRole.Data);
         if (roll < 90) { b.Data = null; return Ascii("null"); }
-        b.Degrade(Intent.Invalid, "data not a string");
-        return Ascii(Pick(["1", "true", "{}", "[\"x\"]", "{\"a\":\"b\"}", "0.5"]));
+        // Any other JSON value is the data as its JSON text, exactly as sent (DESIGN §2).
+        b.Data = Pick(["1", "true", "{}", "[\"x\"]", "{\"a\":\"b\"}", "0.5", "{\"é\":[1,{\"b\":null}]}"]);
+        b.DataIsJson = true;
+        return Encoding.UTF8.GetBytes(b.Data);
     }
 
     // ---- strings ----

@@ -166,10 +166,10 @@ internal static class FuzzScripts
     /// </summary>
     public static ExpectedOutcome ModelStream(byte[] stream, int maxFrameLength)
     {
-        using var framer = new LineFramer(maxFrameLength);
+        using var framer = new FrameReader(JsonLinesCodec.Instance, maxFrameLength);
         var responses = new List<Frame>();
         string? error = null;
-        var result = framer.Feed(stream, line =>
+        var result = framer.Feed(stream, (line, _) =>
         {
             if (!TryDecode(line, out var frame, out error)) return false;
             Respond(frame.ToFrame(), responses);

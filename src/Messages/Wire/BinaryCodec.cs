@@ -1,0 +1,172 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Unicode;
+
+namespace Supervisor.Messages.Wire;
+
+/// <summary>
+/// The <c>binary</c> codec: length-prefixed frames with the same frame types, fields, limits and notices as
+/// <c>json-lines</c> (DESIGN §2). All integers are big-endian.
+/// <code>
+/// offset  size  field
+///  0      4     length: bytes after this field (uint32); at most max-frame-length
+///  4      1     type: 0 heartbeat, 1 heartbeat response, 2 data, 3 error notice
+///  5      1     flags: 0x01 seq present, 0x02 data present, 0x04 data is JSON text; other bits 0
+///  6      8     timestamp (int64, Unix seconds)
+/// 14      8     seq (int64), only with flag 0x01
+///  ..     rest  data (UTF-8), only with flag 0x02; the rest of the frame, possibly empty
+/// </code>
+/// A heartbeat with a seq is 22 bytes on the wire (the json-lines one about 42). A length past the limit is
+/// <c>frame-too-large</c> as soon as its four bytes are in, before any of the body is read. On a WebSocket each
+/// binary message is one frame from its type byte on (the message carries the length).
+/// </summary>
+public sealed class BinaryCodec : IFrameCodec
+{
+    /// <summary>The name in configuration.</summary>
+    public const string CodecName = "binary";
+
+    /// <summary>Bytes of the length prefix.</summary>
+    public const int PrefixLength = 4;
+
+    /// <summary>Bytes every frame body has: type, flags, timestamp.</summary>
+    public const int HeaderLength = 10;
+
+    public const byte FlagSeq = 0x01;
+    public const byte FlagData = 0x02;
+    public const byte FlagDataIsJson = 0x04;
+    private const byte KnownFlags = FlagSeq | FlagData | FlagDataIsJson;
+
+    /// <summary>Longest frame <see cref="TryEncodeWithoutData"/> writes: prefix, header and seq.</summary>
+    public const int MaxLengthWithoutData = PrefixLength + HeaderLength + 8;
+
+    public static BinaryCodec Instance { get; } = new();
+
+    private BinaryCodec()
+    {
+    }
+
+    public string Name => CodecName;
+
+    public bool IsText => false;
+
+    public int MaxWireLength(int maxFrameLength) => PrefixLength + maxFrameLength;
+
+    public FrameScan Scan(ReadOnlySpan<byte> buffer, int maxFrameLength, out FrameBounds frame)
+    {
+        frame = default;
+        if (buffer.Length < PrefixLength) return FrameScan.Incomplete;
+        var length = BinaryPrimitives.ReadUInt32BigEndian(buffer);
+        if (length > (uint)maxFrameLength) return FrameScan.TooLarge;
+        if ((uint)(buffer.Length - PrefixLength) < length) return FrameScan.Incomplete;
+        frame = new FrameBounds(PrefixLength, (int)length, PrefixLength + (int)length);
+        return FrameScan.Complete;
+    }
+
+    public int BytesWanted(ReadOnlySpan<byte> unfinished, ReadOnlySpan<byte> next)
+    {
+        if (unfinished.Length < PrefixLength) return Math.Min(PrefixLength - unfinished.Length, next.Length);
+        var end = PrefixLength + (long)BinaryPrimitives.ReadUInt32BigEndian(unfinished);
+        return (int)Math.Min(end - unfinished.Length, next.Length);
+    }
+
+    public bool TryDecode(ReadOnlySpan<byte> body, out DecodedFrame frame, out string? error)
+    {
+        frame = default;
+        error = DecodeError(body, ref frame);
+        return error is null;
+    }
+
+    private static string? DecodeError(ReadOnlySpan<byte> body, ref DecodedFrame frame)
+    {
+        if (body.IsEmpty)
+            return "frame is empty";
+        if (body.Length < HeaderLength)
+            return $"frame of {body.Length} bytes is shorter than the {HeaderLength}-byte header (type, flags, timestamp)";
+        var type = body[0];
+        if (type > (byte)FrameType.ErrorNotice)
+            return $"unknown frame type {type}";
+        var flags = body[1];
+        if ((flags & ~KnownFlags) != 0)
+            return $"flags 0x{flags:X2} have unknown bits (known: 0x01 seq, 0x02 data, 0x04 data is JSON)";
+        var timestamp = BinaryPrimitives.ReadInt64BigEndian(body[2..]);
+        var rest = body[HeaderLength..];
+
+        long? seq = null;
+        if ((flags & FlagSeq) != 0)
+        {
+            if (rest.Length < 8)
+                return $"flag 0x01 (seq) is set but the frame ends {rest.Length} bytes into the 8-byte seq";
+            seq = BinaryPrimitives.ReadInt64BigEndian(rest);
+            rest = rest[8..];
+        }
+
+        string? data = null;
+        var dataIsJson = (flags & FlagDataIsJson) != 0;
+        if ((flags & FlagData) != 0)
+        {
+            if (!Utf8.IsValid(rest))
+                return "field 'data' is not valid UTF-8";
+            if (dataIsJson && !JsonLinesCodec.IsJsonValue(rest))
+                return "field 'data' is flagged as JSON (0x04) but is not one JSON value";
+            data = rest.IsEmpty ? "" : Encoding.UTF8.GetString(rest);
+        }
+        else if (dataIsJson)
+            return "flag 0x04 (data is JSON) is set without flag 0x02 (data)";
+        else if (!rest.IsEmpty)
+            return $"{rest.Length} bytes follow the fields of a frame without data (flag 0x02 not set)";
+
+        frame = new DecodedFrame((FrameType)type, timestamp, data, seq) { DataIsJson = dataIsJson };
+        return null;
+    }
+
+    /// <summary>Writes the frame with its length prefix. Data marked <see cref="Frame.DataIsJson"/> that is not one JSON value throws <see cref="ArgumentException"/>.</summary>
+    public void Encode(Frame frame, IBufferWriter<byte> output) => Write(frame, output, withPrefix: true);
+
+    /// <summary>Without the length prefix: the message carries the length.</summary>
+    public ReadOnlySpan<byte> MessageBody(ReadOnlySpan<byte> message) => message;
+
+    public void EncodeMessage(Frame frame, IBufferWriter<byte> output) => Write(frame, output, withPrefix: false);
+
+    private static void Write(Frame frame, IBufferWriter<byte> output, bool withPrefix)
+    {
+        var dataLength = frame.Data is null ? 0 : Encoding.UTF8.GetByteCount(frame.Data);
+        var bodyLength = HeaderLength + (frame.Seq is null ? 0 : 8) + dataLength;
+        var prefix = withPrefix ? PrefixLength : 0;
+        var span = output.GetSpan(prefix + bodyLength)[..(prefix + bodyLength)];
+        if (withPrefix) BinaryPrimitives.WriteUInt32BigEndian(span, (uint)bodyLength);
+        var body = span[prefix..];
+        var at = WriteFields(body, frame.Type, frame.Timestamp, frame.Seq,
+            (byte)((frame.Data is null ? 0 : FlagData) | (frame.Data is not null && frame.DataIsJson ? FlagDataIsJson : 0)));
+        if (frame.Data is not null)
+        {
+            Encoding.UTF8.GetBytes(frame.Data, body[at..]);
+            if (frame.DataIsJson && !JsonLinesCodec.IsJsonValue(body[at..]))
+                throw new ArgumentException("a frame's data is marked DataIsJson but is not one JSON value", nameof(frame));
+        }
+        output.Advance(prefix + bodyLength);
+    }
+
+    /// <summary>Type, flags, timestamp and seq (when there is one); returns the bytes written.</summary>
+    private static int WriteFields(Span<byte> body, FrameType type, long timestamp, long? seq, byte flags)
+    {
+        body[0] = (byte)type;
+        body[1] = (byte)(flags | (seq is null ? 0 : FlagSeq));
+        BinaryPrimitives.WriteInt64BigEndian(body[2..], timestamp);
+        if (seq is not { } s) return HeaderLength;
+        BinaryPrimitives.WriteInt64BigEndian(body[HeaderLength..], s);
+        return HeaderLength + 8;
+    }
+
+    int IFrameCodec.MaxLengthWithoutData => MaxLengthWithoutData;
+
+    public bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written)
+    {
+        written = 0;
+        if (output.Length < MaxLengthWithoutData) return false;
+        var bodyLength = WriteFields(output[PrefixLength..], type, timestamp, seq, 0);
+        BinaryPrimitives.WriteUInt32BigEndian(output, (uint)bodyLength);
+        written = PrefixLength + bodyLength;
+        return true;
+    }
+}

@@ -1,0 +1,143 @@
+using System.Buffers;
+
+namespace Supervisor.Messages.Wire;
+
+/// <summary>Receives one complete frame body (as <see cref="IFrameCodec.TryDecode"/> takes it) and its length on the wire; returns false to stop feeding.</summary>
+public delegate bool FrameHandler(ReadOnlySpan<byte> body, int wireLength);
+
+public enum FeedResult
+{
+    /// <summary>The chunk is consumed; an unfinished frame may be held until more bytes arrive.</summary>
+    Consumed,
+    /// <summary>The handler asked to stop.</summary>
+    Stopped,
+    /// <summary>A frame is longer than the maximum frame length; detected as soon as it is (a newline or a length prefix seen or not).</summary>
+    FrameTooLarge,
+}
+
+/// <summary>
+/// Cuts a byte stream into frames of at most <c>maxFrameLength</c> bytes as <paramref name="codec"/> delimits them.
+/// A frame that lies whole in a chunk is handed over where it lies; an unfinished one is held in a pooled buffer
+/// that is returned as soon as the frame completes, so an idle connection holds no buffer and a peer that never
+/// finishes a frame costs at most the codec's <see cref="IFrameCodec.MaxWireLength"/> before it is refused.
+/// </summary>
+public sealed class FrameReader : IDisposable
+{
+    private readonly IFrameCodec _codec;
+    private readonly int _maxFrameLength;
+    private readonly int _maxWireLength;
+    private readonly Action<int>? _bufferChanged;
+    private byte[]? _pending;
+    private int _pendingLength;
+
+    public FrameReader(IFrameCodec codec, int maxFrameLength) : this(codec, maxFrameLength, null)
+    {
+    }
+
+    /// <param name="codec">The wire format.</param>
+    /// <param name="maxFrameLength">The longest frame body accepted (max-frame-length).</param>
+    /// <param name="bufferChanged">
+    /// Told every change of the memory held for an unfinished frame, in bytes (the pooled buffer's whole length:
+    /// positive when one is rented or grown, negative when it is returned), so that an owner can keep a budget.
+    /// </param>
+    public FrameReader(IFrameCodec codec, int maxFrameLength, Action<int>? bufferChanged)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxFrameLength);
+        _codec = codec;
+        _maxFrameLength = maxFrameLength;
+        _maxWireLength = codec.MaxWireLength(maxFrameLength);
+        _bufferChanged = bufferChanged;
+    }
+
+    public IFrameCodec Codec => _codec;
+
+    /// <summary>Bytes of an unfinished frame held now.</summary>
+    public int PendingBytes => _pendingLength;
+
+    /// <summary>Memory held for the unfinished frame: the pooled buffer's length, 0 when none is held.</summary>
+    public int HeldBytes => _pending?.Length ?? 0;
+
+    /// <summary>Throws away the unfinished frame and returns its buffer (the connection is being closed).</summary>
+    public void Discard() => Reset();
+
+    public FeedResult Feed(ReadOnlySpan<byte> chunk, FrameHandler onFrame)
+    {
+        while (!chunk.IsEmpty)
+        {
+            FrameBounds frame;
+            if (_pendingLength == 0)
+            {
+                switch (_codec.Scan(chunk, _maxFrameLength, out frame))
+                {
+                    case FrameScan.Complete:
+                        var keepGoing = onFrame(chunk.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
+                        chunk = chunk[frame.WireLength..];
+                        if (!keepGoing) return FeedResult.Stopped;
+                        continue;
+                    case FrameScan.TooLarge:
+                        return FeedResult.FrameTooLarge;
+                    default:
+                        Append(chunk);
+                        return FeedResult.Consumed;
+                }
+            }
+
+            // Only the bytes of the unfinished frame are copied; the rest of the chunk is scanned where it lies.
+            var wanted = _codec.BytesWanted(_pending.AsSpan(0, _pendingLength), chunk);
+            if (_pendingLength + wanted > _maxWireLength)
+            {
+                Reset();
+                return FeedResult.FrameTooLarge;
+            }
+            Append(chunk[..wanted]);
+            chunk = chunk[wanted..];
+            var pending = _pending.AsSpan(0, _pendingLength);
+            switch (_codec.Scan(pending, _maxFrameLength, out frame))
+            {
+                case FrameScan.Complete:
+                    var keepGoing = onFrame(pending.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
+                    Reset();
+                    if (!keepGoing) return FeedResult.Stopped;
+                    break;
+                case FrameScan.TooLarge:
+                    Reset();
+                    return FeedResult.FrameTooLarge;
+            }
+        }
+        return FeedResult.Consumed;
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        var needed = _pendingLength + bytes.Length;
+        if (_pending is null || _pending.Length < needed)
+        {
+            var grown = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(needed, 256) * 2, _maxWireLength));
+            var released = 0;
+            if (_pending is not null)
+            {
+                _pending.AsSpan(0, _pendingLength).CopyTo(grown);
+                released = _pending.Length;
+                ArrayPool<byte>.Shared.Return(_pending);
+            }
+            _pending = grown;
+            _bufferChanged?.Invoke(grown.Length - released);
+        }
+        bytes.CopyTo(_pending.AsSpan(_pendingLength));
+        _pendingLength = needed;
+    }
+
+    private void Reset()
+    {
+        if (_pending is not null)
+        {
+            var released = _pending.Length;
+            ArrayPool<byte>.Shared.Return(_pending);
+            _pending = null;
+            _bufferChanged?.Invoke(-released);
+        }
+        _pendingLength = 0;
+    }
+
+    public void Dispose() => Reset();
+}
