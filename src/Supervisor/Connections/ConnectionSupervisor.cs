@@ -228,7 +228,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             Refuse(adoption, listener, remote, closing.Reason, "the server is shutting down");
             return;
         }
-        if (NoSlotFor(listener, remote) is not { } full)
+        if (NoSlotFor(adoption, listener, remote) is not { } full)
         {
             Start(adoption, listener);
             return;
@@ -342,9 +342,11 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     /// Why <paramref name="listener"/> has no slot for a connection from <paramref name="remote"/>, or null when it
     /// has one. A full listener makes room by evicting its oldest unproven connection when it has one.
     /// </summary>
-    private string? NoSlotFor(ListenerSettings listener, string remote)
+    private string? NoSlotFor(object adoption, ListenerSettings listener, string remote)
     {
-        if (listener.Limits.MaxConnectionsPerAddress is { } perAddress
+        // Before its PROXY header is read a socket's address is the balancer's: the per-address cap waits for the client's.
+        var addressKnown = listener.ProxyProtocol is null || adoption is not Adopt;
+        if (addressKnown && listener.Limits.MaxConnectionsPerAddress is { } perAddress
             && _liveByAddress.GetValueOrDefault(AddressKey(listener, remote))?.Live >= perAddress)
             return $"address {AddressOf(remote)} holds its maximum of {perAddress} connections on listener {listener.Name}";
         var slots = SlotsOf(listener);
@@ -414,7 +416,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
-            if (NoSlotFor(node.Value.Listener, node.Value.Remote) is null)
+            if (NoSlotFor(node.Value.Adoption, node.Value.Listener, node.Value.Remote) is null)
             {
                 _waiting.Remove(node);
                 Start(node.Value.Adoption, node.Value.Listener);
@@ -430,7 +432,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             _waiting.RemoveFirst();
             var waited = first.Value;
-            if (NoSlotFor(waited.Listener, waited.Remote) is { } full)
+            if (NoSlotFor(waited.Adoption, waited.Listener, waited.Remote) is { } full)
                 Refuse(waited.Adoption, waited.Listener, waited.Remote, CloseReason.RejectedCapacity, full);
             else
                 Start(waited.Adoption, waited.Listener);

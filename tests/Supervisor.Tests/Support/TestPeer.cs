@@ -16,10 +16,20 @@ public sealed class TestPeer : IDisposable
 
     public Socket Socket => _socket;
 
-    public static async Task<TestPeer> ConnectAsync(int port)
+    /// <param name="from">The local address to connect from (any of 127.0.0.0/8 works on loopback); null: the kernel's choice.</param>
+    public static async Task<TestPeer> ConnectAsync(int port, IPAddress? from = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        try
+        {
+            if (from is not null) socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
         return new TestPeer(socket);
     }
 
