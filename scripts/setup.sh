@@ -5,11 +5,12 @@
 # browser is downloaded), openssl for the TLS tests, redis-server for the redis
 # probe tests (started by the tests themselves), systemd for systemd-analyze and
 # systemd-sysusers (the tests of the unit in deploy/), prometheus-alertmanager for the
-# Alertmanager sink tests (started by the tests themselves).
+# Alertmanager sink tests (started by the tests themselves), haproxy for the PROXY
+# protocol tests (a real balancer in front of the service, started by the tests).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps openssl redis-server chromium systemd prometheus-alertmanager)
+needed=(iproute2 python3 procps openssl redis-server chromium systemd prometheus-alertmanager haproxy)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
