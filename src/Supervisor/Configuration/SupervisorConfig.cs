@@ -249,6 +249,9 @@ public static partial class SupervisorConfig
     private static ProxyProtocolSettings ReadProxyProtocol(Config tcp, string path)
     {
         var key = $"{path}.proxy-protocol.trusted-networks";
+        // A single string would otherwise read as an empty list ("must name...") rather than as what it is.
+        if (tcp.HasPath("proxy-protocol.trusted-networks") && tcp.GetValue("proxy-protocol.trusted-networks").IsString())
+            throw new ConfigurationError(key, $"'{Raw(tcp, "proxy-protocol.trusted-networks")}' is not a list of networks such as [\"10.0.0.0/8\"]");
         IList<string> entries = HoconReader.Read(tcp, "proxy-protocol.trusted-networks", path,
             "a list of networks such as [\"10.0.0.0/8\", \"fd00::/8\"]", () => tcp.GetStringList("proxy-protocol.trusted-networks"));
         if (entries.Count == 0)
@@ -262,8 +265,7 @@ public static partial class SupervisorConfig
             if (!text.Contains('/') && System.Net.IPAddress.TryParse(text, out var single))
                 text = $"{text}/{(single.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128)}";
             if (!System.Net.IPNetwork.TryParse(text, out var network))
-                throw new ConfigurationError(key, $"'{entry}' is not a network in CIDR notation such as 10.0.0.0/8 or fd00::/8 "
-                    + "(an address, or an address whose bits past the prefix length are zero)");
+                throw new ConfigurationError(key, $"'{entry}' is not a network in CIDR notation such as 10.0.0.0/8 or fd00::/8, nor an address");
             networks.Add(network);
         }
         return new ProxyProtocolSettings(networks, ReadPositiveDuration(tcp, "proxy-protocol.header-timeout", path));
