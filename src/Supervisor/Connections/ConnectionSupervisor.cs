@@ -320,8 +320,9 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             return;
         }
         var remote = read.Outcome.Source?.ToString() ?? awaiting.SocketRemote;
-        _log.LogDebug("Connection from {Proxy} on listener {Listener} is {Remote} ({Header} header)",
-            awaiting.SocketRemote, adopt.Listener.Name, remote, read.Outcome.Description);
+        if (_log.IsEnabled(LogLevel.Debug))
+            _log.LogDebug("Connection from {Proxy} on listener {Listener} is {Remote} ({Header} header)",
+                awaiting.SocketRemote, adopt.Listener.Name, remote, read.Outcome.Description);
         // Its listener slot is given back and taken again at once, now with the per-address cap on the client's address.
         Admit(new Proxied(adopt, remote), adopt.Listener, remote);
         AdmitWaiting();
@@ -479,7 +480,8 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
                 Refuse(adopt.Socket, listener, reason, detail);
                 return;
             case Proxied proxied:
-                Refuse(proxied.Adopt.Socket, listener, reason, detail, proxied.Remote);
+                // Its balancer forwards the client's frames from the start: drain them so the notice gets through.
+                Refuse(proxied.Adopt.Socket, listener, reason, detail, proxied.Remote, drain: true);
                 return;
         }
         var transport = ((AdoptTransport)adoption).Transport;
