@@ -165,7 +165,9 @@ public sealed class ProxyProtocolListenerTests(ITestOutputHelper output)
         await using var service = await StartAsync();
         using (var peer = await TestPeer.ConnectAsync(service.Port))
             await peer.SendAsync("PROXY TCP4 1.2"u8.ToArray());
+        var closing = Stopwatch.StartNew();
         var stats = await service.WaitForStatsAsync(s => s.Closed(CloseReason.PeerClosed) == 1);
+        output.WriteLine($"counted {closing.ElapsedMilliseconds} ms after the close");
         Assert.Equal(0, stats.Active);
         Assert.Empty((await service.ConnectionsAsync()).Items);
         await WaitForLogAsync(service, l => l.Contains("refused: peer-closed (peer closed the connection before its PROXY header was complete (14 bytes received))"));
