@@ -6,11 +6,12 @@
 # probe tests (started by the tests themselves), systemd for systemd-analyze and
 # systemd-sysusers (the tests of the unit in deploy/), prometheus-alertmanager for the
 # Alertmanager sink tests (started by the tests themselves), prometheus for promtool (the
-# tests check the real /metrics output with `promtool check metrics`).
+# tests check the real /metrics output with `promtool check metrics`), haproxy for the PROXY
+# protocol tests (a real balancer in front of the service, started by the tests).
 # Installs only what is missing; runs `apt-get update` at most once.
 set -euo pipefail
 
-needed=(iproute2 python3 procps openssl redis-server chromium systemd prometheus-alertmanager prometheus)
+needed=(iproute2 python3 procps openssl redis-server chromium systemd prometheus-alertmanager prometheus haproxy)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -67,8 +67,9 @@ internal static class ConfigSchema
             if (!value.IsObject())
                 throw new ConfigurationError(path, $"must be a block {{ ... }}, not '{Text(value)}'");
             var known = schema.GetObject();
-            // The WebSocket listener also takes the keys it shares with TCP listeners (limits, keep-alive, tls).
-            if (path == "supervisor.websocket") known = Union(known, supervisor.Items["tcp"].GetObject());
+            // The WebSocket listener also takes the keys it shares with TCP listeners (limits, keep-alive, tls),
+            // not the PROXY protocol, which is read off a raw TCP socket before any transport exists.
+            if (path == "supervisor.websocket") known = Union(known, supervisor.Items["tcp"].GetObject(), except: "proxy-protocol");
             CheckObject(value.GetObject(), known, path, supervisor);
         }
         else if (value.IsObject())
@@ -106,10 +107,11 @@ internal static class ConfigSchema
         }
     }
 
-    private static HoconObject Union(HoconObject first, HoconObject second)
+    private static HoconObject Union(HoconObject first, HoconObject second, string except)
     {
         var union = new HoconObject();
-        foreach (var (key, value) in second.Items) union.Items[key] = value;
+        foreach (var (key, value) in second.Items)
+            if (key != except) union.Items[key] = value;
         foreach (var (key, value) in first.Items) union.Items[key] = value;
         return union;
     }

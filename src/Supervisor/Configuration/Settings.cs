@@ -60,6 +60,39 @@ public sealed record ListenerSettings(
 
     /// <summary>The wire format peers of this listener speak (<c>codec</c>: json-lines or binary). Default json-lines.</summary>
     public Supervisor.Messages.Wire.IFrameCodec Codec { get; init; } = Supervisor.Messages.Wire.JsonLinesCodec.Instance;
+
+    /// <summary>
+    /// PROXY protocol v1/v2 from trusted load balancers (<c>tcp.proxy-protocol</c>); null when off (the default):
+    /// every connection's address is then its socket's.
+    /// </summary>
+    public ProxyProtocolSettings? ProxyProtocol { get; init; }
+}
+
+/// <summary>
+/// A listener behind L4 load balancers that announce each client with a PROXY protocol header
+/// (<c>tcp.proxy-protocol</c>): connections from <see cref="TrustedNetworks"/> must begin with one, and the
+/// client's address it names is the connection's remote everywhere (registry, per-address cap, logs, API);
+/// connections from anywhere else are refused, since whoever reaches the port directly could forge a header.
+/// </summary>
+/// <param name="TrustedNetworks">The balancers' source networks. Must not be empty.</param>
+/// <param name="HeaderTimeout">The whole header must arrive this long after accept, else first-frame-timeout. Default 5 s.</param>
+public sealed record ProxyProtocolSettings(IReadOnlyList<System.Net.IPNetwork> TrustedNetworks, TimeSpan HeaderTimeout)
+{
+    /// <summary>Whether a connection from <paramref name="address"/> may carry a PROXY header (IPv4-mapped IPv6 counts as IPv4).</summary>
+    public bool Trusts(System.Net.IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        foreach (var network in TrustedNetworks)
+            if (network.Contains(address)) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// How long the header may take on a listener with these <paramref name="limits"/>: never longer than its
+    /// first-frame deadline, so waiting for a header holds a slot no longer than waiting for a first frame would.
+    /// </summary>
+    public TimeSpan HeaderDeadline(ListenerLimits limits) =>
+        limits.FirstFrameTimeout is { } firstFrame && firstFrame < HeaderTimeout ? firstFrame : HeaderTimeout;
 }
 
 /// <summary>Limits on what one peer may do (<c>tcp.limits</c>).</summary>

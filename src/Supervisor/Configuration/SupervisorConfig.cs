@@ -238,6 +238,7 @@ public static partial class SupervisorConfig
         var host = ReadString(tcp, "host", path);
         if (!System.Net.IPAddress.TryParse(host, out _))
             throw new ConfigurationError($"{path}.host", $"'{host}' is not an IP address (such as 0.0.0.0, 127.0.0.1 or ::)");
+        var proxyProtocol = ReadBool(tcp, "proxy-protocol.enabled", path) ? ReadProxyProtocol(tcp, path) : null;
 
         return new ListenerSettings(name, profile, host, port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive, heartbeatSettings) with
@@ -246,7 +247,33 @@ public static partial class SupervisorConfig
                 TlsCertificate = certificate,
                 TlsHandshakeTimeout = handshakeTimeout,
                 Codec = codec,
+                ProxyProtocol = proxyProtocol,
             };
+    }
+
+    private static ProxyProtocolSettings ReadProxyProtocol(Config tcp, string path)
+    {
+        var key = $"{path}.proxy-protocol.trusted-networks";
+        // A single string would otherwise read as an empty list ("must name...") rather than as what it is.
+        if (tcp.HasPath("proxy-protocol.trusted-networks") && tcp.GetValue("proxy-protocol.trusted-networks").IsString())
+            throw new ConfigurationError(key, $"'{Raw(tcp, "proxy-protocol.trusted-networks")}' is not a list of networks such as [\"10.0.0.0/8\"]");
+        IList<string> entries = HoconReader.Read(tcp, "proxy-protocol.trusted-networks", path,
+            "a list of networks such as [\"10.0.0.0/8\", \"fd00::/8\"]", () => tcp.GetStringList("proxy-protocol.trusted-networks"));
+        if (entries.Count == 0)
+            throw new ConfigurationError(key, "must name the load balancers' networks when proxy-protocol is enabled (e.g. [\"10.0.0.0/8\"]); "
+                + "connections from anywhere else are refused");
+        var networks = new List<System.Net.IPNetwork>(entries.Count);
+        foreach (var entry in entries)
+        {
+            var text = entry.Trim();
+            // A bare address is a network of that one host.
+            if (!text.Contains('/') && System.Net.IPAddress.TryParse(text, out var single))
+                text = $"{text}/{(single.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128)}";
+            if (!System.Net.IPNetwork.TryParse(text, out var network))
+                throw new ConfigurationError(key, $"'{entry}' is not a network in CIDR notation such as 10.0.0.0/8 or fd00::/8, nor an address");
+            networks.Add(network);
+        }
+        return new ProxyProtocolSettings(networks, ReadPositiveDuration(tcp, "proxy-protocol.header-timeout", path));
     }
 
     private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(Config tcp, string path)

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,12 @@ namespace Supervisor.Connections;
 /// yet sent a valid frame (when the listener expects one: <c>first-frame-timeout</c> on), so a connect-and-idle
 /// flood cannot lock legitimate peers out; else the newcomer waits up to <see cref="AdmissionGrace"/> for a
 /// slot, since a peer that has just closed may have its FIN still on the way, and only then is refused.
+/// </para>
+/// <para>
+/// On a listener with PROXY protocol a socket first has its header read (<see cref="ProxyHeaderReader"/>) while
+/// it holds a listener slot, for at most the header deadline; only then is it admitted under the client's
+/// address the header names, which the per-address cap, the registry and the logs see. A socket from outside
+/// the trusted networks is refused at once. Other listeners take none of this path.
 /// </para>
 /// </summary>
 public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
@@ -53,6 +60,20 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         public static readonly EvictionDeclined Instance = new();
     }
 
+    /// <summary>A socket whose PROXY header was read, admitted under the client's address <c>Remote</c>.</summary>
+    private sealed record Proxied(Adopt Adopt, string Remote);
+
+    /// <summary>A socket of a PROXY protocol listener while its header is read; it holds a listener slot meanwhile.</summary>
+    private sealed class AwaitingHeader(Adopt adopt, ListenerSlots slots, string socketRemote)
+    {
+        public Adopt Adopt { get; } = adopt;
+        public ListenerSlots Slots { get; } = slots;
+        public string SocketRemote { get; } = socketRemote;
+        public CancellationTokenSource Abandon { get; } = new();
+    }
+
+    private sealed record HeaderRead(AwaitingHeader Awaiting, ProxyHeaderOutcome Outcome);
+
     private sealed class AdmissionGraceEnded : INotInfluenceReceiveTimeout
     {
         public static readonly AdmissionGraceEnded Instance = new();
@@ -78,6 +99,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, AddressTally> _liveByAddress = [];
     private readonly LinkedList<Waiting> _waiting = new();
     private readonly Dictionary<string, KeepAliveStatus> _lastKeepAlive = [];
+    private readonly HashSet<AwaitingHeader> _awaitingHeader = [];
     private readonly Deploy _connectionDeploy;
 
     private sealed class AddressTally(string key)
@@ -131,6 +153,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             if (_children.TryGetValue(Sender, out var child)) Retake(child);
         });
         Receive<AdmissionGraceEnded>(_ => OnAdmissionGraceEnded());
+        Receive<HeaderRead>(OnHeaderRead);
         Receive<ConnectionCommands.CloseConnection>(command =>
         {
             var child = Context.Child(command.Id);
@@ -152,6 +175,18 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         Receive<ConnectionCommands.CloseAll>(OnCloseAll);
     }
 
+    protected override void PostStop()
+    {
+        // Sockets still waiting for their PROXY header belong to no connection actor: release them here.
+        foreach (var awaiting in _awaitingHeader)
+        {
+            awaiting.Abandon.Cancel();
+            awaiting.Adopt.Socket.Dispose();
+        }
+        _awaitingHeader.Clear();
+        base.PostStop();
+    }
+
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(cause =>
     {
         ConnectionLog.Failed(_log, cause, Sender.Path.Name);
@@ -161,13 +196,23 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     private void OnAdopt(Adopt adopt)
     {
         string remote;
+        EndPoint? endpoint;
         try
         {
-            remote = adopt.Socket.RemoteEndPoint?.ToString() ?? "unknown";
+            endpoint = adopt.Socket.RemoteEndPoint;
+            remote = endpoint?.ToString() ?? "unknown";
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             adopt.Socket.Dispose();
+            return;
+        }
+        // Whoever reaches a PROXY protocol listener directly could forge a header: only the balancers may connect.
+        if (adopt.Listener.ProxyProtocol is { } proxy && !(endpoint is IPEndPoint source && proxy.Trusts(source.Address)))
+        {
+            Refuse(adopt.Socket, adopt.Listener, CloseReason.ProtocolError,
+                $"PROXY protocol listener: {(endpoint as IPEndPoint)?.Address.ToString() ?? remote} is not in proxy-protocol.trusted-networks, and only trusted proxies may connect",
+                remote, drain: true);
             return;
         }
         Admit(adopt, adopt.Listener, remote);
@@ -183,7 +228,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             Refuse(adoption, listener, remote, closing.Reason, "the server is shutting down");
             return;
         }
-        if (NoSlotFor(listener, remote) is not { } full)
+        if (NoSlotFor(adoption, listener, remote) is not { } full)
         {
             Start(adoption, listener);
             return;
@@ -199,19 +244,32 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 
     private void Start(object adoption, ListenerSettings listener)
     {
-        if (adoption is AdoptTransport adopted)
+        Adopt adopt;
+        string? proxiedRemote = null;
+        switch (adoption)
         {
-            Spawn(adopted.Transport, listener);
-            return;
+            case AdoptTransport adopted:
+                Spawn(adopted.Transport, listener);
+                return;
+            case Proxied proxied:
+                (adopt, proxiedRemote) = (proxied.Adopt, proxied.Remote);
+                break;
+            default:
+                adopt = (Adopt)adoption;
+                if (listener.ProxyProtocol is { } proxy)
+                {
+                    AwaitHeader(adopt, listener, proxy);
+                    return;
+                }
+                break;
         }
-        var adopt = (Adopt)adoption;
         IConnectionTransport transport;
         try
         {
             var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
-                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
-                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };
+                ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
+                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -221,6 +279,53 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             return;
         }
         Spawn(transport, listener);
+    }
+
+    /// <summary>
+    /// Reads the socket's PROXY header while it holds a listener slot (not evictable: it is no connection yet),
+    /// for at most the header deadline; <see cref="OnHeaderRead"/> then admits it under the client's address.
+    /// </summary>
+    private void AwaitHeader(Adopt adopt, ListenerSettings listener, ProxyProtocolSettings proxy)
+    {
+        string socketRemote;
+        try
+        {
+            socketRemote = adopt.Socket.RemoteEndPoint?.ToString() ?? "unknown";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            adopt.Socket.Dispose();
+            return;
+        }
+        var slots = SlotsOf(listener);
+        slots.Held++;
+        var awaiting = new AwaitingHeader(adopt, slots, socketRemote);
+        _awaitingHeader.Add(awaiting);
+        ProxyHeaderReader.ReadAsync(adopt.Socket, proxy.HeaderDeadline(listener.Limits), awaiting.Abandon.Token)
+            .PipeTo(Self, success: outcome => new HeaderRead(awaiting, outcome));
+    }
+
+    private void OnHeaderRead(HeaderRead read)
+    {
+        var awaiting = read.Awaiting;
+        // Gone already: refused at shutdown while its header was read.
+        if (!_awaitingHeader.Remove(awaiting)) return;
+        awaiting.Abandon.Dispose();
+        awaiting.Slots.Held--;
+        var adopt = awaiting.Adopt;
+        if (read.Outcome.Refusal is { } reason)
+        {
+            Refuse(adopt.Socket, adopt.Listener, reason, read.Outcome.Description, awaiting.SocketRemote, drain: true);
+            AdmitWaiting();
+            return;
+        }
+        var remote = read.Outcome.Source?.ToString() ?? awaiting.SocketRemote;
+        if (_log.IsEnabled(LogLevel.Debug))
+            _log.LogDebug("Connection from {Proxy} on listener {Listener} is {Remote} ({Header} header)",
+                awaiting.SocketRemote, adopt.Listener.Name, remote, read.Outcome.Description);
+        // Its listener slot is given back and taken again at once, now with the per-address cap on the client's address.
+        Admit(new Proxied(adopt, remote), adopt.Listener, remote);
+        AdmitWaiting();
     }
 
     /// <summary>The listener's previous keep-alive status when this one reads back the same, so the connections share one record.</summary>
@@ -238,9 +343,11 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     /// Why <paramref name="listener"/> has no slot for a connection from <paramref name="remote"/>, or null when it
     /// has one. A full listener makes room by evicting its oldest unproven connection when it has one.
     /// </summary>
-    private string? NoSlotFor(ListenerSettings listener, string remote)
+    private string? NoSlotFor(object adoption, ListenerSettings listener, string remote)
     {
-        if (listener.Limits.MaxConnectionsPerAddress is { } perAddress
+        // Before its PROXY header is read a socket's address is the balancer's: the per-address cap waits for the client's.
+        var addressKnown = listener.ProxyProtocol is null || adoption is not Adopt;
+        if (addressKnown && listener.Limits.MaxConnectionsPerAddress is { } perAddress
             && _liveByAddress.GetValueOrDefault(AddressKey(listener, remote))?.Live >= perAddress)
             return $"address {AddressOf(remote)} holds its maximum of {perAddress} connections on listener {listener.Name}";
         var slots = SlotsOf(listener);
@@ -310,7 +417,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         for (var node = _waiting.First; node is not null;)
         {
             var next = node.Next;
-            if (NoSlotFor(node.Value.Listener, node.Value.Remote) is null)
+            if (NoSlotFor(node.Value.Adoption, node.Value.Listener, node.Value.Remote) is null)
             {
                 _waiting.Remove(node);
                 Start(node.Value.Adoption, node.Value.Listener);
@@ -326,7 +433,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             _waiting.RemoveFirst();
             var waited = first.Value;
-            if (NoSlotFor(waited.Listener, waited.Remote) is { } full)
+            if (NoSlotFor(waited.Adoption, waited.Listener, waited.Remote) is { } full)
                 Refuse(waited.Adoption, waited.Listener, waited.Remote, CloseReason.RejectedCapacity, full);
             else
                 Start(waited.Adoption, waited.Listener);
@@ -367,10 +474,15 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 
     private void Refuse(object adoption, ListenerSettings listener, string remote, CloseReason reason, string detail)
     {
-        if (adoption is Adopt adopt)
+        switch (adoption)
         {
-            Refuse(adopt.Socket, listener, reason, detail);
-            return;
+            case Adopt adopt:
+                Refuse(adopt.Socket, listener, reason, detail);
+                return;
+            case Proxied proxied:
+                // Its balancer forwards the client's frames from the start: drain them so the notice gets through.
+                Refuse(proxied.Adopt.Socket, listener, reason, detail, proxied.Remote, drain: true);
+                return;
         }
         var transport = ((AdoptTransport)adoption).Transport;
         transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
@@ -379,15 +491,21 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         Rejected(remote, listener, reason, detail);
     }
 
-    private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail)
+    /// <param name="remote">The peer as reported; null: the socket's address.</param>
+    /// <param name="drain">
+    /// Read and drop the peer's input for up to <c>close-linger</c> after the notice and FIN, then close: a socket
+    /// closed with unread input sends an RST, which can destroy the notice. For refusals of peers that have
+    /// likely sent something already (a PROXY header from an untrusted source, a malformed one).
+    /// </param>
+    private void Refuse(Socket socket, ListenerSettings listener, CloseReason reason, string detail, string? remote = null, bool drain = false)
     {
-        var remote = "unknown";
+        remote ??= "unknown";
         try
         {
-            remote = socket.RemoteEndPoint?.ToString() ?? remote;
+            if (remote == "unknown") remote = socket.RemoteEndPoint?.ToString() ?? remote;
             socket.Blocking = false;
-            // A TLS peer could not read a plaintext notice; it gets the close alone.
-            if (listener.TlsCertificate is null)
+            // A TLS peer could not read a plaintext notice, and one that closed or reset is not there to; they get the close alone.
+            if (listener.TlsCertificate is null && reason.IsAnnouncedToPeer())
             {
                 var notice = listener.Codec.EncodeToArray(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
                 socket.Send(notice, SocketFlags.None, out _);
@@ -398,8 +516,31 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             // The notice is a courtesy; the close below is what matters.
         }
-        socket.Dispose();
+        if (drain && reason.IsAnnouncedToPeer()) _ = DrainThenCloseAsync(socket, listener.CloseLinger);
+        else socket.Dispose();
         Rejected(remote, listener, reason, detail);
+    }
+
+    /// <summary>Discards the peer's input until it closes or <paramref name="linger"/> passes, then closes the socket; never throws.</summary>
+    private static async Task DrainThenCloseAsync(Socket socket, TimeSpan linger)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1024);
+        try
+        {
+            using var deadline = new CancellationTokenSource(linger);
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, deadline.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception)
+        {
+            // Linger over, reset or disposed: the socket is closed below either way.
+        }
+        finally
+        {
+            socket.Dispose();
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private void Rejected(string remote, ListenerSettings listener, CloseReason reason, string detail)
@@ -428,6 +569,13 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             _waiting.RemoveFirst();
             Refuse(waiting.Value.Adoption, waiting.Value.Listener, waiting.Value.Remote, command.Reason, "the server is shutting down");
         }
+        foreach (var awaiting in _awaitingHeader)
+        {
+            awaiting.Abandon.Cancel();
+            awaiting.Slots.Held--;
+            Refuse(awaiting.Adopt.Socket, awaiting.Adopt.Listener, command.Reason, "the server is shutting down", awaiting.SocketRemote);
+        }
+        _awaitingHeader.Clear();
         _log.LogInformation("Closing {Count} connections: {Reason}", _children.Count, command.Reason.ToWireName());
         if (_children.Count == 0)
         {

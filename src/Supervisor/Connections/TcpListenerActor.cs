@@ -167,6 +167,9 @@ public sealed class TcpListenerActor : ReceiveActor, IWithTimers
             _settings.Name, _endpoint, _settings.Profile,
             _settings.Heartbeat.Enabled ? _settings.Heartbeat.Interval.ToHocon() : "off", _settings.Heartbeat.Timeout.ToHocon(),
             _settings.KeepAlive.Enabled ? $"{_settings.KeepAlive.Idle.ToHocon()}/{_settings.KeepAlive.Interval.ToHocon()}/{_settings.KeepAlive.Probes}" : "off");
+        if (_settings.ProxyProtocol is { } proxy)
+            _log.LogInformation("Listener {Listener} takes PROXY protocol v1/v2 headers from {Trusted} within {Deadline}; connections from anywhere else are refused",
+                _settings.Name, string.Join(", ", proxy.TrustedNetworks), proxy.HeaderDeadline(_settings.Limits).ToHocon());
         AcceptNext();
     }
 

@@ -144,7 +144,8 @@ public static class OperatorConfig
             liveness = any-frame, server-ping = off, starvation-threshold = 1s
             """);
         var listener = SupervisorConfig.ReadListener(WebSocketSettings.ListenerName, settings.Profile, WsPath,
-            config.GetConfig(WsPath).WithFallback(config.GetConfig("supervisor.tcp")), heartbeat, $"{WsPath}.heartbeat");
+            config.GetConfig(WsPath).WithFallback(config.GetConfig("supervisor.tcp")), heartbeat, $"{WsPath}.heartbeat")
+            with { ProxyProtocol = null }; // TCP listeners only: Kestrel owns the WebSocket's socket.
         return new WebSocketSettings(enabled, host, port, path, pingInterval, pongTimeout, origins, listener);
     }
 

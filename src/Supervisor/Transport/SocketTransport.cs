@@ -27,12 +27,13 @@ public sealed class SocketTransport : IConnectionTransport
     private readonly OutboundQueue _outbound;
     private long _sentDirectly;
 
-    public SocketTransport(Socket socket, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
+    /// <param name="remote">The peer as operators see it when not the socket's own address (the client a PROXY header named); null: the socket's.</param>
+    public SocketTransport(Socket socket, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, string? remote = null)
     {
         _socket = socket;
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
-        Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
         _outbound = new OutboundQueue(maxPendingWrite, SendQueuedAsync, ShutOutputNow);
         _socket.Blocking = false;
         _socket.NoDelay = true;

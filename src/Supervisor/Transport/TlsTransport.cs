@@ -38,23 +38,26 @@ public sealed class TlsTransport : IConnectionTransport
 
     /// <summary>The server end: presents <paramref name="certificate"/>.</summary>
     /// <param name="handshakeTimeout">A peer that has not completed the handshake this long after it connected is closed (<c>tcp.tls.handshake-timeout</c>).</param>
-    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout)
+    /// <param name="remote">The peer as operators see it when not the socket's own address (the client a PROXY header named); null: the socket's.</param>
+    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
+        string? remote = null)
         : this(socket, (ssl, cancel) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
         {
             ServerCertificate = certificate,
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             ClientCertificateRequired = false,
-        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive, handshakeTimeout)
+        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive, handshakeTimeout, remote)
     {
     }
 
     /// <summary>The client end (the heartbeat client): validates the server as <paramref name="options"/> say.</summary>
     public TlsTransport(Socket socket, SslClientAuthenticationOptions options, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
-        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive, DefaultHandshakeTimeout)
+        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive, DefaultHandshakeTimeout, null)
     {
     }
 
-    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout)
+    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
+        string? remote)
     {
         _socket = socket;
         _socket.NoDelay = true;
@@ -63,7 +66,7 @@ public sealed class TlsTransport : IConnectionTransport
         Protocol = protocol;
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
-        Remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
         _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
         _stream = new HandshakeStream(socket);
         _ssl = new SslStream(_stream, leaveInnerStreamOpen: false);

@@ -29,10 +29,26 @@ public sealed class TestPeer : IDisposable
 
     public static Task<TestPeer> ConnectAsync(int port, string codec) => ConnectAsync(port, CodecNamed(codec));
 
-    public static async Task<TestPeer> ConnectAsync(int port, IFrameCodec? codec = null)
+    /// <param name="port">The service's port on loopback.</param>
+    /// <param name="from">The local address to connect from (any of 127.0.0.0/8 works on loopback).</param>
+    public static Task<TestPeer> ConnectAsync(int port, IPAddress from) => ConnectAsync(port, null, from);
+
+    /// <param name="port">The service's port on loopback.</param>
+    /// <param name="codec">The codec the peer speaks; null: JSON lines.</param>
+    /// <param name="from">The local address to connect from (any of 127.0.0.0/8 works on loopback); null: the kernel's choice.</param>
+    public static async Task<TestPeer> ConnectAsync(int port, IFrameCodec? codec = null, IPAddress? from = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        try
+        {
+            if (from is not null) socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
         return new TestPeer(socket, codec ?? JsonLinesCodec.Instance);
     }
 
