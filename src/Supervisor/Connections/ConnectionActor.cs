@@ -293,7 +293,18 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             _firstFrame.Set(_firstFrameDueAt);
             return;
         }
-        Close(CloseReason.FirstFrameTimeout, $"no complete frame within {_setup.Listener.Limits.FirstFrameTimeout!.Value.ToHocon()} of connecting");
+        // The deadline counts from when the transport could carry a frame: a TLS handshake that a busy server
+        // (or a slow link) stretched is bounded by tcp.tls.handshake-timeout, and the peer then gets the whole
+        // first-frame time. (The transport's clock is the wall clock; only TLS answers anything but MaxValue.)
+        var firstFrame = _setup.Listener.Limits.FirstFrameTimeout!.Value;
+        var ready = _transport.ReadyFor;
+        if (ready is null || ready < firstFrame)
+        {
+            _firstFrameDueAt = now + (firstFrame - (ready ?? TimeSpan.Zero));
+            _firstFrame!.Set(_firstFrameDueAt);
+            return;
+        }
+        Close(CloseReason.FirstFrameTimeout, $"no complete frame within {firstFrame.ToHocon()} of {(ready == TimeSpan.MaxValue ? "connecting" : "the TLS handshake's end")}");
     }
 
     private void OnDeadline()

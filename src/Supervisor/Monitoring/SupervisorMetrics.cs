@@ -179,23 +179,24 @@ public sealed class SupervisorMetrics : IDisposable
 
 
     /// <summary>
-    /// Gauges of the process's descriptors: <c>process.unix.file_descriptor.count</c> (the convention's name; counted
-    /// at each collection), <c>process.unix.file_descriptor.limit</c> (the soft limit; both exported to Prometheus under its
+    /// Gauges of the process's descriptors: <c>process.unix.file_descriptor.count</c> (the convention's name; the
+    /// budget's count, at most a second old), <c>process.unix.file_descriptor.limit</c> (the soft limit; both exported to Prometheus under its
     /// process collector's names, <see cref="ServiceIdentity.PrometheusNames"/>) and <c>supervisor.accept.paused</c> (1 while the TCP listeners
     /// do not accept for want of descriptors). Called once, by the wiring of the listeners.
     /// </summary>
     internal void ObserveFileDescriptors(Hosting.FileDescriptorBudget descriptors)
     {
         if (Interlocked.Exchange(ref _observingDescriptors, 1) == 1) return;
-        _meter.CreateObservableUpDownCounter("process.unix.file_descriptor.count", ObserveOpenDescriptors, "{file_descriptor}", "File descriptors open in the process");
+        _meter.CreateObservableUpDownCounter("process.unix.file_descriptor.count", () => ObserveOpenDescriptors(descriptors), "{file_descriptor}", "File descriptors open in the process");
         if (descriptors.Limit != long.MaxValue)
             _meter.CreateObservableGauge("process.unix.file_descriptor.limit", () => descriptors.Limit, "{file_descriptor}", "The process's soft file descriptor limit (RLIMIT_NOFILE)");
         _meter.CreateObservableGauge("supervisor.accept.paused", () => descriptors.Current is null ? 0 : 1, "{state}",
             "1 while the TCP listeners do not accept for want of file descriptors, else 0");
     }
 
-    private static IEnumerable<Measurement<int>> ObserveOpenDescriptors() =>
-        Hosting.FileDescriptorLimits.CountOpen() is { } open ? [new Measurement<int>(open)] : [];
+    /// <summary>The budget's count (at most a second old), shared with the listeners rather than counted per scrape.</summary>
+    private static IEnumerable<Measurement<int>> ObserveOpenDescriptors(Hosting.FileDescriptorBudget descriptors) =>
+        descriptors.OpenNow() is { } open ? [new Measurement<int>(open)] : [];
 
     /// <summary>Set by the monitor actor, the only writer.</summary>
     public void SetActiveAlerts(int count) => Volatile.Write(ref _activeAlerts, count);

@@ -61,6 +61,14 @@ public interface IConnectionTransport : IDisposable
 
     /// <summary>The kernel's TCP_INFO for the socket under this transport; null where there is none.</summary>
     TcpInfo? ReadTcpInfo() => null;
+
+    /// <summary>
+    /// How long ago the transport could first carry frames: a TLS transport counts from the end of its
+    /// handshake, null while that still runs (it has its own deadline, <c>tcp.tls.handshake-timeout</c>).
+    /// Transports ready on connecting answer <see cref="TimeSpan.MaxValue"/>. The first-frame deadline
+    /// counts from here: a handshake slowed by a busy server is no idle peer.
+    /// </summary>
+    TimeSpan? ReadyFor => TimeSpan.MaxValue;
 }
 
 /// <summary>What a transport tells its connection actor.</summary>

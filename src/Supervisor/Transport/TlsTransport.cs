@@ -31,6 +31,8 @@ public sealed class TlsTransport : IConnectionTransport
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
     private InboundFrames? _inbound;
+    // Stopwatch timestamp of the handshake's end; 0 while it runs (see ReadyFor).
+    private long _handshakeDoneAt;
     private volatile bool _disposed;
 
     // Write side: touched on the owner's thread only.
@@ -86,6 +88,9 @@ public sealed class TlsTransport : IConnectionTransport
     public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
+
+    /// <summary>Since the handshake ended; null while it runs.</summary>
+    public TimeSpan? ReadyFor => Volatile.Read(ref _handshakeDoneAt) is var at and not 0 ? System.Diagnostics.Stopwatch.GetElapsedTime(at) : null;
 
 
     public void Start(IActorRef owner)
@@ -159,6 +164,7 @@ public sealed class TlsTransport : IConnectionTransport
         {
             await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
             TransportFaults.At(FaultPoint.TlsHandshake, Remote);
+            Volatile.Write(ref _handshakeDoneAt, System.Diagnostics.Stopwatch.GetTimestamp());
             _stream.HandshakeDone();
             _handshake.TrySetResult();
             return true;

@@ -147,8 +147,10 @@ public sealed class ExhaustionProcessTests(ITestOutputHelper output)
             var notReadyWhileExhausted = watch.NotReadyReasons.ToArray();
 
             // The 500 leave: the listener must accept again within a second. (A newcomer queues in the backlog
-            // behind the ~480 that left while waiting there; the listener drains them at the pace the few free
-            // descriptors allow, so it is answered later: measured 0.9-2.7 s with the machine loaded.)
+            // behind the ~490 that left while waiting there; the listener drains them ~12 at a time, as the free
+            // descriptors allow, so it is answered later. With the descriptors counted by readdir: 0.31 s at load
+            // average 45, 0.7-2.9 s at load 45-61 with 7.3 and 10.1 s at the worst; it was 3.8-8 s when each count
+            // took 35-85 ms. The bound below was exceeded once, at load 65.)
             var freed = Stopwatch.GetTimestamp();
             foreach (var extra in extras) extra.Dispose();
             extras.Clear();

@@ -26,6 +26,11 @@ public sealed class TransportUndecodableFrameTests(ITestOutputHelper output) : I
     // 2-core machine, the figure measured is printed.
     private static readonly TimeSpan AtOnce = TimeSpan.FromSeconds(2);
 
+    // Once the path is compiled: the fastest of five runs. Measured 0.5-0.8 ms (single runs 0.5-32 ms) at load
+    // average 50 on 2 cores; the bound leaves room for a loaded machine's scheduling, and still fails a path
+    // that waits for anything (a timer, a linger, a second read).
+    private static readonly TimeSpan WarmAtOnce = TimeSpan.FromMilliseconds(100);
+
     private readonly TestCertificates _certificates = new();
 
     [Fact]
@@ -134,14 +139,29 @@ public sealed class TransportUndecodableFrameTests(ITestOutputHelper output) : I
         await AssertNoCloseWaitAsync(service.WebSocketPort);
     }
 
+    /// <summary>
+    /// The first protocol error a process meets runs code never run before: under load, compiling it took most
+    /// of the time measured (83-115 ms at load average 50, 20-230 ms in single runs, against 0.5-32 ms once warm). The first run is
+    /// reported, and bounded as generously as the other transports'; the runs after it show the steady figure.
+    /// </summary>
     [Fact]
     public async Task The_heartbeat_client_sent_a_lone_surrogate_by_its_server_must_answer_with_a_protocol_error_notice_and_disconnect_at_once()
+    {
+        var cold = await ClientMeetsALoneSurrogateAsync("lone-surrogate-client-cold");
+        var warm = new List<TimeSpan>();
+        for (var i = 0; i < 5; i++) warm.Add(await ClientMeetsALoneSurrogateAsync($"lone-surrogate-client-{i}"));
+        output.WriteLine($"client: notice and close {cold.TotalMilliseconds:F1} ms after the frame was sent the first time (cold), then {string.Join(", ", warm.Select(w => $"{w.TotalMilliseconds:F1}"))} ms");
+        Assert.True(cold < AtOnce, $"closed after {cold.TotalMilliseconds:F0} ms the first time");
+        Assert.True(warm.Min() < WarmAtOnce, $"warm: closed after {string.Join(", ", warm.Select(w => $"{w.TotalMilliseconds:F0}"))} ms");
+    }
+
+    private async Task<TimeSpan> ClientMeetsALoneSurrogateAsync(string systemName)
     {
         using var server = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         server.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         server.Listen(8);
         var port = ((IPEndPoint)server.LocalEndPoint!).Port;
-        using var system = ActorSystem.Create("lone-surrogate-client");
+        using var system = ActorSystem.Create(systemName);
         using var metrics = new SupervisorMetrics();
         var logs = new LogCapture();
         var events = new ClientEvents();
@@ -171,17 +191,16 @@ public sealed class TransportUndecodableFrameTests(ITestOutputHelper output) : I
         }
         var elapsed = clock.Elapsed;
         var lines = Encoding.UTF8.GetString(received.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        output.WriteLine($"client: notice and close {elapsed.TotalMilliseconds:F1} ms after the frame was sent; it sent: {string.Join(" | ", lines)}");
 
         var notices = lines.Select(l => JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(l)).Frame!).Where(f => f.Type == FrameType.ErrorNotice).ToList();
         var notice = Assert.Single(notices);
         Assert.StartsWith("protocol-error: field 'data' is not valid text", notice.Data);
-        Assert.True(elapsed < AtOnce, $"closed after {elapsed.TotalMilliseconds:F0} ms");
         var disconnected = await events.WaitForAsync<ClientProtocol.Disconnected>(TimeSpan.FromSeconds(5));
         Assert.Equal(CloseReason.ProtocolError, disconnected.Reason);
         await Task.Delay(200);
         Assert.Single(events.OfType<ClientProtocol.Disconnected>());
         await system.Terminate();
+        return elapsed;
     }
 
     public void Dispose() => _certificates.Dispose();

@@ -48,7 +48,7 @@ internal sealed class StreamFuzzPeer : IDisposable
                 catch (Exception e)
                 {
                     // The address lets the test find what the server logged about this connection.
-                    throw new HandshakeFailedException(socket.LocalEndPoint!.ToString()!, e);
+                    throw new PeerFailedException(socket.LocalEndPoint!.ToString()!, "TLS handshake", e);
                 }
                 stream = tls;
             }
@@ -81,9 +81,15 @@ internal sealed class StreamFuzzPeer : IDisposable
                 try
                 {
                     if (_stream is SslStream tls) await tls.ShutdownAsync();
-                    _socket.Shutdown(SocketShutdown.Send);
                 }
-                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+                catch (Exception)
+                {
+                    // Our own close_notify: the server may have closed first (its close_notify already read, so
+                    // OpenSSL refuses with SSL_ERROR_ZERO_RETURN, or a record half read). That is this peer's
+                    // end of the TLS session, not the server's behaviour, which the answers and the log show.
+                }
+                try { _socket.Shutdown(SocketShutdown.Send); }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
                 break;
             case Ending.Reset:
                 while (Volatile.Read(ref _lines) < answersBeforeReset && !reading.IsCompleted && !deadline.IsCancellationRequested)
@@ -155,9 +161,13 @@ internal sealed class StreamFuzzPeer : IDisposable
     }
 }
 
-/// <summary>A client's TLS handshake failed; <see cref="Remote"/> is the client's address as the server logs it.</summary>
-internal sealed class HandshakeFailedException(string remote, Exception inner)
-    : IOException($"TLS handshake from {remote} failed: {inner.GetType().Name}: {inner.Message}", inner)
+/// <summary>
+/// A fuzz peer failed in a way its script does not allow for (its TLS handshake, or its own end of the run);
+/// <see cref="Remote"/> is the peer's address as the server logs it, so the test can show what the server
+/// logged about that connection.
+/// </summary>
+internal sealed class PeerFailedException(string remote, string stage, Exception inner)
+    : IOException($"{stage} from {remote} failed: {inner}", inner)
 {
     public string Remote { get; } = remote;
 }

@@ -44,9 +44,14 @@ internal sealed record ExpectedOutcome(IReadOnlyList<Frame> Responses, CloseReas
         {
             Ending.Finish => [CloseReason.PeerClosed],
             Ending.Reset => webSocket ? [CloseReason.PeerReset, CloseReason.PeerClosed] : [CloseReason.PeerReset],
-            _ => [CloseReason.HeartbeatTimeout],
+            // A held connection that never completed a valid frame (only an unfinished one, say) meets the
+            // first-frame deadline (on by default, before the heartbeat timeout) unless a stall postponed it.
+            _ => NoValidFrame ? [CloseReason.FirstFrameTimeout, CloseReason.HeartbeatTimeout] : [CloseReason.HeartbeatTimeout],
         };
     }
+
+    /// <summary>The peer completes no valid frame (byte streams; the first-frame deadline applies).</summary>
+    public bool NoValidFrame { get; init; }
 }
 
 /// <summary>Scripts of whole fuzz connections, and the model of what the service must answer to them.</summary>
@@ -169,9 +174,11 @@ internal static class FuzzScripts
         using var framer = new FrameReader(JsonLinesCodec.Instance, maxFrameLength);
         var responses = new List<Frame>();
         string? error = null;
+        var frames = 0;
         var result = framer.Feed(stream, (line, _) =>
         {
             if (!TryDecode(line, out var frame, out error)) return false;
+            frames++;
             Respond(frame.ToFrame(), responses);
             return true;
         });
@@ -179,7 +186,7 @@ internal static class FuzzScripts
         {
             FeedResult.Stopped => new ExpectedOutcome(responses, CloseReason.ProtocolError, error),
             FeedResult.FrameTooLarge => new ExpectedOutcome(responses, CloseReason.FrameTooLarge, "frame longer than max-frame-length"),
-            _ => new ExpectedOutcome(responses, null, null),
+            _ => new ExpectedOutcome(responses, null, null) { NoValidFrame = frames == 0 },
         };
     }
 

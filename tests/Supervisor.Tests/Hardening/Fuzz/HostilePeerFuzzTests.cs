@@ -63,7 +63,7 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
 
         await using var bystanders = await Bystanders.StartAsync(ports, _certificates);
         var connections = new ConcurrentBag<Connection>();
-        var setupFailures = new ConcurrentBag<string>();
+        var setupFailures = new ConcurrentBag<(Transport Transport, string Name, string? Remote, Exception Error)>();
         long order = 0;
         var sent = new ConcurrentDictionary<Transport, int>();
 
@@ -85,10 +85,8 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
                     }
                     catch (Exception e)
                     {
-                        var logged = e is HandshakeFailedException failed
-                            ? string.Join(" / ", service.Logs.Lines.Select(l => l.Message).Where(m => m.Contains(failed.Remote, StringComparison.Ordinal)))
-                            : "";
-                        setupFailures.Add($"{transport} connection {index} (case seed {caseSeed}): {e.GetType().Name}: {e.Message}; the service logged: [{logged}]");
+                        // What the service logged about it is looked up after the run, once its log has caught up.
+                        setupFailures.Add((transport, $"{transport} connection {index} (case seed {caseSeed})", (e as PeerFailedException)?.Remote, e));
                         Interlocked.Add(ref frames, 10);
                     }
                 }
@@ -101,10 +99,14 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
         var runTime = watch.Elapsed;
 
         var failures = new Failures();
-        foreach (var failure in setupFailures) failures.Add("could not connect", failure);
         var all = connections.OrderBy(c => c.Order).ToArray();
         foreach (var connection in all) CheckAnswers(connection, failures);
         await CheckCloseReasonsAsync(service, all, failures);
+        // After the close reasons were awaited, so the service's lines about a failed peer are in its log.
+        foreach (var (kind, name, remote, error) in setupFailures)
+        {
+            failures.Add("peer failed", $"{name}: {error}\n    the service logged: [{(remote is null ? "(peer address unknown)" : string.Join(" / ", ServiceLinesAbout(service, kind, remote)))}]");
+        }
         await CheckRegistryAsync(service, all, failures);
         await CheckNoCloseWaitAsync(ports.Values.ToHashSet(), failures);
         var bystanderReport = await bystanders.StopAsync(failures);
@@ -129,7 +131,9 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             var expected = FuzzScripts.ModelMessages(script.Messages, MaxFrameLength);
             using var peer = await WsFuzzPeer.ConnectAsync(port);
             var at = order();
-            var run = await peer.RunAsync(script, expected.Responses.Count, PerConnectionDeadline);
+            PeerRun run;
+            try { run = await peer.RunAsync(script, expected.Responses.Count, PerConnectionDeadline); }
+            catch (Exception e) { throw new PeerFailedException(peer.Remote, "the peer's run", e); }
             var shown = string.Join(" | ", script.Messages.Select(m => FrameFuzzing.Escape(m.Bytes, 200) + (m.Finished ? "" : " (unfinished)")));
             return new Connection(transport, index, caseSeed, at, script.Messages.Count, script.Summary, shown, expected, script.Ending, run);
         }
@@ -139,7 +143,9 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             var expected = FuzzScripts.ModelStream(script.Bytes, MaxFrameLength);
             using var peer = await StreamFuzzPeer.ConnectAsync(port, transport == Transport.Tls ? _certificates.Issued : null);
             var at = order();
-            var run = await peer.RunAsync(script, expected.Responses.Count, PerConnectionDeadline);
+            PeerRun run;
+            try { run = await peer.RunAsync(script, expected.Responses.Count, PerConnectionDeadline); }
+            catch (Exception e) { throw new PeerFailedException(peer.Remote, "the peer's run", e); }
             return new Connection(transport, index, caseSeed, at, script.Lines, script.Summary, FrameFuzzing.Escape(script.Bytes, 2000), expected, script.Ending, run);
         }
     }
@@ -284,6 +290,16 @@ public sealed partial class HostilePeerFuzzTests(ITestOutputHelper output) : IDi
             }
             await Task.Delay(200);
         }
+    }
+
+    /// <summary>Every line the service logged about the connection(s) from <paramref name="remote"/> on that transport's listener.</summary>
+    private static IEnumerable<string> ServiceLinesAbout(TestService service, Transport transport, string remote)
+    {
+        var messages = service.Logs.Lines.Select(l => l.Message).ToArray();
+        var ids = messages.Select(m => OpenedLine().Match(m))
+            .Where(o => o.Success && o.Groups[2].Value == remote && ListenerKind(o.Groups[3].Value) == transport)
+            .Select(o => $"Connection {o.Groups[1].Value} ").ToArray();
+        return messages.Where(m => m.Contains(remote, StringComparison.Ordinal) || ids.Any(id => m.StartsWith(id, StringComparison.Ordinal)));
     }
 
     private static async Task CheckRegistryAsync(TestService service, IReadOnlyList<Connection> all, Failures failures)
