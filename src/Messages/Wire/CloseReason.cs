@@ -50,6 +50,12 @@ public static class CloseReasons
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
 
+    /// <summary>
+    /// The text that announces a close to the peer, <c>"&lt;reason&gt;: &lt;detail&gt;"</c> (DESIGN §2): the one place it is
+    /// formatted. A transport carries it its own way (an error-notice line, a WebSocket text message before the close frame).
+    /// </summary>
+    public static string NoticeText(this CloseReason reason, string detail) => $"{reason.ToWireName()}: {detail}";
+
     public static bool TryParse(string wireName, out CloseReason reason)
     {
         foreach (var candidate in All)

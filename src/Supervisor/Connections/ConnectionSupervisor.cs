@@ -373,8 +373,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             return;
         }
         var transport = ((AdoptTransport)adoption).Transport;
-        transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
-        transport.ShutdownOutput();
+        transport.Close(reason, detail);
         transport.Dispose();
         Rejected(remote, listener, reason, detail);
     }
@@ -389,7 +388,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             // A TLS peer could not read a plaintext notice; it gets the close alone.
             if (listener.TlsCertificate is null)
             {
-                var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+                var notice = JsonLinesCodec.Encode(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), reason.NoticeText(detail)));
                 socket.Send(notice, SocketFlags.None, out _);
             }
             socket.Shutdown(SocketShutdown.Send);

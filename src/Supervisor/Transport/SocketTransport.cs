@@ -39,7 +39,7 @@ public sealed class SocketTransport : IConnectionTransport
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _sentDirectly + _outbound.BytesSent;
-    public IInboundFrames? Inbound => _inbound;
+    public IInboundFrames Inbound => _inbound!;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
@@ -67,6 +67,13 @@ public sealed class SocketTransport : IConnectionTransport
         {
             while (!_disposed)
             {
+                // Backpressure: while the owner's handler is behind, nothing more is read (the peer's sends fill the
+                // kernel's buffers and then block).
+                if (inbound.ReadingPaused)
+                {
+                    await inbound.WhenReadingAllowed().ConfigureAwait(false);
+                    continue;
+                }
                 // Zero-byte read: completes when data (or EOF) is there, without holding a buffer.
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                 TransportFaults.At(FaultPoint.TcpReceiveWait, Remote);
@@ -89,7 +96,7 @@ public sealed class SocketTransport : IConnectionTransport
                             return;
                         }
                         if (!inbound.Accept(buffer.AsSpan(0, read))) return;
-                        if (read < buffer.Length) break;
+                        if (read < buffer.Length || inbound.ReadingPaused) break;
                     }
                 }
                 finally
@@ -179,6 +186,12 @@ public sealed class SocketTransport : IConnectionTransport
 
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
+    public void Close(CloseReason reason, string detail)
+    {
+        Write(Frame.ErrorNotice(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), reason.NoticeText(detail)));
+        ShutdownOutput();
+    }
+
     private void ShutOutputNow()
     {
         if (_disposed) return;
@@ -199,6 +212,7 @@ public sealed class SocketTransport : IConnectionTransport
     {
         if (_disposed) return;
         _disposed = true;
+        _inbound?.ReleaseReader();
         _socket.Dispose();
     }
 }
