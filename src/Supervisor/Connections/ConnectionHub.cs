@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Akka.Actor;
-using Akka.Hosting;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 
@@ -51,15 +50,12 @@ public sealed class ConnectionHub : IConnectionHub
     /// <summary>Events buffered per <see cref="Events"/> reader before the oldest are dropped.</summary>
     public const int EventBuffer = 4096;
 
-    private readonly Func<IActorRef?> _supervisor;
+    private volatile IActorRef? _supervisor;
     private readonly object _readersLock = new();
     private volatile Reader[] _readers = [];
 
-    /// <param name="supervisor">The connection supervisor, once it exists (null before the actor system started).</param>
-    public ConnectionHub(Func<IActorRef?> supervisor) => _supervisor = supervisor;
-
-    /// <summary>The hub of the connection supervisor registered in <paramref name="registry"/>.</summary>
-    public ConnectionHub(ActorRegistry registry) : this(() => registry.TryGet<ConnectionSupervisor>(out var found) ? found : null) { }
+    /// <summary>The connection supervisor whose children this hub reaches; set once it is started.</summary>
+    internal void Attach(IActorRef supervisor) => _supervisor = supervisor;
 
     public bool Send(string connectionId, Frame frame) => Tell(connectionId, new ConnectionActor.Push(frame));
 
@@ -90,7 +86,7 @@ public sealed class ConnectionHub : IConnectionHub
     private IActorRef? Find(string connectionId)
     {
         // The supervisor's child table is an immutable container read without a lock, as ActorSelection reads it.
-        if (_supervisor() is not ActorRefWithCell supervisor || string.IsNullOrEmpty(connectionId)) return null;
+        if (_supervisor is not ActorRefWithCell supervisor || string.IsNullOrEmpty(connectionId)) return null;
         var child = supervisor.GetSingleChild(connectionId);
         return child.IsNobody() || child is ActorRefWithCell { IsTerminated: true } ? null : child;
     }

@@ -36,7 +36,7 @@ public static class SupervisorHosting
         services.AddSingleton(settings);
         services.AddSingleton(listeners);
         services.TryAddSingleton<ConnectionHandler, EchoHandler>();
-        services.TryAddSingleton(provider => new ConnectionHub(provider.GetRequiredService<ActorRegistry>()));
+        services.TryAddSingleton<ConnectionHub>();
         services.TryAddSingleton<IConnectionHub>(provider => provider.GetRequiredService<ConnectionHub>());
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<NodeDowning>();
@@ -112,7 +112,8 @@ public static class SupervisorHosting
         SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
         Transport.PendingFrameMemory? frameMemory = null, HandlerSettings? handlerSettings = null, ConnectionHub? hub = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionSupervisor>(system.ActorOf(
+        {
+            var supervisor = system.ActorOf(
                 ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), handler,
                     metrics, loggers.CreateLogger<ConnectionActor>())
                 {
@@ -122,7 +123,10 @@ public static class SupervisorHosting
                     IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
                     Descriptors = descriptors,
                     FrameMemory = frameMemory,
-                }), "connections")));
+                }), "connections");
+            hub?.Attach(supervisor);
+            registry.Register<ConnectionSupervisor>(supervisor);
+        });
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
         builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);
