@@ -50,6 +50,8 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     // The read gate, guarded by _gate: paused by the owner, waited on by the read loop (a task only while paused).
     private readonly object _gate = new();
     private volatile bool _paused;
+    // Frames queued that the owner has not taken yet: the read loop reads no further ahead of its owner than one read.
+    private volatile bool _untaken;
     private bool _released;
     private TaskCompletionSource? _resumed;
 
@@ -123,6 +125,7 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
                 _hasFirst = true;
             }
             else (_more ??= new Queue<InboundFrame>()).Enqueue(inbound);
+            _untaken = true;
         }
         if (Interlocked.Exchange(ref _signalled, 1) == 0)
             _owner.Tell(TransportEvents.FramesReady.Instance);
@@ -134,8 +137,11 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     /// </summary>
     public Action? Drained { get; init; }
 
-    /// <summary>Whether the owner paused reading; the read loop stops reading at the end of the read in hand.</summary>
-    public bool ReadingPaused => _paused;
+    /// <summary>
+    /// Whether the read loop must wait before its next read: the owner paused reading, or has not yet taken the frames
+    /// of the last read (it runs on another thread just now). So at most one read's frames arrive after a pause.
+    /// </summary>
+    public bool ReadingPaused => _paused || _untaken;
 
     /// <summary>From the owner: read no more from the socket until <see cref="ResumeReading"/>.</summary>
     public void PauseReading()
@@ -146,12 +152,31 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     /// <summary>From the owner: reading may go on; a read loop waiting in <see cref="WhenReadingAllowed"/> goes on (on the thread pool).</summary>
     public void ResumeReading()
     {
-        TaskCompletionSource? resumed;
+        TaskCompletionSource? resumed = null;
         lock (_gate)
         {
             _paused = false;
-            resumed = _resumed;
-            _resumed = null;
+            if (!_untaken)
+            {
+                resumed = _resumed;
+                _resumed = null;
+            }
+        }
+        resumed?.TrySetResult();
+    }
+
+    /// <summary>The owner took every queued frame: a read loop waiting for that (and not paused) goes on.</summary>
+    private void AllTaken()
+    {
+        TaskCompletionSource? resumed = null;
+        lock (_gate)
+        {
+            _untaken = false;
+            if (!_paused)
+            {
+                resumed = _resumed;
+                _resumed = null;
+            }
         }
         resumed?.TrySetResult();
     }
@@ -161,7 +186,7 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
     {
         lock (_gate)
         {
-            if (!_paused || _released) return Task.CompletedTask;
+            if (!(_paused || _untaken) || _released) return Task.CompletedTask;
             return (_resumed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         }
     }
@@ -217,18 +242,22 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
             if (!_hasFirst)
             {
                 frame = default;
-                Drained?.Invoke();
-                return false;
             }
-            frame = _first;
-            if (_more is { Count: > 0 }) _first = _more.Dequeue();
             else
             {
-                _first = default;
-                _hasFirst = false;
+                frame = _first;
+                if (_more is { Count: > 0 }) _first = _more.Dequeue();
+                else
+                {
+                    _first = default;
+                    _hasFirst = false;
+                }
+                return true;
             }
-            return true;
         }
+        if (_untaken) AllTaken();
+        Drained?.Invoke();
+        return false;
     }
 
     public void Dispose() => _framer.Dispose();
