@@ -139,9 +139,13 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
 
     /// <summary>
     /// Whether the read loop must wait before its next read: the owner paused reading, or has not yet taken the frames
-    /// of the last read (it runs on another thread just now). So at most one read's frames arrive after a pause.
+    /// of the last read (it runs on another thread just now). So at most two reads' frames arrive after a pause decided
+    /// while handling the last frame of a read.
     /// </summary>
     public bool ReadingPaused => _paused || _untaken;
+
+    /// <summary>Whether the owner paused reading (its handler is behind); unlike <see cref="ReadingPaused"/>, not merely slow to take.</summary>
+    public bool PausedByOwner => _paused;
 
     /// <summary>From the owner: read no more from the socket until <see cref="ResumeReading"/>.</summary>
     public void PauseReading()
@@ -237,25 +241,26 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
 
     public bool TryTake(out InboundFrame frame)
     {
+        var taken = false;
+        var emptied = false;
         lock (_framer)
         {
-            if (!_hasFirst)
+            frame = _first;
+            if (_hasFirst)
             {
-                frame = default;
-            }
-            else
-            {
-                frame = _first;
+                taken = true;
                 if (_more is { Count: > 0 }) _first = _more.Dequeue();
                 else
                 {
                     _first = default;
                     _hasFirst = false;
+                    emptied = true;
                 }
-                return true;
             }
         }
-        if (_untaken) AllTaken();
+        // The last queued frame is taken (the owner handles it now): the read loop may read on.
+        if (emptied && _untaken) AllTaken();
+        if (taken) return true;
         Drained?.Invoke();
         return false;
     }

@@ -69,13 +69,17 @@ public sealed class SocketTransport : IConnectionTransport
             {
                 // Backpressure: while the owner's handler is behind, nothing more is read (the peer's sends fill the
                 // kernel's buffers and then block).
-                if (inbound.ReadingPaused)
+                if (inbound.PausedByOwner)
                 {
                     await inbound.WhenReadingAllowed().ConfigureAwait(false);
                     continue;
                 }
                 // Zero-byte read: completes when data (or EOF) is there, without holding a buffer.
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                // Input is there, and the owner has not yet taken the last read's frames (it runs on another thread just
+                // now): read no further ahead of it. Checked after the wait for input, so a peer that waits for its
+                // answers (a heartbeat) never finds the owner behind and costs no wait.
+                if (inbound.ReadingPaused) await inbound.WhenReadingAllowed().ConfigureAwait(false);
                 TransportFaults.At(FaultPoint.TcpReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try

@@ -105,13 +105,17 @@ public sealed class TlsTransport : IConnectionTransport
             while (!_disposed)
             {
                 // Backpressure: while the owner's handler is behind, nothing more is read.
-                if (inbound.ReadingPaused)
+                if (inbound.PausedByOwner)
                 {
                     await inbound.WhenReadingAllowed().ConfigureAwait(false);
                     continue;
                 }
                 // Zero-byte read: waits for a record without holding a buffer.
                 await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                // Input is there, and the owner has not yet taken the last read's frames (it runs on another thread just
+                // now): read no further ahead of it. Checked after the wait for input, so a peer that waits for its
+                // answers (a heartbeat) never finds the owner behind and costs no wait.
+                if (inbound.ReadingPaused) await inbound.WhenReadingAllowed().ConfigureAwait(false);
                 TransportFaults.At(FaultPoint.TlsReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try

@@ -158,11 +158,11 @@ public sealed class BackpressureTests(ITestOutputHelper output)
         // (~100 frames of 1 KiB a second), not the loopback's (hundreds of MB a second).
         Assert.True(wouldBlock > 0);
         Assert.True(lastSecondBytes < 1024 * 1024, $"the flooder still sent {lastSecondBytes / 1024} KiB in the last second");
-        // The bound is visible in the connection's status, and held (one read, 8 KiB, may land after a pause).
+        // The bound is visible in the connection's status, and held (at most two reads of 8 KiB land after a pause).
         Assert.True(paused > 0);
         Assert.Equal(64, last.GetProperty("maxFramesInFlight").GetInt32());
         Assert.True(last.GetProperty("timesPaused").GetInt64() > 0);
-        Assert.All(statuses, flow => Assert.InRange(flow.GetProperty("framesInFlight").GetInt32(), 0, 64 + 8));
+        Assert.All(statuses, flow => Assert.InRange(flow.GetProperty("framesInFlight").GetInt32(), 0, 64 + 16));
         // Other peers' heartbeats are not held up by the slow handler: had they waited for it, they would take 10 ms
         // a frame ahead of them. On an idle machine p99 stays under 5 ms; the machine is shared, so the bound is the
         // control's p99 (the machine's own latency now) plus 20 ms, the spread measured between runs at load 60.

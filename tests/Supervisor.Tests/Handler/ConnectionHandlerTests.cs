@@ -115,7 +115,7 @@ public sealed class ConnectionHandlerTests
         var response = await peer.ReceiveFrameAsync();
         Assert.Equal(FrameType.HeartbeatResponse, response!.Type);
         Assert.Equal(7, response.Seq);
-        handler.Gates[await IdOfAsync(service, peer)].SetResult();
+        handler.Gates.GetOrAdd(await IdOfAsync(service, peer), _ => new TaskCompletionSource()).SetResult();
         Assert.Equal("echo wait", (await peer.ReceiveFrameAsync())!.Data);
     }
 
