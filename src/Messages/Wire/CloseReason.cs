@@ -13,7 +13,7 @@ public enum CloseReason
     RejectedCapacity,
     AdminClosed,
     ServerShutdown,
-    /// <summary>The connection's own code failed (say, the data handler threw); the supervisor stopped it.</summary>
+    /// <summary>The connection's own code failed (say, the connection handler threw); the supervisor stopped it.</summary>
     InternalError,
     /// <summary>The peer sent frames faster than <c>tcp.limits.max-frames-per-second</c> allows.</summary>
     RateLimited,
