@@ -16,7 +16,9 @@ namespace Supervisor.Connections;
 /// connection stops reading its socket until the handler catches up (backpressure: the peer's sends block).</item>
 /// <item>A callback that throws, or whose task faults or runs longer than <c>handler.timeout</c>, closes only its
 /// connection, with <c>internal-error</c>.</item>
-/// <item>A callback that completes synchronously costs no allocation of its own; the echo handler is such a one.</item>
+/// <item>A callback that completes synchronously costs no allocation of its own; the echo handler is such a one.
+/// Its synchronous part runs on the connection's thread, which may be the socket engine's
+/// (<see cref="ConnectionDispatcher"/>): never block there, await instead.</item>
 /// </list>
 /// </summary>
 public abstract class ConnectionHandler
