@@ -68,7 +68,7 @@ public class HotPathBenchmarks
         };
         var sink = _system.ActorOf(Props.Create(() => new Sink()), "sink");
         _metrics = new SupervisorMetrics();
-        var services = new ConnectionServices(sink, sink, new EchoDataHandler(), _metrics, NullLogger.Instance);
+        var services = new ConnectionServices(sink, sink, new EchoHandler(), _metrics, NullLogger.Instance);
         var transport = new SocketTransport(_server, listenerSettings.MaxFrameLength, listenerSettings.MaxPendingWrite, KeepAliveStatus.Disabled);
         _system.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup("c1", listenerSettings, transport, services)), "c1");
         // The actor takes frames from its transport's own queue, which exists once the actor has started it.

@@ -37,7 +37,7 @@ public static class SteadyPathAllocations
         };
         using var metrics = new SupervisorMetrics();
         var sink = system.ActorOf(Props.Create(() => new Sink()), "sink");
-        var services = new ConnectionServices(sink, sink, new EchoDataHandler(), metrics, NullLogger.Instance) { StatusRefresh = TimeSpan.FromHours(1) };
+        var services = new ConnectionServices(sink, sink, new EchoHandler(), metrics, NullLogger.Instance) { StatusRefresh = TimeSpan.FromHours(1) };
         var transport = new SocketTransport(server, listenerSettings.MaxFrameLength, listenerSettings.MaxPendingWrite, KeepAliveStatus.Disabled);
         system.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup("c1", listenerSettings, transport, services)), "c1");
 

@@ -40,7 +40,21 @@ public sealed record ConnectionStatus(
     long BytesIn,
     long BytesOut,
     long HeartbeatsReceived,
-    KeepAliveStatus KeepAlive);
+    KeepAliveStatus KeepAlive)
+{
+    /// <summary>The application handler's backlog and the backpressure it caused; <see cref="HandlerFlow.None"/> where no handler runs.</summary>
+    public HandlerFlow Handler { get; init; }
+}
+
+/// <summary>
+/// How far the application's connection handler is behind on one connection (<c>handler.max-frames-in-flight</c>):
+/// data frames read and not yet handled, the bound past which the connection stops reading its socket, whether it
+/// is not reading now, and how often it stopped.
+/// </summary>
+public readonly record struct HandlerFlow(int FramesInFlight, int MaxFramesInFlight, bool ReadingPaused, long TimesPaused)
+{
+    public static HandlerFlow None => default;
+}
 
 /// <summary>Which connections a query wants; a null part matches everything.</summary>
 public sealed record ConnectionFilter(IReadOnlyList<ConnectionState>? States, string? Protocol, string? Listener)

@@ -13,7 +13,7 @@ public enum CloseReason
     RejectedCapacity,
     AdminClosed,
     ServerShutdown,
-    /// <summary>The connection's own code failed (say, the data handler threw); the supervisor stopped it.</summary>
+    /// <summary>The connection's own code failed (say, the connection handler threw); the supervisor stopped it.</summary>
     InternalError,
     /// <summary>The peer sent frames faster than <c>tcp.limits.max-frames-per-second</c> allows.</summary>
     RateLimited,
@@ -49,6 +49,12 @@ public static class CloseReasons
         CloseReason.NodeDown => "node-down",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
+
+    /// <summary>
+    /// The text that announces a close to the peer, <c>"&lt;reason&gt;: &lt;detail&gt;"</c> (DESIGN §2): the one place it is
+    /// formatted. A transport carries it its own way (an error-notice line, a WebSocket text message before the close frame).
+    /// </summary>
+    public static string NoticeText(this CloseReason reason, string detail) => $"{reason.ToWireName()}: {detail}";
 
     public static bool TryParse(string wireName, out CloseReason reason)
     {

@@ -315,19 +315,17 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         if (linked.Generation != _generation || _transport is null) return;
         switch (linked.Event)
         {
-            case TransportEvents.FramesReady when _transport.Inbound is { } inbound:
+            case TransportEvents.FramesReady:
                 // The transport queued decoded frames: take them all, stopping if one of them ends the connection.
                 var transport = _transport;
+                var inbound = transport.Inbound;
                 inbound.BeginTaking();
                 while (ReferenceEquals(_transport, transport) && inbound.TryTake(out var next))
-                    OnFrame(new TransportEvents.FrameReceived(next.Frame.ToFrame(), next.WireBytes));
-                break;
-            case TransportEvents.FrameReceived received:
-                OnFrame(received);
+                    OnFrame(next.Frame.ToFrame(), next.WireBytes);
                 break;
             case TransportEvents.FrameRejected rejected:
                 // The server is told why, as the server tells its peers; then the client lets go at once.
-                _transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{rejected.Reason.ToWireName()}: {rejected.Error}"));
+                _transport.Close(rejected.Reason, rejected.Error);
                 Disconnect(rejected.Reason, $"the server sent a bad frame: {rejected.Error}");
                 break;
             case TransportEvents.InputEnded ended:
@@ -340,11 +338,10 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         }
     }
 
-    private void OnFrame(TransportEvents.FrameReceived received)
+    private void OnFrame(Frame frame, int wireBytes)
     {
-        var frame = received.Frame;
         var now = Now;
-        _bytesIn += received.WireBytes;
+        _bytesIn += wireBytes;
         _lastFrameAt = now;
         _lastLivenessAt = now;
         _answered = true;
@@ -541,7 +538,7 @@ public sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Timers.Cancel(DeadlineTimer);
         Timers.Cancel(StableTimer);
         Publish(new ClientProtocol.Disconnected(_name, reason, detail));
-        ScheduleReconnect($"{reason.ToWireName()}: {detail}");
+        ScheduleReconnect(reason.NoticeText(detail));
     }
 
     /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §3, "One lifecycle") and logs it.</summary>

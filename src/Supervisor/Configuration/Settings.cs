@@ -143,6 +143,9 @@ public sealed record SupervisorSettings(
     /// </summary>
     public TimeSpan RegistryStatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How the application's connection handler runs (<c>supervisor.handler</c>).</summary>
+    public Connections.HandlerSettings Handler { get; init; } = Connections.HandlerSettings.Default;
+
     /// <summary>Scale-out over Akka.Cluster (<c>supervisor.cluster</c>); off by default.</summary>
     public Cluster.ClusterSettings Cluster { get; init; } = Supervisor.Cluster.ClusterSettings.Disabled;
 

@@ -157,6 +157,7 @@ public static partial class SupervisorConfig
             Probes = Probes.ProbeSettings.ReadAll(config),
             Cluster = Cluster.ClusterSettings.Read(config),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            Handler = ReadHandler(config),
             PendingFrameMemory = ReadSize(config.GetConfig("supervisor"), "limits.pending-frame-memory", "supervisor"),
             InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
             {
@@ -166,6 +167,14 @@ public static partial class SupervisorConfig
                 var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
             },
         };
+    }
+
+    private static Connections.HandlerSettings ReadHandler(Config config)
+    {
+        var maxInFlight = ReadInt(config, "supervisor.handler.max-frames-in-flight");
+        if (maxInFlight is < 1 or > 1_000_000)
+            throw new ConfigurationError("supervisor.handler.max-frames-in-flight", $"{maxInFlight} is out of range 1-1000000");
+        return new Connections.HandlerSettings(maxInFlight, ReadOptionalDuration(config, "supervisor.handler.timeout", null));
     }
 
     /// <summary>Reads one listener's keys from <paramref name="tcp"/> (already layered over its fallbacks); errors name <paramref name="path"/>.</summary>

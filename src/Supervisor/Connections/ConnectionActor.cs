@@ -10,12 +10,21 @@ namespace Supervisor.Connections;
 
 /// <summary>
 /// One peer connection: owns its transport and its one heartbeat deadline, answers heartbeats, hands
-/// data to the data handler, and closes itself with exactly one reason (DESIGN §2–§3). The deadline
+/// data to the application's <see cref="ConnectionHandler"/> (one call at a time, in order, pausing its socket's
+/// reads while the handler is <c>handler.max-frames-in-flight</c> frames behind), and closes itself with exactly
+/// one reason (DESIGN §2–§3). It is also the connection's <see cref="IConnection"/> handle: the members a handler
+/// or the <see cref="IConnectionHub"/> calls from another thread only read immutable fields or tell it a message. The deadline
 /// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
 /// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
-public sealed class ConnectionActor : UntypedActor, IConnectionContext
+public sealed class ConnectionActor : UntypedActor, IConnection
 {
+    /// <summary>A frame for the peer from outside the actor (a handler after an await, the hub).</summary>
+    internal sealed record Push(Frame Frame);
+
+    /// <summary>A close from outside the actor (a handler after an await, the hub).</summary>
+    internal sealed record CloseWith(CloseReason Reason, string Detail);
+
     public sealed record Setup(
         string Id,
         ListenerSettings Listener,
@@ -40,10 +49,19 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         public static readonly FirstFrameDue Instance = new();
     }
 
+    private sealed class HandlerTimedOut : INotInfluenceReceiveTimeout
+    {
+        public static readonly HandlerTimedOut Instance = new();
+    }
+
+    /// <summary>The handler's call number <c>Call</c> completed (<c>Error</c> null) or failed.</summary>
+    private sealed record HandlerCompleted(long Call, Exception? Error);
+
     private readonly Setup _setup;
     private readonly ConnectionServices _services;
     private readonly IConnectionTransport _transport;
     private readonly DateTimeOffset _connectedAt;
+    private readonly ITimeProvider _clock;
     private readonly HeartbeatDeadlines _deadlines;
     private long _bytesIn;
     // The transport's bytes out already added to the meter: written bytes count when the kernel took them,
@@ -65,14 +83,34 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     // Token buckets of the frame-rate limits: heartbeat traffic (every frame but data) always, data frames when configured.
     private TokenBucket _heartbeatTokens, _dataTokens;
 
+    // The application's handler: one call at a time; data frames read meanwhile wait in _waitingData, and past
+    // max-frames-in-flight the transport stops reading. Touched on the actor's thread only, except as noted.
+    private readonly ConnectionHandler _handler;
+    private readonly HandlerSettings _handlerSettings;
+    private Queue<Frame>? _waitingData;
+    private bool _handlerBusy, _busyWithFrame;
+    private long _handlerCalls;
+    private Deadline? _handlerDeadline;
+    private DateTimeOffset _handlerDueAt;
+    private bool _readingPaused;
+    private long _timesPaused;
+    private DateTimeOffset _pausedAt;
+    // Read from other threads: the actor's ref, whether it accepts sends, whether it stopped, and the thread that
+    // runs a handler callback synchronously right now (its sends are written at once, without a message).
+    private IActorRef _self = ActorRefs.Nobody;
+    private volatile bool _closing, _stopped;
+    private int _handlerThread;
 
     public ConnectionActor(Setup setup)
     {
         _setup = setup;
         _services = setup.Services;
         _transport = setup.Transport;
+        _clock = Context.System.Scheduler;
         _connectedAt = Now;
         _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
+        _handler = setup.Services.Handler;
+        _handlerSettings = setup.Services.HandlerSettings;
     }
 
     // An UntypedActor with a switch, unlike the project's other actors: a ReceiveActor builds its
@@ -85,10 +123,17 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case TransportEvents.FramesReady:
                 TakeFrames();
                 break;
-            case TransportEvents.FrameReceived received:
-                OnFrame(new DecodedFrame(received.Frame.Type, received.Frame.Timestamp, received.Frame.Data, received.Frame.Seq),
-                    received.WireBytes, received.Frame);
-                _transport.FrameHandled();
+            case HandlerCompleted completed:
+                OnHandlerCompleted(completed);
+                break;
+            case HandlerTimedOut:
+                OnHandlerTimedOut();
+                break;
+            case Push push:
+                SendNow(push.Frame);
+                break;
+            case CloseWith close:
+                Close(close.Reason, close.Detail);
                 break;
             case TransportEvents.FrameRejected rejected:
                 Close(rejected.Reason, rejected.Error);
@@ -128,13 +173,49 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         }
     }
 
-    public string ConnectionId => _setup.Id;
+    public string Id => _setup.Id;
     public string Remote => _transport.Remote;
     public string Listener => _setup.Listener.Name;
-    public DateTimeOffset Now => Context.System.Scheduler.Now;
-    private string Id => _setup.Id;
+    public DateTimeOffset Now => _clock.Now;
 
-    public void Send(Frame frame)
+    /// <summary>Whether the calling thread is this actor's, inside a synchronous handler callback.</summary>
+    private bool OnHandlerThread => _handlerThread == Environment.CurrentManagedThreadId;
+
+    public bool Send(Frame frame)
+    {
+        if (_closing) return false;
+        if (!OnHandlerThread)
+        {
+            _self.Tell(new Push(frame));
+            return true;
+        }
+        SendNow(frame);
+        return !_closing;
+    }
+
+    bool IConnection.Close(CloseReason reason, string detail)
+    {
+        if (_closing) return false;
+        if (OnHandlerThread) Close(reason, detail);
+        else _self.Tell(new CloseWith(reason, detail));
+        return true;
+    }
+
+    public async Task<ConnectionStatus?> GetStatusAsync(CancellationToken cancel = default)
+    {
+        if (OnHandlerThread) return Status();
+        if (_stopped) return null;
+        try
+        {
+            return (await _self.Ask<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(Id), cancel).ConfigureAwait(false)).Status;
+        }
+        catch (AskTimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private void SendNow(Frame frame)
     {
         if (_closeReason is not null) return;
         if (!_transport.Write(frame))
@@ -185,22 +266,24 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         Publish(new ConnectionLifecycle.Opened(Status(), ConnectionDirection.Inbound, _connectedAt));
         foreach (var problem in _transport.KeepAlive.Problems)
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
+        _self = Self;
         _transport.Start(Self);
+        if (_services.Hub is { Observed: true } hub) hub.Publish(new ConnectionEvents.Opened(Status()));
+        Invoke(null);
     }
 
     /// <summary>Takes every frame the transport has queued, in order, until one closes the connection.</summary>
     private void TakeFrames()
     {
-        if (_transport.Inbound is not { } inbound) return;
+        var inbound = _transport.Inbound;
         inbound.BeginTaking();
         while (_closeReason is null && inbound.TryTake(out var next))
-            OnFrame(next.Frame, next.WireBytes, null);
+            OnFrame(next.Frame, next.WireBytes);
     }
 
     /// <param name="frame">The frame as decoded.</param>
     /// <param name="wireBytes">Its size on the wire, newline included.</param>
-    /// <param name="record">The same frame as a record when the transport sent one, so a data frame is not copied again.</param>
-    private void OnFrame(DecodedFrame frame, int wireBytes, Frame? record)
+    private void OnFrame(DecodedFrame frame, int wireBytes)
     {
         _bytesIn += wireBytes;
         _services.Metrics.Traffic.Received(wireBytes);
@@ -239,7 +322,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq);
                 break;
             case FrameType.Data:
-                _services.DataHandler.OnData(record ?? frame.ToFrame(), this);
+                OnData(frame.ToFrame());
                 break;
             case FrameType.HeartbeatResponse:
                 break;
@@ -310,6 +393,15 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     private void OnDeadline()
     {
         var now = Now;
+        if (_readingPaused)
+        {
+            // This end is not reading (its handler is behind): the peer's frames wait unread, so its silence proves
+            // nothing. Judged again once reading resumes, with the pause forgiven (see ResumeReading).
+            if (now >= _statusRefreshAt) ReportStatus(now, stateChanged: false);
+            _armedDeadline = now + _setup.Listener.Heartbeat.Interval;
+            _deadline!.Set(_armedDeadline);
+            return;
+        }
         // A deadline timer that fires far too late means this process stalled (GC, CPU starvation),
         // not that the peer did: frames it sent meanwhile may still sit unread in the socket. A deadline
         // that fell due at the very end of a stall is hardly late itself; the queue's lateness shows it.
@@ -328,7 +420,7 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case DeadlineVerdict.MissedHeartbeatSendPing:
                 _services.Metrics.HeartbeatsMissed.Add(1);
                 _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
-                Send(_deadlines.NextPing(now));
+                SendNow(_deadlines.NextPing(now));
                 break;
             case DeadlineVerdict.MissedHeartbeat:
                 _services.Metrics.HeartbeatsMissed.Add(1);
@@ -394,20 +486,28 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _closeReason = reason;
         _closeDetail = detail;
         _closedAt = Now;
+        _closing = true;
         _deadline?.Cancel();
         _firstFrame?.Cancel();
+        _handlerDeadline?.Cancel();
         // A closing connection holds no slot: the peer that caused it may already be reconnecting.
         Context.Parent.Tell(ConnectionSupervisor.SlotReleased.Instance, Self);
+        StopHandling();
         var announced = reason.IsAnnouncedToPeer();
-        ReportClose(announced);
+        if (announced)
+        {
+            // Notice, then FIN, then wait for the peer's FIN: closing at once with unread input would
+            // send an RST, and an RST can destroy the notice before the peer reads it. The notice goes out
+            // before the close is published, so the close's final counters (and the meter's bytes out) include it.
+            _transport.Close(reason, detail);
+            MeterBytesOut();
+        }
+        ReportClose();
         if (!announced)
         {
             Context.Stop(Self);
             return;
         }
-        // Notice (written by ReportClose), then FIN, then wait for the peer's FIN: closing at once with unread
-        // input would send an RST, and an RST can destroy the notice before the peer reads it.
-        _transport.ShutdownOutput();
         _linger = _timers.Register(Self, LingerExpired.Instance);
         _linger.Set(_closedAt + _setup.Listener.CloseLinger);
         Become(Closing);
@@ -421,21 +521,22 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
             case LingerExpired:
                 Context.Stop(Self);
                 break;
+            // Input after the close decision proves nothing and changes nothing; the transport may read on (drain).
+            case TransportEvents.FramesReady:
+                Discard(_transport.Inbound);
+                break;
             case TransportEvents.WriteFinished finished:
                 OnWriteFinished(finished);
                 break;
             case ConnectionCommands.GetStatus or ConnectionCommands.GetTcpInfo:
                 AnswerQuery(message);
                 break;
-            // Input after the close decision proves nothing and changes nothing; the transport may read on (drain).
-            case TransportEvents.FrameReceived:
-                _transport.FrameHandled();
-                break;
             case TransportEvents.ITransportEvent:
             case ConnectionCommands.CloseConnection:
             case DeadlineDue:
             case FirstFrameDue:
             case ConnectionSupervisor.EvictUnproven:
+            case HandlerCompleted or HandlerTimedOut or Push or CloseWith:
                 break;
             default:
                 Unhandled(message);
@@ -450,9 +551,12 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
 
     protected override void PostStop()
     {
+        _stopped = true;
+        _closing = true;
         _deadline?.Cancel();
         _firstFrame?.Cancel();
         _linger?.Cancel();
+        _handlerDeadline?.Cancel();
         try
         {
             if (_closeReason is null)
@@ -461,7 +565,15 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
                 _closeReason = CloseReason.InternalError;
                 _closeDetail = "the server failed while handling this connection";
                 _closedAt = Now;
-                ReportClose(announce: true);
+                try
+                {
+                    _transport.Close(CloseReason.InternalError, _closeDetail);
+                    MeterBytesOut();
+                }
+                finally
+                {
+                    ReportClose();
+                }
             }
         }
         catch (Exception e)
@@ -487,22 +599,191 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
     /// <summary>
     /// The close is published when it is decided, not when the linger for the peer's FIN ends: from then on the
     /// connection is closed everywhere at once (DESIGN §3, "One lifecycle"), and alerts and log lines carry the moment
-    /// the peer was judged. The peer's notice (<paramref name="announce"/>) goes out first, so the close's final
-    /// counters (and the meter's bytes out) include it.
+    /// the peer was judged. The caller writes the peer's notice first, so the close's final counters include it.
     /// </summary>
-    private void ReportClose(bool announce)
+    private void ReportClose()
     {
+        var reason = _closeReason!.Value;
+        Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, reason, _closeDetail ?? "", _closedAt));
+        if (_services.Hub is { Observed: true } hub) hub.Publish(new ConnectionEvents.Closed(Status(), reason, _closeDetail ?? ""));
+        NotifyHandlerClosed(reason, _closeDetail ?? "");
+    }
+
+    // ---- the application's handler ----
+
+    /// <summary>A data frame: to the handler now if it is free, else it waits its turn (and may pause reading).</summary>
+    private void OnData(Frame frame)
+    {
+        if (_handlerBusy)
+        {
+            (_waitingData ??= new Queue<Frame>()).Enqueue(frame);
+            ApplyBackpressure();
+            return;
+        }
+        Invoke(frame);
+        if (_handlerBusy) ApplyBackpressure();
+    }
+
+    /// <summary>
+    /// Calls the handler for one data frame (null: <see cref="ConnectionHandler.OnConnectedAsync"/>). A call that
+    /// completes synchronously is done here, without an allocation of ours; one that does not keeps the handler busy
+    /// until its completion comes back as a message (never run on this actor's state from the task's thread).
+    /// </summary>
+    private void Invoke(Frame? frame)
+    {
+        ValueTask call;
+        _handlerThread = Environment.CurrentManagedThreadId;
         try
         {
-            if (announce)
-            {
-                _transport.Write(Frame.ErrorNotice(_closedAt.ToUnixTimeSeconds(), $"{_closeReason!.Value.ToWireName()}: {_closeDetail}"));
-                MeterBytesOut();
-            }
+            call = frame is null ? _handler.OnConnectedAsync(this) : _handler.OnDataAsync(this, frame);
+        }
+        catch (Exception e)
+        {
+            HandlerFailed(e);
+            return;
         }
         finally
         {
-            Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, _closeReason!.Value, _closeDetail ?? "", _closedAt));
+            _handlerThread = 0;
+        }
+        if (call.IsCompleted)
+        {
+            try
+            {
+                call.GetAwaiter().GetResult();
+            }
+            catch (Exception e)
+            {
+                HandlerFailed(e);
+            }
+            return;
+        }
+        _handlerBusy = true;
+        _busyWithFrame = frame is not null;
+        var number = ++_handlerCalls;
+        if (_handlerSettings.Timeout is { } timeout && _closeReason is null)
+        {
+            _handlerDeadline ??= _timers.Register(Self, HandlerTimedOut.Instance);
+            _handlerDueAt = Now + timeout;
+            _handlerDeadline.Set(_handlerDueAt);
+        }
+        _ = AwaitHandlerAsync(call, number);
+    }
+
+    /// <summary>Off the actor: waits for the handler's task and tells the actor; reads only immutable and volatile fields.</summary>
+    private async Task AwaitHandlerAsync(ValueTask call, long number)
+    {
+        Exception? error = null;
+        try
+        {
+            await call.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+        if (!_stopped) _self.Tell(new HandlerCompleted(number, error));
+    }
+
+    private void OnHandlerCompleted(HandlerCompleted completed)
+    {
+        if (!_handlerBusy || completed.Call != _handlerCalls) return;
+        _handlerBusy = false;
+        _handlerDeadline?.Cancel();
+        if (completed.Error is not null)
+        {
+            HandlerFailed(completed.Error);
+            return;
+        }
+        while (!_handlerBusy && _closeReason is null && _waitingData is { Count: > 0 } waiting)
+            Invoke(waiting.Dequeue());
+        ApplyBackpressure();
+    }
+
+    private void OnHandlerTimedOut()
+    {
+        if (!_handlerBusy || Now < _handlerDueAt) return;
+        Close(CloseReason.InternalError, $"the connection handler did not complete within handler.timeout ({_handlerSettings.Timeout!.Value.ToHocon()})");
+    }
+
+    /// <summary>The handler threw or its task failed: that connection closes with internal-error (the peer is not told why in detail).</summary>
+    private void HandlerFailed(Exception e)
+    {
+        ConnectionLog.HandlerFailed(_services.Log, e, Id);
+        Close(CloseReason.InternalError, "the connection handler failed");
+    }
+
+    /// <summary>Data frames read and not yet handled: the one the handler is busy with and those waiting.</summary>
+    private int FramesInFlight => (_handlerBusy && _busyWithFrame ? 1 : 0) + (_waitingData?.Count ?? 0);
+
+    /// <summary>Stops reading at <c>max-frames-in-flight</c>; reads again once the handler is down to half of it.</summary>
+    private void ApplyBackpressure()
+    {
+        var inFlight = FramesInFlight;
+        if (!_readingPaused)
+        {
+            if (inFlight < _handlerSettings.MaxFramesInFlight || _closeReason is not null) return;
+            _readingPaused = true;
+            _timesPaused++;
+            _pausedAt = Now;
+            _transport.Inbound.PauseReading();
+        }
+        else if (inFlight <= _handlerSettings.MaxFramesInFlight / 2)
+        {
+            ResumeReading();
+        }
+    }
+
+    private void ResumeReading()
+    {
+        _readingPaused = false;
+        _transport.Inbound.ResumeReading();
+        if (_closeReason is not null) return;
+        // The pause was this end's: the peer's silence during it is not held against it.
+        var now = Now;
+        _deadlines.ForgiveStall(now - _pausedAt, now);
+        ArmDeadline();
+    }
+
+    /// <summary>Closing: frames waiting for the handler are dropped, and reading goes on so the peer's FIN is seen.</summary>
+    private void StopHandling()
+    {
+        _waitingData?.Clear();
+        if (_readingPaused) ResumeReading();
+        Discard(_transport.Inbound);
+    }
+
+    private static void Discard(IInboundFrames inbound)
+    {
+        inbound.BeginTaking();
+        while (inbound.TryTake(out _)) { }
+    }
+
+    private void NotifyHandlerClosed(CloseReason reason, string detail)
+    {
+        ValueTask call;
+        try
+        {
+            call = _handler.OnClosedAsync(this, reason, detail);
+        }
+        catch (Exception e)
+        {
+            ConnectionLog.HandlerFailed(_services.Log, e, Id);
+            return;
+        }
+        if (call.IsCompletedSuccessfully) call.GetAwaiter().GetResult();
+        else _ = ObserveClosedAsync(call);
+    }
+
+    private async Task ObserveClosedAsync(ValueTask call)
+    {
+        try
+        {
+            await call.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            ConnectionLog.HandlerFailed(_services.Log, e, Id);
         }
     }
 
@@ -520,5 +801,8 @@ public sealed class ConnectionActor : UntypedActor, IConnectionContext
         _bytesIn,
         _transport.BytesOut,
         _deadlines.HeartbeatsReceived,
-        _transport.KeepAlive);
+        _transport.KeepAlive)
+    {
+        Handler = new HandlerFlow(FramesInFlight, _handlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
+    };
 }

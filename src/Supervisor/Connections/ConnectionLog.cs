@@ -29,4 +29,7 @@ public static partial class ConnectionLog
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "Connection {ConnectionId} failed and is stopped")]
     public static partial void Failed(ILogger logger, Exception cause, string connectionId);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Connection {ConnectionId}: the connection handler failed")]
+    public static partial void HandlerFailed(ILogger logger, Exception cause, string connectionId);
 }

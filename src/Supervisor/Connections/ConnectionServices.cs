@@ -8,12 +8,18 @@ namespace Supervisor.Connections;
 public sealed record ConnectionServices(
     IActorRef Registry,
     IActorRef Monitor,
-    IDataHandler DataHandler,
+    ConnectionHandler Handler,
     SupervisorMetrics Metrics,
     ILogger Log)
 {
     /// <summary>How often, at most, a healthy connection refreshes its counters in the registry (<c>registry.status-refresh</c>).</summary>
     public TimeSpan StatusRefresh { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How the handler is run: its bound on frames in flight and its timeout (<c>supervisor.handler</c>).</summary>
+    public HandlerSettings HandlerSettings { get; init; } = HandlerSettings.Default;
+
+    /// <summary>The hub that tells the application of opens and closes; null: nobody listens.</summary>
+    public ConnectionHub? Hub { get; init; }
 
     /// <summary>Appended to every connection id: <c>@host:port</c> of this node in a cluster (ids are unique cluster-wide and name their node), empty otherwise.</summary>
     public string IdSuffix { get; init; } = "";

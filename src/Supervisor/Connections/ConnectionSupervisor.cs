@@ -485,8 +485,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
                 return;
         }
         var transport = ((AdoptTransport)adoption).Transport;
-        transport.Write(Frame.ErrorNotice(Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
-        transport.ShutdownOutput();
+        transport.Close(reason, detail);
         transport.Dispose();
         Rejected(remote, listener, reason, detail);
     }
@@ -507,7 +506,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             // A TLS peer could not read a plaintext notice, and one that closed or reset is not there to; they get the close alone.
             if (listener.TlsCertificate is null && reason.IsAnnouncedToPeer())
             {
-                var notice = listener.Codec.EncodeToArray(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), $"{reason.ToWireName()}: {detail}"));
+                var notice = listener.Codec.EncodeToArray(Frame.ErrorNotice(Context.System.Scheduler.Now.ToUnixTimeSeconds(), reason.NoticeText(detail)));
                 socket.Send(notice, SocketFlags.None, out _);
             }
             socket.Shutdown(SocketShutdown.Send);

@@ -27,12 +27,17 @@ public static class SupervisorHosting
 {
     public const string ActorSystemName = "supervisor";
 
-    /// <summary>Registers the whole service: settings, the default data handler, and the actor system.</summary>
+    /// <summary>
+    /// Registers the whole service: settings, the default connection handler (echo; register your own
+    /// <see cref="ConnectionHandler"/> first to replace it), the <see cref="IConnectionHub"/>, and the actor system.
+    /// </summary>
     public static IServiceCollection AddSupervisorService(this IServiceCollection services, Config config, SupervisorSettings settings, BoundListeners listeners)
     {
         services.AddSingleton(settings);
         services.AddSingleton(listeners);
-        services.TryAddSingleton<IDataHandler, EchoDataHandler>();
+        services.TryAddSingleton<ConnectionHandler, EchoHandler>();
+        services.TryAddSingleton<ConnectionHub>();
+        services.TryAddSingleton<IConnectionHub>(provider => provider.GetRequiredService<ConnectionHub>());
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<NodeDowning>();
         services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
@@ -58,9 +63,10 @@ public static class SupervisorHosting
             .AddConnectionRegistry(settings, provider.GetRequiredService<SupervisorMetrics>().Traffic)
             .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
             .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
-            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
+            .AddConnectionSupervisor(provider.GetRequiredService<ConnectionHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
                 provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
-                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>())
+                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>(),
+                settings.Handler, provider.GetService<ConnectionHub>())
             .AddProbes(settings.Probes)
             .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
                 provider.GetRequiredService<SupervisorMetrics>())
@@ -100,19 +106,27 @@ public static class SupervisorHosting
     /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
     /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
     /// <param name="frameMemory">The budget every TCP and TLS connection's unfinished frames count against; null: none.</param>
-    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
+    /// <param name="handlerSettings">The handler's bound on frames in flight and its timeout (<c>supervisor.handler</c>); null: the defaults.</param>
+    /// <param name="hub">The hub the application observes opens and closes through; null: none.</param>
+    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, ConnectionHandler handler,
         SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
-        Transport.PendingFrameMemory? frameMemory = null) =>
+        Transport.PendingFrameMemory? frameMemory = null, HandlerSettings? handlerSettings = null, ConnectionHub? hub = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionSupervisor>(system.ActorOf(
-                ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
+        {
+            var supervisor = system.ActorOf(
+                ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), handler,
                     metrics, loggers.CreateLogger<ConnectionActor>())
                 {
                     StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
+                    HandlerSettings = handlerSettings ?? HandlerSettings.Default,
+                    Hub = hub,
                     IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
                     Descriptors = descriptors,
                     FrameMemory = frameMemory,
-                }), "connections")));
+                }), "connections");
+            hub?.Attach(supervisor);
+            registry.Register<ConnectionSupervisor>(supervisor);
+        });
 
     public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
         builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);

@@ -7,7 +7,7 @@ namespace Supervisor.Simulation;
 
 /// <summary>
 /// A peer's end of the seam in a simulation: frames the connection writes are counted, not encoded,
-/// and the simulation plays the peer by telling the connection transport events.
+/// and the simulation plays the peer by queueing frames as a read loop would (<see cref="Receive"/>).
 /// </summary>
 public sealed class SimulatedTransport(int peer) : IConnectionTransport
 {
@@ -18,8 +18,17 @@ public sealed class SimulatedTransport(int peer) : IConnectionTransport
     public KeepAliveStatus KeepAlive => KeepAliveStatus.Disabled;
     public long BytesOut { get; private set; }
     public bool Closed { get; private set; }
+    private InboundFrames? _inbound;
+    public IInboundFrames Inbound => _inbound!;
 
-    public void Start(IActorRef owner) => Owner = owner;
+    public void Start(IActorRef owner)
+    {
+        Owner = owner;
+        _inbound = new InboundFrames(owner, 64 * 1024);
+    }
+
+    /// <summary>The peer's frame arrives, as if read from its socket.</summary>
+    public void Receive(InboundFrame frame) => _inbound?.Enqueue(frame);
 
     public bool Write(Frame frame)
     {
@@ -31,6 +40,12 @@ public sealed class SimulatedTransport(int peer) : IConnectionTransport
 
     // A simulated peer answers a FIN at once; the connection then stops without waiting out its linger.
     public void ShutdownOutput() => Owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "simulated peer closed"));
+
+    public void Close(CloseReason reason, string detail)
+    {
+        Write(Frame.ErrorNotice(0, reason.NoticeText(detail)));
+        ShutdownOutput();
+    }
 
     public void Dispose() => Closed = true;
 }

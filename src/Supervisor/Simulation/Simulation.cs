@@ -65,7 +65,7 @@ public static class Simulation
         system.EventStream.Subscribe(recorder, typeof(AlertResolved));
         var monitor = system.ActorOf(MonitorActor.Props(options.Monitor, metrics, logging.CreateLogger<MonitorActor>()), "monitor");
         var supervisor = system.ActorOf(ConnectionSupervisor.Props(new ConnectionServices(
-            registry, monitor, new EchoDataHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
+            registry, monitor, new EchoHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
 
         var random = new Random(options.Seed);
         var peers = new List<SimPeer>();
@@ -80,7 +80,7 @@ public static class Simulation
         var backlog = new List<SimPeer>();
 
         var counters = new SendCounters();
-        var heartbeat = new TransportEvents.FrameReceived(new Frame(FrameType.Heartbeat, 0), 26);
+        var heartbeat = new InboundFrame(new DecodedFrame(FrameType.Heartbeat, 0, null, null), 26);
         // The peers stand for connections already established at different times (their first heartbeats
         // are spread over one interval), not fresh connects, so the first-frame deadline is not theirs.
         var listener = options.Listener with { Limits = options.Listener.Limits with { FirstFrameTimeout = null } };
@@ -106,7 +106,7 @@ public static class Simulation
                 counters.Sent++;
                 if (peer.Model.Loss > 0 && random.NextDouble() < peer.Model.Loss) counters.Lost++;
                 else if (stalled) backlog.Add(peer);
-                else peer.Transport.Owner.Tell(heartbeat);
+                else peer.Transport.Receive(heartbeat);
             }
             var jitter = peer.Model.Jitter.Ticks == 0 ? 0 : (long)((random.NextDouble() * 2 - 1) * peer.Model.Jitter.Ticks);
             var next = Align(due + peer.Model.Interval + TimeSpan.FromTicks(jitter), step);
@@ -124,7 +124,7 @@ public static class Simulation
                 stalled = true;
                 clock.Advance(stall.Duration);
                 stalled = false;
-                foreach (var peer in backlog.Where(p => !p.Transport.Closed)) peer.Transport.Owner.Tell(heartbeat);
+                foreach (var peer in backlog.Where(p => !p.Transport.Closed)) peer.Transport.Receive(heartbeat);
                 backlog.Clear();
                 elapsed += stall.Duration;
                 continue;

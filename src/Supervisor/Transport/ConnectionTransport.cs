@@ -5,8 +5,9 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Transport;
 
 /// <summary>
-/// The narrow seam between a connection actor and its socket: frames come in as
-/// <see cref="TransportEvents"/> messages, frames go out through <see cref="Write"/>.
+/// The narrow seam between a connection actor and its socket: frames come in through <see cref="Inbound"/>
+/// (announced by <see cref="TransportEvents.FramesReady"/>), frames go out through <see cref="Write"/>, and a close
+/// the server decides goes out through <see cref="Close"/>.
 /// Every member except the event delivery is called on the owning actor's thread only.
 /// </summary>
 public interface IConnectionTransport : IDisposable
@@ -42,22 +43,24 @@ public interface IConnectionTransport : IDisposable
     bool WriteHeartbeatResponse(long timestamp, long? seq) => Write(Frame.HeartbeatResponse(timestamp, seq));
 
     /// <summary>
-    /// The frames a pull-mode transport has decoded, announced by <see cref="TransportEvents.FramesReady"/>;
-    /// null for a transport that tells each frame as <see cref="TransportEvents.FrameReceived"/>.
+    /// The frames the transport has decoded, announced by <see cref="TransportEvents.FramesReady"/> (one shape for
+    /// every transport: a heartbeat reaches its owner without a message or a frame allocated for it), and the gate
+    /// the owner pauses reading with. Set once <see cref="Start"/> ran.
     /// </summary>
-    IInboundFrames? Inbound => null;
-
-    /// <summary>
-    /// The owner has handled a frame told as <see cref="TransportEvents.FrameReceived"/>; a push-mode transport
-    /// that reads one message at a time reads the next one then.
-    /// </summary>
-    void FrameHandled() { }
+    IInboundFrames Inbound { get; }
 
     /// <summary>Handles the completion of a write that could not finish at once.</summary>
     bool OnWriteFinished(TransportEvents.WriteFinished finished);
 
     /// <summary>Sends FIN once queued writes are flushed; input is drained and discarded from then on.</summary>
     void ShutdownOutput();
+
+    /// <summary>
+    /// Announces a close the server decided, the transport's own way, then shuts output as <see cref="ShutdownOutput"/>
+    /// does: an error-notice line (<c>"&lt;reason&gt;: &lt;detail&gt;"</c>, <see cref="CloseReasons.NoticeText"/>) on TCP
+    /// and TLS; the same text as a message, then a close frame whose status follows the reason, on a WebSocket.
+    /// </summary>
+    void Close(CloseReason reason, string detail);
 
     /// <summary>The kernel's TCP_INFO for the socket under this transport; null where there is none.</summary>
     TcpInfo? ReadTcpInfo() => null;
@@ -86,9 +89,6 @@ public static class TransportEvents
 
         private FramesReady() { }
     }
-
-    /// <summary>A complete valid frame; <c>WireBytes</c> includes its newline.</summary>
-    public sealed record FrameReceived(Frame Frame, int WireBytes) : ITransportEvent;
 
     /// <summary>Input that breaks the protocol; the transport stops decoding and drains.</summary>
     public sealed record FrameRejected(CloseReason Reason, string Error) : ITransportEvent;

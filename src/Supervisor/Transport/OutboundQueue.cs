@@ -38,6 +38,20 @@ public sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>
     }
 
     /// <summary>
+    /// A send the transport started itself that did not complete at once (an idle queue lets it try directly):
+    /// it is in flight now, and its completion comes back as <see cref="TransportEvents.WriteFinished"/> like any other.
+    /// </summary>
+    public void Started(ReadOnlyMemory<byte> bytes, Task<int> send)
+    {
+        _pending.Enqueue(bytes);
+        _pendingBytes += bytes.Length;
+        _inFlight = true;
+        send.PipeTo(Owner,
+            success: sent => new TransportEvents.WriteFinished(sent, null),
+            failure: TransportFailures.WriteFailed);
+    }
+
+    /// <summary>
     /// Starts the next send; its end always comes back as <see cref="TransportEvents.WriteFinished"/>, a failure
     /// with its reason, even when the send throws before it starts: no send is left unobserved.
     /// </summary>

@@ -43,7 +43,7 @@ public sealed class SocketTransport : IConnectionTransport
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _sentDirectly + _outbound.BytesSent;
-    public IInboundFrames? Inbound => _inbound;
+    public IInboundFrames Inbound => _inbound!;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
@@ -74,8 +74,19 @@ public sealed class SocketTransport : IConnectionTransport
         {
             while (!_disposed)
             {
+                // Backpressure: while the owner's handler is behind, nothing more is read (the peer's sends fill the
+                // kernel's buffers and then block).
+                if (inbound.PausedByOwner)
+                {
+                    await inbound.WhenReadingAllowed().ConfigureAwait(false);
+                    continue;
+                }
                 // Zero-byte read: completes when data (or EOF) is there, without holding a buffer.
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                // Input is there, and the owner has not yet taken the last read's frames (it runs on another thread just
+                // now): read no further ahead of it. Checked after the wait for input, so a peer that waits for its
+                // answers (a heartbeat) never finds the owner behind and costs no wait.
+                if (inbound.ReadingPaused) await inbound.WhenReadingAllowed().ConfigureAwait(false);
                 TransportFaults.At(FaultPoint.TcpReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try
@@ -96,7 +107,7 @@ public sealed class SocketTransport : IConnectionTransport
                             return;
                         }
                         if (!inbound.Accept(buffer.AsSpan(0, read))) return;
-                        if (read < buffer.Length) break;
+                        if (read < buffer.Length || inbound.ReadingPaused) break;
                     }
                 }
                 finally
@@ -188,6 +199,12 @@ public sealed class SocketTransport : IConnectionTransport
 
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
+    public void Close(CloseReason reason, string detail)
+    {
+        Write(Frame.ErrorNotice(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), reason.NoticeText(detail)));
+        ShutdownOutput();
+    }
+
     private void ShutOutputNow()
     {
         if (_disposed) return;
@@ -208,6 +225,7 @@ public sealed class SocketTransport : IConnectionTransport
     {
         if (_disposed) return;
         _disposed = true;
+        _inbound?.ReleaseReader();
         _socket.Dispose();
     }
 }

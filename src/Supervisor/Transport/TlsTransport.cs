@@ -78,7 +78,7 @@ public sealed class TlsTransport : IConnectionTransport
     public string Protocol { get; }
     public KeepAliveStatus KeepAlive { get; }
     public long BytesOut => _outbound.BytesSent;
-    public IInboundFrames? Inbound => _inbound;
+    public IInboundFrames Inbound => _inbound!;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
@@ -115,8 +115,18 @@ public sealed class TlsTransport : IConnectionTransport
         {
             while (!_disposed)
             {
+                // Backpressure: while the owner's handler is behind, nothing more is read.
+                if (inbound.PausedByOwner)
+                {
+                    await inbound.WhenReadingAllowed().ConfigureAwait(false);
+                    continue;
+                }
                 // Zero-byte read: waits for a record without holding a buffer.
                 await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                // Input is there, and the owner has not yet taken the last read's frames (it runs on another thread just
+                // now): read no further ahead of it. Checked after the wait for input, so a peer that waits for its
+                // answers (a heartbeat) never finds the owner behind and costs no wait.
+                if (inbound.ReadingPaused) await inbound.WhenReadingAllowed().ConfigureAwait(false);
                 TransportFaults.At(FaultPoint.TlsReceiveWait, Remote);
                 var buffer = ArrayPool<byte>.Shared.Rent(ReceiveChunk);
                 try
@@ -229,6 +239,12 @@ public sealed class TlsTransport : IConnectionTransport
 
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
+    public void Close(CloseReason reason, string detail)
+    {
+        Write(Frame.ErrorNotice(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), reason.NoticeText(detail)));
+        ShutdownOutput();
+    }
+
     /// <summary>
     /// TLS close_notify, then FIN. A failure that means the peer is already gone is the read loop's to report;
     /// anything else is told to the owner, so this task never ends unobserved.
@@ -282,6 +298,7 @@ public sealed class TlsTransport : IConnectionTransport
     {
         if (_disposed) return;
         _disposed = true;
+        _inbound?.ReleaseReader();
         FailHandshake(new ObjectDisposedException(nameof(TlsTransport)));
         _ssl.Dispose();
     }

@@ -31,7 +31,6 @@ public sealed class WebSocketTransport : IConnectionTransport
     private readonly int _maxFrameLength;
     private readonly IFrameCodec _codec;
     private readonly WebSocketMessageType _messageType;
-    private readonly int _maxPendingWrite;
     private readonly TimeSpan _closeLinger;
     private readonly TimeSpan _pongTimeout;
     private readonly TimeSpan _silenceLimit;
@@ -39,6 +38,7 @@ public sealed class WebSocketTransport : IConnectionTransport
     private int _pongMissed;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef _owner = ActorRefs.Nobody;
+    private InboundFrames? _inbound;
     private int _disposeRequested;
     private int _finished;
     private volatile bool _disposed;
@@ -52,7 +52,7 @@ public sealed class WebSocketTransport : IConnectionTransport
     private bool _draining;
     // The runtime refused input and sent its own close frame: nothing more is read or written here.
     private volatile bool _runtimeClosed;
-    // One message at a time: the next receive waits until the owner has handled the frame before it. The
+    // One message at a time: the next receive waits until the owner has taken and handled the frame before it. The
     // runtime checks a text message's UTF-8 inside ReceiveAsync and answers a bad one with a close frame at
     // once; waiting keeps the answers to earlier frames ahead of that close frame.
     private readonly SemaphoreSlim _ownerCaughtUp = new(0, int.MaxValue);
@@ -60,10 +60,8 @@ public sealed class WebSocketTransport : IConnectionTransport
     private readonly TaskCompletionSource _closeFrameSent = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Write side: touched on the owner's thread only.
-    private readonly Queue<ReadOnlyMemory<byte>> _pendingWrites = new(0);
-    private int _pendingBytes;
-    private bool _writeInFlight;
-    private bool _shutdownRequested;
+    private readonly OutboundQueue _outbound;
+    private long _sentDirectly;
     private Task? _closeOutput;
     private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
     private string _closeDescription = "";
@@ -82,7 +80,7 @@ public sealed class WebSocketTransport : IConnectionTransport
         _maxFrameLength = listener.MaxFrameLength;
         _codec = listener.Codec;
         _messageType = _codec.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
-        _maxPendingWrite = listener.MaxPendingWrite;
+        _outbound = new OutboundQueue(listener.MaxPendingWrite, SendQueuedAsync, StartCloseOutput);
         _closeLinger = listener.CloseLinger;
         _pongTimeout = pongTimeout;
         _silenceLimit = SilenceLimit(pingInterval, pongTimeout);
@@ -115,8 +113,9 @@ public sealed class WebSocketTransport : IConnectionTransport
     public string Remote { get; }
     public string Protocol => "ws";
     public KeepAliveStatus KeepAlive { get; }
-    public long BytesOut { get; private set; }
+    public long BytesOut => _sentDirectly + _outbound.BytesSent;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
+    public IInboundFrames Inbound => _inbound!;
 
     /// <summary>Completes once the transport is disposed and the WebSocket is closed or aborted.</summary>
     public Task Completion => _completion.Task;
@@ -124,6 +123,8 @@ public sealed class WebSocketTransport : IConnectionTransport
     public void Start(IActorRef owner)
     {
         _owner = owner;
+        _outbound.Owner = owner;
+        _inbound = new InboundFrames(owner, _maxFrameLength) { Drained = () => _ownerCaughtUp.Release() };
         _receiving = true;
         if (_socket is not null)
             _pongDeadline = new Timer(static state => ((WebSocketTransport)state!).CheckPongDeadline(), this, _silenceLimit, Timeout.InfiniteTimeSpan);
@@ -161,12 +162,20 @@ public sealed class WebSocketTransport : IConnectionTransport
     private async Task ReceiveLoopAsync()
     {
         var owner = _owner;
+        var inbound = _inbound!;
         byte[]? chunk = null;
         var inMessage = false;
         try
         {
             while (true)
             {
+                // Backpressure: while the owner's handler is behind, no next message is received (between messages only).
+                if (!inMessage && inbound.ReadingPaused && !_draining)
+                {
+                    await inbound.WhenReadingAllowed().ConfigureAwait(false);
+                    if (_disposed) return;
+                    continue;
+                }
                 // Between messages, a zero-byte receive: an idle peer costs no receive buffer.
                 Memory<byte> target = inMessage ? (chunk ??= ArrayPool<byte>.Shared.Rent(ReceiveChunk)) : Memory<byte>.Empty;
                 var result = await _ws.ReceiveAsync(target, CancellationToken.None).ConfigureAwait(false);
@@ -178,7 +187,7 @@ public sealed class WebSocketTransport : IConnectionTransport
                     return;
                 }
                 inMessage = !result.EndOfMessage;
-                var told = !_draining && OnReceived(owner, result, target.Span[..result.Count]);
+                var told = !_draining && OnReceived(owner, inbound, result, target.Span[..result.Count]);
                 if (!inMessage && chunk is not null)
                 {
                     ArrayPool<byte>.Shared.Return(chunk);
@@ -224,7 +233,7 @@ public sealed class WebSocketTransport : IConnectionTransport
     }
 
     /// <summary>Assembles one message from its pieces and decodes it once complete; true when a frame was told to the owner. Receive loop only.</summary>
-    private bool OnReceived(IActorRef owner, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
+    private bool OnReceived(IActorRef owner, InboundFrames inbound, ValueWebSocketReceiveResult result, ReadOnlySpan<byte> data)
     {
         if (result.MessageType != _messageType)
         {
@@ -247,20 +256,13 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (!result.EndOfMessage) return false;
 
         var wireBytes = _messageLength;
-        var message = _message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength);
-        var decoded = _codec.TryDecodeMessage(message, _maxFrameLength, out var frame, out var error, out var tooLarge);
+        // Decoded by the listener's codec and queued like a TCP frame (the owner is told FramesReady), or refused
+        // (frame-too-large, protocol-error) with the owner told why.
+        var told = inbound.AcceptMessage(_message is null ? ReadOnlySpan<byte>.Empty : _message.AsSpan(0, _messageLength), wireBytes);
         ReleaseMessage();
-        if (decoded)
-        {
-            owner.Tell(new TransportEvents.FrameReceived(frame.ToFrame(), wireBytes));
-            return true;
-        }
-        Reject(owner, tooLarge ? CloseReason.FrameTooLarge : CloseReason.ProtocolError, error!);
-        return false;
+        if (!told) _draining = true;
+        return told;
     }
-
-    /// <summary>The owner handled the frame last told: the receive loop may read the next message.</summary>
-    public void FrameHandled() => _ownerCaughtUp.Release();
 
     /// <summary>Input that breaks the protocol: report it once, then drain and discard until the close.</summary>
     private void Reject(IActorRef owner, CloseReason reason, string error)
@@ -340,12 +342,28 @@ public sealed class WebSocketTransport : IConnectionTransport
 
     public bool Write(Frame frame)
     {
-        if (_disposed || _shutdownRequested) return Refuse(TransportFailures.WrittenAfterClose);
+        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
         // One message per frame: the message boundary is the frame's, no newline or length prefix.
         ReadOnlyMemory<byte> text = _codec.EncodeMessageToArray(frame);
-        if (frame.Type == FrameType.ErrorNotice) RememberCloseStatus(frame.Data);
-        if (_writeInFlight || _pendingWrites.Count > 0) return Enqueue(text);
+        if (!_outbound.IsIdle) return _outbound.Enqueue(text) || Refuse(_outbound.Refusal);
         return SendNow(text);
+    }
+
+    public void Close(CloseReason reason, string detail)
+    {
+        // The close frame follows the notice that announced the close: its status says why, its text names the reason.
+        _closeDescription = reason.ToWireName();
+        _closeStatus = reason switch
+        {
+            CloseReason.ProtocolError or CloseReason.HeartbeatTimeout => WebSocketCloseStatus.PolicyViolation,
+            CloseReason.FrameTooLarge => WebSocketCloseStatus.MessageTooBig,
+            CloseReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
+            CloseReason.InternalError => WebSocketCloseStatus.InternalServerError,
+            CloseReason.RejectedCapacity => (WebSocketCloseStatus)1013, // try again later
+            _ => WebSocketCloseStatus.NormalClosure,
+        };
+        Write(Frame.ErrorNotice(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), reason.NoticeText(detail)));
+        ShutdownOutput();
     }
 
     private bool Refuse(TransportFailure failure)
@@ -354,14 +372,7 @@ public sealed class WebSocketTransport : IConnectionTransport
         return false;
     }
 
-    private bool Enqueue(ReadOnlyMemory<byte> text)
-    {
-        if (_pendingBytes + text.Length > _maxPendingWrite) return Refuse(TransportFailures.NotReading(_maxPendingWrite));
-        _pendingWrites.Enqueue(text);
-        _pendingBytes += text.Length;
-        return true;
-    }
-
+    /// <summary>Sends at once when the runtime completes the send synchronously; else the queue owns it until it completes.</summary>
     private bool SendNow(ReadOnlyMemory<byte> text)
     {
         ValueTask send;
@@ -372,7 +383,7 @@ public sealed class WebSocketTransport : IConnectionTransport
             if (send.IsCompletedSuccessfully)
             {
                 send.GetAwaiter().GetResult();
-                BytesOut += text.Length;
+                _sentDirectly += text.Length;
                 return true;
             }
         }
@@ -380,72 +391,45 @@ public sealed class WebSocketTransport : IConnectionTransport
         {
             return Refuse(TransportFailures.Classify(e, "send"));
         }
-        _writeInFlight = true;
-        var bytes = text.Length;
-        CompleteSendAsync(send).PipeTo(_owner,
-            success: () => new TransportEvents.WriteFinished(bytes, null),
-            failure: TransportFailures.WriteFailed);
+        _outbound.Started(text, CompleteSendAsync(send, text.Length));
         return true;
     }
 
-    private async Task CompleteSendAsync(ValueTask send)
+    private Task<int> SendQueuedAsync(ReadOnlyMemory<byte> text)
+    {
+        TransportFaults.At(FaultPoint.WsSend, Remote);
+        return CompleteSendAsync(_ws.SendAsync(text, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None), text.Length);
+    }
+
+    private async Task<int> CompleteSendAsync(ValueTask send, int bytes)
     {
         await send.ConfigureAwait(false);
         TransportFaults.At(FaultPoint.WsSendCompleted, Remote);
+        return bytes;
     }
 
     public bool OnWriteFinished(TransportEvents.WriteFinished finished)
     {
-        _writeInFlight = false;
         if (_disposed) return Refuse(TransportFailures.WrittenAfterClose);
-        if (finished.Error is not null) return Refuse(new TransportFailure(finished.Reason, finished.Error));
-        BytesOut += finished.Bytes;
-        while (!_writeInFlight && _pendingWrites.Count > 0)
-        {
-            var next = _pendingWrites.Dequeue();
-            _pendingBytes -= next.Length;
-            if (!SendNow(next)) return false;
-        }
-        if (!_writeInFlight && _shutdownRequested) StartCloseOutput();
-        return true;
+        return _outbound.OnWriteFinished(finished) || Refuse(new TransportFailure(finished.Reason, finished.Error ?? "write failed"));
     }
 
     public void ShutdownOutput()
     {
-        if (_shutdownRequested) return;
-        _shutdownRequested = true;
-        if (_runtimeClosed) return; // its close frame is out; the owner's linger ends the connection
-        if (_inputEnded || _ws.State is WebSocketState.Aborted or WebSocketState.Closed)
-        {
-            // Nothing left to wait for: tell the owner now instead of letting it linger.
-            _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "the WebSocket is already closed"));
-            return;
-        }
-        if (!_writeInFlight && _pendingWrites.Count == 0) StartCloseOutput();
+        if (!_outbound.Accepting) return;
+        // Nothing left to wait for: the owner is told now instead of lingering (its close frame, if any, is out already).
+        var alreadyClosed = !_runtimeClosed && (_inputEnded || _ws.State is WebSocketState.Aborted or WebSocketState.Closed);
+        _outbound.RequestShutdown();
+        if (alreadyClosed) _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "the WebSocket is already closed"));
     }
 
     public TcpInfo? ReadTcpInfo() => _socket is null || _disposed ? null : TcpInfoReader.Read(_socket);
 
-    /// <summary>The close frame follows the notice that announced the close: its status says why, its text names the reason.</summary>
-    private void RememberCloseStatus(string? notice)
-    {
-        var name = notice?.Split(':', 2)[0] ?? "";
-        if (!CloseReasons.TryParse(name, out var reason)) return;
-        _closeDescription = name;
-        _closeStatus = reason switch
-        {
-            CloseReason.ProtocolError or CloseReason.HeartbeatTimeout => WebSocketCloseStatus.PolicyViolation,
-            CloseReason.FrameTooLarge => WebSocketCloseStatus.MessageTooBig,
-            CloseReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
-            CloseReason.InternalError => WebSocketCloseStatus.InternalServerError,
-            CloseReason.RejectedCapacity => (WebSocketCloseStatus)1013, // try again later
-            _ => WebSocketCloseStatus.NormalClosure,
-        };
-    }
-
+    /// <summary>Once everything queued is sent: the close frame (not after the runtime sent its own, nor once the WebSocket is gone).</summary>
     private void StartCloseOutput()
     {
-        if (_closeOutput is not null) return;
+        if (_closeOutput is not null || _runtimeClosed) return;
+        if (_inputEnded || _ws.State is WebSocketState.Aborted or WebSocketState.Closed) return;
         Volatile.Write(ref _closing, true);
         _closeOutput = _receiving
             ? CloseOutputAsync(_closeStatus, _closeDescription)
@@ -508,7 +492,8 @@ public sealed class WebSocketTransport : IConnectionTransport
         if (Interlocked.Exchange(ref _disposeRequested, 1) == 1) return;
         _disposed = true;
         _pongDeadline?.Dispose();
-        // A receive loop waiting for the owner or for the close frame must see the end, not wait forever.
+        // A receive loop waiting for the owner, the read gate or the close frame must see the end, not wait forever.
+        _inbound?.ReleaseReader();
         _ownerCaughtUp.Release();
         _closeFrameSent.TrySetResult();
         // A peer that closed first is owed the close handshake's answer.

@@ -8,19 +8,20 @@ namespace Supervisor.Tests.Connections;
 /// <summary>The connection supervisor: failures stop one connection; capacity refuses the extra one.</summary>
 public sealed class SupervisionTests
 {
-    private sealed class FailOnBoomHandler : IDataHandler
+    private sealed class FailOnBoomHandler : ConnectionHandler
     {
-        public void OnData(Frame frame, IConnectionContext connection)
+        public override ValueTask OnDataAsync(IConnection connection, Frame frame)
         {
             if (frame.Data == "boom") throw new InvalidOperationException("data handler bug");
             connection.Send(frame);
+            return default;
         }
     }
 
     [Fact]
     public async Task A_throwing_data_handler_must_stop_only_its_connection_with_internal_error()
     {
-        await using var service = await TestService.StartAsync(services: s => s.AddSingleton<IDataHandler, FailOnBoomHandler>());
+        await using var service = await TestService.StartAsync(services: s => s.AddSingleton<ConnectionHandler, FailOnBoomHandler>());
         using var victim = await TestPeer.ConnectAsync(service.Port);
         using var bystander = await TestPeer.ConnectAsync(service.Port);
         await bystander.SendAsync("{\"type\":2,\"data\":\"before\"}\n");

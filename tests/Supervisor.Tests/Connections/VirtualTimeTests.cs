@@ -39,8 +39,9 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         var registry = CreateTestProbe();
         Sys.EventStream.Subscribe(registry.Ref, typeof(IConnectionLifecycleEvent));
         var transport = CreateTestProbe();
+        _peer = new ProbeTransport(transport.Ref);
         var connection = Sys.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(
-            "c1", listener, new ProbeTransport(transport.Ref), new ConnectionServices(registry.Ref, CreateTestProbe().Ref, new EchoDataHandler(),
+            "c1", listener, _peer, new ConnectionServices(registry.Ref, CreateTestProbe().Ref, new EchoHandler(),
                 Metrics, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)))
             // Processed on the thread that advances the clock, so the actor has handled every tick
             // before time moves on, as it would in real time.
@@ -49,8 +50,11 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         return (connection, registry, transport);
     }
 
-    private static void Frame(IActorRef connection, FrameType type, long? seq = null) =>
-        connection.Tell(new TransportEvents.FrameReceived(new Frame(type, 1, type == FrameType.Data ? "x" : null, seq), 20));
+    private ProbeTransport _peer = null!;
+
+    /// <summary>The peer's frame reaches the connection as one read from its socket would (the last connection started).</summary>
+    private void Frame(IActorRef connection, FrameType type, long? seq = null) =>
+        _peer.Receive(new Frame(type, 1, type == FrameType.Data ? "x" : null, seq), 20);
 
     [Fact]
     public void Web_service_profile_must_turn_suspect_at_30s_and_close_at_90s_not_a_tick_before()

@@ -11,12 +11,13 @@ namespace Supervisor.Tests.Hardening;
 [Collection(Connections.ProcessWideResources.Name)]
 public sealed class BookkeepingTests(ITestOutputHelper output)
 {
-    private sealed class FailOnBoom : IDataHandler
+    private sealed class FailOnBoom : ConnectionHandler
     {
-        public void OnData(Frame frame, IConnectionContext connection)
+        public override ValueTask OnDataAsync(IConnection connection, Frame frame)
         {
             if (frame.Data == "boom") throw new InvalidOperationException("handler bug");
             connection.Send(frame);
+            return default;
         }
     }
 
@@ -28,7 +29,7 @@ public sealed class BookkeepingTests(ITestOutputHelper output)
             supervisor.tcp { max-connections = 30, max-frame-length = 1KiB, limits { max-frames-per-second = 20, frame-burst = 20 } }
             # Silent peers must meet the heartbeat deadline, and a full listener refuse rather than evict them.
             supervisor.tcp.limits.first-frame-timeout = off
-            """, services: s => s.AddSingleton<IDataHandler, FailOnBoom>());
+            """, services: s => s.AddSingleton<ConnectionHandler, FailOnBoom>());
         var baseline = Directory.GetFiles("/proc/self/fd").Length;
         var survivors = new List<TestPeer>();
 

@@ -7,7 +7,8 @@ namespace Supervisor.Tests.Support;
 
 /// <summary>
 /// The transport seam with a test probe behind it: frames the actor writes, its FIN and its close
-/// arrive at the probe as messages; the test plays the peer by telling the actor transport events.
+/// arrive at the probe as messages; the test plays the peer by queueing frames (<see cref="Receive"/>) or
+/// telling the actor transport events.
 /// </summary>
 public sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
 {
@@ -20,7 +21,20 @@ public sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
     public KeepAliveStatus KeepAlive { get; } = KeepAliveStatus.Disabled;
     public long BytesOut { get; private set; }
 
-    public void Start(IActorRef owner) { }
+    private InboundFrames? _inbound;
+    public IInboundFrames Inbound => _inbound!;
+
+    public void Start(IActorRef owner) => _inbound = new InboundFrames(owner, 64 * 1024);
+
+    /// <summary>The peer's frame arrives, as if read from the socket.</summary>
+    public void Receive(Frame frame, int wireBytes) =>
+        _inbound!.Enqueue(new InboundFrame(new DecodedFrame(frame.Type, frame.Timestamp, frame.Data, frame.Seq), wireBytes));
+
+    public void Close(CloseReason reason, string detail)
+    {
+        Write(Frame.ErrorNotice(1, reason.NoticeText(detail)));
+        ShutdownOutput();
+    }
 
     public bool Write(Frame frame)
     {
