@@ -5,6 +5,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
+using Supervisor.Hosting;
 using Supervisor.Monitoring;
 
 namespace Supervisor.Cluster;
@@ -18,7 +19,8 @@ public static class ClusterHosting
     /// this node's <see cref="ClusterRegistry"/>, when <c>supervisor.cluster.enabled</c>; nothing at all otherwise,
     /// so that a single node runs exactly as before (local actor provider, no port opened).
     /// </summary>
-    public static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
+    /// <param name="systemName">The actor system's name, the same on every node (the seed nodes' addresses carry it).</param>
+    public static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, string systemName, SupervisorSettings settings,
         SupervisorMetrics metrics, ILoggerFactory loggers, NodeDowning downing)
     {
         var cluster = settings.Cluster;
@@ -28,9 +30,11 @@ public static class ClusterHosting
             .AddHocon(cluster.AkkaHocon(), HoconAddMode.Prepend)
             .WithCustomSerializer(WireSerializer.Name, WireSerializer.Types.Values, system => new WireSerializer(system))
             .WithRemoting(cluster.Hostname, cluster.Port)
+            // Connection ids end in this node's @host:port, so they are unique cluster-wide and name their node.
+            .AddSetup(new SupervisorFeatures { ConnectionIdSuffix = system => "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) })
             .WithClustering(new ClusterOptions
             {
-                SeedNodes = cluster.SeedNodes.Select(SeedAddress).ToArray(),
+                SeedNodes = cluster.SeedNodes.Select(seed => SeedAddress(seed, systemName)).ToArray(),
                 Roles = cluster.Roles.ToArray(),
                 SplitBrainResolver = cluster.Downing switch
                 {
@@ -50,8 +54,17 @@ public static class ClusterHosting
                 ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
                     cluster.AcceptableHeartbeatPause.ToString());
-                registry.Register<ClusterRegistry>(system.ActorOf(
-                    ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name));
+                var ledger = system.ActorOf(ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name);
+                registry.Register<ClusterRegistry>(ledger);
+                // Found by the core (the registry shards tell it every open and close) and the operator surface under their keys.
+                registry.Register<ClusterLedger>(ledger);
+                registry.Register<ClusterAlerts>(registry.Get<ClusterMonitor>());
+                // The other nodes hear of this node's last closes before it leaves, so they do not count them as lost.
+                CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "flush-cluster-ledger", async () =>
+                {
+                    await ledger.Ask<ClusterRegistry.Flushed>(ClusterRegistry.Flush.Instance, cluster.QueryTimeout);
+                    return Akka.Done.Instance;
+                });
             });
     }
 
@@ -64,7 +77,8 @@ public static class ClusterHosting
         WatchStarvation = false,
     };
 
-    public static string SeedAddress(HostPort seed) => $"akka.tcp://{Hosting.SupervisorHosting.ActorSystemName}@{seed}";
+    /// <summary>The Akka address of a seed node in actor system <paramref name="systemName"/> (every node runs the same name).</summary>
+    public static string SeedAddress(HostPort seed, string systemName) => $"akka.tcp://{systemName}@{seed}";
 }
 
 /// <summary>

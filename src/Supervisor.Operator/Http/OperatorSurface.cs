@@ -29,7 +29,7 @@ public static class OperatorSurface
     /// <summary>
     /// Registers everything the HTTP and WebSocket side needs. With both <c>supervisor.http</c> and
     /// <c>supervisor.websocket</c> off it registers only the settings; the host then runs no web server
-    /// (<see cref="SupervisorHostBuilder"/>).
+    /// (the service executable's SupervisorHostBuilder).
     /// </summary>
     public static IServiceCollection AddOperatorSurface(this IServiceCollection services, Config config, SupervisorSettings settings)
     {

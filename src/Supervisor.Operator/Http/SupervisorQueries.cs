@@ -1,6 +1,5 @@
 using Akka.Actor;
 using Akka.Hosting;
-using Supervisor.Cluster;
 using Supervisor.Connections;
 using Supervisor.Hosting;
 using Supervisor.Messages.Protocol;
@@ -16,7 +15,7 @@ public sealed class ServiceUnavailable(string message, Exception? cause = null) 
 /// <summary>
 /// Every question the HTTP side asks the actors, by message (the registry for tables and totals, the
 /// connection supervisor for one live connection, the monitor for alerts). In a cluster the same messages go
-/// to this node's <see cref="ClusterRegistry"/>, which answers for every node. Failures become
+/// to this node's cluster ledger (<see cref="ClusterLedger"/>), which answers for every node. Failures become
 /// <see cref="ServiceUnavailable"/>, which the routes answer with 503.
 /// </summary>
 public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, Configuration.SupervisorSettings settings)
@@ -27,18 +26,18 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
     public static readonly TimeSpan TcpInfoTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>True when this node is a cluster member: registry questions are then answered for the whole cluster.</summary>
-    public bool IsCluster => actors.TryGet<ClusterRegistry>(out _);
+    public bool IsCluster => actors.TryGet<ClusterLedger>(out _);
 
     public Task<RegistryProtocol.Stats> StatsAsync(CancellationToken cancel) =>
         IsCluster
-            ? AskAsync<ClusterRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel)
+            ? AskAsync<ClusterLedger, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel)
             : AskAsync<ConnectionRegistry, RegistryProtocol.Stats>(RegistryProtocol.GetStats.Instance, cancel);
 
     /// <summary>Membership as this node sees it; a single node answers with itself and <c>Enabled</c> false.</summary>
     public async Task<ClusterProtocol.ClusterView> ClusterAsync(CancellationToken cancel)
     {
         if (IsCluster)
-            return await AskAsync<ClusterRegistry, ClusterProtocol.ClusterView>(ClusterProtocol.GetClusterView.Instance, cancel);
+            return await AskAsync<ClusterLedger, ClusterProtocol.ClusterView>(ClusterProtocol.GetClusterView.Instance, cancel);
         var stats = await StatsAsync(cancel);
         return new ClusterProtocol.ClusterView(false, "local", null, null,
             [new ClusterProtocol.MemberView("local", "up", true, [], stats.Active, true)], []);
@@ -49,7 +48,7 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
     {
         var ask = new RegistryProtocol.QueryConnections(query.Filter, query.Take);
         return query.PageOf(IsCluster
-            ? await AskAsync<ClusterRegistry, RegistryProtocol.ConnectionsPage>(ask, cancel)
+            ? await AskAsync<ClusterLedger, RegistryProtocol.ConnectionsPage>(ask, cancel)
             : await AskAsync<ConnectionRegistry, RegistryProtocol.ConnectionsPage>(ask, cancel));
     }
 
@@ -68,11 +67,11 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
 
     /// <summary>A question for one connection's actor: through this node's supervisor, or in a cluster to the node its id names.</summary>
     private Task<TReply> AskConnectionsAsync<TReply>(IConnectionCommand command, CancellationToken cancel) =>
-        IsCluster ? AskAsync<ClusterRegistry, TReply>(command, cancel) : AskAsync<ConnectionSupervisor, TReply>(command, cancel);
+        IsCluster ? AskAsync<ClusterLedger, TReply>(command, cancel) : AskAsync<ConnectionSupervisor, TReply>(command, cancel);
 
     /// <summary>Every configured dependency probe, from the probes actor.</summary>
     public Task<ProbeProtocol.Probes> ProbesAsync(CancellationToken cancel) =>
-        AskAsync<Probes.ProbesActor, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
+        AskAsync<ProbeReports, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
 
     /// <summary>
     /// Active alerts and their history, from this node's monitor and, in a cluster, the singleton cluster monitor
@@ -81,10 +80,10 @@ public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, 
     public async Task<MonitorProtocol.Alerts> AlertsAsync(CancellationToken cancel)
     {
         var local = AskAsync<MonitorActor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel);
-        if (!actors.TryGet<ClusterMonitor>(out _)) return await local;
+        if (!actors.TryGet<ClusterAlerts>(out _)) return await local;
         // Not the full ask timeout: while the singleton moves its proxy holds the question, and this node's own
         // alerts should not wait for it.
-        var cluster = AskAsync<ClusterMonitor, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel, settings.Cluster.QueryTimeout);
+        var cluster = AskAsync<ClusterAlerts, MonitorProtocol.Alerts>(MonitorProtocol.GetAlerts.Instance, cancel, settings.Cluster.QueryTimeout);
         try
         {
             return await local + await cluster;

@@ -82,7 +82,8 @@ public static class SupervisorProgram
         var open = FileDescriptorLimits.CountOpen();
         log.LogInformation("{Limit}; {Open} open once started", limit, open?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?");
         if (limit.Soft > 0 && open is { } openNow
-            && FileDescriptorLimits.CapacityWarning(FileDescriptorLimits.ConnectionHolders(settings, operatorSettings), limit.Soft, openNow) is { } warning)
+            && FileDescriptorLimits.CapacityWarning(FileDescriptorLimits.ConnectionHolders(settings,
+                operatorSettings is { WebSocket.Enabled: true } op ? (OperatorEndpoints.WebSocketName, op.WebSocket.Listener.MaxConnections) : null), limit.Soft, openNow) is { } warning)
             log.LogWarning("{Warning}", warning);
     }
 

@@ -2,13 +2,12 @@ using Akka;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
+using Akka.DependencyInjection;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
-using Supervisor.Cluster;
+using Microsoft.Extensions.Logging.Abstractions;
 using Supervisor.Configuration;
 using Supervisor.Connections;
-using Supervisor.Http;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Monitoring;
@@ -17,78 +16,113 @@ using Supervisor.Registry;
 namespace Supervisor.Hosting;
 
 /// <summary>Marker for the <see cref="TcpListenerActor"/>s in the actor registry (one key per listener name).</summary>
-public sealed record ListenerKey(string Name);
+internal sealed record ListenerKey(string Name);
 
 /// <summary>
-/// The service's wiring, one extension method per feature, composed by <see cref="AddSupervisor"/>.
-/// Program.cs and the tests use the same methods.
+/// Embedding: <see cref="WithConnectionSupervisor(AkkaConfigurationBuilder, Action{ConnectionSupervisorOptions})"/> on the
+/// caller's own <see cref="AkkaConfigurationBuilder"/>, in its own actor system, with its loggers and DI. The service
+/// executable makes the same call. The feature packages (operator surface, cluster, probes) add themselves beside it.
 /// </summary>
 public static class SupervisorHosting
 {
-    public const string ActorSystemName = "supervisor";
-
-    /// <summary>Registers the whole service: settings, the default data handler, and the actor system.</summary>
-    public static IServiceCollection AddSupervisorService(this IServiceCollection services, Config config, SupervisorSettings settings, BoundListeners listeners)
+    /// <summary>
+    /// Supervises connections in this actor system: binds the listeners of <c>supervisor.tcp</c> and
+    /// <c>supervisor.listeners</c>, and starts the registry, the monitor and one actor per connection.
+    /// Options from code are layered over <see cref="ConnectionSupervisorOptions.Hocon"/>, over the profile, over the
+    /// shipped defaults (hocon/supervisor.conf documents every key). A bad key or value throws
+    /// <see cref="Configuration.ConfigurationError"/> here, before the host starts.
+    /// </summary>
+    /// <remarks>
+    /// The embedder may ask its container for <c>IRequiredActor&lt;ConnectionRegistry&gt;</c> (connection stats and
+    /// lists, <see cref="RegistryProtocol"/>), <c>IRequiredActor&lt;MonitorActor&gt;</c> (alerts,
+    /// <see cref="MonitorProtocol"/>) and <c>IRequiredActor&lt;ConnectionSupervisor&gt;</c> (close a connection,
+    /// <see cref="ConnectionCommands"/>). The data handler is, in order: <see cref="ConnectionSupervisorOptions.DataHandler"/>,
+    /// an <see cref="IDataHandler"/> in the container, the echo handler. Akka's loggers are left as the caller set them.
+    /// </remarks>
+    public static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Action<ConnectionSupervisorOptions> configure)
     {
-        services.AddSingleton(settings);
-        services.AddSingleton(listeners);
-        services.TryAddSingleton<IDataHandler, EchoDataHandler>();
-        services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        services.TryAddSingleton<NodeDowning>();
-        services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
-        services.TryAddSingleton(_ => new Transport.PendingFrameMemory(settings.PendingFrameMemory));
-        services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
-        services.AddOperatorSurface(config, settings);
-        return services;
+        var options = new ConnectionSupervisorOptions();
+        configure(options);
+        var config = options.Build();
+        return builder.WithConnectionSupervisor(config, SupervisorConfig.Read(config), listeners: null, options.DataHandler);
     }
 
-    public static AkkaConfigurationBuilder AddSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
-        BoundListeners listeners, IServiceProvider provider) => builder
-            .AddHocon(config, HoconAddMode.Prepend)
-            .AddSetup(new AkkaLogBridge.Setup(provider.GetRequiredService<ILoggerFactory>()))
-            .ConfigureLoggers(loggers =>
+    /// <summary>
+    /// As <see cref="WithConnectionSupervisor(AkkaConfigurationBuilder, Action{ConnectionSupervisorOptions})"/>, with every
+    /// option from HOCON (<c>supervisor { ... }</c>, layered over the profile it names and the shipped defaults).
+    /// </summary>
+    public static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Config hocon) =>
+        builder.WithConnectionSupervisor(options => options.Config = hocon);
+
+    /// <summary>The service's form: the configuration already read, the listeners already bound (a taken port is reported before start).</summary>
+    /// <param name="listeners">Bound listeners; null: bound when the actor system starts (a taken port fails the start).</param>
+    internal static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
+        BoundListeners? listeners, IDataHandler? dataHandler = null) => builder
+            .AddHocon(config, HoconAddMode.Append)
+            .WithActors((system, registry, resolver) =>
             {
-                loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
-                loggers.LogConfigOnStart = false;
-                loggers.ClearLoggers();
-                loggers.AddLogger<AkkaLogBridge>();
+                // What the host may have put in its container, else this actor system's own.
+                var loggers = resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+                var metrics = resolver.GetService<SupervisorMetrics>() ?? OwnedBySystem(system, new SupervisorMetrics(resolver.GetService<IMeterFactory>()));
+                var handler = dataHandler ?? resolver.GetService<IDataHandler>() ?? new EchoDataHandler();
+                var descriptors = resolver.GetService<FileDescriptorBudget>() ?? FileDescriptorBudget.ForThisProcess();
+                var frameMemory = resolver.GetService<Transport.PendingFrameMemory>() ?? new Transport.PendingFrameMemory(settings.PendingFrameMemory);
+                var bound = listeners ?? OwnedBySystem(system, BoundListeners.Bind(settings));
+                var features = system.Settings.Setup.Get<SupervisorFeatures>().GetOrElse(SupervisorFeatures.None);
+
+                StartConnectionRegistry(system, registry, settings);
+                StartMonitor(system, registry, settings.Monitor, metrics, loggers);
+                StartAlertmanagerSink(system, AlertmanagerSettings.Read(config), loggers);
+                StartConnectionSupervisor(system, registry, handler, metrics, loggers, settings.RegistryStatusRefresh,
+                    features.ConnectionIdSuffix?.Invoke(system) ?? "", descriptors, frameMemory);
+                StartTcpListeners(system, registry, bound, loggers, descriptors, metrics);
             })
-            .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
-                provider.GetRequiredService<NodeDowning>())
-            .AddConnectionRegistry(settings)
-            .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
-            .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
-            .AddConnectionSupervisor(provider.GetRequiredService<IDataHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
-                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
-                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>())
-            .AddProbes(settings.Probes)
-            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
-                provider.GetRequiredService<SupervisorMetrics>())
             .AddGracefulShutdown(settings)
-            .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
+            .AddLivenessBudgetLog(settings);
 
-    /// <summary>The registry; in a cluster its shards also feed this node's <see cref="ClusterRegistry"/> (registered before it).</summary>
-    public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
-        builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards,
-                    registry.TryGet<ClusterRegistry>(out var cluster) ? cluster : null)
-                .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
+    /// <summary>Disposed when the actor system terminates: what the embed call created for itself, not the host's.</summary>
+    private static T OwnedBySystem<T>(ActorSystem system, T owned) where T : IDisposable
+    {
+        system.RegisterOnTermination(owned.Dispose);
+        return owned;
+    }
 
-    public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
-        builder.WithActors((system, registry) =>
-            registry.Register<MonitorActor>(system.ActorOf(
-                MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+    /// <summary>
+    /// The service's logging of Akka: through the host's <see cref="ILoggerFactory"/> (<see cref="AkkaLogBridge"/>), at Info.
+    /// An embedder keeps its own Akka logger configuration; the service executable asks for this one.
+    /// </summary>
+    internal static AkkaConfigurationBuilder WithSupervisorLogging(this AkkaConfigurationBuilder builder, ILoggerFactory loggerFactory) => builder
+        .AddSetup(new AkkaLogBridge.Setup(loggerFactory))
+        .ConfigureLoggers(loggers =>
+        {
+            loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
+            loggers.LogConfigOnStart = false;
+            loggers.ClearLoggers();
+            loggers.AddLogger<AkkaLogBridge>();
+        });
+
+    /// <summary>The registry; in a cluster its shards also feed the actor registered under <see cref="ClusterLedger"/> (registered before it).</summary>
+    private static void StartConnectionRegistry(ActorSystem system, IActorRegistry registry, SupervisorSettings settings) =>
+        registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards,
+                registry.TryGet<ClusterLedger>(out var changes) ? changes : null)
+            .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry"));
+
+    private static void StartMonitor(ActorSystem system, IActorRegistry registry, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
+        registry.Register<MonitorActor>(system.ActorOf(
+            MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor"));
 
     /// <summary>Alerts to a Prometheus Alertmanager when <c>monitor.sinks.alertmanager.url</c> is set; nothing otherwise.</summary>
-    public static AkkaConfigurationBuilder AddAlertmanagerSink(this AkkaConfigurationBuilder builder, AlertmanagerSettings settings, ILoggerFactory loggers) =>
-        settings.Url is null ? builder : builder.WithActors((system, _) =>
-            system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink"));
+    private static void StartAlertmanagerSink(ActorSystem system, AlertmanagerSettings settings, ILoggerFactory loggers)
+    {
+        if (settings.Url is not null)
+            system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink");
+    }
 
     /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
-    public static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings, ILoggerFactory loggers) =>
-        builder.AddStartup((_, _) =>
+    private static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+        builder.WithActors((_, _, resolver) =>
         {
-            var log = loggers.CreateLogger<LivenessBudget>();
+            var log = (resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<LivenessBudget>();
             foreach (var budget in settings.Listeners.Select(LivenessBudget.Of))
             {
                 log.LogInformation("{Budget}", budget.Describe());
@@ -97,51 +131,46 @@ public static class SupervisorHosting
             }
         });
 
-    /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
+    /// <param name="idSuffix">Appended to connection ids: this node's <c>@host:port</c> in a cluster, so they are unique cluster-wide.</param>
     /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
     /// <param name="frameMemory">The budget every TCP and TLS connection's unfinished frames count against; null: none.</param>
-    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, IDataHandler dataHandler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
-        Transport.PendingFrameMemory? frameMemory = null) =>
-        builder.WithActors((system, registry) =>
-            registry.Register<ConnectionSupervisor>(system.ActorOf(
-                ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
-                    metrics, loggers.CreateLogger<ConnectionActor>())
-                {
-                    StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
-                    IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
-                    Descriptors = descriptors,
-                    FrameMemory = frameMemory,
-                }), "connections")));
-
-    public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
-        builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);
+    private static void StartConnectionSupervisor(ActorSystem system, IActorRegistry registry, IDataHandler dataHandler,
+        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan statusRefresh, string idSuffix, FileDescriptorBudget? descriptors,
+        Transport.PendingFrameMemory? frameMemory) =>
+        registry.Register<ConnectionSupervisor>(system.ActorOf(
+            ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), dataHandler,
+                metrics, loggers.CreateLogger<ConnectionActor>())
+            {
+                StatusRefresh = statusRefresh,
+                IdSuffix = idSuffix,
+                Descriptors = descriptors,
+                FrameMemory = frameMemory,
+            }), "connections"));
 
     /// <param name="descriptors">The process's descriptor budget the listeners accept within; null: accept until accept fails.</param>
     /// <param name="metrics">Given the descriptor gauges of <paramref name="descriptors"/>; null: none.</param>
-    internal static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers,
-        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics) =>
-        builder.WithActors((system, registry) =>
-        {
-            if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
-            var supervisor = registry.Get<ConnectionSupervisor>();
-            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
-            var log = loggers.CreateLogger<TcpListenerActor>();
-            // The scheduler starts its timer thread on first use and blocks the caller until it runs;
-            // let that happen here, once, not in the first connections' PreStart where it starved
-            // the thread pool for seconds on a cold start.
-            system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
-            var actors = listeners.All
-                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
-                .ToArray();
-            registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
-        });
+    private static void StartTcpListeners(ActorSystem system, IActorRegistry registry, BoundListeners listeners, ILoggerFactory loggers,
+        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics)
+    {
+        if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
+        var supervisor = registry.Get<ConnectionSupervisor>();
+        var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
+        var log = loggers.CreateLogger<TcpListenerActor>();
+        // The scheduler starts its timer thread on first use and blocks the caller until it runs;
+        // let that happen here, once, not in the first connections' PreStart where it starved
+        // the thread pool for seconds on a cold start.
+        system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
+        var actors = listeners.All
+            .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
+            .ToArray();
+        registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
+    }
 
     /// <summary>
     /// SIGTERM (or any host stop) runs coordinated shutdown: listeners stop accepting first, then every
     /// connection is closed with <c>server-shutdown</c> and waited for.
     /// </summary>
-    public static AkkaConfigurationBuilder AddGracefulShutdown(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+    private static AkkaConfigurationBuilder AddGracefulShutdown(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.AddStartup((system, registry) =>
         {
             var shutdown = CoordinatedShutdown.Get(system);
@@ -157,14 +186,17 @@ public static class SupervisorHosting
                 await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown), settings.ShutdownCloseTimeout);
                 return Done.Instance;
             });
-            if (registry.TryGet<ClusterRegistry>(out var cluster))
-            {
-                // The other nodes hear of those closes before this node leaves, so they do not count them as lost.
-                shutdown.AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "flush-cluster-ledger", async () =>
-                {
-                    await cluster.Ask<ClusterRegistry.Flushed>(ClusterRegistry.Flush.Instance, settings.Cluster.QueryTimeout);
-                    return Done.Instance;
-                });
-            }
         });
+}
+
+/// <summary>
+/// What feature packages add to the connection supervisor through the actor system's setup
+/// (<c>AkkaConfigurationBuilder.AddSetup</c>), so that the core needs no reference to them.
+/// </summary>
+internal sealed class SupervisorFeatures : Akka.Actor.Setup.Setup
+{
+    public static readonly SupervisorFeatures None = new();
+
+    /// <summary>Appended to every connection id once the system runs (the cluster: this node's <c>@host:port</c>); null: nothing.</summary>
+    public Func<ActorSystem, string>? ConnectionIdSuffix { get; init; }
 }
