@@ -10,7 +10,7 @@ using Supervisor.Monitoring;
 
 namespace Supervisor.Cluster;
 
-public static class ClusterHosting
+internal static class ClusterHosting
 {
     public const string SingletonName = "cluster-monitor";
 
@@ -86,7 +86,7 @@ public static class ClusterHosting
 /// longer than the downing time). The process then exits 1 instead of 0, so that a supervisor such as systemd
 /// (<c>Restart=on-failure</c>) starts it again and it rejoins as a new member.
 /// </summary>
-public sealed class NodeDowning
+internal sealed class NodeDowning
 {
     private volatile bool _downed;
 

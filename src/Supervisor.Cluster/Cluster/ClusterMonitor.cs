@@ -14,7 +14,7 @@ namespace Supervisor.Cluster;
 /// same rule engine (windows, hysteresis, sinks) as each node's own, and it makes a node's loss one event:
 /// the first survivor to report it is told to log its connections, and <c>node-down:NODE</c> is raised once.
 /// </summary>
-public sealed class ClusterMonitor : ReceiveActor
+internal sealed class ClusterMonitor : ReceiveActor
 {
     public static Props Props(MonitorSettings settings, ILogger log) =>
         Akka.Actor.Props.Create(() => new ClusterMonitor(settings, log));

@@ -15,7 +15,7 @@ namespace Supervisor.Cluster;
 /// other member's connection ledger (ids, totals) so that a member's loss can be reported: its connections
 /// closed with <c>node-down</c>, its totals folded into the cluster's, and the singleton monitor told once.
 /// </summary>
-public sealed class ClusterRegistry : ReceiveActor, IWithTimers
+internal sealed class ClusterRegistry : ReceiveActor, IWithTimers
 {
     public const string Name = "cluster-registry";
 

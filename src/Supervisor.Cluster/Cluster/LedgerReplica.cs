@@ -8,7 +8,7 @@ namespace Supervisor.Cluster;
 /// member's numbered <see cref="LedgerBatch"/>es. Owned by one <see cref="ClusterRegistry"/>; kept apart so the
 /// rules (in order, gaps, full copies) can be tested without a cluster.
 /// </summary>
-public sealed class LedgerReplica(long incarnation)
+internal sealed class LedgerReplica(long incarnation)
 {
     private readonly Dictionary<string, LedgerEntry> _live = [];
 

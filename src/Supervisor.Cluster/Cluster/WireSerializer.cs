@@ -12,7 +12,7 @@ namespace Supervisor.Cluster;
 /// the remoting connection, and with it the cluster's heartbeats, for as long (bench/README.md, issue 8).
 /// Every type that crosses is listed here once; a type missing from the list would fall back to the default.
 /// </summary>
-public sealed class WireSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+internal sealed class WireSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const string Name = "supervisor-wire";
 

@@ -8,7 +8,7 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Http;
 
 /// <summary>JSON as the API writes it: camelCase names, enums as kebab-case strings (<c>"suspect"</c>, <c>"warning"</c>).</summary>
-public static class ApiJson
+internal static class ApiJson
 {
     public static JsonSerializerOptions Options { get; } = Configure(new JsonSerializerOptions(JsonSerializerDefaults.Web));
 
@@ -21,14 +21,14 @@ public static class ApiJson
 }
 
 /// <summary>An error the API answers with, e.g. <c>{"error":"no connection c9"}</c>.</summary>
-public sealed record ApiError(string Error);
+internal sealed record ApiError(string Error);
 
 /// <summary>One page of the connection table (<c>GET /api/connections</c>).</summary>
 /// <param name="Total">Connections that match the filter, on every page.</param>
 /// <param name="Offset">Index of the first item within the matches.</param>
 /// <param name="Limit">The page size asked for; null: no limit.</param>
 /// <param name="Items">The page, oldest connection first.</param>
-public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionStatus> Items)
+internal sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionStatus> Items)
 {
     /// <summary>Cluster nodes that did not answer in time: their connections are missing from <c>Total</c> and <c>Items</c>.</summary>
     public IReadOnlyList<string> Unanswered { get; init; } = [];
@@ -38,7 +38,7 @@ public sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOnly
 }
 
 /// <summary>Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included.</summary>
-public sealed record StatsView(
+internal sealed record StatsView(
     long Active,
     long Accepted,
     long Closed,
@@ -59,7 +59,7 @@ public sealed record StatsView(
 /// <summary>
 /// Server-side filtering and paging of the connection table: <c>?state=suspect,closing&amp;protocol=ws&amp;listener=tcp&amp;offset=100&amp;limit=50</c>.
 /// </summary>
-public sealed record ConnectionQuery(
+internal sealed record ConnectionQuery(
     IReadOnlySet<ConnectionState>? States,
     string? Protocol,
     string? Listener,

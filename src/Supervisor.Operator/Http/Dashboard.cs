@@ -12,7 +12,7 @@ namespace Supervisor.Http;
 /// <param name="T">Unix milliseconds.</param>
 /// <param name="RttMs">Mean of the round trips recorded in the second; null when none was.</param>
 /// <param name="RttMaxMs">Largest of them.</param>
-public sealed record HistorySample(long T, long Active, double? RttMs, double? RttMaxMs);
+internal sealed record HistorySample(long T, long Active, double? RttMs, double? RttMaxMs);
 
 /// <summary>
 /// Samples the service once a second for the dashboard's chart and keeps the last ten minutes, so a page
@@ -20,7 +20,7 @@ public sealed record HistorySample(long T, long Active, double? RttMs, double? R
 /// message per shard), round trips from the <c>supervisor.heartbeat.rtt</c> instrument of this service's
 /// <see cref="SupervisorMetrics"/> (the same measurements /metrics exports).
 /// </summary>
-public sealed class DashboardHistory : BackgroundService
+internal sealed class DashboardHistory : BackgroundService
 {
     public const int Capacity = 600;
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(1);
@@ -116,7 +116,7 @@ public sealed class DashboardHistory : BackgroundService
 /// <param name="Connections">The page of the table the page asked for (state filter, offset, limit).</param>
 /// <param name="Alerts">Active alerts; null with <c>AlertsError</c> set when the monitor did not answer.</param>
 /// <param name="History">The last minutes of samples: on the first event of a stream only.</param>
-public sealed record DashboardSnapshot(
+internal sealed record DashboardSnapshot(
     DateTimeOffset Time,
     bool Ready,
     StatsView Stats,
@@ -139,7 +139,7 @@ public sealed record DashboardSnapshot(
 /// and at most <c>supervisor.http.max-event-clients</c> streams run at once: each costs a page query a second,
 /// so an unbounded number of them is a way to burn the CPU the connections need.
 /// </summary>
-public sealed class DashboardEvents
+internal sealed class DashboardEvents
 {
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 1000;
@@ -278,7 +278,7 @@ public sealed class DashboardEvents
 }
 
 /// <summary>The dashboard page: one static HTML file embedded in the executable (no CDN, no build step).</summary>
-public static class DashboardPage
+internal static class DashboardPage
 {
     private const string Resource = "Supervisor.Dashboard.index.html";
     private static readonly Lazy<byte[]> Html = new(() =>

@@ -6,12 +6,12 @@ using Supervisor.Messages.Protocol;
 namespace Supervisor.Http;
 
 /// <summary>One listening endpoint and the kernel's count of its sockets by state (from <c>/proc/net/tcp</c> and <c>tcp6</c>).</summary>
-public sealed record ListenerSockets(string Name, string Protocol, string Endpoint, int Established, int TimeWait, int CloseWait);
+internal sealed record ListenerSockets(string Name, string Protocol, string Endpoint, int Established, int TimeWait, int CloseWait);
 
 /// <summary>TCP_INFO of one live connection; <c>Error</c> says why <c>TcpInfo</c> is missing.</summary>
-public sealed record ConnectionTcpInfo(string Id, string Protocol, string Remote, string Listener, TcpInfo? TcpInfo, string? Error);
+internal sealed record ConnectionTcpInfo(string Id, string Protocol, string Remote, string Listener, TcpInfo? TcpInfo, string? Error);
 
-public sealed record ConnectionTcpInfoPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionTcpInfo> Items);
+internal sealed record ConnectionTcpInfoPage(int Total, int Offset, int? Limit, IReadOnlyList<ConnectionTcpInfo> Items);
 
 /// <summary>
 /// <c>GET /api/diagnostics</c>: what the source document's troubleshooting section gets from the shell
@@ -21,14 +21,14 @@ public sealed record ConnectionTcpInfoPage(int Total, int Offset, int? Limit, IR
 /// <c>/proc/net/sockstat</c> and <c>sockstat6</c> by protocol, lower-case:
 /// <c>tcp: {inuse, orphan, tw, alloc, mem}</c>, <c>tcp6: {inuse}</c>, <c>sockets: {used}</c>, …; <c>mem</c> is in pages.
 /// </param>
-public sealed record DiagnosticsReport(
+internal sealed record DiagnosticsReport(
     DateTimeOffset At,
     IReadOnlyDictionary<string, IReadOnlyDictionary<string, long>> Sockstat,
     IReadOnlyList<ListenerSockets> Listeners,
     ConnectionTcpInfoPage Connections);
 
 /// <summary>Readers of the kernel's socket tables under <c>/proc/net</c> (Linux; elsewhere they read nothing).</summary>
-public static class ProcNet
+internal static class ProcNet
 {
     /// <summary>Parses <c>/proc/net/sockstat</c>-style text: <c>TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 1</c>.</summary>
     public static Dictionary<string, IReadOnlyDictionary<string, long>> ParseSockstat(string text)
@@ -142,7 +142,7 @@ public static class ProcNet
 }
 
 /// <summary>Builds <see cref="DiagnosticsReport"/> from the kernel's tables and the connection actors.</summary>
-public sealed class DiagnosticsService(SupervisorQueries queries, BoundListeners tcpListeners, OperatorEndpoints endpoints)
+internal sealed class DiagnosticsService(SupervisorQueries queries, BoundListeners tcpListeners, OperatorEndpoints endpoints)
 {
     public async Task<DiagnosticsReport> ReportAsync(ConnectionQuery query, CancellationToken cancel)
     {

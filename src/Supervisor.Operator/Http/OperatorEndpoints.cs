@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 namespace Supervisor.Http;
 
 /// <summary>The Kestrel endpoints of the operator surface and the WebSocket listener, as bound.</summary>
-public sealed class OperatorEndpoints
+internal sealed class OperatorEndpoints
 {
     /// <summary>The connection-items key that says which endpoint a request came in on.</summary>
     public const string EndpointItem = "supervisor.endpoint";

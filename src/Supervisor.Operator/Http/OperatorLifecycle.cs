@@ -13,7 +13,7 @@ namespace Supervisor.Http;
 /// Kestrel stops, so every connection (WebSocket ones included, which live inside Kestrel requests)
 /// is closed with <c>server-shutdown</c> and announced while the server can still write to it.
 /// </summary>
-public sealed class OperatorLifecycle(
+internal sealed class OperatorLifecycle(
     Readiness readiness,
     OperatorEndpoints endpoints,
     OperatorSettings settings,

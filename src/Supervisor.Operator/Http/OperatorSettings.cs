@@ -15,7 +15,7 @@ namespace Supervisor.Http;
 /// or <c>*</c> for any); an IP address is always allowed. Default <c>["localhost"]</c>: DNS rebinding gets 400.
 /// </param>
 /// <param name="MaxEventClients">Concurrent <c>/api/events</c> streams; one more gets 503. Default 64.</param>
-public sealed record HttpSettings(bool Enabled, string Host, int Port, string? AdminToken, IReadOnlyList<string> AllowedHosts, int MaxEventClients)
+internal sealed record HttpSettings(bool Enabled, string Host, int Port, string? AdminToken, IReadOnlyList<string> AllowedHosts, int MaxEventClients)
 {
     /// <summary>True when the API is bound to a loopback address only, out of reach of other machines.</summary>
     public bool LoopbackOnly => IPAddress.IsLoopback(IPAddress.Parse(Host));
@@ -35,7 +35,7 @@ public sealed record HttpSettings(bool Enabled, string Host, int Port, string? A
 /// heartbeat deadline is off: pongs never reach the application, so a peer that only answers pings would
 /// look silent to it; the WebSocket ping/pong is this listener's heartbeat.
 /// </param>
-public sealed record WebSocketSettings(
+internal sealed record WebSocketSettings(
     bool Enabled,
     string Host,
     int Port,
@@ -50,14 +50,14 @@ public sealed record WebSocketSettings(
 }
 
 /// <summary>Everything the HTTP and WebSocket side reads from <c>supervisor.http</c> and <c>supervisor.websocket</c>.</summary>
-public sealed record OperatorSettings(HttpSettings Http, WebSocketSettings WebSocket)
+internal sealed record OperatorSettings(HttpSettings Http, WebSocketSettings WebSocket)
 {
     /// <summary>Kestrel runs only when one of the two is on; with both off the process opens no HTTP port.</summary>
     public bool NeedsWebServer => Http.Enabled || WebSocket.Enabled;
 }
 
 /// <summary>Reads and validates <see cref="OperatorSettings"/>; every problem is a <see cref="ConfigurationError"/> naming its key.</summary>
-public static class OperatorConfig
+internal static class OperatorConfig
 {
     private const string HttpPath = "supervisor.http";
     private const string WsPath = "supervisor.websocket";

@@ -24,7 +24,7 @@ namespace Supervisor.Http;
 /// two Kestrel endpoints, each request routed by the endpoint it arrived on, so the API never answers on
 /// the public WebSocket port and WebSocket peers never reach the API.
 /// </summary>
-public static class OperatorSurface
+internal static class OperatorSurface
 {
     /// <summary>
     /// Registers everything the HTTP and WebSocket side needs. With both <c>supervisor.http</c> and

@@ -10,7 +10,7 @@ namespace Supervisor.Http;
 /// Kestrel bound), and never again once shutdown has begun, whichever way it began (host stop, SIGTERM,
 /// or coordinated shutdown from inside the actor system).
 /// </summary>
-public sealed class Readiness
+internal sealed class Readiness
 {
     private volatile bool _started;
     private volatile bool _stopping;
@@ -24,7 +24,7 @@ public sealed class Readiness
 }
 
 /// <summary><c>/healthz</c>: the process is alive as long as its actor system runs.</summary>
-public sealed class LivenessCheck(ActorSystem system) : IHealthCheck
+internal sealed class LivenessCheck(ActorSystem system) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(system.WhenTerminated.IsCompleted
@@ -36,7 +36,7 @@ public sealed class LivenessCheck(ActorSystem system) : IHealthCheck
 /// <c>/readyz</c>: started, not stopping, every listener accepting, and descriptors to accept with (while the TCP
 /// listeners pause for want of them, the description says so: <c>out of file descriptors: 582 of 600 open …</c>).
 /// </summary>
-public sealed class ReadinessCheck(Readiness readiness, SupervisorQueries queries, OperatorEndpoints endpoints, OperatorSettings settings,
+internal sealed class ReadinessCheck(Readiness readiness, SupervisorQueries queries, OperatorEndpoints endpoints, OperatorSettings settings,
     Hosting.FileDescriptorBudget descriptors) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -65,7 +65,7 @@ public sealed class ReadinessCheck(Readiness readiness, SupervisorQueries querie
 }
 
 /// <summary>Health answers as JSON: <c>{"status":"healthy","checks":[{"name":…,"status":…,"description":…}]}</c>.</summary>
-public static class HealthJson
+internal static class HealthJson
 {
     public static Task WriteAsync(HttpContext context, HealthReport report)
     {

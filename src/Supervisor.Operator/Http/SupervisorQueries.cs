@@ -10,7 +10,7 @@ using Supervisor.Registry;
 namespace Supervisor.Http;
 
 /// <summary>The actor system is not there to answer (starting, stopped, or a query timed out).</summary>
-public sealed class ServiceUnavailable(string message, Exception? cause = null) : Exception(message, cause);
+internal sealed class ServiceUnavailable(string message, Exception? cause = null) : Exception(message, cause);
 
 /// <summary>
 /// Every question the HTTP side asks the actors, by message (the registry for tables and totals, the
@@ -18,7 +18,7 @@ public sealed class ServiceUnavailable(string message, Exception? cause = null) 
 /// to this node's cluster ledger (<see cref="ClusterLedger"/>), which answers for every node. Failures become
 /// <see cref="ServiceUnavailable"/>, which the routes answer with 503.
 /// </summary>
-public sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, Configuration.SupervisorSettings settings)
+internal sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system, Configuration.SupervisorSettings settings)
 {
     public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 

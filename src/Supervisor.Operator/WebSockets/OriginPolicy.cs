@@ -9,7 +9,7 @@ namespace Supervisor.WebSockets;
 /// without <c>Origin</c> does not come from a browser page and is let through: the check exists to stop
 /// other sites' pages from riding a visitor's browser, not to authenticate peers.
 /// </summary>
-public sealed class OriginPolicy(IReadOnlyList<string> allowedOrigins)
+internal sealed class OriginPolicy(IReadOnlyList<string> allowedOrigins)
 {
     private readonly HashSet<string> _allowed = new(allowedOrigins, StringComparer.OrdinalIgnoreCase);
 

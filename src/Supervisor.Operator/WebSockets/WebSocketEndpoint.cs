@@ -21,7 +21,7 @@ namespace Supervisor.WebSockets;
 /// deployment gives it, what a browser page may open is decided by <see cref="OriginPolicy"/>, and a peer
 /// (through a rebound name or not) can do nothing any other peer cannot.
 /// </summary>
-public sealed class WebSocketEndpoint(
+internal sealed class WebSocketEndpoint(
     OperatorSettings settings,
     ActorRegistry actors,
     ActorSystem system,

@@ -21,7 +21,7 @@ namespace Supervisor.WebSockets;
 /// on the owning actor's thread; <see cref="Completion"/> lets the HTTP request that carries the WebSocket
 /// end once the owner has disposed it.
 /// </summary>
-public sealed class WebSocketTransport : IConnectionTransport
+internal sealed class WebSocketTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 4 * 1024;
 

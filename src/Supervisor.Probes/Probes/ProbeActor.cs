@@ -8,7 +8,7 @@ using Supervisor.Monitoring;
 namespace Supervisor.Probes;
 
 /// <summary>What every probe reports to: the monitor (alerts), the meter and the log.</summary>
-public sealed record ProbeServices(IActorRef Monitor, SupervisorMetrics Metrics, ILogger Log);
+internal sealed record ProbeServices(IActorRef Monitor, SupervisorMetrics Metrics, ILogger Log);
 
 /// <summary>
 /// One dependency probe: runs its check every <c>interval</c> (start to start, never two at once), gives a
@@ -16,7 +16,7 @@ public sealed record ProbeServices(IActorRef Monitor, SupervisorMetrics Metrics,
 /// (<see cref="ProbeTracker"/>). Each change goes to the monitor (<c>probe-down:NAME</c> raised or resolved),
 /// the EventStream, the meter and the log; every result goes to the parent <see cref="ProbesActor"/>.
 /// </summary>
-public sealed class ProbeActor : ReceiveActor, IWithTimers
+internal sealed class ProbeActor : ReceiveActor, IWithTimers
 {
     public static Props Props(ProbeSettings settings, ProbeServices services, Func<ProbeSettings, IProbeCheck>? checks = null) =>
         Akka.Actor.Props.Create(() => new ProbeActor(settings, services, checks ?? ProbeChecks.Create));

@@ -9,7 +9,7 @@ namespace Supervisor.Probes;
 /// <param name="LatencyMs">How long the check took; set on success.</param>
 /// <param name="Error">What went wrong; set on failure.</param>
 /// <param name="Details">Kind-specific figures (e.g. Redis connection statistics), on success and failure alike.</param>
-public sealed record ProbeResult(bool Success, double? LatencyMs, string? Error, IReadOnlyDictionary<string, string> Details)
+internal sealed record ProbeResult(bool Success, double? LatencyMs, string? Error, IReadOnlyDictionary<string, string> Details)
 {
     public static IReadOnlyDictionary<string, string> NoDetails { get; } = new Dictionary<string, string>();
 
@@ -24,13 +24,13 @@ public sealed record ProbeResult(bool Success, double? LatencyMs, string? Error,
 /// One kind of check. The probe actor never starts a check before the previous one has returned or
 /// been given up on for its timeout, and it enforces the timeout itself as well as cancelling the token.
 /// </summary>
-public interface IProbeCheck : IDisposable
+internal interface IProbeCheck : IDisposable
 {
     /// <summary>Runs one check; failures of the dependency are a result with <c>Success = false</c>, not an exception.</summary>
     Task<ProbeResult> RunAsync(CancellationToken cancellation);
 }
 
-public static class ProbeChecks
+internal static class ProbeChecks
 {
     public static IProbeCheck Create(ProbeSettings settings) => settings.Kind switch
     {
@@ -53,7 +53,7 @@ public static class ProbeChecks
 }
 
 /// <summary><c>tcp-connect</c>: a TCP handshake with the endpoint, closed at once; the latency is the handshake.</summary>
-public sealed class TcpConnectCheck(HostPort endpoint) : IProbeCheck
+internal sealed class TcpConnectCheck(HostPort endpoint) : IProbeCheck
 {
     public async Task<ProbeResult> RunAsync(CancellationToken cancellation)
     {
@@ -87,7 +87,7 @@ public sealed class TcpConnectCheck(HostPort endpoint) : IProbeCheck
 }
 
 /// <summary><c>http-get</c>: a GET of the URL; any 2xx status is up (redirects are not followed).</summary>
-public sealed class HttpGetCheck : IProbeCheck
+internal sealed class HttpGetCheck : IProbeCheck
 {
     private readonly Uri _url;
     private readonly HttpClient _http;

@@ -6,7 +6,7 @@ namespace Supervisor.Probes;
 /// HAProxy's rise/fall, free of actors and clocks: <c>rise</c> consecutive successes make a probe up,
 /// <c>fall</c> consecutive failures make it down; anything less leaves the state as it was (unknown at start).
 /// </summary>
-public sealed class ProbeTracker(int rise, int fall)
+internal sealed class ProbeTracker(int rise, int fall)
 {
     public ProbeState State { get; private set; } = ProbeState.Unknown;
     public int ConsecutiveSuccesses { get; private set; }

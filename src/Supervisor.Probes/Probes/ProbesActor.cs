@@ -9,7 +9,7 @@ namespace Supervisor.Probes;
 /// status each probe reported and answers <see cref="ProbeProtocol.GetProbes"/> from it. A probe whose own
 /// code fails is restarted (its check resources are released by PostStop first).
 /// </summary>
-public sealed class ProbesActor : ReceiveActor
+internal sealed class ProbesActor : ReceiveActor
 {
     /// <summary>A probe's latest status, sent by the probe after every check.</summary>
     public sealed record ProbeUpdated(ProbeProtocol.ProbeStatus Status);

@@ -6,7 +6,7 @@ using Supervisor.Monitoring;
 namespace Supervisor.Probes;
 
 /// <summary>Akka.Hosting wiring of the dependency probes (<c>supervisor.probes</c>).</summary>
-public static class ProbesHosting
+internal static class ProbesHosting
 {
     /// <summary>
     /// Starts the probes (none is fine) under one <see cref="ProbesActor"/>, registered under that type. They report to the

@@ -11,7 +11,7 @@ namespace Supervisor.Probes;
 /// as the multiplexer and the server see them: sockets, commands outstanding, unsent and awaiting a reply,
 /// connection failures and restores, and the server's <c>connected_clients</c> / <c>blocked_clients</c>.
 /// </summary>
-public sealed class RedisCheck : IProbeCheck
+internal sealed class RedisCheck : IProbeCheck
 {
     private readonly HostPort _endpoint;
     private readonly ConfigurationOptions _options;

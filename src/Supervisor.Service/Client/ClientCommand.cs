@@ -21,7 +21,7 @@ namespace Supervisor.Client;
 /// (exit 0). <c>--interval</c> without <c>--timeout</c> sets the timeout to three intervals (the source
 /// document's 30 s / 90 s); other client keys come from <c>supervisor.client</c> in the <c>--config</c> file.
 /// </summary>
-public static class ClientCommand
+internal static class ClientCommand
 {
     public const string ClientName = "client";
 
@@ -127,7 +127,7 @@ public static class ClientCommand
 }
 
 /// <summary>Prints a client's events, one line each, like the source document's client (<c>收到心跳响应</c>, <c>收到数据</c>).</summary>
-public sealed class ClientPrinter : ReceiveActor
+internal sealed class ClientPrinter : ReceiveActor
 {
     public ClientPrinter(TextWriter output)
     {

@@ -11,7 +11,7 @@ namespace Supervisor.Hosting;
 /// suspect, and the active alerts of a running service, as terminal tables, from its HTTP API.
 /// Exit codes: 0 printed, 1 the service could not be reached or answered badly, 2 bad arguments.
 /// </summary>
-public static class StatusCommand
+internal static class StatusCommand
 {
     public const string DefaultUrl = "http://127.0.0.1:8080";
 

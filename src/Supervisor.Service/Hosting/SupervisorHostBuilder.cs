@@ -13,7 +13,7 @@ namespace Supervisor.Http;
 /// generic host when both are off, so that <c>supervisor.http.enabled = off</c> with the WebSocket listener
 /// off opens no HTTP port at all. Both expose the same <see cref="IHostApplicationBuilder"/> surface.
 /// </summary>
-public sealed class SupervisorHostBuilder : IHostApplicationBuilder
+internal sealed class SupervisorHostBuilder : IHostApplicationBuilder
 {
     private readonly IHostApplicationBuilder _inner;
     private readonly Func<IHost> _build;

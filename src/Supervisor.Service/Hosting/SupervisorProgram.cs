@@ -8,7 +8,7 @@ using Supervisor.Http;
 namespace Supervisor.Hosting;
 
 /// <summary>The command line (DESIGN §6). Exit codes: 0 done, 2 bad arguments or configuration, 1 anything else.</summary>
-public static class SupervisorProgram
+internal static class SupervisorProgram
 {
     public const int ExitOk = 0;
     public const int ExitFailure = 1;
@@ -121,4 +121,4 @@ public static class SupervisorProgram
 }
 
 /// <summary>The options of <c>Supervisor [run] [--config FILE] [--profile NAME]</c>.</summary>
-public sealed record RunArguments(string? ConfigFile, string? Profile);
+internal sealed record RunArguments(string? ConfigFile, string? Profile);

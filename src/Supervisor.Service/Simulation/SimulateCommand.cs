@@ -11,7 +11,7 @@ namespace Supervisor.Simulation;
 /// peers in virtual time, printing false disconnects, detection latency and alerts. By default 1 % of the
 /// peers die for good half-way through, so detection latency is always measured.
 /// </summary>
-public static class SimulateCommand
+internal static class SimulateCommand
 {
     /// <summary>The options as typed (values checked here, so each error names its option).</summary>
     public sealed record Arguments(string? ConfigFile, string? Profile, string? Peers, string? Seed, string? Loss, string? Silent,

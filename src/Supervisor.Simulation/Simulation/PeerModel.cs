@@ -5,7 +5,7 @@ namespace Supervisor.Simulation;
 /// each lost on the way with probability <see cref="Loss"/>; it dies for good at <see cref="SilentAfter"/>;
 /// a flapping peer alternates <see cref="FlapUp"/> of heartbeats with <see cref="FlapDown"/> of silence.
 /// </summary>
-public sealed record PeerModel(
+internal sealed record PeerModel(
     TimeSpan Interval,
     TimeSpan Jitter = default,
     double Loss = 0,
@@ -29,7 +29,7 @@ public sealed record PeerModel(
 }
 
 /// <summary>The whole server stops for <see cref="Duration"/> at <see cref="At"/> (a GC pause, a starved host).</summary>
-public sealed record ServerStall(TimeSpan At, TimeSpan Duration);
+internal sealed record ServerStall(TimeSpan At, TimeSpan Duration);
 
 /// <summary>A group of identical peers.</summary>
-public sealed record PeerGroup(int Count, PeerModel Model);
+internal sealed record PeerGroup(int Count, PeerModel Model);

@@ -9,7 +9,7 @@ namespace Supervisor.Simulation;
 /// A peer's end of the seam in a simulation: frames the connection writes are counted, not encoded,
 /// and the simulation plays the peer by telling the connection transport events.
 /// </summary>
-public sealed class SimulatedTransport(int peer) : IConnectionTransport
+internal sealed class SimulatedTransport(int peer) : IConnectionTransport
 {
     public int Peer { get; } = peer;
     public IActorRef Owner { get; private set; } = ActorRefs.Nobody;

@@ -20,7 +20,7 @@ namespace Supervisor.Simulation;
 /// <param name="Step">Resolution of virtual time; peers' send times fall on this grid. Default 100 ms.</param>
 /// <param name="Stalls">Moments the whole server stops.</param>
 /// <param name="Seed">Seed of the randomness (phases, jitter, loss): the same seed gives the same run.</param>
-public sealed record SimulationOptions(
+internal sealed record SimulationOptions(
     ListenerSettings Listener,
     MonitorSettings Monitor,
     IReadOnlyList<PeerGroup> Peers,
@@ -35,7 +35,7 @@ public sealed record SimulationOptions(
 /// virtual time (Akka.TestKit's TestScheduler, every actor on the calling thread), so an hour of
 /// heartbeats from thousands of peers runs in seconds and the same seed gives the same result.
 /// </summary>
-public static class Simulation
+internal static class Simulation
 {
     private const string SystemConfig = """
         akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"

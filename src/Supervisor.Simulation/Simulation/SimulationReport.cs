@@ -3,7 +3,7 @@ using Supervisor.Messages.Protocol;
 namespace Supervisor.Simulation;
 
 /// <summary>Distribution of a latency, in milliseconds of virtual time.</summary>
-public sealed record LatencySummary(int Count, double Min, double P50, double P99, double Max)
+internal sealed record LatencySummary(int Count, double Min, double P50, double P99, double Max)
 {
     public static LatencySummary Of(IEnumerable<double> values)
     {
@@ -15,12 +15,12 @@ public sealed record LatencySummary(int Count, double Min, double P50, double P9
 }
 
 /// <summary>One alert transition as it happened in virtual time.</summary>
-public sealed record AlertTransition(string Event, Alert Alert, TimeSpan At);
+internal sealed record AlertTransition(string Event, Alert Alert, TimeSpan At);
 
 /// <summary>One connection the server closed, in virtual time since the start.</summary>
 /// <param name="AfterLastFrame">Close time minus the time of the last frame that reached the server.</param>
 /// <param name="PeerWasAlive">The peer was still alive by its model when it was closed: a false disconnect.</param>
-public sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, TimeSpan AfterLastFrame, bool PeerWasAlive);
+internal sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, TimeSpan AfterLastFrame, bool PeerWasAlive);
 
 /// <summary>What a simulation found.</summary>
 /// <param name="FalseDisconnects">Peers closed while alive by their model.</param>
@@ -28,7 +28,7 @@ public sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, TimeSp
 /// <param name="DeadPeersDetected">Dead peers the server closed after they died and before the run ended.</param>
 /// <param name="DetectionLatency">Close time minus death time, for detected dead peers.</param>
 /// <param name="AfterLastFrame">Close time minus last frame received, for every close.</param>
-public sealed record SimulationReport(
+internal sealed record SimulationReport(
     int Peers,
     TimeSpan Duration,
     int FramesSent,

@@ -6,7 +6,7 @@ namespace Supervisor.Configuration;
 /// Typed reads of HOCON values where every failure is a <see cref="ConfigurationError"/> naming the full
 /// key (<c>prefix</c> + key) and the value found.
 /// </summary>
-public static class HoconReader
+internal static class HoconReader
 {
     public static string Key(string? prefix, string key) => prefix is null ? key : $"{prefix}.{key}";
 

@@ -9,7 +9,7 @@ namespace Supervisor.Configuration;
 /// Builds the effective HOCON (operator file over profile over the embedded reference) and
 /// reads it into validated settings. Every problem is a <see cref="ConfigurationError"/> naming its key.
 /// </summary>
-public static partial class SupervisorConfig
+internal static partial class SupervisorConfig
 {
     private const string ResourcePrefix = "Supervisor.hocon.";
 

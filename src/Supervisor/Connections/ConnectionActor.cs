@@ -14,7 +14,7 @@ namespace Supervisor.Connections;
 /// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
 /// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
-public sealed class ConnectionActor : UntypedActor, IConnectionContext
+internal sealed class ConnectionActor : UntypedActor, IConnectionContext
 {
     public sealed record Setup(
         string Id,

@@ -21,7 +21,7 @@ namespace Supervisor.Connections;
 /// slot, since a peer that has just closed may have its FIN still on the way, and only then is refused.
 /// </para>
 /// </summary>
-public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
+internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 {
     /// <summary>A freshly accepted TCP socket, handed over by a listener.</summary>
     public sealed record Adopt(Socket Socket, ListenerSettings Listener);

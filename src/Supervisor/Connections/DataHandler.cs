@@ -5,9 +5,13 @@ namespace Supervisor.Connections;
 /// <summary>What a data handler may do with the connection a frame came from.</summary>
 public interface IConnectionContext
 {
+    /// <summary>The connection's id (<c>c17</c>; in a cluster <c>c17@host:port</c>), as the registry and the logs name it.</summary>
     string ConnectionId { get; }
+    /// <summary>The peer's address, <c>host:port</c>.</summary>
     string Remote { get; }
+    /// <summary>The name of the listener that accepted the connection (<c>tcp</c>, or a key of <c>supervisor.listeners</c>).</summary>
     string Listener { get; }
+    /// <summary>The connection's clock (virtual in a simulation).</summary>
     DateTimeOffset Now { get; }
 
     /// <summary>Queues a frame for the peer.</summary>
@@ -22,12 +26,14 @@ public interface IConnectionContext
 /// </summary>
 public interface IDataHandler
 {
+    /// <summary>Handles one data frame of <paramref name="connection"/>.</summary>
     void OnData(Frame frame, IConnectionContext connection);
 }
 
 /// <summary>The source document's echo server: a data frame comes back as a data frame, stamped with the server's time.</summary>
 public sealed class EchoDataHandler : IDataHandler
 {
+    /// <inheritdoc />
     public void OnData(Frame frame, IConnectionContext connection) =>
         connection.Send(frame with { Timestamp = connection.Now.ToUnixTimeSeconds() });
 }

@@ -113,7 +113,7 @@ internal static class FileDescriptorLimits
 /// reaches the limit through them. Counting <c>/proc/self/fd</c> costs a directory read, so the count is taken
 /// again only when an upper bound (the last count plus the accepts since) reaches the ceiling.
 /// </summary>
-public sealed class FileDescriptorBudget
+internal sealed class FileDescriptorBudget
 {
     private readonly Func<int?> _countOpen;
     private long _upperBound;

@@ -15,7 +15,7 @@ namespace Supervisor.Hosting;
 /// <see cref="MonitorActor"/> when those are registered (the service), and work without them (the
 /// <c>client</c> command). <see cref="SupervisorMetrics"/> must be in the service collection.
 /// </summary>
-public static class OutboundHosting
+internal static class OutboundHosting
 {
     /// <summary>Starts heartbeat client <paramref name="name"/> and registers it in the <see cref="ActorRegistry"/> under <typeparamref name="TKey"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatClient<TKey>(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>

@@ -33,9 +33,9 @@ public static class SupervisorHosting
     /// <see cref="Configuration.ConfigurationError"/> here, before the host starts.
     /// </summary>
     /// <remarks>
-    /// The embedder may ask its container for <c>IRequiredActor&lt;ConnectionRegistry&gt;</c> (connection stats and
-    /// lists, <see cref="RegistryProtocol"/>), <c>IRequiredActor&lt;MonitorActor&gt;</c> (alerts,
-    /// <see cref="MonitorProtocol"/>) and <c>IRequiredActor&lt;ConnectionSupervisor&gt;</c> (close a connection,
+    /// The embedder may ask its container for <c>IRequiredActor&lt;SupervisorActors.Registry&gt;</c> (connection stats and
+    /// lists, <see cref="RegistryProtocol"/>), <c>IRequiredActor&lt;SupervisorActors.Monitor&gt;</c> (alerts,
+    /// <see cref="MonitorProtocol"/>) and <c>IRequiredActor&lt;SupervisorActors.Connections&gt;</c> (close a connection,
     /// <see cref="ConnectionCommands"/>). The data handler is, in order: <see cref="ConnectionSupervisorOptions.DataHandler"/>,
     /// an <see cref="IDataHandler"/> in the container, the echo handler. Akka's loggers are left as the caller set them.
     /// </remarks>
@@ -76,6 +76,9 @@ public static class SupervisorHosting
                 StartConnectionSupervisor(system, registry, handler, metrics, loggers, settings.RegistryStatusRefresh,
                     features.ConnectionIdSuffix?.Invoke(system) ?? "", descriptors, frameMemory);
                 StartTcpListeners(system, registry, bound, loggers, descriptors, metrics);
+                registry.Register<SupervisorActors.Registry>(registry.Get<ConnectionRegistry>());
+                registry.Register<SupervisorActors.Monitor>(registry.Get<MonitorActor>());
+                registry.Register<SupervisorActors.Connections>(registry.Get<ConnectionSupervisor>());
             })
             .AddGracefulShutdown(settings)
             .AddLivenessBudgetLog(settings);

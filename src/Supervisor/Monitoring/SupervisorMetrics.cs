@@ -10,7 +10,7 @@ namespace Supervisor.Monitoring;
 /// are thread-safe, so connection actors record into them directly; visible in dotnet-counters
 /// (<c>dotnet-counters monitor -n Supervisor --counters Supervisor</c>) and to any exporter.
 /// </summary>
-public sealed class SupervisorMetrics : IDisposable
+internal sealed class SupervisorMetrics : IDisposable
 {
     public const string MeterName = "Supervisor";
 

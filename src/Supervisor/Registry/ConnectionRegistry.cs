@@ -9,7 +9,7 @@ namespace Supervisor.Registry;
 /// document's sharded connection pool). Updates go to one shard; table-wide queries are
 /// gathered from every shard by a short-lived <see cref="ShardGather{TReply}"/>.
 /// </summary>
-public sealed class ConnectionRegistry : ReceiveActor
+internal sealed class ConnectionRegistry : ReceiveActor
 {
     /// <summary>The registry; deploy it with <see cref="Connections.ConnectionDispatcher.Deploy"/>'s dispatcher to keep updates off the thread pool.</summary>
     /// <param name="changes">Told every open and close by the shards (the cluster's replication), or null.</param>
@@ -74,7 +74,7 @@ public sealed class ConnectionRegistry : ReceiveActor
 }
 
 /// <summary>Asks every shard the same question and answers the original sender with the combined replies.</summary>
-public sealed class ShardGather<TReply> : ReceiveActor
+internal sealed class ShardGather<TReply> : ReceiveActor
 {
     public static Props Props(IReadOnlyList<IActorRef> shards, object query, Func<IReadOnlyList<TReply>, object> combine, IActorRef replyTo, TimeSpan timeout) =>
         Akka.Actor.Props.Create(() => new ShardGather<TReply>(shards, query, combine, replyTo, timeout));

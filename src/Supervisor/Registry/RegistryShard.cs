@@ -5,7 +5,7 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Registry;
 
 /// <summary>One shard of the connection table: the live connections whose id hashes here, plus totals.</summary>
-public sealed class RegistryShard : ReceiveActor
+internal sealed class RegistryShard : ReceiveActor
 {
     /// <param name="changes">Told every open and close (not updates), in order: the cluster's replication, or null.</param>
     public static Props Props(IActorRef? changes = null) => Akka.Actor.Props.Create(() => new RegistryShard(changes));

@@ -9,7 +9,7 @@ namespace Supervisor.Transport;
 /// <see cref="TransportEvents"/> messages, frames go out through <see cref="Write"/>.
 /// Every member except the event delivery is called on the owning actor's thread only.
 /// </summary>
-public interface IConnectionTransport : IDisposable
+internal interface IConnectionTransport : IDisposable
 {
     string Remote { get; }
 
@@ -64,7 +64,7 @@ public interface IConnectionTransport : IDisposable
 }
 
 /// <summary>What a transport tells its connection actor.</summary>
-public static class TransportEvents
+internal static class TransportEvents
 {
     public interface ITransportEvent;
 

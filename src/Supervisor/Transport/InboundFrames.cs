@@ -14,7 +14,7 @@ namespace Supervisor.Transport;
 /// is told after the frames before it, so the owner always sees them in order.
 /// </para>
 /// </summary>
-public sealed class InboundFrames : IInboundFrames, IDisposable
+internal sealed class InboundFrames : IInboundFrames, IDisposable
 {
     /// <summary>After a refused frame the input is read and thrown away only so that the error notice is
     /// not destroyed by an RST; a peer that keeps streaming past this gets the RST anyway.</summary>
@@ -156,10 +156,10 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
 }
 
 /// <summary>A decoded frame waiting for its connection, with its size on the wire (newline included).</summary>
-public readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
+internal readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
 
 /// <summary>The owner's side of a pull-mode transport's frame queue (see <see cref="InboundFrames"/>).</summary>
-public interface IInboundFrames
+internal interface IInboundFrames
 {
     /// <summary>Called when the owner handles <see cref="TransportEvents.FramesReady"/>, before it takes: a frame queued from now on signals again.</summary>
     void BeginTaking();

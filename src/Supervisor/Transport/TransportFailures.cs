@@ -61,7 +61,7 @@ internal static class TransportFailures
 }
 
 /// <summary>Why a write was refused, as the connection's close reason and detail.</summary>
-public readonly record struct TransportFailure(CloseReason Reason, string Detail)
+internal readonly record struct TransportFailure(CloseReason Reason, string Detail)
 {
     /// <summary>What a transport that does not say more reports: the peer stopped reading or the socket failed.</summary>
     public static readonly TransportFailure Unspecified = new(CloseReason.WriteFailed, "peer is not reading or the socket failed");

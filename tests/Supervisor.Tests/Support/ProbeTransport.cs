@@ -9,7 +9,7 @@ namespace Supervisor.Tests.Support;
 /// The transport seam with a test probe behind it: frames the actor writes, its FIN and its close
 /// arrive at the probe as messages; the test plays the peer by telling the actor transport events.
 /// </summary>
-public sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
+internal sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
 {
     public sealed record Wrote(Frame Frame);
     public sealed record OutputShut;
