@@ -7,7 +7,7 @@ using static Supervisor.Messages.Protocol.ClusterProtocol;
 namespace LedgerReplication;
 
 /// <summary>
-/// The replication half of the product's <c>ClusterRegistry</c> (src/Supervisor/Cluster/ClusterRegistry.cs), kept
+/// The replication half of the product's <c>ClusterRegistry</c> (src/Supervisor.Cluster/Cluster/ClusterRegistry.cs), kept
 /// as it is there: this node's ledger (opens and closes since the last tick), every <c>replication-interval</c> one
 /// or more numbered <see cref="LedgerBatch"/>es (at most 2,000 ids each) with the totals to every other member that
 /// is up, a full copy when a member comes up or asks for one, and the product's own <see cref="LedgerReplica"/> on
