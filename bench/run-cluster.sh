@@ -117,13 +117,13 @@ else
   echo "== build (Release) of the working tree at $(git rev-parse --short HEAD) ($dirty uncommitted file(s) under src/)"
   put revision "$(git rev-parse --short HEAD)$([[ $dirty -gt 0 ]] && echo "+dirty")"
 fi
-for project in src/Supervisor/Supervisor.csproj bench/LoadGen/LoadGen.csproj; do
+for project in src/Supervisor.Service/Supervisor.Service.csproj bench/LoadGen/LoadGen.csproj; do
   if ! dotnet build "$src/$project" -c Release -nologo -v q >"$run/build.log" 2>&1; then
     grep -E "error" "$run/build.log" | head -20; echo "build of $project failed (log: $run/build.log)"; exit 1
   fi
 done
 # Run from a copy: a concurrent rebuild of the tree must not swap assemblies under running nodes.
-cp -r "$src/src/Supervisor/bin/Release/net10.0" "$run/supervisor-bin"
+cp -r "$src/src/Supervisor.Service/bin/Release/net10.0" "$run/supervisor-bin"
 cp -r "$src/bench/LoadGen/bin/Release/net10.0" "$run/loadgen-bin"
 
 for i in $(seq 1 "$NODES"); do

@@ -92,7 +92,7 @@ for target in $TARGETS; do
   log="$OUT/$target-$stamp.log"
   case "$target" in
     service)
-      env $SERVICE_ENV dotnet src/Supervisor/bin/Release/net10.0/Supervisor.dll --config "$conf" >"$log" 2>&1 &
+      env $SERVICE_ENV dotnet src/Supervisor.Service/bin/Release/net10.0/Supervisor.dll --config "$conf" >"$log" 2>&1 &
       SERVER_PID=$!; port="$SERVICE_PORT" ;;
     floor)
       env $FLOOR_ENV dotnet bench/FloorServer/bin/Release/net10.0/FloorServer.dll --port "$FLOOR_PORT" --timeout 6s --max-runtime 900s >"$log" 2>&1 &

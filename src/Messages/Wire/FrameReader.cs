@@ -16,7 +16,7 @@ public enum FeedResult
 }
 
 /// <summary>
-/// Cuts a byte stream into frames of at most <c>maxFrameLength</c> bytes as <paramref name="codec"/> delimits them.
+/// Cuts a byte stream into frames of at most <c>maxFrameLength</c> bytes as its codec delimits them.
 /// A frame that lies whole in a chunk is handed over where it lies; an unfinished one is held in a pooled buffer
 /// that is returned as soon as the frame completes, so an idle connection holds no buffer and a peer that never
 /// finishes a frame costs at most the codec's <see cref="IFrameCodec.MaxWireLength"/> before it is refused.

@@ -6,7 +6,7 @@ namespace Supervisor.Client;
 /// failed attempt and a crowd of clients that lost the same server spreads its reconnects out.
 /// The count resets when a connection has stayed up for the stable period.
 /// </summary>
-public sealed class Backoff(BackoffSettings settings, Random random)
+internal sealed class Backoff(BackoffSettings settings, Random random)
 {
     /// <summary>Failed attempts since the last stable period; the exponent of the next delay.</summary>
     public int Attempt { get; private set; }

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace Supervisor.Client;
 
 /// <summary>What outbound clients tell operators: one line per connect, disconnect and reconnect delay; heartbeats at Debug.</summary>
-public static partial class ClientLog
+internal static partial class ClientLog
 {
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Client {Client} connected to {Remote} from {Local} (reconnect attempt {Attempt})")]
     public static partial void Connected(ILogger logger, string client, string remote, string local, int attempt);

@@ -5,4 +5,4 @@ using Supervisor.Monitoring;
 namespace Supervisor.Client;
 
 /// <summary>What a heartbeat client reports to: the connection registry (<see cref="ActorRefs.Nobody"/> when there is none, as in the <c>client</c> command), the meter and the log.</summary>
-public sealed record ClientServices(IActorRef Registry, SupervisorMetrics Metrics, ILogger Log);
+internal sealed record ClientServices(IActorRef Registry, SupervisorMetrics Metrics, ILogger Log);

@@ -11,7 +11,7 @@ namespace Supervisor.Client;
 /// <param name="Max">Longest delay. Default 30 s.</param>
 /// <param name="Multiplier">Growth of the delay's ceiling per failed attempt. Default 2.</param>
 /// <param name="ResetAfter">A connection that stays up this long resets the attempt count. Default 30 s.</param>
-public sealed record BackoffSettings(TimeSpan Min, TimeSpan Max, double Multiplier, TimeSpan ResetAfter);
+internal sealed record BackoffSettings(TimeSpan Min, TimeSpan Max, double Multiplier, TimeSpan ResetAfter);
 
 /// <summary>One outbound heartbeat client (<c>supervisor.client</c>), validated.</summary>
 /// <param name="Endpoint">The server, <c>host:port</c>; null in the shipped defaults (a template).</param>
@@ -24,7 +24,7 @@ public sealed record BackoffSettings(TimeSpan Min, TimeSpan Max, double Multipli
 /// <param name="MaxFrameLength">Longest frame accepted from the server. Default 64 KiB.</param>
 /// <param name="MaxPendingWrite">Bytes queued for a server that does not read, at most. Default 1 MiB.</param>
 /// <param name="KeepAlive">Kernel keep-alive on the client's socket.</param>
-public sealed record ClientSettings(
+internal sealed record ClientSettings(
     HostPort? Endpoint,
     TimeSpan HeartbeatInterval,
     TimeSpan HeartbeatTimeout,
@@ -119,7 +119,7 @@ public sealed record ClientSettings(
 /// <param name="Size">Connections in the pool. Default 4.</param>
 /// <param name="VirtualNodes">Points per connection on the consistent-hash ring. Default 100.</param>
 /// <param name="Client">Settings of every member connection.</param>
-public sealed record PoolSettings(int Size, int VirtualNodes, ClientSettings Client)
+internal sealed record PoolSettings(int Size, int VirtualNodes, ClientSettings Client)
 {
     public const string Path = "supervisor.pool";
 
@@ -140,7 +140,7 @@ public sealed record PoolSettings(int Size, int VirtualNodes, ClientSettings Cli
 /// <param name="ServerName">Name the certificate must carry; null: the endpoint's host.</param>
 /// <param name="Authority">Trusted instead of the system's store; null: the system's store.</param>
 /// <param name="PinSha256">Upper-case hex SHA-256 of the one certificate accepted; null: no pin.</param>
-public sealed record ClientTls(string? ServerName, System.Security.Cryptography.X509Certificates.X509Certificate2? Authority, string? PinSha256)
+internal sealed record ClientTls(string? ServerName, System.Security.Cryptography.X509Certificates.X509Certificate2? Authority, string? PinSha256)
 {
     public static ClientTls Read(Config client, string prefix)
     {

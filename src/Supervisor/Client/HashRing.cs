@@ -9,7 +9,7 @@ namespace Supervisor.Client;
 /// after its hash, clockwise. <see cref="Walk"/> yields the owner and then the other members in ring order,
 /// which is where a key goes when its owner cannot serve it.
 /// </summary>
-public sealed class HashRing
+internal sealed class HashRing
 {
     private readonly ulong[] _points;
     private readonly int[] _owners;

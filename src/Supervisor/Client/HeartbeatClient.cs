@@ -20,7 +20,7 @@ namespace Supervisor.Client;
 /// a child relay that tags them with the connection's generation, so a stale socket can never be taken
 /// for the current one. The connection is in the registry with protocol <c>tcp-out</c>.
 /// </summary>
-public sealed class HeartbeatClient : ReceiveActor, IWithTimers
+internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
 {
     public const string Protocol = "tcp-out";
 

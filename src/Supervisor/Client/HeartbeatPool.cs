@@ -12,7 +12,7 @@ namespace Supervisor.Client;
 /// children that heal themselves; the pool only follows their events. A member that fails is restarted
 /// (its PostStop releases the socket), which for an outbound connection means a fresh connect.
 /// </summary>
-public sealed class HeartbeatPool : ReceiveActor
+internal sealed class HeartbeatPool : ReceiveActor
 {
     public static Props Props(string name, PoolSettings settings, ClientServices services, Random? random = null) =>
         Akka.Actor.Props.Create(() => new HeartbeatPool(name, settings, services, random ?? Random.Shared));

@@ -4,7 +4,7 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Client;
 
 /// <summary>What <see cref="OutboundBuffer.Offer"/> did with a frame.</summary>
-public enum OfferOutcome
+internal enum OfferOutcome
 {
     Buffered,
     /// <summary>Buffered, and the oldest frame was dropped to make room (drop-oldest).</summary>
@@ -16,7 +16,7 @@ public enum OfferOutcome
 }
 
 /// <summary>Data frames waiting for a connection, at most <c>capacity</c>; a full buffer applies the overflow policy.</summary>
-public sealed class OutboundBuffer(int capacity, OverflowPolicy policy)
+internal sealed class OutboundBuffer(int capacity, OverflowPolicy policy)
 {
     private readonly Queue<Frame> _frames = new();
 

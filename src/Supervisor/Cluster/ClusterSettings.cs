@@ -6,7 +6,7 @@ using static Supervisor.Configuration.HoconReader;
 namespace Supervisor.Cluster;
 
 /// <summary>How the split-brain resolver decides which side of a partition survives (<c>cluster.downing.strategy</c>).</summary>
-public enum DowningStrategy
+internal enum DowningStrategy
 {
     KeepMajority,
     KeepOldest,
@@ -19,7 +19,7 @@ public enum DowningStrategy
 /// <param name="ReplicationInterval">How often a node sends its ledger changes to the others.</param>
 /// <param name="QueryTimeout">How long a cluster-wide list or one-connection question waits for one node before answering without it.</param>
 /// <param name="StatsTimeout">How long a cluster-wide stats query waits for one node before counting it from its replica.</param>
-public sealed record ClusterSettings(
+internal sealed record ClusterSettings(
     bool Enabled,
     string Hostname,
     int Port,

@@ -1,6 +1,6 @@
 namespace Supervisor.Configuration;
 
-public static class Durations
+internal static class Durations
 {
     /// <summary>A duration the way HOCON writes it: <c>30s</c>, <c>200ms</c>.</summary>
     public static string ToHocon(this TimeSpan duration) =>

@@ -4,9 +4,9 @@ namespace Supervisor.Configuration;
 
 /// <summary>
 /// Typed reads of HOCON values where every failure is a <see cref="ConfigurationError"/> naming the full
-/// key (<paramref name="prefix"/> + key) and the value found.
+/// key (<c>prefix</c> + key) and the value found.
 /// </summary>
-public static class HoconReader
+internal static class HoconReader
 {
     public static string Key(string? prefix, string key) => prefix is null ? key : $"{prefix}.{key}";
 

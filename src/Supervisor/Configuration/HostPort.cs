@@ -4,7 +4,7 @@ using System.Net;
 namespace Supervisor.Configuration;
 
 /// <summary>An outbound endpoint, <c>host:port</c> (or <c>[v6-address]:port</c>).</summary>
-public sealed record HostPort(string Host, int Port)
+internal sealed record HostPort(string Host, int Port)
 {
     /// <summary>Parses <c>host:port</c>; <paramref name="key"/> names the setting or option in the error.</summary>
     /// <exception cref="ConfigurationError">Not <c>host:port</c>, or the port is not 1-65535.</exception>

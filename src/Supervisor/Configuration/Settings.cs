@@ -1,14 +1,14 @@
 namespace Supervisor.Configuration;
 
 /// <summary><c>io.inline-socket-completions</c>: on, off, or auto (on unless a listener speaks TLS).</summary>
-public enum InlineSocketCompletions
+internal enum InlineSocketCompletions
 {
     Auto,
     On,
     Off,
 }
 
-public enum LivenessMode
+internal enum LivenessMode
 {
     /// <summary>Every complete valid frame proves the peer alive.</summary>
     AnyFrame,
@@ -22,7 +22,7 @@ public enum LivenessMode
 /// <param name="Interval">TCP_KEEPINTVL. Default 30 s.</param>
 /// <param name="Probes">TCP_KEEPCNT. Default 3.</param>
 /// <param name="UserTimeout">TCP_USER_TIMEOUT; null when off. Default off.</param>
-public sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan Interval, int Probes, TimeSpan? UserTimeout);
+internal sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan Interval, int Probes, TimeSpan? UserTimeout);
 
 /// <summary>Application heartbeat (<c>heartbeat</c>).</summary>
 /// <param name="Enabled">Default on.</param>
@@ -31,10 +31,10 @@ public sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan Int
 /// <param name="Liveness">Default any-frame.</param>
 /// <param name="ServerPing">Default off.</param>
 /// <param name="StarvationThreshold">A deadline timer this late means the server stalled; the stall is forgiven. Default 1 s.</param>
-public sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing, TimeSpan StarvationThreshold);
+internal sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing, TimeSpan StarvationThreshold);
 
 /// <summary>One TCP listener: <c>supervisor.tcp</c> or an entry of <c>supervisor.listeners</c>.</summary>
-public sealed record ListenerSettings(
+internal sealed record ListenerSettings(
     string Name,
     string Profile,
     string Host,
@@ -76,7 +76,7 @@ public sealed record ListenerSettings(
 /// </summary>
 /// <param name="TrustedNetworks">The balancers' source networks. Must not be empty.</param>
 /// <param name="HeaderTimeout">The whole header must arrive this long after accept, else first-frame-timeout. Default 5 s.</param>
-public sealed record ProxyProtocolSettings(IReadOnlyList<System.Net.IPNetwork> TrustedNetworks, TimeSpan HeaderTimeout)
+internal sealed record ProxyProtocolSettings(IReadOnlyList<System.Net.IPNetwork> TrustedNetworks, TimeSpan HeaderTimeout)
 {
     /// <summary>Whether a connection from <paramref name="address"/> may carry a PROXY header (IPv4-mapped IPv6 counts as IPv4).</summary>
     public bool Trusts(System.Net.IPAddress address)
@@ -100,7 +100,7 @@ public sealed record ProxyProtocolSettings(IReadOnlyList<System.Net.IPNetwork> T
 /// <param name="MaxFramesPerSecond">Sustained rate of heartbeat traffic (every frame but data: heartbeats, responses, notices) one connection may send. Default 100.</param>
 /// <param name="FrameBurst">Frames one connection may send in a burst above each rate. Default 200.</param>
 /// <param name="FirstFrameTimeout">A connection that completes no valid frame this long after it opened is closed; null when off. The configuration's default, <c>auto</c>, is <see cref="AutoFirstFrameTimeout"/>.</param>
-public sealed record ListenerLimits(int? MaxConnectionsPerAddress, double MaxFramesPerSecond, int FrameBurst, TimeSpan? FirstFrameTimeout)
+internal sealed record ListenerLimits(int? MaxConnectionsPerAddress, double MaxFramesPerSecond, int FrameBurst, TimeSpan? FirstFrameTimeout)
 {
     public static ListenerLimits Default { get; } = new(null, 100, 200, null);
 
@@ -119,7 +119,7 @@ public sealed record ListenerLimits(int? MaxConnectionsPerAddress, double MaxFra
 }
 
 /// <summary>Everything the service reads from <c>supervisor</c>, validated.</summary>
-public sealed record SupervisorSettings(
+internal sealed record SupervisorSettings(
     string Profile,
     IReadOnlyList<ListenerSettings> Listeners,
     int RegistryShards,

@@ -9,7 +9,7 @@ namespace Supervisor.Configuration;
 /// Builds the effective HOCON (operator file over profile over the embedded reference) and
 /// reads it into validated settings. Every problem is a <see cref="ConfigurationError"/> naming its key.
 /// </summary>
-public static partial class SupervisorConfig
+internal static partial class SupervisorConfig
 {
     private const string ResourcePrefix = "Supervisor.hocon.";
 
@@ -40,10 +40,21 @@ public static partial class SupervisorConfig
     /// <summary>As <see cref="Build(string?, string?, string)"/>, reading environment substitutions from <paramref name="environment"/>.</summary>
     /// <param name="overrides">Settings from environment variables and appsettings.json, layered over the file (<see cref="DotnetSettings"/>).</param>
     internal static Config Build(string? operatorHocon, string? profileOverride, string source, Func<string, string?> environment,
-        DotnetSettings.Overrides? overrides = null)
+        DotnetSettings.Overrides? overrides = null) =>
+        Layer(ParseOperatorConfig(operatorHocon, source, Reference, environment), profileOverride, overrides);
+
+    /// <summary>As <see cref="Build(string?, string?, string)"/>, the text layered over <paramref name="parsed"/> (an embedder's own HOCON).</summary>
+    internal static Config Build(string? operatorHocon, string? profileOverride, string source, Config? parsed)
     {
         var reference = Reference;
-        var layered = ParseOperatorConfig(operatorHocon, source, reference, environment);
+        var under = parsed is null || parsed.IsEmpty ? Config.Empty : parsed;
+        ConfigSchema.Check(under, reference);
+        return Layer(ParseOperatorConfig(operatorHocon, source, reference, Environment.GetEnvironmentVariable).WithFallback(under), profileOverride, overrides: null);
+    }
+
+    private static Config Layer(Config layered, string? profileOverride, DotnetSettings.Overrides? overrides)
+    {
+        var reference = Reference;
         if (overrides is not null)
         {
             try

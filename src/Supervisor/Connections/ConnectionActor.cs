@@ -17,7 +17,7 @@ namespace Supervisor.Connections;
 /// lives in the system's <see cref="DeadlineQueue"/>: a frame only publishes the next deadline, and
 /// <c>DeadlineDue</c> arrives only when one has passed, so a steady peer costs no timer per heartbeat.
 /// </summary>
-public sealed class ConnectionActor : UntypedActor, IConnection
+internal sealed class ConnectionActor : UntypedActor, IConnection
 {
     /// <summary>A frame for the peer from outside the actor (a handler after an await, the hub).</summary>
     internal sealed record Push(Frame Frame);
@@ -533,6 +533,9 @@ public sealed class ConnectionActor : UntypedActor, IConnection
                 break;
             case TransportEvents.ITransportEvent:
             case ConnectionCommands.CloseConnection:
+            // Pushed by the application through the hub after the close was decided: nothing more goes to the peer.
+            case Push:
+            case CloseWith:
             case DeadlineDue:
             case FirstFrameDue:
             case ConnectionSupervisor.EvictUnproven:

@@ -12,7 +12,7 @@ namespace Supervisor.Connections;
 /// a time, so the actor model holds; what changes is only that a connection actor, and so a data
 /// handler, may run on a socket or timer thread, which is why neither may ever block.
 /// </summary>
-public static class ConnectionDispatcher
+internal static class ConnectionDispatcher
 {
     /// <summary>The dispatcher id, known to a system once <see cref="Deploy"/> ran on it.</summary>
     public const string Id = "supervisor.connection-dispatcher";
@@ -39,7 +39,7 @@ public static class ConnectionDispatcher
 }
 
 /// <summary>Configures the inline dispatcher of <see cref="ConnectionDispatcher"/>.</summary>
-public sealed class InlineDispatcherConfigurator : MessageDispatcherConfigurator
+internal sealed class InlineDispatcherConfigurator : MessageDispatcherConfigurator
 {
     private readonly MessageDispatcher _dispatcher;
 

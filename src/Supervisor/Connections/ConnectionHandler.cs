@@ -45,7 +45,11 @@ public interface IConnection
 {
     /// <summary>The connection's id, as in the registry and the operator API (<c>c17</c>, <c>c17@host:port</c> in a cluster).</summary>
     string Id { get; }
+
+    /// <summary>The peer's address as <c>host:port</c> (the client's, behind a PROXY protocol balancer).</summary>
     string Remote { get; }
+
+    /// <summary>The name of the listener that accepted it (<c>tcp</c>, <c>ws</c>, or a name from <c>supervisor.listeners</c>).</summary>
     string Listener { get; }
 
     /// <summary>The connection's clock (the actor system's scheduler: virtual in tests and simulations).</summary>
@@ -67,6 +71,7 @@ public interface IConnection
 /// <summary>The source document's echo server: a data frame comes back as a data frame, stamped with the server's time.</summary>
 public sealed class EchoHandler : ConnectionHandler
 {
+    /// <summary>Sends the frame back with the server's time as its timestamp; completes synchronously.</summary>
     public override ValueTask OnDataAsync(IConnection connection, Frame frame)
     {
         connection.Send(frame with { Timestamp = connection.Now.ToUnixTimeSeconds() });
@@ -77,7 +82,7 @@ public sealed class EchoHandler : ConnectionHandler
 /// <summary>How the application's <see cref="ConnectionHandler"/> is run (<c>supervisor.handler</c>).</summary>
 /// <param name="MaxFramesInFlight">Data frames read and not yet handled, per connection, past which it stops reading its socket.</param>
 /// <param name="Timeout">The longest one callback may run before its connection is closed with <c>internal-error</c>; null: no limit.</param>
-public sealed record HandlerSettings(int MaxFramesInFlight, TimeSpan? Timeout)
+internal sealed record HandlerSettings(int MaxFramesInFlight, TimeSpan? Timeout)
 {
     public static HandlerSettings Default { get; } = new(64, TimeSpan.FromSeconds(30));
 }

@@ -6,7 +6,7 @@ namespace Supervisor.Connections;
 /// What connections tell operators, as structured log events: one line per open and per close
 /// at Information, per-heartbeat detail only at Debug.
 /// </summary>
-public static partial class ConnectionLog
+internal static partial class ConnectionLog
 {
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Connection {ConnectionId} opened from {Remote} on listener {Listener}")]
     public static partial void Opened(ILogger logger, string connectionId, string remote, string listener);

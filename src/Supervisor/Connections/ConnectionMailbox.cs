@@ -12,7 +12,7 @@ namespace Supervisor.Connections;
 /// stays at a few slots; contention is low (its transport, the deadline queue, the supervisor).
 /// Measured in bench/README.md (issue 7).
 /// </summary>
-public sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<ConnectionMailbox.CompactMessageQueue>
+internal sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<ConnectionMailbox.CompactMessageQueue>
 {
     /// <summary>The mailbox id; <see cref="ConnectionDispatcher.Deploy"/> makes it known to a system.</summary>
     public const string Id = "supervisor.connection-mailbox";

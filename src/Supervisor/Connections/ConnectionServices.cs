@@ -5,7 +5,7 @@ using Supervisor.Monitoring;
 namespace Supervisor.Connections;
 
 /// <summary>What every connection actor reports to and calls, handed down by its supervisor.</summary>
-public sealed record ConnectionServices(
+internal sealed record ConnectionServices(
     IActorRef Registry,
     IActorRef Monitor,
     ConnectionHandler Handler,

@@ -28,7 +28,7 @@ namespace Supervisor.Connections;
 /// the trusted networks is refused at once. Other listeners take none of this path.
 /// </para>
 /// </summary>
-public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
+internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 {
     /// <summary>A freshly accepted TCP socket, handed over by a listener.</summary>
     public sealed record Adopt(Socket Socket, ListenerSettings Listener);

@@ -17,7 +17,7 @@ namespace Supervisor.Connections;
 /// its checks on that scheduler, so virtual time drives it exactly as it drives actor timers.
 /// </para>
 /// </summary>
-public sealed class DeadlineQueue : IExtension
+internal sealed class DeadlineQueue : IExtension
 {
     /// <summary>How often, at most, the real-time queue wakes up to look for due deadlines.</summary>
     public static readonly TimeSpan Resolution = TimeSpan.FromMilliseconds(5);
@@ -181,7 +181,7 @@ public sealed class DeadlineQueue : IExtension
 /// and <see cref="Cancel"/>; the queue reads the published deadline. When the queue tells the owner, the
 /// deadline is disarmed until the owner sets it again, so a told owner always re-arms.
 /// </summary>
-public sealed class Deadline
+internal sealed class Deadline
 {
     private readonly DeadlineQueue _queue;
 

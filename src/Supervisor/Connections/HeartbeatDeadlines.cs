@@ -5,7 +5,7 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Connections;
 
 /// <summary>What the connection must do after a deadline check.</summary>
-public enum DeadlineVerdict
+internal enum DeadlineVerdict
 {
     Nothing,
     /// <summary>One more interval passed in silence: the connection is (still) suspect.</summary>
@@ -21,7 +21,7 @@ public enum DeadlineVerdict
 /// Deadlines are stored, not scheduled per frame: a frame only moves <see cref="LastLivenessAt"/>, and
 /// the one deadline timer, when it fires, asks <see cref="Check"/> what is due and when to look next.
 /// </summary>
-public sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffset connectedAt)
+internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffset connectedAt)
 {
     private long _nextPingSeq = 1;
     private long? _outstandingPingSeq;

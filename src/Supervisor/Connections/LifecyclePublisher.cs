@@ -14,7 +14,7 @@ namespace Supervisor.Connections;
 /// Nothing else reports opens, closes or refusals. A close is rare and a heartbeat is not an event, so the cost does
 /// not grow with traffic.
 /// </summary>
-public static class LifecyclePublisher
+internal static class LifecyclePublisher
 {
     public static void Publish(ActorSystem system, SupervisorMetrics metrics, ILogger log, IConnectionLifecycleEvent lifecycle)
     {

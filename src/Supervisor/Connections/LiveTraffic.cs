@@ -9,7 +9,7 @@ namespace Supervisor.Connections;
 /// cache line, so the dispatcher threads do not contend; an add is one uncontended interlocked instruction and
 /// allocates nothing.
 /// </summary>
-public sealed class LiveTraffic
+internal sealed class LiveTraffic
 {
     [StructLayout(LayoutKind.Explicit, Size = 128)]
     private struct Stripe

@@ -18,7 +18,7 @@ namespace Supervisor.Connections;
 /// One log line when a pause begins and one when it ends, not one per retry.
 /// </para>
 /// </summary>
-public sealed class TcpListenerActor : ReceiveActor, IWithTimers
+internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
 {
     public ITimerScheduler Timers { get; set; } = null!;
 

@@ -9,7 +9,7 @@ namespace Supervisor.Hosting;
 /// The listening sockets, bound before the actor system starts so that a taken port stops start-up
 /// with a clear error instead of a listener actor failing later.
 /// </summary>
-public sealed class BoundListeners : IDisposable
+internal sealed class BoundListeners : IDisposable
 {
     private readonly List<(ListenerSettings Settings, Socket Socket)> _bound = [];
 
@@ -50,5 +50,5 @@ public sealed class BoundListeners : IDisposable
     }
 }
 
-public sealed class ListenerBindError(ListenerSettings listener, SocketException cause)
+internal sealed class ListenerBindError(ListenerSettings listener, SocketException cause)
     : Exception($"cannot listen on {listener.Host}:{listener.Port} for listener '{listener.Name}': {cause.Message}", cause);

@@ -122,11 +122,10 @@ internal static class FileDescriptorLimits
     }
 
     /// <summary>The listeners whose connections each take a descriptor: every TCP listener and the WebSocket listener when on.</summary>
-    public static IEnumerable<(string Name, int MaxConnections)> ConnectionHolders(SupervisorSettings settings, Http.OperatorSettings? operatorSettings) =>
+    /// <param name="webSocket">The WebSocket listener (operator package) when it is on; null otherwise.</param>
+    public static IEnumerable<(string Name, int MaxConnections)> ConnectionHolders(SupervisorSettings settings, (string Name, int MaxConnections)? webSocket) =>
         settings.Listeners.Select(l => (l.Name, l.MaxConnections))
-            .Concat(operatorSettings is { WebSocket.Enabled: true } op
-                ? [(Http.OperatorEndpoints.WebSocketName, op.WebSocket.Listener.MaxConnections)]
-                : []);
+            .Concat(webSocket is { } holder ? [holder] : []);
 
     private static long ToLong(ulong value) => value > long.MaxValue ? long.MaxValue : (long)value;
 }
@@ -138,7 +137,7 @@ internal static class FileDescriptorLimits
 /// reaches the limit through them. Counting <c>/proc/self/fd</c> costs a directory read, so the count is taken
 /// again only when an upper bound (the last count plus the accepts since) reaches the ceiling.
 /// </summary>
-public sealed class FileDescriptorBudget
+internal sealed class FileDescriptorBudget
 {
     private readonly Func<int?> _countOpen;
     private long _upperBound;

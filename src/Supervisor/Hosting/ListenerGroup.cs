@@ -7,7 +7,7 @@ namespace Supervisor.Hosting;
 /// Fronts every <see cref="TcpListenerActor"/>: <see cref="TcpListenerActor.Unbind"/> goes to all of them
 /// and is answered once all have unbound; <see cref="TcpListenerActor.GetBinding"/> is answered with all bindings.
 /// </summary>
-public sealed class ListenerGroup(IReadOnlyList<IActorRef> listeners)
+internal sealed class ListenerGroup(IReadOnlyList<IActorRef> listeners)
 {
     public sealed record AllUnbound(int Count);
 

@@ -5,18 +5,17 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Supervisor.Client;
 using Supervisor.Monitoring;
-using Supervisor.Probes;
 using Supervisor.Registry;
 
 namespace Supervisor.Hosting;
 
 /// <summary>
 /// Akka.Hosting wiring of the outbound side (issue 5), one extension method per feature: heartbeat clients,
-/// pools and dependency probes. They report to the <see cref="ConnectionRegistry"/> and the
+/// pools (the probes are in the ConnectionSupervisor.Probes package). They report to the <see cref="ConnectionRegistry"/> and the
 /// <see cref="MonitorActor"/> when those are registered (the service), and work without them (the
 /// <c>client</c> command). <see cref="SupervisorMetrics"/> must be in the service collection.
 /// </summary>
-public static class OutboundHosting
+internal static class OutboundHosting
 {
     /// <summary>Starts heartbeat client <paramref name="name"/> and registers it in the <see cref="ActorRegistry"/> under <typeparamref name="TKey"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatClient<TKey>(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>
@@ -36,25 +35,16 @@ public static class OutboundHosting
     public static AkkaConfigurationBuilder AddHeartbeatPool(this AkkaConfigurationBuilder builder, string name, PoolSettings settings) =>
         builder.AddHeartbeatPool<HeartbeatPool>(name, settings);
 
-    /// <summary>Starts the probes (none is fine) under one <see cref="ProbesActor"/>, registered under that type.</summary>
-    public static AkkaConfigurationBuilder AddProbes(this AkkaConfigurationBuilder builder, IReadOnlyList<ProbeSettings> probes) =>
-        builder.WithActors((system, registry, resolver) =>
-        {
-            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
-            var services = new ProbeServices(monitor, Metrics(resolver), Logger<ProbeActor>(resolver));
-            registry.Register<ProbesActor>(system.ActorOf(ProbesActor.Props(probes, services), "probes"));
-        });
-
     private static ClientServices ClientServices(IActorRegistry registry, IDependencyResolver resolver) => new(
         registry.TryGet<ConnectionRegistry>(out var connections) ? connections : ActorRefs.Nobody,
         Metrics(resolver),
         Logger<HeartbeatClient>(resolver));
 
-    private static SupervisorMetrics Metrics(IDependencyResolver resolver) =>
+    internal static SupervisorMetrics Metrics(IDependencyResolver resolver) =>
         resolver.GetService<SupervisorMetrics>()
         ?? throw new InvalidOperationException("SupervisorMetrics is not registered in the service collection");
 
-    private static ILogger Logger<T>(IDependencyResolver resolver) =>
+    internal static ILogger Logger<T>(IDependencyResolver resolver) =>
         resolver.GetService<ILoggerFactory>()?.CreateLogger<T>() ?? NullLogger<T>.Instance;
 
     private static string ActorName(string kind, string name) => $"{kind}-{Uri.EscapeDataString(name)}";

@@ -2,13 +2,12 @@ using Akka;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
+using Akka.DependencyInjection;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
-using Supervisor.Cluster;
+using Microsoft.Extensions.Logging.Abstractions;
 using Supervisor.Configuration;
 using Supervisor.Connections;
-using Supervisor.Http;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Monitoring;
@@ -17,84 +16,117 @@ using Supervisor.Registry;
 namespace Supervisor.Hosting;
 
 /// <summary>Marker for the <see cref="TcpListenerActor"/>s in the actor registry (one key per listener name).</summary>
-public sealed record ListenerKey(string Name);
+internal sealed record ListenerKey(string Name);
 
 /// <summary>
-/// The service's wiring, one extension method per feature, composed by <see cref="AddSupervisor"/>.
-/// Program.cs and the tests use the same methods.
+/// Embedding: <see cref="WithConnectionSupervisor(AkkaConfigurationBuilder, Action{ConnectionSupervisorOptions})"/> on the
+/// caller's own <see cref="AkkaConfigurationBuilder"/>, in its own actor system, with its loggers and DI. The service
+/// executable makes the same call. The feature packages (operator surface, cluster, probes) add themselves beside it.
 /// </summary>
 public static class SupervisorHosting
 {
-    public const string ActorSystemName = "supervisor";
-
     /// <summary>
-    /// Registers the whole service: settings, the default connection handler (echo; register your own
-    /// <see cref="ConnectionHandler"/> first to replace it), the <see cref="IConnectionHub"/>, and the actor system.
+    /// Supervises connections in this actor system: binds the listeners of <c>supervisor.tcp</c> and
+    /// <c>supervisor.listeners</c>, and starts the registry, the monitor and one actor per connection.
+    /// Options from code are layered over <see cref="ConnectionSupervisorOptions.Hocon"/>, over the profile, over the
+    /// shipped defaults (hocon/supervisor.conf documents every key). A bad key or value throws
+    /// <see cref="Configuration.ConfigurationError"/> here, before the host starts.
     /// </summary>
-    public static IServiceCollection AddSupervisorService(this IServiceCollection services, Config config, SupervisorSettings settings, BoundListeners listeners)
+    /// <remarks>
+    /// The embedder may ask its container for <c>IRequiredActor&lt;SupervisorActors.Registry&gt;</c> (connection stats and
+    /// lists, <see cref="RegistryProtocol"/>), <c>IRequiredActor&lt;SupervisorActors.Monitor&gt;</c> (alerts,
+    /// <see cref="MonitorProtocol"/>) and <c>IRequiredActor&lt;SupervisorActors.Connections&gt;</c> (close a connection,
+    /// <see cref="ConnectionCommands"/>). The connection handler is, in order: <see cref="ConnectionSupervisorOptions.Handler"/>,
+    /// a <see cref="ConnectionHandler"/> in the container, the echo handler; an <see cref="IConnectionHub"/> in the container
+    /// (the service registers one) is attached, to push to connections by id. Akka's loggers are left as the caller set them.
+    /// </remarks>
+    public static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Action<ConnectionSupervisorOptions> configure)
     {
-        services.AddSingleton(settings);
-        services.AddSingleton(listeners);
-        services.TryAddSingleton<ConnectionHandler, EchoHandler>();
-        services.TryAddSingleton<ConnectionHub>();
-        services.TryAddSingleton<IConnectionHub>(provider => provider.GetRequiredService<ConnectionHub>());
-        services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        services.TryAddSingleton<NodeDowning>();
-        services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
-        services.TryAddSingleton(_ => new Transport.PendingFrameMemory(settings.PendingFrameMemory));
-        services.AddAkka(ActorSystemName, (builder, provider) => builder.AddSupervisor(config, settings, listeners, provider));
-        services.AddOperatorSurface(config, settings);
-        return services;
+        var options = new ConnectionSupervisorOptions();
+        configure(options);
+        var config = options.Build();
+        return builder.WithConnectionSupervisor(config, SupervisorConfig.Read(config), listeners: null, options.Handler);
     }
 
-    public static AkkaConfigurationBuilder AddSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
-        BoundListeners listeners, IServiceProvider provider) => builder
-            .AddHocon(config, HoconAddMode.Prepend)
-            .AddSetup(new AkkaLogBridge.Setup(provider.GetRequiredService<ILoggerFactory>()))
-            .ConfigureLoggers(loggers =>
+    /// <summary>
+    /// As <see cref="WithConnectionSupervisor(AkkaConfigurationBuilder, Action{ConnectionSupervisorOptions})"/>, with every
+    /// option from HOCON (<c>supervisor { ... }</c>, layered over the profile it names and the shipped defaults).
+    /// </summary>
+    public static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Config hocon) =>
+        builder.WithConnectionSupervisor(options => options.Config = hocon);
+
+    /// <summary>The service's form: the configuration already read, the listeners already bound (a taken port is reported before start).</summary>
+    /// <param name="listeners">Bound listeners; null: bound when the actor system starts (a taken port fails the start).</param>
+    internal static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, Config config, SupervisorSettings settings,
+        BoundListeners? listeners, ConnectionHandler? handler = null) => builder
+            .AddHocon(config, HoconAddMode.Append)
+            .WithActors((system, registry, resolver) =>
             {
-                loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
-                loggers.LogConfigOnStart = false;
-                loggers.ClearLoggers();
-                loggers.AddLogger<AkkaLogBridge>();
+                // What the host may have put in its container, else this actor system's own.
+                var loggers = resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+                var metrics = resolver.GetService<SupervisorMetrics>() ?? OwnedBySystem(system, new SupervisorMetrics(resolver.GetService<IMeterFactory>()));
+                var connectionHandler = handler ?? resolver.GetService<ConnectionHandler>() ?? new EchoHandler();
+                var hub = resolver.GetService<ConnectionHub>();
+                var descriptors = resolver.GetService<FileDescriptorBudget>() ?? FileDescriptorBudget.ForThisProcess();
+                var frameMemory = resolver.GetService<Transport.PendingFrameMemory>() ?? new Transport.PendingFrameMemory(settings.PendingFrameMemory);
+                var bound = listeners ?? OwnedBySystem(system, BoundListeners.Bind(settings));
+                var features = system.Settings.Setup.Get<SupervisorFeatures>().GetOrElse(SupervisorFeatures.None);
+
+                StartConnectionRegistry(system, registry, settings, metrics.Traffic);
+                StartMonitor(system, registry, settings.Monitor, metrics, loggers);
+                StartAlertmanagerSink(system, AlertmanagerSettings.Read(config), loggers);
+                StartConnectionSupervisor(system, registry, connectionHandler, settings.Handler, hub, metrics, loggers, settings.RegistryStatusRefresh,
+                    features.ConnectionIdSuffix?.Invoke(system) ?? "", descriptors, frameMemory);
+                StartTcpListeners(system, registry, bound, loggers, descriptors, metrics);
+                registry.Register<SupervisorActors.Registry>(registry.Get<ConnectionRegistry>());
+                registry.Register<SupervisorActors.Monitor>(registry.Get<MonitorActor>());
+                registry.Register<SupervisorActors.Connections>(registry.Get<ConnectionSupervisor>());
             })
-            .AddClusterMembership(settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
-                provider.GetRequiredService<NodeDowning>())
-            .AddConnectionRegistry(settings, provider.GetRequiredService<SupervisorMetrics>().Traffic)
-            .AddMonitor(settings.Monitor, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>())
-            .AddAlertmanagerSink(AlertmanagerSettings.Read(config), provider.GetRequiredService<ILoggerFactory>())
-            .AddConnectionSupervisor(provider.GetRequiredService<ConnectionHandler>(), provider.GetRequiredService<SupervisorMetrics>(),
-                provider.GetRequiredService<ILoggerFactory>(), settings.RegistryStatusRefresh, settings.Cluster.Enabled,
-                provider.GetService<FileDescriptorBudget>(), provider.GetService<Transport.PendingFrameMemory>(),
-                settings.Handler, provider.GetService<ConnectionHub>())
-            .AddProbes(settings.Probes)
-            .AddTcpListeners(listeners, provider.GetRequiredService<ILoggerFactory>(), provider.GetService<FileDescriptorBudget>(),
-                provider.GetRequiredService<SupervisorMetrics>())
             .AddGracefulShutdown(settings)
-            .AddLivenessBudgetLog(settings, provider.GetRequiredService<ILoggerFactory>());
+            .AddLivenessBudgetLog(settings);
+
+    /// <summary>Disposed when the actor system terminates: what the embed call created for itself, not the host's.</summary>
+    private static T OwnedBySystem<T>(ActorSystem system, T owned) where T : IDisposable
+    {
+        system.RegisterOnTermination(owned.Dispose);
+        return owned;
+    }
+
+    /// <summary>
+    /// The service's logging of Akka: through the host's <see cref="ILoggerFactory"/> (<see cref="AkkaLogBridge"/>), at Info.
+    /// An embedder keeps its own Akka logger configuration; the service executable asks for this one.
+    /// </summary>
+    internal static AkkaConfigurationBuilder WithSupervisorLogging(this AkkaConfigurationBuilder builder, ILoggerFactory loggerFactory) => builder
+        .AddSetup(new AkkaLogBridge.Setup(loggerFactory))
+        .ConfigureLoggers(loggers =>
+        {
+            loggers.LogLevel = Akka.Event.LogLevel.InfoLevel;
+            loggers.LogConfigOnStart = false;
+            loggers.ClearLoggers();
+            loggers.AddLogger<AkkaLogBridge>();
+        });
 
     /// <summary>The registry: a subscriber to the connections' lifecycle events; its totals read <paramref name="traffic"/> for heartbeats and bytes.</summary>
-    public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
-        LiveTraffic? traffic = null) =>
-        builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
-                .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
+    private static void StartConnectionRegistry(ActorSystem system, IActorRegistry registry, SupervisorSettings settings, LiveTraffic traffic) =>
+        registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
+            .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry"));
 
-    public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
-        builder.WithActors((system, registry) =>
-            registry.Register<MonitorActor>(system.ActorOf(
-                MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+    private static void StartMonitor(ActorSystem system, IActorRegistry registry, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
+        registry.Register<MonitorActor>(system.ActorOf(
+            MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor"));
 
     /// <summary>Alerts to a Prometheus Alertmanager when <c>monitor.sinks.alertmanager.url</c> is set; nothing otherwise.</summary>
-    public static AkkaConfigurationBuilder AddAlertmanagerSink(this AkkaConfigurationBuilder builder, AlertmanagerSettings settings, ILoggerFactory loggers) =>
-        settings.Url is null ? builder : builder.WithActors((system, _) =>
-            system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink"));
+    private static void StartAlertmanagerSink(ActorSystem system, AlertmanagerSettings settings, ILoggerFactory loggers)
+    {
+        if (settings.Url is not null)
+            system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink");
+    }
 
     /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
-    public static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings, ILoggerFactory loggers) =>
-        builder.AddStartup((_, _) =>
+    private static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+        builder.WithActors((_, _, resolver) =>
         {
-            var log = loggers.CreateLogger<LivenessBudget>();
+            var log = (resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<LivenessBudget>();
             foreach (var budget in settings.Listeners.Select(LivenessBudget.Of))
             {
                 log.LogInformation("{Budget}", budget.Describe());
@@ -103,59 +135,54 @@ public static class SupervisorHosting
             }
         });
 
-    /// <param name="clusterIds">Connection ids end in this node's <c>@host:port</c> (a cluster member), so they are unique cluster-wide.</param>
+    /// <param name="idSuffix">Appended to connection ids: this node's <c>@host:port</c> in a cluster, so they are unique cluster-wide.</param>
     /// <param name="descriptors">Told of every released socket (see <see cref="FileDescriptorBudget.Released"/>); null: none.</param>
     /// <param name="frameMemory">The budget every TCP and TLS connection's unfinished frames count against; null: none.</param>
-    /// <param name="handlerSettings">The handler's bound on frames in flight and its timeout (<c>supervisor.handler</c>); null: the defaults.</param>
-    /// <param name="hub">The hub the application observes opens and closes through; null: none.</param>
-    public static AkkaConfigurationBuilder AddConnectionSupervisor(this AkkaConfigurationBuilder builder, ConnectionHandler handler,
-        SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan? statusRefresh = null, bool clusterIds = false, FileDescriptorBudget? descriptors = null,
-        Transport.PendingFrameMemory? frameMemory = null, HandlerSettings? handlerSettings = null, ConnectionHub? hub = null) =>
-        builder.WithActors((system, registry) =>
-        {
-            var supervisor = system.ActorOf(
-                ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), handler,
-                    metrics, loggers.CreateLogger<ConnectionActor>())
-                {
-                    StatusRefresh = statusRefresh ?? TimeSpan.FromSeconds(10),
-                    HandlerSettings = handlerSettings ?? HandlerSettings.Default,
-                    Hub = hub,
-                    IdSuffix = clusterIds ? "@" + ClusterRegistry.NodeName(Akka.Cluster.Cluster.Get(system).SelfAddress) : "",
-                    Descriptors = descriptors,
-                    FrameMemory = frameMemory,
-                }), "connections");
-            hub?.Attach(supervisor);
-            registry.Register<ConnectionSupervisor>(supervisor);
-        });
-
-    public static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers) =>
-        builder.AddTcpListeners(listeners, loggers, descriptors: null, metrics: null);
+    /// <param name="handlerSettings">The handler's bound on frames in flight and its timeout (<c>supervisor.handler</c>).</param>
+    /// <param name="hub">The hub the application pushes to connections and observes them through; null: none.</param>
+    private static void StartConnectionSupervisor(ActorSystem system, IActorRegistry registry, ConnectionHandler handler, HandlerSettings handlerSettings,
+        ConnectionHub? hub, SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan statusRefresh, string idSuffix, FileDescriptorBudget? descriptors,
+        Transport.PendingFrameMemory? frameMemory)
+    {
+        var supervisor = system.ActorOf(
+            ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), handler,
+                metrics, loggers.CreateLogger<ConnectionActor>())
+            {
+                StatusRefresh = statusRefresh,
+                HandlerSettings = handlerSettings,
+                Hub = hub,
+                IdSuffix = idSuffix,
+                Descriptors = descriptors,
+                FrameMemory = frameMemory,
+            }), "connections");
+        hub?.Attach(supervisor);
+        registry.Register<ConnectionSupervisor>(supervisor);
+    }
 
     /// <param name="descriptors">The process's descriptor budget the listeners accept within; null: accept until accept fails.</param>
     /// <param name="metrics">Given the descriptor gauges of <paramref name="descriptors"/>; null: none.</param>
-    internal static AkkaConfigurationBuilder AddTcpListeners(this AkkaConfigurationBuilder builder, BoundListeners listeners, ILoggerFactory loggers,
-        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics) =>
-        builder.WithActors((system, registry) =>
-        {
-            if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
-            var supervisor = registry.Get<ConnectionSupervisor>();
-            var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
-            var log = loggers.CreateLogger<TcpListenerActor>();
-            // The scheduler starts its timer thread on first use and blocks the caller until it runs;
-            // let that happen here, once, not in the first connections' PreStart where it starved
-            // the thread pool for seconds on a cold start.
-            system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
-            var actors = listeners.All
-                .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
-                .ToArray();
-            registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
-        });
+    private static void StartTcpListeners(ActorSystem system, IActorRegistry registry, BoundListeners listeners, ILoggerFactory loggers,
+        FileDescriptorBudget? descriptors, SupervisorMetrics? metrics)
+    {
+        if (descriptors is not null) metrics?.ObserveFileDescriptors(descriptors);
+        var supervisor = registry.Get<ConnectionSupervisor>();
+        var monitor = registry.TryGet<MonitorActor>(out var found) ? found : ActorRefs.Nobody;
+        var log = loggers.CreateLogger<TcpListenerActor>();
+        // The scheduler starts its timer thread on first use and blocks the caller until it runs;
+        // let that happen here, once, not in the first connections' PreStart where it starved
+        // the thread pool for seconds on a cold start.
+        system.Scheduler.Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(1), () => { });
+        var actors = listeners.All
+            .Select(b => system.ActorOf(TcpListenerActor.Props(b.Settings, b.Socket, supervisor, log, descriptors, monitor), $"listener-{b.Settings.Name}"))
+            .ToArray();
+        registry.Register<TcpListenerActor>(new ListenerGroup(actors).Ref(system));
+    }
 
     /// <summary>
     /// SIGTERM (or any host stop) runs coordinated shutdown: listeners stop accepting first, then every
     /// connection is closed with <c>server-shutdown</c> and waited for.
     /// </summary>
-    public static AkkaConfigurationBuilder AddGracefulShutdown(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
+    private static AkkaConfigurationBuilder AddGracefulShutdown(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.AddStartup((system, registry) =>
         {
             var shutdown = CoordinatedShutdown.Get(system);
@@ -171,14 +198,17 @@ public static class SupervisorHosting
                 await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown), settings.ShutdownCloseTimeout);
                 return Done.Instance;
             });
-            if (registry.TryGet<ClusterRegistry>(out var cluster))
-            {
-                // The other nodes hear of those closes before this node leaves, so they do not count them as lost.
-                shutdown.AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "flush-cluster-ledger", async () =>
-                {
-                    await cluster.Ask<ClusterRegistry.Flushed>(ClusterRegistry.Flush.Instance, settings.Cluster.QueryTimeout);
-                    return Done.Instance;
-                });
-            }
         });
+}
+
+/// <summary>
+/// What feature packages add to the connection supervisor through the actor system's setup
+/// (<c>AkkaConfigurationBuilder.AddSetup</c>), so that the core needs no reference to them.
+/// </summary>
+internal sealed class SupervisorFeatures : Akka.Actor.Setup.Setup
+{
+    public static readonly SupervisorFeatures None = new();
+
+    /// <summary>Appended to every connection id once the system runs (the cluster: this node's <c>@host:port</c>); null: nothing.</summary>
+    public Func<ActorSystem, string>? ConnectionIdSuffix { get; init; }
 }

@@ -13,7 +13,7 @@ namespace Supervisor.Monitoring;
 /// <param name="Url">Alertmanager's base URL (…:9093); null when the sink is off.</param>
 /// <param name="ResendInterval">Active alerts are posted again this often, as Prometheus does, so a restarted Alertmanager learns them.</param>
 /// <param name="Timeout">Time allowed for one POST.</param>
-public sealed record AlertmanagerSettings(Uri? Url, TimeSpan ResendInterval, TimeSpan Timeout)
+internal sealed record AlertmanagerSettings(Uri? Url, TimeSpan ResendInterval, TimeSpan Timeout)
 {
     public const string Path = "supervisor.monitor.sinks.alertmanager";
 

@@ -6,7 +6,7 @@ namespace Supervisor.Monitoring;
 /// The worst-case time each layer takes to find a dead peer on one listener, and the combinations of
 /// settings that quietly defeat one another. Logged at start-up so a profile's real behaviour is visible.
 /// </summary>
-public sealed record LivenessBudget(
+internal sealed record LivenessBudget(
     string Listener,
     string Profile,
     TimeSpan? Heartbeat,

@@ -13,7 +13,7 @@ namespace Supervisor.Monitoring;
 /// alert raised at 51 closes says 100 when 100 have closed. A burst of timeouts across most connections becomes one <c>mass-disconnect</c>;
 /// the monitor's own timer lateness becomes <c>server-starved</c>.
 /// </summary>
-public sealed class MonitorActor : ReceiveActor, IWithTimers
+internal sealed class MonitorActor : ReceiveActor, IWithTimers
 {
     public const string MassDisconnectRule = "mass-disconnect";
     public const string ServerStarvedRule = "server-starved";

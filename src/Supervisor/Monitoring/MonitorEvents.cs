@@ -4,7 +4,7 @@ using Supervisor.Messages.Wire;
 namespace Supervisor.Monitoring;
 
 /// <summary>What connections tell the monitor; the monitor stamps each with its own clock on arrival.</summary>
-public static class MonitorEvents
+internal static class MonitorEvents
 {
     public interface IMonitorEvent : IMonitorMessage;
 

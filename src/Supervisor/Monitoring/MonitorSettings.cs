@@ -10,23 +10,23 @@ namespace Supervisor.Monitoring;
 /// <param name="Metric">One of <see cref="MonitorMetrics.Known"/>.</param>
 /// <param name="Window">Sliding window the metric is counted over (ignored by gauges).</param>
 /// <param name="For">How long the value must stay above <paramref name="RaiseAbove"/> before the alert is raised.</param>
-public sealed record AlertRule(string Name, string Metric, TimeSpan Window, double RaiseAbove, double ClearBelow, TimeSpan For, AlertSeverity Severity);
+internal sealed record AlertRule(string Name, string Metric, TimeSpan Window, double RaiseAbove, double ClearBelow, TimeSpan For, AlertSeverity Severity);
 
 /// <param name="Fraction">Share of the connections that time out inside the window that makes one incident.</param>
 /// <param name="MinConnections">Below this many connections a mass disconnect is not declared.</param>
-public sealed record MassDisconnectSettings(bool Enabled, double Fraction, TimeSpan Window, int MinConnections, AlertSeverity Severity);
+internal sealed record MassDisconnectSettings(bool Enabled, double Fraction, TimeSpan Window, int MinConnections, AlertSeverity Severity);
 
 /// <param name="ProbeInterval">Period of the monitor's own lateness probe.</param>
 /// <param name="RaiseAbove">Timer lateness that counts as a stall.</param>
 /// <param name="ClearAfter">Time with no stall before <c>server-starved</c> is resolved.</param>
-public sealed record StarvationSettings(TimeSpan ProbeInterval, TimeSpan RaiseAbove, TimeSpan ClearAfter);
+internal sealed record StarvationSettings(TimeSpan ProbeInterval, TimeSpan RaiseAbove, TimeSpan ClearAfter);
 
 /// <param name="Url">Null when the webhook sink is off.</param>
-public sealed record WebhookSettings(Uri? Url, TimeSpan Timeout, int QueueSize, int MaxRetries, TimeSpan Backoff);
+internal sealed record WebhookSettings(Uri? Url, TimeSpan Timeout, int QueueSize, int MaxRetries, TimeSpan Backoff);
 
 /// <summary>Everything under <c>supervisor.monitor</c>, validated.</summary>
 /// <param name="Capacity">Sum of every listener's max-connections, for <c>connections.capacity-percent</c>.</param>
-public sealed record MonitorSettings(
+internal sealed record MonitorSettings(
     TimeSpan EvaluationInterval,
     int HistorySize,
     IReadOnlyList<AlertRule> Rules,
@@ -136,7 +136,7 @@ public sealed record MonitorSettings(
 }
 
 /// <summary>The metrics rules can watch.</summary>
-public static class MonitorMetrics
+internal static class MonitorMetrics
 {
     public const string Active = "connections.active";
     public const string CapacityPercent = "connections.capacity-percent";

@@ -1,7 +1,7 @@
 namespace Supervisor.Monitoring;
 
 /// <summary>Event times per metric, kept as long as the longest window that reads them.</summary>
-public sealed class SlidingCounts
+internal sealed class SlidingCounts
 {
     private readonly Dictionary<string, Queue<DateTimeOffset>> _events = [];
     private readonly Dictionary<string, TimeSpan> _retention = [];

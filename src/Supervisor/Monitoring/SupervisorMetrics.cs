@@ -11,7 +11,7 @@ namespace Supervisor.Monitoring;
 /// counts as <c>{thing}</c>. Instruments are thread-safe, so connection actors record into them directly;
 /// visible in dotnet-counters (<c>dotnet-counters monitor -p PID --counters Supervisor</c>) and to any exporter.
 /// </summary>
-public sealed class SupervisorMetrics : IDisposable
+internal sealed class SupervisorMetrics : IDisposable
 {
     public const string MeterName = "Supervisor";
 

@@ -8,14 +8,14 @@ using Supervisor.Messages.Protocol;
 namespace Supervisor.Monitoring;
 
 /// <summary>The JSON body of a webhook POST.</summary>
-public sealed record WebhookNotification(string Event, Alert Alert);
+internal sealed record WebhookNotification(string Event, Alert Alert);
 
 /// <summary>
 /// Posts alert transitions to an HTTP endpoint through a bounded Akka.Streams queue: the monitor only
 /// offers (never waits), the oldest notification is dropped when the queue is full, and a failed POST
 /// is retried with exponential backoff before it is given up with a log line.
 /// </summary>
-public sealed class WebhookSink : IDisposable
+internal sealed class WebhookSink : IDisposable
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {

@@ -4,7 +4,7 @@ using static Supervisor.Configuration.HoconReader;
 
 namespace Supervisor.Probes;
 
-public enum ProbeKind
+internal enum ProbeKind
 {
     /// <summary>A real Redis <c>PING</c> round trip through StackExchange.Redis.</summary>
     Redis,
@@ -20,7 +20,7 @@ public enum ProbeKind
 /// <param name="Timeout">A check that takes longer fails. Default 1 s; at most <paramref name="Interval"/>.</param>
 /// <param name="Rise">Consecutive successes that make the probe up. Default 2.</param>
 /// <param name="Fall">Consecutive failures that make it down. Default 3.</param>
-public sealed record ProbeSettings(string Name, ProbeKind Kind, string Endpoint, TimeSpan Interval, TimeSpan Timeout, int Rise, int Fall)
+internal sealed record ProbeSettings(string Name, ProbeKind Kind, string Endpoint, TimeSpan Interval, TimeSpan Timeout, int Rise, int Fall)
 {
     public const string Path = "supervisor.probes";
     public const string DefaultsPath = "supervisor.probe-defaults";

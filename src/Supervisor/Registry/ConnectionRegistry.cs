@@ -12,7 +12,7 @@ namespace Supervisor.Registry;
 /// shard of its connection; heartbeats and bytes are not events, but the connections' <see cref="Connections.LiveTraffic"/>,
 /// read when the totals are asked for.
 /// </summary>
-public sealed class ConnectionRegistry : ReceiveActor
+internal sealed class ConnectionRegistry : ReceiveActor
 {
     /// <summary>The registry; deploy it with <see cref="Connections.ConnectionDispatcher.Deploy"/>'s dispatcher to keep updates off the thread pool.</summary>
     /// <param name="traffic">The live heartbeat and byte counters the totals report; null: none (zeros).</param>
@@ -88,7 +88,7 @@ public sealed class ConnectionRegistry : ReceiveActor
 }
 
 /// <summary>Asks every shard the same question and answers the original sender with the combined replies.</summary>
-public sealed class ShardGather<TReply> : ReceiveActor
+internal sealed class ShardGather<TReply> : ReceiveActor
 {
     public static Props Props(IReadOnlyList<IActorRef> shards, object query, Func<IReadOnlyList<TReply>, object> combine, IActorRef replyTo, TimeSpan timeout) =>
         Akka.Actor.Props.Create(() => new ShardGather<TReply>(shards, query, combine, replyTo, timeout));

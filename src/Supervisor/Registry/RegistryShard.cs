@@ -9,7 +9,7 @@ namespace Supervisor.Registry;
 /// (DESIGN §3, "One lifecycle"). Every event of one connection lands in the same shard, so each shard's books balance on their own
 /// (accepted = active + closed) and so do their sums.
 /// </summary>
-public sealed class RegistryShard : ReceiveActor
+internal sealed class RegistryShard : ReceiveActor
 {
     public static Props Props() => Akka.Actor.Props.Create(() => new RegistryShard());
 

@@ -10,7 +10,7 @@ namespace Supervisor.Transport;
 /// the server decides goes out through <see cref="Close"/>.
 /// Every member except the event delivery is called on the owning actor's thread only.
 /// </summary>
-public interface IConnectionTransport : IDisposable
+internal interface IConnectionTransport : IDisposable
 {
     string Remote { get; }
 
@@ -75,7 +75,7 @@ public interface IConnectionTransport : IDisposable
 }
 
 /// <summary>What a transport tells its connection actor.</summary>
-public static class TransportEvents
+internal static class TransportEvents
 {
     public interface ITransportEvent;
 

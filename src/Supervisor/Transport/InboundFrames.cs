@@ -20,7 +20,7 @@ namespace Supervisor.Transport;
 /// read; bytes it has read already are decoded and delivered, so at most one read's worth of frames follows a pause.
 /// </para>
 /// </summary>
-public sealed class InboundFrames : IInboundFrames, IDisposable
+internal sealed class InboundFrames : IInboundFrames, IDisposable
 {
     /// <summary>After a refused frame the input is read and thrown away only so that the error notice is
     /// not destroyed by an RST; a peer that keeps streaming past this gets the RST anyway.</summary>
@@ -278,10 +278,10 @@ public sealed class InboundFrames : IInboundFrames, IDisposable
 }
 
 /// <summary>A decoded frame waiting for its connection, with its size on the wire (delimiter or length prefix included).</summary>
-public readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
+internal readonly record struct InboundFrame(DecodedFrame Frame, int WireBytes);
 
 /// <summary>The owner's side of a transport's frame queue (see <see cref="InboundFrames"/>).</summary>
-public interface IInboundFrames
+internal interface IInboundFrames
 {
     /// <summary>Called when the owner handles <see cref="TransportEvents.FramesReady"/>, before it takes: a frame queued from now on signals again.</summary>
     void BeginTaking();

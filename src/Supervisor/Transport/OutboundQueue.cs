@@ -8,7 +8,7 @@ namespace Supervisor.Transport;
 /// only. A peer that lets more than <c>maxPendingBytes</c> pile up is refused, so a slow consumer
 /// cannot grow the server's memory.
 /// </summary>
-public sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>, Task<int>> sendAsync, Action shutOutput)
+internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>, Task<int>> sendAsync, Action shutOutput)
 {
     private readonly Queue<ReadOnlyMemory<byte>> _pending = new(0);
     private int _pendingBytes;

@@ -9,7 +9,7 @@ namespace Supervisor.Transport;
 /// remains fits, and every other connection is untouched. A connection's own limit is its max-frame-length;
 /// this bounds what all of them together can pin (max-connections × max-frame-length otherwise).
 /// </summary>
-public sealed class PendingFrameMemory
+internal sealed class PendingFrameMemory
 {
     private readonly ConcurrentDictionary<InboundFrames, byte> _holders = new();
     private readonly object _evicting = new();

@@ -9,7 +9,7 @@ namespace Supervisor.Transport;
 /// continuation itself (frame, decode, answer through the inline connection dispatcher) instead of
 /// waking a thread-pool thread for every readable socket.
 /// </summary>
-public static class SocketCompletions
+internal static class SocketCompletions
 {
     public const string Variable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 

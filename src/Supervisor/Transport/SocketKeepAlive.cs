@@ -5,7 +5,7 @@ using Supervisor.Messages.Protocol;
 namespace Supervisor.Transport;
 
 /// <summary>Applies kernel keep-alive to one socket and reads back what the kernel actually holds.</summary>
-public static class SocketKeepAlive
+internal static class SocketKeepAlive
 {
     // Linux: IPPROTO_TCP = 6, TCP_USER_TIMEOUT = 18 (milliseconds). .NET has no named option for it.
     private const int IpProtoTcp = 6;

@@ -10,7 +10,7 @@ namespace Supervisor.Transport;
 /// A raw non-blocking socket read with zero-byte reads: while the peer is idle the connection holds
 /// no receive buffer, only the socket and one pending read (see bench/README.md for why).
 /// </summary>
-public sealed class SocketTransport : IConnectionTransport
+internal sealed class SocketTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 8 * 1024;
 

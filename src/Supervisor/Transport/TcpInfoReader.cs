@@ -9,7 +9,7 @@ namespace Supervisor.Transport;
 /// the kernel's ABI (include/uapi/linux/tcp.h), stable since 2.6; fields the running kernel does not fill
 /// in (a shorter struct) make the read fail rather than report zeros.
 /// </summary>
-public static class TcpInfoReader
+internal static class TcpInfoReader
 {
     private const int IpProtoTcp = 6;
     private const int TcpInfoOption = 11;

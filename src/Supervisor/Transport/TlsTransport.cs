@@ -15,7 +15,7 @@ namespace Supervisor.Transport;
 /// thread and sent one at a time once the handshake is done. Idle connections wait in a zero-byte read,
 /// so they hold no receive buffer here either.
 /// </summary>
-public sealed class TlsTransport : IConnectionTransport
+internal sealed class TlsTransport : IConnectionTransport
 {
     private const int ReceiveChunk = 16 * 1024;
 

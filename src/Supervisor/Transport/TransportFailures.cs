@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Security.Authentication;
-using Microsoft.AspNetCore.Connections;
 using Supervisor.Messages.Wire;
 
 namespace Supervisor.Transport;
@@ -14,6 +13,12 @@ namespace Supervisor.Transport;
 /// </summary>
 internal static class TransportFailures
 {
+    /// <summary>
+    /// Kestrel's <c>ConnectionResetException</c> (the WebSocket transport, in the operator package), known by its name
+    /// so that the core package needs no ASP.NET Core reference.
+    /// </summary>
+    private static bool IsKestrelConnectionReset(Exception e) => e.GetType().FullName == "Microsoft.AspNetCore.Connections.ConnectionResetException";
+
     /// <summary>What the owner is told when a loop, handshake or timer of a transport ended with <paramref name="e"/>.</summary>
     /// <param name="where">The part that failed, as operators read it in the close detail (<c>read loop</c>, <c>TLS handshake</c>).</param>
     public static TransportEvents.InputEnded Classify(Exception e, string where)
@@ -21,7 +26,7 @@ internal static class TransportFailures
         for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
         {
             if (cause is SocketException socket) return FromSocketError(socket.SocketErrorCode);
-            if (cause is ConnectionResetException) return new(CloseReason.PeerReset, "connection reset by peer");
+            if (IsKestrelConnectionReset(cause)) return new(CloseReason.PeerReset, "connection reset by peer");
             if (cause is AuthenticationException) return new(CloseReason.ProtocolError, $"{where} failed: {cause.Message}");
         }
         return new(CloseReason.InternalError, $"{where} failed: {e.GetType().Name}: {e.Message}");
@@ -56,7 +61,7 @@ internal static class TransportFailures
 }
 
 /// <summary>Why a write was refused, as the connection's close reason and detail.</summary>
-public readonly record struct TransportFailure(CloseReason Reason, string Detail)
+internal readonly record struct TransportFailure(CloseReason Reason, string Detail)
 {
     /// <summary>What a transport that does not say more reports: the peer stopped reading or the socket failed.</summary>
     public static readonly TransportFailure Unspecified = new(CloseReason.WriteFailed, "peer is not reading or the socket failed");

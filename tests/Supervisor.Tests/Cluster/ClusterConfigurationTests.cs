@@ -36,7 +36,7 @@ public sealed class ClusterConfigurationTests
         Assert.Equal(["127.0.0.1:4100", "127.0.0.1:4101"], cluster.SeedNodes.Select(s => s.ToString()));
         Assert.Equal(["edge"], cluster.Roles);
         Assert.Equal(DowningStrategy.KeepOldest, cluster.Downing);
-        Assert.Equal("akka.tcp://supervisor@127.0.0.1:4101", ClusterHosting.SeedAddress(cluster.SeedNodes[1]));
+        Assert.Equal("akka.tcp://supervisor@127.0.0.1:4101", ClusterHosting.SeedAddress(cluster.SeedNodes[1], "supervisor"));
         var akka = Akka.Configuration.ConfigurationFactory.ParseString(cluster.AkkaHocon());
         Assert.Equal(TimeSpan.FromSeconds(3), akka.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
         Assert.Equal(TimeSpan.FromSeconds(2), akka.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));

@@ -10,7 +10,7 @@ namespace Supervisor.Tests.Support;
 /// arrive at the probe as messages; the test plays the peer by queueing frames (<see cref="Receive"/>) or
 /// telling the actor transport events.
 /// </summary>
-public sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
+internal sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
 {
     public sealed record Wrote(Frame Frame);
     public sealed record OutputShut;

@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Supervisor.Configuration;
+using Supervisor.Connections;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+using Supervisor.Monitoring;
+using Supervisor.Registry;
+using Supervisor.Transport;
+
+namespace Supervisor.Simulation;
+
+/// <summary>What to simulate.</summary>
+/// <param name="Listener">The listener under test: its heartbeat settings decide who gets closed.</param>
+/// <param name="Monitor">The monitor's rules and sinks (a webhook sink posts for real).</param>
+/// <param name="Step">Resolution of virtual time; peers' send times fall on this grid. Default 100 ms.</param>
+/// <param name="Stalls">Moments the whole server stops.</param>
+/// <param name="Seed">Seed of the randomness (phases, jitter, loss): the same seed gives the same run.</param>
+internal sealed record SimulationOptions(
+    ListenerSettings Listener,
+    MonitorSettings Monitor,
+    IReadOnlyList<PeerGroup> Peers,
+    TimeSpan Duration,
+    TimeSpan? Step = null,
+    IReadOnlyList<ServerStall>? Stalls = null,
+    int Seed = 1,
+    ILoggerFactory? Logging = null);
+
+/// <summary>
+/// Drives the real connection supervisor, connection actors, registry and monitor with simulated peers in
+/// virtual time (Akka.TestKit's TestScheduler, every actor on the calling thread), so an hour of
+/// heartbeats from thousands of peers runs in seconds and the same seed gives the same result.
+/// </summary>
+internal static class Simulation
+{
+    private const string SystemConfig = """
+        akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"
+        akka.actor.default-dispatcher = { type = "Akka.TestKit.CallingThreadDispatcherConfigurator, Akka.TestKit", throughput = 1000000 }
+        # System actors too: on their own threads they run our actors' mailboxes behind the clock's back,
+        # and messages then wait for steps (seen as deadlines firing seconds late).
+        akka.actor.internal-dispatcher = { type = "Akka.TestKit.CallingThreadDispatcherConfigurator, Akka.TestKit", throughput = 1000000 }
+        akka.loglevel = WARNING
+        akka.stdout-loglevel = WARNING
+        akka.log-dead-letters = off
+        """;
+
+    public static async Task<SimulationReport> RunAsync(SimulationOptions options)
+    {
+        var wall = Stopwatch.StartNew();
+        var step = options.Step ?? TimeSpan.FromMilliseconds(100);
+        var logging = options.Logging ?? NullLoggerFactory.Instance;
+        using var system = ActorSystem.Create("simulation", ConfigurationFactory.ParseString(SystemConfig));
+        var clock = (TestScheduler)system.Scheduler;
+        var start = clock.Now;
+        using var metrics = new SupervisorMetrics();
+
+        var registry = system.ActorOf(ConnectionRegistry.Props(16, metrics.Traffic), "registry");
+        var recorder = system.ActorOf(Props.Create(() => new Recorder(start)), "recorder");
+        system.EventStream.Subscribe(recorder, typeof(ConnectionLifecycle.Closed));
+        system.EventStream.Subscribe(recorder, typeof(AlertRaised));
+        system.EventStream.Subscribe(recorder, typeof(AlertResolved));
+        var monitor = system.ActorOf(MonitorActor.Props(options.Monitor, metrics, logging.CreateLogger<MonitorActor>()), "monitor");
+        var supervisor = system.ActorOf(ConnectionSupervisor.Props(new ConnectionServices(
+            registry, monitor, new EchoHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
+
+        var random = new Random(options.Seed);
+        var peers = new List<SimPeer>();
+        foreach (var group in options.Peers)
+            for (var i = 0; i < group.Count; i++)
+                peers.Add(new SimPeer(peers.Count, group.Model, new SimulatedTransport(peers.Count)));
+
+        // Heartbeats peers send while the server is stalled wait in their sockets' receive buffers: a
+        // real server, once it runs again, fires the timers that fell due in the stall before it has read
+        // them. So they are handed over only after the stall's timers have run.
+        var stalled = false;
+        var backlog = new List<SimPeer>();
+
+        var counters = new SendCounters();
+        var heartbeat = new InboundFrame(new DecodedFrame(FrameType.Heartbeat, 0, null, null), 26);
+        // The peers stand for connections already established at different times (their first heartbeats
+        // are spread over one interval), not fresh connects, so the first-frame deadline is not theirs.
+        var listener = options.Listener with { Limits = options.Listener.Limits with { FirstFrameTimeout = null } };
+        foreach (var peer in peers)
+        {
+            supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, listener));
+            // Spread first heartbeats over one interval, as peers that connected at different times would be.
+            var first = Align(TimeSpan.FromTicks((long)(random.NextDouble() * peer.Model.Interval.Ticks)), step);
+            ScheduleSend(peer, first);
+        }
+
+        // Each send is a task on the virtual clock, queued when the peer's previous heartbeat went out; a
+        // deadline of the same instant was queued later, so a heartbeat sent on time is read before its
+        // deadline is checked, as on a real server. Times stay on the step grid to keep the clock cheap.
+        void ScheduleSend(SimPeer peer, TimeSpan due) =>
+            clock.ScheduleOnce(due - (clock.Now - start), () => Send(peer, due));
+
+        void Send(SimPeer peer, TimeSpan due)
+        {
+            if (peer.Transport.Closed || due >= options.Duration) return;
+            if (peer.Model.IsAlive(due))
+            {
+                counters.Sent++;
+                if (peer.Model.Loss > 0 && random.NextDouble() < peer.Model.Loss) counters.Lost++;
+                else if (stalled) backlog.Add(peer);
+                else peer.Transport.Receive(heartbeat);
+            }
+            var jitter = peer.Model.Jitter.Ticks == 0 ? 0 : (long)((random.NextDouble() * 2 - 1) * peer.Model.Jitter.Ticks);
+            var next = Align(due + peer.Model.Interval + TimeSpan.FromTicks(jitter), step);
+            ScheduleSend(peer, next > due ? next : due + step);
+        }
+
+        var stalls = new Queue<ServerStall>((options.Stalls ?? []).OrderBy(s => s.At));
+        for (var elapsed = TimeSpan.Zero; elapsed < options.Duration;)
+        {
+            if (stalls.Count > 0 && stalls.Peek().At <= elapsed)
+            {
+                // Nothing runs during a stall: the clock jumps, and everything that fell due meanwhile
+                // runs late, at the stall's end: the timers first, then the frames peers sent meanwhile.
+                var stall = stalls.Dequeue();
+                stalled = true;
+                clock.Advance(stall.Duration);
+                stalled = false;
+                foreach (var peer in backlog.Where(p => !p.Transport.Closed)) peer.Transport.Receive(heartbeat);
+                backlog.Clear();
+                elapsed += stall.Duration;
+                continue;
+            }
+            clock.Advance(step);
+            elapsed += step;
+        }
+
+        var closes = await recorder.Ask<Recorder.Closes>(Recorder.GetCloses.Instance, TimeSpan.FromSeconds(30));
+        var alerts = await recorder.Ask<Recorder.Transitions>(Recorder.GetTransitions.Instance, TimeSpan.FromSeconds(30));
+        var monitorCounters = await monitor.Ask<MonitorProtocol.Counters>(MonitorProtocol.GetCounters.Instance, TimeSpan.FromSeconds(30));
+        // Virtual minutes pass in wall milliseconds: let the webhook deliver what the run raised and
+        // resolved before the monitor (and its sink) stops.
+        await monitor.Ask<MonitorProtocol.SinksFlushed>(new MonitorProtocol.FlushSinks(TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(15));
+        // The run is over: the monitor must not judge the connections the system's shutdown stops.
+        await monitor.GracefulStop(TimeSpan.FromSeconds(10));
+        await system.Terminate();
+        return Report(options, peers, closes.Items, alerts.Items, counters.Sent, counters.Lost, wall.Elapsed)
+            with { HeartbeatsMissed = monitorCounters.HeartbeatsMissed };
+    }
+
+    private static TimeSpan Align(TimeSpan t, TimeSpan step) => TimeSpan.FromTicks((t.Ticks + step.Ticks - 1) / step.Ticks * step.Ticks);
+
+    private static SimulationReport Report(SimulationOptions options, List<SimPeer> peers, IReadOnlyList<Recorder.Close> recorded,
+        IReadOnlyList<AlertTransition> alerts, int framesSent, int framesLost, TimeSpan wall)
+    {
+        var closes = recorded.Select(c =>
+        {
+            var peer = peers[int.Parse(c.Remote["sim-peer-".Length..])];
+            return new SimulatedClose(peer.Index, c.Reason.ToWireName(), c.At, c.AfterLastFrame, peer.Model.IsAlive(c.At));
+        }).ToArray();
+        var dead = peers.Where(p => p.Model.SilentAfter is { } s && s < options.Duration).ToArray();
+        var closedAt = closes.ToDictionary(c => c.Peer, c => c.At);
+        // A peer closed before it died was a false disconnect, not a detection.
+        var detected = dead.Where(p => closedAt.TryGetValue(p.Index, out var at) && at >= p.Model.SilentAfter!.Value).ToArray();
+        return new SimulationReport(
+            peers.Count, options.Duration, framesSent, framesLost,
+            closes.Count(c => c.PeerWasAlive),
+            dead.Length, detected.Length,
+            LatencySummary.Of(detected.Select(p => (closedAt[p.Index] - p.Model.SilentAfter!.Value).TotalMilliseconds)),
+            LatencySummary.Of(closes.Select(c => c.AfterLastFrame.TotalMilliseconds)),
+            closes.GroupBy(c => c.Reason).ToDictionary(g => g.Key, g => g.Count()),
+            closes, alerts, wall);
+    }
+
+    private sealed record SimPeer(int Index, PeerModel Model, SimulatedTransport Transport);
+
+    private sealed class SendCounters
+    {
+        public int Sent;
+        public int Lost;
+    }
+
+    /// <summary>Remembers closes and alert transitions, a subscriber to both like the registry and the monitor.</summary>
+    private sealed class Recorder : ReceiveActor
+    {
+        public sealed record Close(string Remote, CloseReason Reason, TimeSpan At, TimeSpan AfterLastFrame);
+        public sealed record Closes(IReadOnlyList<Close> Items);
+        public sealed record Transitions(IReadOnlyList<AlertTransition> Items);
+        public sealed class GetCloses { public static readonly GetCloses Instance = new(); }
+        public sealed class GetTransitions { public static readonly GetTransitions Instance = new(); }
+
+        public Recorder(DateTimeOffset start)
+        {
+            var closes = new List<Close>();
+            var transitions = new List<AlertTransition>();
+            Receive<ConnectionLifecycle.Closed>(closed =>
+            {
+                var lastFrame = closed.Status.LastFrameAt ?? closed.Status.ConnectedAt;
+                closes.Add(new Close(closed.Status.Remote, closed.Reason, closed.At - start, closed.At - lastFrame));
+            });
+            Receive<AlertRaised>(raised => transitions.Add(new AlertTransition("raised", raised.Alert, raised.Alert.RaisedAt - start)));
+            Receive<AlertResolved>(resolved => transitions.Add(new AlertTransition("resolved", resolved.Alert, resolved.Alert.ResolvedAt!.Value - start)));
+            Receive<GetCloses>(_ => Sender.Tell(new Closes(closes.ToArray())));
+            Receive<GetTransitions>(_ => Sender.Tell(new Transitions(transitions.ToArray())));
+        }
+    }
+}
