@@ -533,6 +533,9 @@ public sealed class ConnectionActor : UntypedActor, IConnection
                 break;
             case TransportEvents.ITransportEvent:
             case ConnectionCommands.CloseConnection:
+            // Pushed by the application through the hub after the close was decided: nothing more goes to the peer.
+            case Push:
+            case CloseWith:
             case DeadlineDue:
             case FirstFrameDue:
             case ConnectionSupervisor.EvictUnproven:

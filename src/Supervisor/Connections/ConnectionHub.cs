@@ -12,7 +12,10 @@ namespace Supervisor.Connections;
 /// </summary>
 public interface IConnectionHub
 {
-    /// <summary>Hands a frame to a live connection of this node; false when there is none with that id.</summary>
+    /// <summary>
+    /// Hands a frame to a connection of this node; false when there is none with that id. One whose close is decided
+    /// (lingering for its peer's FIN, already counted closed) is still found until its socket is released, and drops it.
+    /// </summary>
     bool Send(string connectionId, Frame frame);
 
     /// <summary>Closes a live connection of this node with a reason its peer is told; false when there is none.</summary>
@@ -32,6 +35,7 @@ public interface IConnectionHub
 /// <summary>What <see cref="IConnectionHub.Events"/> tells.</summary>
 public abstract record ConnectionEvent(string ConnectionId);
 
+/// <summary>The events <see cref="IConnectionHub.Events"/> tells.</summary>
 public static class ConnectionEvents
 {
     /// <summary>A connection was accepted and is supervised.</summary>

@@ -124,7 +124,7 @@ public sealed class WebSocketTransport : IConnectionTransport
     {
         _owner = owner;
         _outbound.Owner = owner;
-        _inbound = new InboundFrames(owner, _maxFrameLength) { Drained = () => _ownerCaughtUp.Release() };
+        _inbound = new InboundFrames(owner, _maxFrameLength, codec: _codec) { Drained = () => _ownerCaughtUp.Release() };
         _receiving = true;
         if (_socket is not null)
             _pongDeadline = new Timer(static state => ((WebSocketTransport)state!).CheckPongDeadline(), this, _silenceLimit, Timeout.InfiniteTimeSpan);

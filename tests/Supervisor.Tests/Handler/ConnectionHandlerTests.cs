@@ -193,7 +193,11 @@ public sealed class ConnectionHandlerTests
         Assert.True(await enumerator.MoveNextAsync());
         var closed = Assert.IsType<ConnectionEvents.Closed>(enumerator.Current);
         Assert.Equal((id, CloseReason.AdminClosed), (closed.ConnectionId, closed.Reason));
+        // Counted closed as soon as the close is decided; gone from the hub once its socket is released (the peer's FIN seen).
         await service.WaitForStatsAsync(s => s.Active == 0);
+        peer.Dispose();
+        var released = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (await hub.GetStatusAsync(id) is not null && DateTime.UtcNow < released) await Task.Delay(20);
         Assert.False(hub.Send(id, new Frame(FrameType.Data, 1, "too late")));
         await enumerator.DisposeAsync();
     }
