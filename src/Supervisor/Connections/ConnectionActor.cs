@@ -636,6 +636,7 @@ public sealed class ConnectionActor : UntypedActor, IConnection
     {
         ValueTask call;
         _handlerThread = Environment.CurrentManagedThreadId;
+        _busyWithFrame = frame is not null;
         try
         {
             call = frame is null ? _handler.OnConnectedAsync(this) : _handler.OnDataAsync(this, frame);
@@ -662,7 +663,6 @@ public sealed class ConnectionActor : UntypedActor, IConnection
             return;
         }
         _handlerBusy = true;
-        _busyWithFrame = frame is not null;
         var number = ++_handlerCalls;
         if (_handlerSettings.Timeout is { } timeout && _closeReason is null)
         {
@@ -717,7 +717,7 @@ public sealed class ConnectionActor : UntypedActor, IConnection
     }
 
     /// <summary>Data frames read and not yet handled: the one the handler is busy with and those waiting.</summary>
-    private int FramesInFlight => (_handlerBusy && _busyWithFrame ? 1 : 0) + (_waitingData?.Count ?? 0);
+    private int FramesInFlight => ((_handlerBusy || _handlerThread != 0) && _busyWithFrame ? 1 : 0) + (_waitingData?.Count ?? 0);
 
     /// <summary>Stops reading at <c>max-frames-in-flight</c>; reads again once the handler is down to half of it.</summary>
     private void ApplyBackpressure()

@@ -62,8 +62,10 @@ public sealed partial class MetricsConventionTests(MetricsConventionTests.Traffi
                 {
                     var stats = JsonDocument.Parse(await http.GetStringAsync("/api/stats", deadline.Token)).RootElement;
                     Text = await http.GetStringAsync("/metrics", deadline.Token);
+                    // The exporter serves a scrape from its cache for a moment, so /metrics itself must show every close too.
                     if (stats.GetProperty("active").GetInt64() == 0 && stats.GetProperty("closed").GetInt64() == Peers
-                        && Text.Contains("supervisor_probe_latency_seconds_count", StringComparison.Ordinal))
+                        && Text.Contains("supervisor_probe_latency_seconds_count", StringComparison.Ordinal)
+                        && SumOf(Text, "supervisor_connections_closed_total") == Peers)
                         break;
                     await Task.Delay(100, deadline.Token);
                 }
@@ -146,8 +148,10 @@ public sealed partial class MetricsConventionTests(MetricsConventionTests.Traffi
     [GeneratedRegex("""^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>[^}]*)\})? (?<value>\S+)$""", RegexOptions.Multiline)]
     private static partial Regex SampleLine();
 
-    private double Sum(string name, string? label = null) =>
-        SampleLine().Matches(traffic.Text)
+    private double Sum(string name, string? label = null) => SumOf(traffic.Text, name, label);
+
+    private static double SumOf(string text, string name, string? label = null) =>
+        SampleLine().Matches(text)
             .Where(m => m.Groups["name"].Value == name && (label is null || m.Groups["labels"].Value.Contains(label, StringComparison.Ordinal)))
             .Sum(m => double.Parse(m.Groups["value"].Value, System.Globalization.CultureInfo.InvariantCulture));
 
