@@ -207,6 +207,16 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             adopt.Socket.Dispose();
             return;
         }
+        // A peer that left while it waited in the accept queue (a client that gave up; after a descriptor shortage
+        // hundreds of them stand between the listener and the next live client) is let go here, without an actor or
+        // a transport, and counted as what it is: accepted, and closed by its peer before it was served.
+        if (LeftBeforeServed(adopt.Socket))
+        {
+            adopt.Socket.Dispose();
+            _services.Descriptors?.Released();
+            Rejected(remote, adopt.Listener, CloseReason.PeerClosed, "the peer left before it was served");
+            return;
+        }
         // Whoever reaches a PROXY protocol listener directly could forge a header: only the balancers may connect.
         if (adopt.Listener.ProxyProtocol is { } proxy && !(endpoint is IPEndPoint source && proxy.Trusts(source.Address)))
         {
@@ -216,6 +226,22 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             return;
         }
         Admit(adopt, adopt.Listener, remote);
+    }
+
+    /// <summary>
+    /// Whether the peer of a just-accepted socket has already closed or reset it and sent nothing: readable with no
+    /// byte to read is the end of its input. A peer that sent a frame and then closed still has it read and answered.
+    /// </summary>
+    private static bool LeftBeforeServed(Socket socket)
+    {
+        try
+        {
+            return socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0;
+        }
+        catch (SocketException)
+        {
+            return true; // reset
+        }
     }
 
     private void OnAdoptTransport(AdoptTransport adopt) => Admit(adopt, adopt.Listener, adopt.Transport.Remote);

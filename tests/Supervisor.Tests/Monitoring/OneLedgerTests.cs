@@ -125,6 +125,9 @@ public sealed class OneLedgerTests(ITestOutputHelper output)
         }
         using (var leaving = await TestPeer.ConnectAsync(service.Port))                          // peer-closed
         {
+            // Served first: a peer that leaves before it is served at all is counted refused (DESIGN §3).
+            await leaving.SendHeartbeatAsync(1);
+            await leaving.ReceiveFrameAsync();
             leaving.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
             await leaving.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(10));
         }
