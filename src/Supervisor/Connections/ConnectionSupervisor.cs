@@ -205,6 +205,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             adopt.Socket.Dispose();
+            _services.Descriptors?.Released();
             return;
         }
         // A peer that left while it waited in the accept queue (a client that gave up; after a descriptor shortage
@@ -541,13 +542,17 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             // The notice is a courtesy; the close below is what matters.
         }
-        if (drain && reason.IsAnnouncedToPeer()) _ = DrainThenCloseAsync(socket, listener.CloseLinger);
-        else socket.Dispose();
+        if (drain && reason.IsAnnouncedToPeer()) _ = DrainThenCloseAsync(socket, listener.CloseLinger, _services.Descriptors);
+        else
+        {
+            socket.Dispose();
+            _services.Descriptors?.Released();
+        }
         Rejected(remote, listener, reason, detail);
     }
 
     /// <summary>Discards the peer's input until it closes or <paramref name="linger"/> passes, then closes the socket; never throws.</summary>
-    private static async Task DrainThenCloseAsync(Socket socket, TimeSpan linger)
+    private static async Task DrainThenCloseAsync(Socket socket, TimeSpan linger, Hosting.FileDescriptorBudget? descriptors)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1024);
         try
@@ -564,6 +569,7 @@ public sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         finally
         {
             socket.Dispose();
+            descriptors?.Released();
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
