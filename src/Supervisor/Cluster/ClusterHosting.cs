@@ -50,8 +50,8 @@ public static class ClusterHosting
                 ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
                     cluster.AcceptableHeartbeatPause.ToString());
-                registry.Register<ClusterRegistry>(system.ActorOf(
-                    ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name));
+                registry.Register<ClusterRegistry>(Connections.LifecyclePublisher.SubscribedFromStart(system, system.ActorOf(
+                    ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name)));
             });
     }
 

@@ -14,8 +14,19 @@ namespace Supervisor.Connections;
 /// Nothing else reports opens, closes or refusals. A close is rare and a heartbeat is not an event, so the cost does
 /// not grow with traffic.
 /// </summary>
-public static class LifecyclePublisher
+internal static class LifecyclePublisher
 {
+    /// <summary>
+    /// Subscribes a consumer of the lifecycle the moment it is created. Its own subscription in PreStart runs later, on
+    /// its dispatcher, and a connection that opens in between would be missing from its books for good (seen under load:
+    /// a monitor that never counted the first connection). Subscribing twice is harmless: the stream keeps one.
+    /// </summary>
+    public static IActorRef SubscribedFromStart(ActorSystem system, IActorRef consumer)
+    {
+        system.EventStream.Subscribe(consumer, typeof(IConnectionLifecycleEvent));
+        return consumer;
+    }
+
     public static void Publish(ActorSystem system, SupervisorMetrics metrics, ILogger log, IConnectionLifecycleEvent lifecycle)
     {
         metrics.Observe(lifecycle);

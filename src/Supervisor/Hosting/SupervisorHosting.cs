@@ -77,13 +77,15 @@ public static class SupervisorHosting
     public static AkkaConfigurationBuilder AddConnectionRegistry(this AkkaConfigurationBuilder builder, SupervisorSettings settings,
         LiveTraffic? traffic = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
-                .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
+            registry.Register<ConnectionRegistry>(LifecyclePublisher.SubscribedFromStart(system, system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
+                .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry"))));
 
     public static AkkaConfigurationBuilder AddMonitor(this AkkaConfigurationBuilder builder, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
         builder.WithActors((system, registry) =>
-            registry.Register<MonitorActor>(system.ActorOf(
-                MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor")));
+        {
+            var monitor = system.ActorOf(MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor");
+            registry.Register<MonitorActor>(settings.Scope == AlertScopes.Node ? LifecyclePublisher.SubscribedFromStart(system, monitor) : monitor);
+        });
 
     /// <summary>Alerts to a Prometheus Alertmanager when <c>monitor.sinks.alertmanager.url</c> is set; nothing otherwise.</summary>
     public static AkkaConfigurationBuilder AddAlertmanagerSink(this AkkaConfigurationBuilder builder, AlertmanagerSettings settings, ILoggerFactory loggers) =>
