@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 dotnet build Supervisor.sln -c Release -nologo -v quiet || exit 1
 
 log=$(mktemp)
-dotnet test Supervisor.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+# A test that hangs is killed after 4 minutes and named (the longest test takes about one), so a stall is a red
+# line with a name, never a run that never ends.
+dotnet test Supervisor.sln -c Release --no-build -nologo --blame-hang-timeout 4m --blame-hang-dump-type none --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')

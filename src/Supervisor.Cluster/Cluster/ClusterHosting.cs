@@ -54,7 +54,8 @@ internal static class ClusterHosting
                 ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
                     cluster.AcceptableHeartbeatPause.ToString());
-                var ledger = system.ActorOf(ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name);
+                var ledger = Connections.LifecyclePublisher.SubscribedFromStart(system,
+                    system.ActorOf(ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name));
                 registry.Register<ClusterRegistry>(ledger);
                 // Found by the core (the registry shards tell it every open and close) and the operator surface under their keys.
                 registry.Register<ClusterLedger>(ledger);

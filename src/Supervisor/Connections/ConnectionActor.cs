@@ -268,7 +268,6 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             ConnectionLog.KeepAliveProblem(_services.Log, Id, problem);
         _self = Self;
         _transport.Start(Self);
-        if (_services.Hub is { Observed: true } hub) hub.Publish(new ConnectionEvents.Opened(Status()));
         Invoke(null);
     }
 
@@ -448,8 +447,12 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         _statusRefreshAt = now + _services.StatusRefresh;
     }
 
-    private void Publish(IConnectionLifecycleEvent lifecycle) =>
+    /// <summary>The one place a connection's lifecycle goes out: to every subscriber, and to the application's hub readers.</summary>
+    private void Publish(IConnectionLifecycleEvent lifecycle)
+    {
         LifecyclePublisher.Publish(Context.System, _services.Metrics, _services.Log, lifecycle);
+        if (_services.Hub is { Observed: true } hub) hub.Observe(lifecycle);
+    }
 
     /// <summary>Publishes the next deadline; after a frame this only moves it later, without a lock or a message.</summary>
     private void ArmDeadline()
@@ -608,7 +611,6 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     {
         var reason = _closeReason!.Value;
         Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, reason, _closeDetail ?? "", _closedAt));
-        if (_services.Hub is { Observed: true } hub) hub.Publish(new ConnectionEvents.Closed(Status(), reason, _closeDetail ?? ""));
         NotifyHandlerClosed(reason, _closeDetail ?? "");
     }
 

@@ -98,8 +98,16 @@ internal sealed class ConnectionHub : IConnectionHub
     /// <summary>Whether anyone reads <see cref="Events"/>: connections build no event otherwise.</summary>
     internal bool Observed => _readers.Length > 0;
 
-    internal void Publish(ConnectionEvent e)
+    /// <summary>A connection's lifecycle event, as its application sees it: opens and closes (state changes and releases are not told).</summary>
+    internal void Observe(IConnectionLifecycleEvent lifecycle)
     {
+        ConnectionEvent? e = lifecycle switch
+        {
+            ConnectionLifecycle.Opened opened => new ConnectionEvents.Opened(opened.Status),
+            ConnectionLifecycle.Closed closed => new ConnectionEvents.Closed(closed.Status, closed.Reason, closed.Detail),
+            _ => null,
+        };
+        if (e is null) return;
         foreach (var reader in _readers) reader.Write(e);
     }
 

@@ -205,6 +205,17 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             adopt.Socket.Dispose();
+            _services.Descriptors?.Released();
+            return;
+        }
+        // A peer that left while it waited in the accept queue (a client that gave up; after a descriptor shortage
+        // hundreds of them stand between the listener and the next live client) is let go here, without an actor or
+        // a transport, and counted as what it is: accepted, and closed by its peer before it was served.
+        if (LeftBeforeServed(adopt.Socket))
+        {
+            adopt.Socket.Dispose();
+            _services.Descriptors?.Released();
+            Rejected(remote, adopt.Listener, CloseReason.PeerClosed, "the peer left before it was served");
             return;
         }
         // A peer that left while it waited in the accept queue (a client that gave up; after a descriptor shortage
@@ -541,13 +552,17 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         {
             // The notice is a courtesy; the close below is what matters.
         }
-        if (drain && reason.IsAnnouncedToPeer()) _ = DrainThenCloseAsync(socket, listener.CloseLinger);
-        else socket.Dispose();
+        if (drain && reason.IsAnnouncedToPeer()) _ = DrainThenCloseAsync(socket, listener.CloseLinger, _services.Descriptors);
+        else
+        {
+            socket.Dispose();
+            _services.Descriptors?.Released();
+        }
         Rejected(remote, listener, reason, detail);
     }
 
     /// <summary>Discards the peer's input until it closes or <paramref name="linger"/> passes, then closes the socket; never throws.</summary>
-    private static async Task DrainThenCloseAsync(Socket socket, TimeSpan linger)
+    private static async Task DrainThenCloseAsync(Socket socket, TimeSpan linger, Hosting.FileDescriptorBudget? descriptors)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1024);
         try
@@ -564,6 +579,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         finally
         {
             socket.Dispose();
+            descriptors?.Released();
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }

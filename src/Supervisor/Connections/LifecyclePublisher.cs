@@ -16,6 +16,17 @@ namespace Supervisor.Connections;
 /// </summary>
 internal static class LifecyclePublisher
 {
+    /// <summary>
+    /// Subscribes a consumer of the lifecycle the moment it is created. Its own subscription in PreStart runs later, on
+    /// its dispatcher, and a connection that opens in between would be missing from its books for good (seen under load:
+    /// a monitor that never counted the first connection). Subscribing twice is harmless: the stream keeps one.
+    /// </summary>
+    public static IActorRef SubscribedFromStart(ActorSystem system, IActorRef consumer)
+    {
+        system.EventStream.Subscribe(consumer, typeof(IConnectionLifecycleEvent));
+        return consumer;
+    }
+
     public static void Publish(ActorSystem system, SupervisorMetrics metrics, ILogger log, IConnectionLifecycleEvent lifecycle)
     {
         metrics.Observe(lifecycle);

@@ -108,12 +108,14 @@ public static class SupervisorHosting
 
     /// <summary>The registry: a subscriber to the connections' lifecycle events; its totals read <paramref name="traffic"/> for heartbeats and bytes.</summary>
     private static void StartConnectionRegistry(ActorSystem system, IActorRegistry registry, SupervisorSettings settings, LiveTraffic traffic) =>
-        registry.Register<ConnectionRegistry>(system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
-            .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry"));
+        registry.Register<ConnectionRegistry>(LifecyclePublisher.SubscribedFromStart(system, system.ActorOf(ConnectionRegistry.Props(settings.RegistryShards, traffic)
+            .WithDispatcher(ConnectionDispatcher.Deploy(system).Dispatcher), "registry")));
 
-    private static void StartMonitor(ActorSystem system, IActorRegistry registry, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers) =>
-        registry.Register<MonitorActor>(system.ActorOf(
-            MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor"));
+    private static void StartMonitor(ActorSystem system, IActorRegistry registry, MonitorSettings settings, SupervisorMetrics metrics, ILoggerFactory loggers)
+    {
+        var monitor = system.ActorOf(MonitorActor.Props(settings, metrics, loggers.CreateLogger<MonitorActor>()), "monitor");
+        registry.Register<MonitorActor>(settings.Scope == AlertScopes.Node ? LifecyclePublisher.SubscribedFromStart(system, monitor) : monitor);
+    }
 
     /// <summary>Alerts to a Prometheus Alertmanager when <c>monitor.sinks.alertmanager.url</c> is set; nothing otherwise.</summary>
     private static void StartAlertmanagerSink(ActorSystem system, AlertmanagerSettings settings, ILoggerFactory loggers)

@@ -187,8 +187,8 @@ internal sealed class TlsTransport : IConnectionTransport
             {
                 OperationCanceledException when timeout.IsCancellationRequested => new TransportEvents.InputEnded(CloseReason.FirstFrameTimeout,
                     $"TLS handshake not completed within tcp.tls.handshake-timeout ({_handshakeTimeout.ToHocon()}) of connecting"),
-                _ when _stream.PeerClosedDuringHandshake && !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection during the TLS handshake"),
-                IOException when !HasSocketError(e) => new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.Message}"),
+                _ when _stream.PeerClosedDuringHandshake && !TransportFailures.CausedBySocket(e) => new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection during the TLS handshake"),
+                IOException when !TransportFailures.CausedBySocket(e) => new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.Message}"),
                 _ => TransportFailures.Classify(e, "TLS handshake"),
             });
             return false;
@@ -202,13 +202,6 @@ internal sealed class TlsTransport : IConnectionTransport
     private void FailHandshake(Exception e)
     {
         if (_handshake.TrySetException(e)) _ = _handshake.Task.Exception;
-    }
-
-    private static bool HasSocketError(Exception e)
-    {
-        for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
-            if (cause is SocketException) return true;
-        return false;
     }
 
     public bool Write(Frame frame)

@@ -32,6 +32,14 @@ internal static class TransportFailures
         return new(CloseReason.InternalError, $"{where} failed: {e.GetType().Name}: {e.Message}");
     }
 
+    /// <summary>Whether a socket error lies anywhere in <paramref name="e"/>'s causes (the network's doing, not the TLS exchange's).</summary>
+    public static bool CausedBySocket(Exception e)
+    {
+        for (var cause = (Exception?)e; cause is not null; cause = cause.InnerException)
+            if (cause is SocketException) return true;
+        return false;
+    }
+
     /// <summary>
     /// A socket error as a close reason. On Linux a send to a peer that reset the connection fails with
     /// ECONNRESET or EPIPE (<see cref="SocketError.Shutdown"/>): the peer's doing, not a slow consumer.
