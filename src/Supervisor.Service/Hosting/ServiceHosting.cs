@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Akka.Configuration;
 using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -29,17 +30,47 @@ internal static class ServiceHosting
         services.TryAddSingleton<ConnectionHub>();
         services.TryAddSingleton<IConnectionHub>(provider => provider.GetRequiredService<ConnectionHub>());
         services.TryAddSingleton(provider => new SupervisorMetrics(provider.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        services.TryAddSingleton<NodeDowning>();
         services.TryAddSingleton(_ => FileDescriptorBudget.ForThisProcess());
         services.TryAddSingleton(_ => new Transport.PendingFrameMemory(settings.PendingFrameMemory));
-        services.AddAkka(ActorSystemName, (builder, provider) => builder
-            .WithSupervisorLogging(provider.GetRequiredService<ILoggerFactory>())
+        if (settings.Cluster.Enabled) ClusterFeature.Register(services);
+        services.AddAkka(ActorSystemName, (builder, provider) =>
+        {
+            builder.WithSupervisorLogging(provider.GetRequiredService<ILoggerFactory>());
             // Before the core: the cluster's ledger is registered where the registry shards look for it.
-            .AddClusterMembership(ActorSystemName, settings, provider.GetRequiredService<SupervisorMetrics>(), provider.GetRequiredService<ILoggerFactory>(),
-                provider.GetRequiredService<NodeDowning>())
-            .WithConnectionSupervisor(config, settings, listeners)
-            .AddProbes(settings.Probes));
+            if (settings.Cluster.Enabled) ClusterFeature.AddMembership(builder, settings, provider);
+            builder.WithConnectionSupervisor(config, settings, listeners);
+            if (settings.Probes.Count > 0) ProbesFeature.Add(builder, settings.Probes);
+        });
         services.AddOperatorSurface(config, settings);
         return services;
     }
+}
+
+/// <summary>
+/// The cluster package, reached only through here and only on a clustered node: a single node then never loads it nor
+/// Akka.Cluster, Akka.Remote and their hosting assemblies. Each assembly the runtime loads holds two descriptors for the
+/// life of the process, and a node run under a tight descriptor limit has none to spare (issue 12: 600, with 300
+/// connections). NoInlining keeps the cluster's types out of the callers' compiled code.
+/// </summary>
+internal static class ClusterFeature
+{
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Register(IServiceCollection services) => services.TryAddSingleton<NodeDowning>();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void AddMembership(AkkaConfigurationBuilder builder, SupervisorSettings settings, IServiceProvider provider) =>
+        builder.AddClusterMembership(ServiceHosting.ActorSystemName, settings, provider.GetRequiredService<SupervisorMetrics>(),
+            provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<NodeDowning>());
+
+    /// <summary>Why the process must exit 1 when the cluster marked this node down (<see cref="NodeDowning"/>); null when it did not.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static string? DownedExplanation(IServiceProvider services) =>
+        services.GetRequiredService<NodeDowning>().Downed ? NodeDowning.Explanation : null;
+}
+
+/// <summary>The probes package (StackExchange.Redis), loaded only when <c>supervisor.probes</c> lists a probe; see <see cref="ClusterFeature"/>.</summary>
+internal static class ProbesFeature
+{
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Add(AkkaConfigurationBuilder builder, IReadOnlyList<ProbeSettings> probes) => builder.AddProbes(probes);
 }

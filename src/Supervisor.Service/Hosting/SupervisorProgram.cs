@@ -53,16 +53,15 @@ internal static class SupervisorProgram
             var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Supervisor");
             log.LogInformation("{SocketCompletions}", socketCompletions);
             var operatorSettings = host.Services.GetService<OperatorSettings>();
-            var downing = host.Services.GetRequiredService<Cluster.NodeDowning>();
             try
             {
                 await host.StartAsync();
                 await StartupWarmUp.RunAsync(host.Services.GetService<OperatorEndpoints>()?.Http, log, CancellationToken.None);
                 WarnOfDescriptors(log, descriptorLimit, settings, operatorSettings);
                 await host.WaitForShutdownAsync();
-                if (downing.Downed)
+                if (settings.Cluster.Enabled && ClusterFeature.DownedExplanation(host.Services) is { } downed)
                 {
-                    await Console.Error.WriteLineAsync($"supervisor: {Cluster.NodeDowning.Explanation}");
+                    await Console.Error.WriteLineAsync($"supervisor: {downed}");
                     return ExitFailure;
                 }
             }
