@@ -69,9 +69,12 @@ internal sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system
     private Task<TReply> AskConnectionsAsync<TReply>(IConnectionCommand command, CancellationToken cancel) =>
         IsCluster ? AskAsync<ClusterLedger, TReply>(command, cancel) : AskAsync<ConnectionSupervisor, TReply>(command, cancel);
 
-    /// <summary>Every configured dependency probe, from the probes actor.</summary>
+    /// <summary>Every configured dependency probe, from the probes actor; none when no probe is configured (the probes
+    /// package is then not even loaded, so there is no actor to ask).</summary>
     public Task<ProbeProtocol.Probes> ProbesAsync(CancellationToken cancel) =>
-        AskAsync<ProbeReports, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
+        settings.Probes.Count == 0 && !actors.TryGet<ProbeReports>(out _)
+            ? Task.FromResult(new ProbeProtocol.Probes([]))
+            : AskAsync<ProbeReports, ProbeProtocol.Probes>(ProbeProtocol.GetProbes.Instance, cancel);
 
     /// <summary>
     /// Active alerts and their history, from this node's monitor and, in a cluster, the singleton cluster monitor

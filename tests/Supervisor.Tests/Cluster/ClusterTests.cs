@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Supervisor.Tests.Http;
 using Supervisor.Tests.Processes;
 using Supervisor.Tests.Support;
 using Xunit.Abstractions;
@@ -18,6 +19,18 @@ public sealed class ClusterTests(ITestOutputHelper output)
     private static readonly int[] PeersPerNode = [3, 4, 5];
 
     private static long Long(JsonElement e, string property) => e.GetProperty(property).GetInt64();
+
+    /// <summary>The totals of the dashboard's first snapshot on <c>/api/events</c>.</summary>
+    private static async Task<JsonElement> DashboardStatsAsync(ApiClient api)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var response = await api.Http.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        while (await reader.ReadLineAsync(timeout.Token) is { } line)
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+                return JsonDocument.Parse(line["data: ".Length..]).RootElement.GetProperty("stats").Clone();
+        throw new InvalidOperationException("/api/events ended before its first snapshot");
+    }
 
     private static long ClosedBy(JsonElement stats, string reason) => stats.GetProperty("closedByReason").GetProperty(reason).GetInt64();
 
@@ -206,6 +219,26 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 Assert.Equal(42, answer.Seq);
             }
             Assert.DoesNotContain(survivors.SelectMany(n => n.Process.StandardOutput), l => l.Contains(" closed: ", StringComparison.Ordinal) && !l.Contains("node-down", StringComparison.Ordinal));
+
+            // One ledger on every survivor: the dashboard's feed gives the totals /api/stats gives, and they balance;
+            // each node's /metrics counts its own accepts, and the survivors' node-down closes add up to the lost.
+            var nodeDownCounted = 0L;
+            for (var i = 0; i < cluster.Nodes.Count; i++)
+            {
+                if (i == victim) continue;
+                var node = cluster[i];
+                var stats = await node.Api.GetOkAsync("/api/stats");
+                var dashboard = await DashboardStatsAsync(node.Api);
+                output.WriteLine($"{node.Name}: /api/stats {stats}; dashboard {dashboard}");
+                foreach (var name in new[] { "active", "accepted", "closed", "refused" })
+                    Assert.Equal(Long(stats, name), Long(dashboard, name));
+                Assert.Equal(Long(stats, "accepted"), Long(stats, "active") + Long(stats, "closed"));
+                var metrics = PrometheusText.Parse(await node.Api.Http.GetStringAsync("/metrics"));
+                Assert.Equal(PeersPerNode[i], (long)metrics.Sum("supervisor_connections_accepted_total"));
+                Assert.Equal(PeersPerNode[i], (long)metrics.Sum("supervisor_connections_active"));
+                nodeDownCounted += (long)metrics.Sum("supervisor_connections_closed_total", "reason=\"node-down\"");
+            }
+            Assert.Equal(lost, nodeDownCounted);
         }
         finally
         {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net.Http;
 using System.Text.Json;
 using Akka.Actor;
@@ -174,7 +173,7 @@ public sealed class OneLedgerTests(ITestOutputHelper output)
         var stats = await api.GetOkAsync("/api/stats");
         output.WriteLine($"/api/stats {stats}");
         var counters = await service.Monitor.Ask<MonitorProtocol.Counters>(MonitorProtocol.GetCounters.Instance, TimeSpan.FromSeconds(5));
-        var prometheus = Prometheus(await api.Http.GetStringAsync("/metrics"));
+        var prometheus = PrometheusText.Parse(await api.Http.GetStringAsync("/metrics"));
         JsonElement lastDashboard;
         lock (unbalanced) lastDashboard = dashboard[^1];
         output.WriteLine($"dashboard {lastDashboard}");
@@ -267,25 +266,6 @@ public sealed class OneLedgerTests(ITestOutputHelper output)
                && closed == stats.GetProperty("closed").GetInt64()
                && outbound.GetProperty("opened").GetInt64() == outbound.GetProperty("active").GetInt64() + outbound.GetProperty("closed").GetInt64();
     }
-
-    private sealed class PrometheusText(IReadOnlyList<(string Name, string Labels, double Value)> samples)
-    {
-        public double Sum(string name, string? label = null) =>
-            samples.Where(s => s.Name == name && (label is null || s.Labels.Contains(label, StringComparison.Ordinal))).Sum(s => s.Value);
-    }
-
-    private static PrometheusText Prometheus(string text) => new(text.Split('\n')
-        .Where(line => line.Length > 0 && !line.StartsWith('#'))
-        .Select(line =>
-        {
-            var brace = line.IndexOf('{');
-            var space = line.LastIndexOf('}') is var close and > 0 ? line.IndexOf(' ', close) : line.IndexOf(' ');
-            var name = brace > 0 && brace < space ? line[..brace] : line[..space];
-            var labels = brace > 0 && brace < space ? line[brace..space] : "";
-            var value = line[(space + 1)..].Split(' ')[0];
-            return (name, labels, double.Parse(value, CultureInfo.InvariantCulture));
-        })
-        .ToArray());
 
     /// <summary>Takes the client's events, so it has a subscriber as a pool would.</summary>
     private sealed class EventLog : ReceiveActor
