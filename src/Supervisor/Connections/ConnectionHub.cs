@@ -32,6 +32,27 @@ public interface IConnectionHub
     IAsyncEnumerable<ConnectionEvent> Events(CancellationToken cancel = default);
 }
 
+/// <summary>Where an application finds the hub of the connection supervisor running in its actor system.</summary>
+public static class ConnectionHubs
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ActorSystem, ConnectionHub> Hubs = new();
+
+    /// <summary>
+    /// The hub of the connection supervisor that <c>WithConnectionSupervisor</c> started in this actor system (resolve
+    /// the <see cref="ActorSystem"/> from DI, as Akka.Hosting registers it). Throws when none was started in it.
+    /// </summary>
+    public static IConnectionHub ConnectionHub(this ActorSystem system) =>
+        Hubs.TryGetValue(system, out var hub)
+            ? hub
+            : throw new InvalidOperationException($"no connection supervisor runs in actor system {system.Name}: call WithConnectionSupervisor on its AkkaConfigurationBuilder");
+
+    internal static ConnectionHub Bind(ActorSystem system, ConnectionHub hub)
+    {
+        Hubs.AddOrUpdate(system, hub);
+        return hub;
+    }
+}
+
 /// <summary>What <see cref="IConnectionHub.Events"/> tells.</summary>
 public abstract record ConnectionEvent(string ConnectionId);
 

@@ -66,7 +66,9 @@ public static class SupervisorHosting
                 var loggers = resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
                 var metrics = resolver.GetService<SupervisorMetrics>() ?? OwnedBySystem(system, new SupervisorMetrics(resolver.GetService<IMeterFactory>()));
                 var connectionHandler = handler ?? resolver.GetService<ConnectionHandler>() ?? new EchoHandler();
-                var hub = resolver.GetService<ConnectionHub>();
+                // The host's hub when it registered one (the service does, for DI), else one of this actor system's own;
+                // either way reachable as system.ConnectionHub().
+                var hub = ConnectionHubs.Bind(system, resolver.GetService<ConnectionHub>() ?? new ConnectionHub());
                 var descriptors = resolver.GetService<FileDescriptorBudget>() ?? FileDescriptorBudget.ForThisProcess();
                 var frameMemory = resolver.GetService<Transport.PendingFrameMemory>() ?? new Transport.PendingFrameMemory(settings.PendingFrameMemory);
                 var bound = listeners ?? OwnedBySystem(system, BoundListeners.Bind(settings));
