@@ -10,9 +10,26 @@ using Supervisor.Monitoring;
 
 namespace Supervisor.Cluster;
 
-internal static class ClusterHosting
+/// <summary>The cluster for an application that embeds the connection supervisor.</summary>
+public static class ClusterHosting
 {
-    public const string SingletonName = "cluster-monitor";
+    /// <summary>
+    /// Runs this node of the connection supervisor that <paramref name="options"/> describe as a member of an Akka.NET
+    /// cluster (<c>supervisor.cluster</c>: seed nodes, roles, the split-brain resolver): connection ids unique
+    /// cluster-wide, any node lists and closes every node's connections, a lost node's connections reported
+    /// <c>node-down</c>, a singleton cluster monitor. Call it before <c>WithConnectionSupervisor</c> with the same options,
+    /// in <c>AddAkka(name, (akka, provider) => ...)</c>; every node runs the same actor system name. Nothing when
+    /// <c>supervisor.cluster.enabled</c> is off. Throws <see cref="ConfigurationError"/> for a key or value it refuses.
+    /// </summary>
+    /// <param name="actorSystemName">The name given to <c>AddAkka</c> (the seed nodes' addresses carry it).</param>
+    /// <param name="services">The host's services (its loggers).</param>
+    public static AkkaConfigurationBuilder WithConnectionSupervisorCluster(this AkkaConfigurationBuilder builder, string actorSystemName,
+        ConnectionSupervisorOptions options, IServiceProvider services) =>
+        builder.AddClusterMembership(actorSystemName, SupervisorConfig.Read(options.Build()),
+            services.GetService(typeof(ILoggerFactory)) as ILoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance,
+            new NodeDowning());
+
+    internal const string SingletonName = "cluster-monitor";
 
     /// <summary>
     /// Akka.Remote and Akka.Cluster (seed nodes, roles, the split-brain resolver), the singleton cluster monitor and
@@ -20,8 +37,8 @@ internal static class ClusterHosting
     /// so that a single node runs exactly as before (local actor provider, no port opened).
     /// </summary>
     /// <param name="systemName">The actor system's name, the same on every node (the seed nodes' addresses carry it).</param>
-    public static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, string systemName, SupervisorSettings settings,
-        SupervisorMetrics metrics, ILoggerFactory loggers, NodeDowning downing)
+    internal static AkkaConfigurationBuilder AddClusterMembership(this AkkaConfigurationBuilder builder, string systemName, SupervisorSettings settings,
+        ILoggerFactory loggers, NodeDowning downing)
     {
         var cluster = settings.Cluster;
         if (!cluster.Enabled) return builder;
@@ -47,7 +64,7 @@ internal static class ClusterHosting
                 // The proxy buffers messages while the singleton moves; its "failed to find" warning fires on every
                 // start and hand-over, before the singleton could possibly be there, and says nothing an operator can act on.
                 new ClusterSingletonOptions { LogSingletonIdentificationFailure = false }, createProxyToo: true)
-            .WithActors((system, registry) =>
+            .WithActors((system, registry, resolver) =>
             {
                 downing.Watch(system);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
@@ -55,7 +72,7 @@ internal static class ClusterHosting
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),
                     cluster.AcceptableHeartbeatPause.ToString());
                 var ledger = Connections.LifecyclePublisher.SubscribedFromStart(system,
-                    system.ActorOf(ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), metrics, log), ClusterRegistry.Name));
+                    system.ActorOf(ClusterRegistry.Props(cluster, registry.Get<ClusterMonitor>(), SupervisorMetrics.Of(system, resolver), log), ClusterRegistry.Name));
                 registry.Register<ClusterRegistry>(ledger);
                 // Found by the core (the registry shards tell it every open and close) and the operator surface under their keys.
                 registry.Register<ClusterLedger>(ledger);
@@ -70,7 +87,7 @@ internal static class ClusterHosting
     }
 
     /// <summary>The cluster rules, with the node monitor's mass-disconnect and sinks; no starvation probe (each node watches its own).</summary>
-    public static MonitorSettings ClusterMonitorSettings(SupervisorSettings settings) => settings.Monitor with
+    internal static MonitorSettings ClusterMonitorSettings(SupervisorSettings settings) => settings.Monitor with
     {
         Rules = settings.Cluster.Rules,
         Capacity = 0,
@@ -79,7 +96,7 @@ internal static class ClusterHosting
     };
 
     /// <summary>The Akka address of a seed node in actor system <paramref name="systemName"/> (every node runs the same name).</summary>
-    public static string SeedAddress(HostPort seed, string systemName) => $"akka.tcp://{systemName}@{seed}";
+    internal static string SeedAddress(HostPort seed, string systemName) => $"akka.tcp://{systemName}@{seed}";
 }
 
 /// <summary>

@@ -15,6 +15,7 @@ using Microsoft.Net.Http.Headers;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using Supervisor.Configuration;
+using Supervisor.Hosting;
 using Supervisor.Monitoring;
 using Supervisor.WebSockets;
 
@@ -208,5 +209,26 @@ internal static class OperatorSurface
             context.HttpContext.Response.Headers[HeaderNames.WWWAuthenticate] = "Bearer realm=\"supervisor\"";
             return Results.Json(new ApiError("this route needs Authorization: Bearer <supervisor.http.admin-token>"), ApiJson.Options, statusCode: StatusCodes.Status401Unauthorized);
         };
+    }
+}
+
+/// <summary>The operator surface for an application that embeds the connection supervisor.</summary>
+public static class OperatorHosting
+{
+    /// <summary>
+    /// Serves the operator surface of the connection supervisor that <paramref name="options"/> describe (give the same
+    /// object to <c>WithConnectionSupervisor</c>): the HTTP API, the dashboard and Prometheus <c>/metrics</c> on
+    /// <c>supervisor.http</c>, and the WebSocket listener on <c>supervisor.websocket</c>, in the application's own
+    /// ASP.NET Core host (Kestrel listens on those ports beside the application's own). The supervisor's TCP listeners
+    /// are bound here, so a taken port fails before the host starts. Throws <see cref="Configuration.ConfigurationError"/>
+    /// for a key or value it refuses.
+    /// </summary>
+    public static IServiceCollection AddConnectionSupervisorOperator(this IServiceCollection services, ConnectionSupervisorOptions options)
+    {
+        var config = options.Build();
+        var settings = SupervisorConfig.Read(config);
+        services.TryAddSingleton(settings);
+        services.TryAddSingleton(_ => BoundListeners.Bind(settings));
+        return services.AddOperatorSurface(config, settings);
     }
 }

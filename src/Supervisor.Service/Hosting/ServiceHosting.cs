@@ -59,8 +59,8 @@ internal static class ClusterFeature
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void AddMembership(AkkaConfigurationBuilder builder, SupervisorSettings settings, IServiceProvider provider) =>
-        builder.AddClusterMembership(ServiceHosting.ActorSystemName, settings, provider.GetRequiredService<SupervisorMetrics>(),
-            provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<NodeDowning>());
+        builder.AddClusterMembership(ServiceHosting.ActorSystemName, settings, provider.GetRequiredService<ILoggerFactory>(),
+            provider.GetRequiredService<NodeDowning>());
 
     /// <summary>Why the process must exit 1 when the cluster marked this node down (<see cref="NodeDowning"/>); null when it did not.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -5,7 +5,7 @@ namespace Supervisor.Simulation;
 /// each lost on the way with probability <see cref="Loss"/>; it dies for good at <see cref="SilentAfter"/>;
 /// a flapping peer alternates <see cref="FlapUp"/> of heartbeats with <see cref="FlapDown"/> of silence.
 /// </summary>
-internal sealed record PeerModel(
+public sealed record PeerModel(
     TimeSpan Interval,
     TimeSpan Jitter = default,
     double Loss = 0,
@@ -13,6 +13,7 @@ internal sealed record PeerModel(
     TimeSpan? FlapUp = null,
     TimeSpan? FlapDown = null)
 {
+    /// <summary>A peer that heartbeats every <paramref name="interval"/>, never late, never lost, never dead.</summary>
     public static PeerModel Regular(TimeSpan interval) => new(interval);
 
     /// <summary>Whether the peer is alive and sending at <paramref name="elapsed"/> into the run.</summary>
@@ -29,7 +30,7 @@ internal sealed record PeerModel(
 }
 
 /// <summary>The whole server stops for <see cref="Duration"/> at <see cref="At"/> (a GC pause, a starved host).</summary>
-internal sealed record ServerStall(TimeSpan At, TimeSpan Duration);
+public sealed record ServerStall(TimeSpan At, TimeSpan Duration);
 
 /// <summary>A group of identical peers.</summary>
-internal sealed record PeerGroup(int Count, PeerModel Model);
+public sealed record PeerGroup(int Count, PeerModel Model);

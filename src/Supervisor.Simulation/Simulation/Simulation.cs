@@ -5,6 +5,7 @@ using Akka.TestKit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Supervisor.Configuration;
+using Supervisor.Hosting;
 using Supervisor.Connections;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
@@ -13,6 +14,27 @@ using Supervisor.Registry;
 using Supervisor.Transport;
 
 namespace Supervisor.Simulation;
+
+/// <summary>What-if runs of a connection supervisor's settings against simulated peers, in virtual time.</summary>
+public static class SupervisorSimulation
+{
+    /// <summary>
+    /// Runs the first listener of the supervisor that <paramref name="options"/> describe (its heartbeat settings decide
+    /// who is closed; its monitor's rules raise the alerts) against <paramref name="peers"/> for <paramref name="duration"/>
+    /// of virtual time: the real connection actors, registry and monitor on Akka.TestKit's TestScheduler, so an hour of
+    /// traffic takes seconds and the same <paramref name="seed"/> gives the same report. Throws
+    /// <see cref="ConfigurationError"/> for a key or value it refuses.
+    /// </summary>
+    /// <param name="stalls">Moments the whole server stops (a GC pause, a starved host); none by default.</param>
+    public static Task<SimulationReport> RunAsync(ConnectionSupervisorOptions options, IReadOnlyList<PeerGroup> peers, TimeSpan duration,
+        int seed = 1, IReadOnlyList<ServerStall>? stalls = null, ILoggerFactory? logging = null)
+    {
+        var settings = SupervisorConfig.Read(options.Build());
+        if (settings.Listeners.Count == 0)
+            throw new ConfigurationError("supervisor.tcp.enabled", "no listener to simulate");
+        return Simulation.RunAsync(new SimulationOptions(settings.Listeners[0], settings.Monitor, peers, duration, Stalls: stalls, Seed: seed, Logging: logging));
+    }
+}
 
 /// <summary>What to simulate.</summary>
 /// <param name="Listener">The listener under test: its heartbeat settings decide who gets closed.</param>

@@ -3,9 +3,10 @@ using Supervisor.Messages.Protocol;
 namespace Supervisor.Simulation;
 
 /// <summary>Distribution of a latency, in milliseconds of virtual time.</summary>
-internal sealed record LatencySummary(int Count, double Min, double P50, double P99, double Max)
+public sealed record LatencySummary(int Count, double Min, double P50, double P99, double Max)
 {
-    public static LatencySummary Of(IEnumerable<double> values)
+    /// <summary>The summary of <paramref name="values"/> (milliseconds); all zero when there are none.</summary>
+    internal static LatencySummary Of(IEnumerable<double> values)
     {
         var sorted = values.Order().ToArray();
         if (sorted.Length == 0) return new LatencySummary(0, 0, 0, 0, 0);
@@ -15,12 +16,12 @@ internal sealed record LatencySummary(int Count, double Min, double P50, double 
 }
 
 /// <summary>One alert transition as it happened in virtual time.</summary>
-internal sealed record AlertTransition(string Event, Alert Alert, TimeSpan At);
+public sealed record AlertTransition(string Event, Alert Alert, TimeSpan At);
 
 /// <summary>One connection the server closed, in virtual time since the start.</summary>
 /// <param name="AfterLastFrame">Close time minus the time of the last frame that reached the server.</param>
 /// <param name="PeerWasAlive">The peer was still alive by its model when it was closed: a false disconnect.</param>
-internal sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, TimeSpan AfterLastFrame, bool PeerWasAlive);
+public sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, TimeSpan AfterLastFrame, bool PeerWasAlive);
 
 /// <summary>What a simulation found.</summary>
 /// <param name="FalseDisconnects">Peers closed while alive by their model.</param>
@@ -28,7 +29,7 @@ internal sealed record SimulatedClose(int Peer, string Reason, TimeSpan At, Time
 /// <param name="DeadPeersDetected">Dead peers the server closed after they died and before the run ended.</param>
 /// <param name="DetectionLatency">Close time minus death time, for detected dead peers.</param>
 /// <param name="AfterLastFrame">Close time minus last frame received, for every close.</param>
-internal sealed record SimulationReport(
+public sealed record SimulationReport(
     int Peers,
     TimeSpan Duration,
     int FramesSent,
@@ -46,6 +47,7 @@ internal sealed record SimulationReport(
     /// <summary>Missed heartbeats the connections reported to the monitor.</summary>
     public long HeartbeatsMissed { get; init; }
 
+    /// <summary>The report as the <c>simulate</c> command prints it.</summary>
     public string ToText()
     {
         var text = new System.Text.StringBuilder();

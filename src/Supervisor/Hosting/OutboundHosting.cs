@@ -20,7 +20,7 @@ internal static class OutboundHosting
     /// <summary>Starts heartbeat client <paramref name="name"/> and registers it in the <see cref="ActorRegistry"/> under <typeparamref name="TKey"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatClient<TKey>(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>
         builder.WithActors((system, registry, resolver) =>
-            registry.Register<TKey>(system.ActorOf(HeartbeatClient.Props(name, settings, ClientServices(registry, resolver)), ActorName("client", name))));
+            registry.Register<TKey>(system.ActorOf(HeartbeatClient.Props(name, settings, ClientServices(system, registry, resolver)), ActorName("client", name))));
 
     /// <summary>Starts one heartbeat client, registered under <see cref="HeartbeatClient"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatClient(this AkkaConfigurationBuilder builder, string name, ClientSettings settings) =>
@@ -29,20 +29,16 @@ internal static class OutboundHosting
     /// <summary>Starts pool <paramref name="name"/> and registers it under <typeparamref name="TKey"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatPool<TKey>(this AkkaConfigurationBuilder builder, string name, PoolSettings settings) =>
         builder.WithActors((system, registry, resolver) =>
-            registry.Register<TKey>(system.ActorOf(HeartbeatPool.Props(name, settings, ClientServices(registry, resolver)), ActorName("pool", name))));
+            registry.Register<TKey>(system.ActorOf(HeartbeatPool.Props(name, settings, ClientServices(system, registry, resolver)), ActorName("pool", name))));
 
     /// <summary>Starts one pool, registered under <see cref="HeartbeatPool"/>.</summary>
     public static AkkaConfigurationBuilder AddHeartbeatPool(this AkkaConfigurationBuilder builder, string name, PoolSettings settings) =>
         builder.AddHeartbeatPool<HeartbeatPool>(name, settings);
 
-    private static ClientServices ClientServices(IActorRegistry registry, IDependencyResolver resolver) => new(
+    private static ClientServices ClientServices(ActorSystem system, IActorRegistry registry, IDependencyResolver resolver) => new(
         registry.TryGet<ConnectionRegistry>(out var connections) ? connections : ActorRefs.Nobody,
-        Metrics(resolver),
+        SupervisorMetrics.Of(system, resolver),
         Logger<HeartbeatClient>(resolver));
-
-    internal static SupervisorMetrics Metrics(IDependencyResolver resolver) =>
-        resolver.GetService<SupervisorMetrics>()
-        ?? throw new InvalidOperationException("SupervisorMetrics is not registered in the service collection");
 
     internal static ILogger Logger<T>(IDependencyResolver resolver) =>
         resolver.GetService<ILoggerFactory>()?.CreateLogger<T>() ?? NullLogger<T>.Instance;

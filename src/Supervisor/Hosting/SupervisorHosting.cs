@@ -44,6 +44,16 @@ public static class SupervisorHosting
     {
         var options = new ConnectionSupervisorOptions();
         configure(options);
+        return builder.WithConnectionSupervisor(options);
+    }
+
+    /// <summary>
+    /// As <see cref="WithConnectionSupervisor(AkkaConfigurationBuilder, Action{ConnectionSupervisorOptions})"/>, with an options
+    /// object the caller keeps: the same object given to a feature package (the operator surface's
+    /// <c>AddConnectionSupervisorOperator</c>) describes the same supervisor.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithConnectionSupervisor(this AkkaConfigurationBuilder builder, ConnectionSupervisorOptions options)
+    {
         var config = options.Build();
         return builder.WithConnectionSupervisor(config, SupervisorConfig.Read(config), listeners: null, options.Handler);
     }
@@ -64,14 +74,16 @@ public static class SupervisorHosting
             {
                 // What the host may have put in its container, else this actor system's own.
                 var loggers = resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-                var metrics = resolver.GetService<SupervisorMetrics>() ?? OwnedBySystem(system, new SupervisorMetrics(resolver.GetService<IMeterFactory>()));
+                var metrics = SupervisorMetrics.Of(system, resolver);
                 var connectionHandler = handler ?? resolver.GetService<ConnectionHandler>() ?? new EchoHandler();
                 // The host's hub when it registered one (the service does, for DI), else one of this actor system's own;
                 // either way reachable as system.ConnectionHub().
                 var hub = ConnectionHubs.Bind(system, resolver.GetService<ConnectionHub>() ?? new ConnectionHub());
                 var descriptors = resolver.GetService<FileDescriptorBudget>() ?? FileDescriptorBudget.ForThisProcess();
                 var frameMemory = resolver.GetService<Transport.PendingFrameMemory>() ?? new Transport.PendingFrameMemory(settings.PendingFrameMemory);
-                var bound = listeners ?? OwnedBySystem(system, BoundListeners.Bind(settings));
+                // Bound by the service before the host starts, or by a feature that needs them first (the operator
+                // surface's diagnostics), else here.
+                var bound = listeners ?? resolver.GetService<BoundListeners>() ?? OwnedBySystem(system, BoundListeners.Bind(settings));
                 var features = system.Settings.Setup.Get<SupervisorFeatures>().GetOrElse(SupervisorFeatures.None);
 
                 StartConnectionRegistry(system, registry, settings, metrics.Traffic);

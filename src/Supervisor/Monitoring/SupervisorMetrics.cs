@@ -34,6 +34,21 @@ internal sealed class SupervisorMetrics : IDisposable
     private readonly ConcurrentDictionary<string, PoolProtocol.PoolStats> _pools = new();
     private readonly ConcurrentDictionary<string, (string Kind, ProbeState State)> _probes = new();
 
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Akka.Actor.ActorSystem, SupervisorMetrics> BySystem = new();
+
+    /// <summary>
+    /// The meter of the supervisor in this actor system, the same instance for the core and every feature package: the
+    /// host's when its container has one (the service registers it), else one of the actor system's own, disposed with it.
+    /// </summary>
+    public static SupervisorMetrics Of(Akka.Actor.ActorSystem system, Akka.DependencyInjection.IDependencyResolver resolver) =>
+        BySystem.GetValue(system, owner =>
+        {
+            if (resolver.GetService<SupervisorMetrics>() is { } hosts) return hosts;
+            var own = new SupervisorMetrics(resolver.GetService<IMeterFactory>());
+            owner.RegisterOnTermination(own.Dispose);
+            return own;
+        });
+
     public SupervisorMetrics(IMeterFactory? meters = null)
     {
         _meter = meters?.Create(MeterName) ?? new Meter(MeterName);
