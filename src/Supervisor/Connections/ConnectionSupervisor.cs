@@ -218,16 +218,6 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             Rejected(remote, adopt.Listener, CloseReason.PeerClosed, "the peer left before it was served");
             return;
         }
-        // A peer that left while it waited in the accept queue (a client that gave up; after a descriptor shortage
-        // hundreds of them stand between the listener and the next live client) is let go here, without an actor or
-        // a transport, and counted as what it is: accepted, and closed by its peer before it was served.
-        if (LeftBeforeServed(adopt.Socket))
-        {
-            adopt.Socket.Dispose();
-            _services.Descriptors?.Released();
-            Rejected(remote, adopt.Listener, CloseReason.PeerClosed, "the peer left before it was served");
-            return;
-        }
         // Whoever reaches a PROXY protocol listener directly could forge a header: only the balancers may connect.
         if (adopt.Listener.ProxyProtocol is { } proxy && !(endpoint is IPEndPoint source && proxy.Trusts(source.Address)))
         {
