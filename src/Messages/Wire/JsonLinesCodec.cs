@@ -213,9 +213,25 @@ public sealed class JsonLinesCodec : IFrameCodec
         writer.WriteEndObject();
     }
 
-    /// <summary>Re-written rather than copied: whatever whitespace the text holds, the frame stays on one line.</summary>
+    /// <summary>
+    /// Copied exactly as it came (escapes, number spellings and spaces kept), so an echo is the value as sent and a
+    /// decoded frame encodes back to itself; re-written instead when the text holds a line break (an application's
+    /// pretty-printed value), so that the frame stays on one line, or when it is not one JSON value (then it throws).
+    /// </summary>
     private static void WriteJsonValue(Utf8JsonWriter writer, string json)
     {
+        if (json.AsSpan().IndexOfAny('\n', '\r') < 0)
+        {
+            try
+            {
+                writer.WriteRawValue(json);
+                return;
+            }
+            catch (Exception e) when (e is ArgumentException or JsonException)
+            {
+                // Not one JSON value (or deeper than the writer checks): the re-writing below says why.
+            }
+        }
         JsonDocument document;
         try
         {

@@ -50,6 +50,9 @@ internal sealed class WebSocketTransport : IConnectionTransport
     private byte[]? _message;
     private int _messageLength;
     private bool _draining;
+    // When the message being received began (Environment.TickCount64), 0 between messages: written by the receive
+    // loop, read by the pong deadline, which closes a peer that holds a message open (see CheckPongDeadline).
+    private long _messageStartedAt;
     // The runtime refused input and sent its own close frame: nothing more is read or written here.
     private volatile bool _runtimeClosed;
     // One message at a time: the next receive waits until the owner has taken and handled the frame before it. The
@@ -144,9 +147,23 @@ internal sealed class WebSocketTransport : IConnectionTransport
             if (_disposed || Volatile.Read(ref _closing)) return;
             TransportFaults.At(FaultPoint.WsPongCheck, Remote);
             if (TcpInfoReader.ReadLastDataReceived(_socket!) is not { } silent) return; // the socket is gone: the receive loop says how
+            // Pongs keep a peer alive, and a peer may answer them while it holds a message open for ever: so a message
+            // must also complete within the silence limit, as a TCP frame must within the heartbeat timeout (its bytes
+            // are not liveness either). Otherwise a few bytes and a pong now and then would hold a slot for good.
+            var started = Volatile.Read(ref _messageStartedAt);
+            var unfinished = started == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
+            if (unfinished >= _silenceLimit)
+            {
+                if (Interlocked.Exchange(ref _pongMissed, 1) == 0)
+                    _owner.Tell(new TransportEvents.InputEnded(CloseReason.HeartbeatTimeout,
+                        $"a message unfinished for {unfinished.TotalMilliseconds:F0} ms (a message must complete within {_silenceLimit.ToHocon()}; pongs do not count while one is open)"));
+                return;
+            }
             if (silent < _silenceLimit)
             {
-                _pongDeadline?.Change(_silenceLimit - silent, Timeout.InfiniteTimeSpan);
+                var next = _silenceLimit - silent;
+                if (started != 0 && _silenceLimit - unfinished < next) next = _silenceLimit - unfinished;
+                _pongDeadline?.Change(next, Timeout.InfiniteTimeSpan);
                 return;
             }
             if (Interlocked.Exchange(ref _pongMissed, 1) == 0)
@@ -186,7 +203,9 @@ internal sealed class WebSocketTransport : IConnectionTransport
                     owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, ClosedByPeerDetail()));
                     return;
                 }
+                var wasInMessage = inMessage;
                 inMessage = !result.EndOfMessage;
+                if (inMessage != wasInMessage) Volatile.Write(ref _messageStartedAt, inMessage ? Math.Max(1, Environment.TickCount64) : 0);
                 var told = !_draining && OnReceived(owner, inbound, result, target.Span[..result.Count]);
                 if (!inMessage && chunk is not null)
                 {

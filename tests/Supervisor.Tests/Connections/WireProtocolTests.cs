@@ -80,7 +80,8 @@ public sealed class WireProtocolTests : IAsyncLifetime
         var echo = await peer.ReceiveFrameAsync();
         Assert.Equal(FrameType.Data, echo!.Type);
         Assert.True(echo.DataIsJson);
-        Assert.Equal(codec == JsonLinesCodec.CodecName ? "{\"x\":1,\"é\":[true,null]}" : "{\"x\":1, \"é\":[true,null]}", echo.Data);
+        // The value as it was sent, in both codecs.
+        Assert.Equal("{\"x\":1, \"é\":[true,null]}", echo.Data);
     }
 
     [Fact]

@@ -139,6 +139,34 @@ public sealed class WebSocketTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_peer_that_answers_pings_but_holds_a_message_open_must_be_closed_within_the_silence_limit()
+    {
+        await using var service = await TestService.StartAsync($"supervisor.websocket {{ ping-interval = {Ping.TotalMilliseconds}ms, pong-timeout = {Pong.TotalMilliseconds}ms }}");
+        using var api = new ApiClient(service);
+        using var holder = await WsPeer.ConnectAsync(service.WebSocketPort);
+        // A receive stays pending, so the .NET client answers every ping: only the open message can end this peer.
+        var received = holder.ReceiveFrameAsync(TimeSpan.FromSeconds(20));
+        await holder.SendFrameAsync(new Frame(FrameType.Heartbeat, 1, null, 1));
+        Assert.Equal(1, (await received)!.Seq);
+        var closed = holder.ReceiveFrameAsync(TimeSpan.FromSeconds(20));
+        var openedAt = Stopwatch.StartNew();
+        // The start of a frame whose message never ends, cut inside a UTF-8 sequence (E2 82 of "€"), so not yet invalid.
+        byte[] unfinished = [.. "{\"type\":2,\"timestamp\":1,\"data\":\""u8, 0xE2, 0x82];
+        await holder.Socket.SendAsync(unfinished, WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
+
+        var notice = await closed;
+        var after = openedAt.Elapsed;
+        output.WriteLine($"closed {after.TotalMilliseconds:F0} ms after the message was opened: {notice}");
+        Assert.NotNull(notice);
+        Assert.Equal(FrameType.ErrorNotice, notice.Type);
+        Assert.StartsWith("heartbeat-timeout: a message unfinished for ", notice.Data);
+        var limit = Supervisor.WebSockets.WebSocketTransport.SilenceLimit(Ping, Pong);
+        Assert.InRange(after, limit - TimeSpan.FromMilliseconds(50), limit + TimeSpan.FromSeconds(2));
+        await api.WaitForAsync("/api/stats", s => s.GetProperty("closedByReason").GetProperty("heartbeat-timeout").GetInt64() == 1
+            && s.GetProperty("active").GetInt64() == 0);
+    }
+
+    [Fact]
     public async Task Foreign_origin_must_get_403_and_the_same_host_or_a_listed_origin_must_be_accepted()
     {
         await using (var sameHostOnly = await TestService.StartAsync())

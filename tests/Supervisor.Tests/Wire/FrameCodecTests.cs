@@ -146,9 +146,22 @@ public sealed class FrameCodecTests
         Assert.Equal(new Frame(FrameType.Data, 5, "{\"x\":1}") { DataIsJson = true }, decoded);
         Assert.Equal("{\"type\":2,\"timestamp\":5,\"data\":{\"x\":1}}\n", JsonLinesCodec.EncodeToString(decoded!));
 
+        // Written back exactly as it came, spaces and escapes included, so a decoded frame encodes back to itself.
         var spaced = JsonLinesCodec.Decode("{\"type\":2,\"data\": [ 1 , {\"é\" :\"\\u00e9\"} ] }"u8).Frame!;
         Assert.Equal("[ 1 , {\"é\" :\"\\u00e9\"} ]", spaced.Data);
-        Assert.Equal("{\"type\":2,\"timestamp\":0,\"data\":[1,{\"é\":\"é\"}]}\n", JsonLinesCodec.EncodeToString(spaced));
+        Assert.Equal("{\"type\":2,\"timestamp\":0,\"data\":[ 1 , {\"é\" :\"\\u00e9\"} ]}\n", JsonLinesCodec.EncodeToString(spaced));
+    }
+
+    [Fact]
+    public void A_json_data_value_with_escapes_must_survive_encode_and_decode()
+    {
+        // Found by the codec fuzz (case seed 295594093): re-written, "\u7c12" came back as the character and "\u001f"
+        // as "\u001F", so the frame decoded from the echo was not the frame sent.
+        var line = "{\"data\":{\"\\\"\\u001f\\u0000'\\u7c12\":{\"type\":1e308,\"type\":1.5E-400},\"type\":\"\\u5cdd\"},\"type\":0,\"seq\":-7066821942996965684}"u8;
+        var decoded = JsonLinesCodec.Decode(line).Frame!;
+        Assert.True(decoded.DataIsJson);
+        var again = JsonLinesCodec.Decode(System.Text.Encoding.UTF8.GetBytes(JsonLinesCodec.EncodeToString(decoded).TrimEnd('\n'))).Frame;
+        Assert.Equal(decoded, again);
     }
 
     [Fact]
