@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -32,6 +33,8 @@ public sealed partial class MetricsConventionTests(MetricsConventionTests.Traffi
         public long FrameBytesSentByPeers { get; private set; }
         public long BytesReceivedByPeers { get; private set; }
         public string Log { get; private set; } = "";
+        /// <summary>How long after the last close was counted the byte counters on /metrics were exact (at most a second: then they were not).</summary>
+        public TimeSpan BytesExactAfter { get; private set; }
 
         public async Task InitializeAsync()
         {
@@ -69,6 +72,19 @@ public sealed partial class MetricsConventionTests(MetricsConventionTests.Traffi
                         break;
                     await Task.Delay(100, deadline.Token);
                 }
+                // A scrape reads its instruments one after another, so the byte counters can be read before the last
+                // closes are counted in the same answer, and bytes out whose write completed asynchronously are counted
+                // when the connection hears of it (seen on a busy machine: 7,712 of 9,206 B and 5,725 of 6,286 B in the
+                // scrape that first showed every close). They must be exact within a second (issue 13: current within 1 s).
+                var closesCounted = Stopwatch.StartNew();
+                while (closesCounted.Elapsed < TimeSpan.FromSeconds(1)
+                       && (SumOf(Text, "supervisor_network_io_bytes_total", "network_io_direction=\"transmit\"") != BytesReceivedByPeers
+                           || SumOf(Text, "supervisor_network_io_bytes_total", "network_io_direction=\"receive\"") != FrameBytesSentByPeers))
+                {
+                    await Task.Delay(50, deadline.Token);
+                    Text = await http.GetStringAsync("/metrics", deadline.Token);
+                }
+                BytesExactAfter = closesCounted.Elapsed;
             }
             finally
             {
@@ -202,7 +218,8 @@ public sealed partial class MetricsConventionTests(MetricsConventionTests.Traffi
     {
         var transmitted = Sum("supervisor_network_io_bytes_total", "network_io_direction=\"transmit\"");
         var received = Sum("supervisor_network_io_bytes_total", "network_io_direction=\"receive\"");
-        output.WriteLine($"peers received {traffic.BytesReceivedByPeers} B, /metrics says transmitted {transmitted} B; peers sent {traffic.FrameBytesSentByPeers} B in frames, /metrics says received {received} B");
+        output.WriteLine($"peers received {traffic.BytesReceivedByPeers} B, /metrics says transmitted {transmitted} B; peers sent {traffic.FrameBytesSentByPeers} B in frames, /metrics says received {received} B; "
+            + $"exact {traffic.BytesExactAfter.TotalMilliseconds:F0} ms after the last close was counted");
         Assert.Equal(traffic.BytesReceivedByPeers, (long)transmitted);
         Assert.Equal(traffic.FrameBytesSentByPeers, (long)received);
         // The close line counts the notice too: no protocol-error close says 0 bytes out.
