@@ -67,6 +67,7 @@ public static class ClusterHosting
             .WithActors((system, registry, resolver) =>
             {
                 downing.Watch(system);
+                system.ActorOf(SelfDowning.Props(cluster, log), "self-downing");
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 ClusterLog.Joining(log, ClusterRegistry.NodeName(self), string.Join(",", cluster.Roles),
                     string.Join(",", cluster.SeedNodes), cluster.Downing.ToString(), cluster.StableAfter.ToString(),

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 
 namespace Supervisor.Connections;
 
@@ -27,6 +28,7 @@ internal sealed class DeadlineQueue : IExtension
     private readonly IScheduler _scheduler;
     private readonly Thread? _thread;
     private readonly Action? _onScheduledCheck;
+    private readonly EventStream _events;
     private long _wakeAt = long.MaxValue;   // real time: when the thread wakes next; else: the earliest scheduled check
     private bool _stopped;
 
@@ -35,6 +37,7 @@ internal sealed class DeadlineQueue : IExtension
     public DeadlineQueue(ExtendedActorSystem system)
     {
         _scheduler = system.Scheduler;
+        _events = system.EventStream;
         if (_scheduler is HashedWheelTimerScheduler)
         {
             _thread = new Thread(Run) { IsBackground = true, Name = "supervisor-deadlines" };
@@ -113,10 +116,15 @@ internal sealed class DeadlineQueue : IExtension
                 {
                     if (_stopped) return;
                     var now = NowTicks;
+                    // Each wake's lateness is told once: the loop comes round again without waiting after it fires.
+                    var wokeLate = now - meantToWakeAt;
+                    meantToWakeAt = long.MaxValue;
+                    if (wokeLate >= ProcessStalled.NoticeAbove.Ticks)
+                        _events.Publish(new ProcessStalled(TimeSpan.FromTicks(wokeLate), new DateTimeOffset(now, TimeSpan.Zero)));
                     if (now - lastWake >= Resolution.Ticks)
                     {
                         lastWake = now;
-                        TakeDue(now, due, now - meantToWakeAt);
+                        TakeDue(now, due, wokeLate);
                         if (due.Count > 0) break;
                     }
                     var next = _queue.TryPeek(out _, out var key) ? key : now + TimeSpan.TicksPerSecond;
@@ -223,4 +231,15 @@ internal sealed class Deadline
     }
 
     public void Cancel() => _queue.Remove(this);
+}
+
+/// <summary>
+/// The whole process stood still for <paramref name="Stall"/> (SIGSTOP, a paused VM, a stop-the-world pause), as the
+/// deadline queue's own thread saw on waking, published on the event stream the moment it resumes. It is at least
+/// the stall: a thread that was idle waits up to a second, so up to that much of a stall can go unseen.
+/// </summary>
+internal sealed record ProcessStalled(TimeSpan Stall, DateTimeOffset ResumedAt)
+{
+    /// <summary>Shorter delays are scheduling noise on a busy host, not a stall anyone needs to act on.</summary>
+    public static readonly TimeSpan NoticeAbove = TimeSpan.FromMilliseconds(500);
 }

@@ -269,12 +269,22 @@ public sealed class ClusterTests(ITestOutputHelper output)
             await cluster.UntilAllStatsAsync(s => ClosedBy(s, "node-down") == PeersPerNode[2] && Long(s, "active") == total - PeersPerNode[2],
                 TimeSpan.FromSeconds(2), survivors);
 
-            // Woken, it learns it was marked down: it closes its sockets (its peers are told) and exits 1 to be restarted.
+            // Removed by them (and so quarantined), as after any stall longer than the downing time.
+            foreach (var node in survivors)
+                await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("members").EnumerateArray()
+                    .All(m => m.GetProperty("node").GetString() != frozen.Name), ClusterNodes.DowningBudget);
+
+            // Woken, it knows it was marked down (frozen past the downing time, its peers the majority): it downs itself
+            // before its own resolver acts on what it saw before the freeze, closes its sockets (its peers are told) and
+            // exits 1 to be restarted.
             frozen.Process.Signal(ChildProcess.SigCont);
             var code = await frozen.Process.WaitForExitAsync(TimeSpan.FromSeconds(20));
             if (code != 1) throw frozen.Process.Failure($"exit code {code?.ToString() ?? "none"}, expected 1");
             var line = Assert.Single(frozen.Process.StandardError, l => l.Trim().Length > 0);
             Assert.StartsWith("supervisor: this node was marked down by the cluster", line, StringComparison.Ordinal);
+            Assert.Contains(frozen.Process.StandardOutput, l => l.Contains("was frozen for", StringComparison.Ordinal) && l.Contains("marks itself down", StringComparison.Ordinal));
+            // It never took the survivors for lost: its resolver did not act on the picture the freeze left it.
+            Assert.DoesNotContain(frozen.Process.StandardOutput, l => l.Contains("SBR took decision", StringComparison.Ordinal));
             foreach (var peer in peers[2])
                 Assert.Contains(await peer.ReceiveUntilClosedAsync(), f => f.Data?.StartsWith("server-shutdown", StringComparison.Ordinal) == true);
             // It did not take the survivors for departed, and they still count its connections once.
