@@ -26,24 +26,13 @@ sealed class ChatRoom : ConnectionHandler
 {
     private readonly ConcurrentDictionary<string, IConnection> _members = new();
     private long _messages;
-
-    public override ValueTask OnConnectedAsync(IConnection connection)
-    {
-        _members[connection.Id] = connection;
-        return ValueTask.CompletedTask;
-    }
-
+    public override ValueTask OnConnectedAsync(IConnection connection) { _members[connection.Id] = connection; return default; }
+    public override ValueTask OnClosedAsync(IConnection connection, CloseReason reason, string detail) { _members.TryRemove(connection.Id, out _); return default; }
     public override async ValueTask OnDataAsync(IConnection connection, Frame frame)
     {
         await Task.Delay(1); // a real gateway awaits its store or a service here; the connection reads on meanwhile
         var relayed = frame with { Data = $"#{Interlocked.Increment(ref _messages)} {connection.Id}: {frame.Data}" };
         foreach (var member in _members.Values) member.Send(relayed);
-    }
-
-    public override ValueTask OnClosedAsync(IConnection connection, CloseReason reason, string detail)
-    {
-        _members.TryRemove(connection.Id, out _);
-        return ValueTask.CompletedTask;
     }
 }
 
