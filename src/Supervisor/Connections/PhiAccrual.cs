@@ -1,0 +1,145 @@
+namespace Supervisor.Connections;
+
+/// <summary>
+/// The settings of a phi accrual failure detector (<c>heartbeat.phi</c>), as Akka's
+/// <c>PhiAccrualFailureDetector</c> names them (Hayashibara et al., "The φ Accrual Failure Detector").
+/// </summary>
+/// <param name="SuspectThreshold">φ at which the connection becomes suspect.</param>
+/// <param name="Threshold">φ at which the connection is closed with heartbeat-timeout (always by the hard timeout too).</param>
+/// <param name="MaxSampleSize">How many inter-arrival times each connection remembers (4 bytes each).</param>
+/// <param name="MinStdDeviation">The least standard deviation assumed, so a metronome-steady peer is not closed on the first late heartbeat.</param>
+/// <param name="AcceptableHeartbeatPause">Added to the learned mean: the lateness that is never suspect.</param>
+/// <param name="FirstHeartbeatEstimate">The mean assumed before any interval was seen (its deviation a quarter of it).</param>
+internal sealed record PhiSettings(
+    double SuspectThreshold,
+    double Threshold,
+    int MaxSampleSize,
+    TimeSpan MinStdDeviation,
+    TimeSpan AcceptableHeartbeatPause,
+    TimeSpan FirstHeartbeatEstimate)
+{
+    /// <summary>How many deviations past the mean φ reaches <see cref="SuspectThreshold"/>; see <see cref="PhiAccrual.DeviationsAt"/>.</summary>
+    public double SuspectDeviations { get; } = PhiAccrual.DeviationsAt(SuspectThreshold);
+
+    /// <summary>How many deviations past the mean φ reaches <see cref="Threshold"/>.</summary>
+    public double CloseDeviations { get; } = PhiAccrual.DeviationsAt(Threshold);
+}
+
+/// <summary>
+/// One connection's phi accrual failure detector: the peer's heartbeat inter-arrival times in a bounded ring, their
+/// mean and deviation kept as running sums, and φ(t) = −log10(P(the next heartbeat comes later than t)) under a normal
+/// distribution (Akka's logistic approximation of its CDF). A heartbeat costs a ring write and two additions, no
+/// allocation.
+/// <para>
+/// Because the threshold is fixed, the time at which φ crosses it is a closed form: mean + pause + y·σ, with y the
+/// number of deviations at which the approximation reaches the threshold, solved once per setting
+/// (<see cref="DeviationsAt"/>). So the detector gives the connection a deadline, and the connection keeps one entry
+/// in the deadline queue as with a fixed timeout, instead of evaluating φ on a timer.
+/// </para>
+/// </summary>
+internal sealed class PhiAccrual
+{
+    private readonly PhiSettings _settings;
+    private readonly int[] _intervalsMs;
+    private int _count;
+    private int _next;
+    private long _sumMs;
+    private long _squaredSumMs;
+
+    public PhiAccrual(PhiSettings settings)
+    {
+        _settings = settings;
+        _intervalsMs = new int[Math.Max(2, settings.MaxSampleSize)];
+        // As Akka: start from the estimate, with a deviation of a quarter of it, as two samples.
+        var mean = (long)settings.FirstHeartbeatEstimate.TotalMilliseconds;
+        var deviation = mean / 4;
+        Add(mean - deviation);
+        Add(mean + deviation);
+    }
+
+    /// <summary>Intervals remembered (the two seeded from the first-heartbeat estimate among them until they are pushed out).</summary>
+    public int Samples => _count;
+
+    /// <summary>The mean inter-arrival time learned, ms.</summary>
+    public double MeanMs => (double)_sumMs / _count;
+
+    /// <summary>The standard deviation of the inter-arrival time learned, ms (before the minimum is applied).</summary>
+    public double StdDeviationMs
+    {
+        get
+        {
+            var mean = MeanMs;
+            var variance = (double)_squaredSumMs / _count - mean * mean;
+            return variance > 0 ? Math.Sqrt(variance) : 0;
+        }
+    }
+
+    /// <summary>Records the time between two heartbeats.</summary>
+    public void OnInterval(TimeSpan interval)
+    {
+        // Clamped so the squared sum cannot overflow (an hour is far beyond any heartbeat interval).
+        var ms = (long)Math.Clamp(interval.TotalMilliseconds, 0, 3_600_000);
+        Add(ms);
+    }
+
+    private void Add(long ms)
+    {
+        if (_count == _intervalsMs.Length)
+        {
+            long oldest = _intervalsMs[_next];
+            _sumMs -= oldest;
+            _squaredSumMs -= oldest * oldest;
+        }
+        else
+        {
+            _count++;
+        }
+        _intervalsMs[_next] = (int)ms;
+        _next = (_next + 1) % _intervalsMs.Length;
+        _sumMs += ms;
+        _squaredSumMs += ms * ms;
+    }
+
+    private double AdjustedMeanMs => MeanMs + _settings.AcceptableHeartbeatPause.TotalMilliseconds;
+
+    private double AdjustedStdDeviationMs => Math.Max(StdDeviationMs, _settings.MinStdDeviation.TotalMilliseconds);
+
+    /// <summary>How long after the last heartbeat φ reaches the suspect threshold.</summary>
+    public TimeSpan SuspectAfter => TimeSpan.FromMilliseconds(AdjustedMeanMs + _settings.SuspectDeviations * AdjustedStdDeviationMs);
+
+    /// <summary>How long after the last heartbeat φ reaches the close threshold.</summary>
+    public TimeSpan CloseAfter => TimeSpan.FromMilliseconds(AdjustedMeanMs + _settings.CloseDeviations * AdjustedStdDeviationMs);
+
+    /// <summary>φ when the last heartbeat came <paramref name="sinceLastHeartbeat"/> ago.</summary>
+    public double Phi(TimeSpan sinceLastHeartbeat) =>
+        PhiOf(sinceLastHeartbeat.TotalMilliseconds, AdjustedMeanMs, AdjustedStdDeviationMs);
+
+    /// <summary>Akka's φ: −log10 of the logistic approximation of the normal distribution's upper tail.</summary>
+    internal static double PhiOf(double timeDiffMs, double meanMs, double stdDeviationMs)
+    {
+        var y = (timeDiffMs - meanMs) / stdDeviationMs;
+        var e = Math.Exp(-y * (1.5976 + 0.070566 * y * y));
+        return timeDiffMs > meanMs ? -Math.Log10(e / (1.0 + e)) : -Math.Log10(1.0 - 1.0 / (1.0 + e));
+    }
+
+    /// <summary>
+    /// The y (deviations past the mean) at which φ equals <paramref name="threshold"/>: the root of
+    /// 0.070566·y³ + 1.5976·y = −ln(p / (1 − p)) with p = 10^−threshold, by Newton's method (the left side only grows).
+    /// </summary>
+    internal static double DeviationsAt(double threshold)
+    {
+        if (threshold <= 0) throw new ArgumentOutOfRangeException(nameof(threshold), threshold, "a phi threshold is above 0");
+        var p = Math.Pow(10, -threshold);
+        var target = -Math.Log(p / (1 - p));
+        var y = target / 1.5976;
+        for (var i = 0; i < 50; i++)
+        {
+            var f = 0.070566 * y * y * y + 1.5976 * y - target;
+            var slope = 3 * 0.070566 * y * y + 1.5976;
+            var step = f / slope;
+            y -= step;
+            if (Math.Abs(step) < 1e-12) break;
+        }
+        return y;
+    }
+}
