@@ -1,5 +1,6 @@
 namespace Supervisor.Messages.Protocol;
 
+/// <summary>The messages cluster nodes send each other about their connection ledgers and totals (<see cref="ClusterProtocol"/>).</summary>
 public interface IClusterMessage;
 
 /// <summary>
@@ -10,8 +11,16 @@ public interface IClusterMessage;
 public static class ClusterProtocol
 {
     /// <summary>A live connection as the other nodes remember it: enough to report it when its node is lost.</summary>
+    /// <param name="Id">The connection's id, <c>c123@host:port</c> in a cluster.</param>
+    /// <param name="Remote">The peer's address, <c>address:port</c>.</param>
+    /// <param name="Listener">The name of the listener that accepted it.</param>
+    /// <param name="Protocol"><c>tcp</c>, <c>tls</c> or <c>ws</c>.</param>
+    /// <param name="ConnectedAt">When it was accepted.</param>
     public sealed record LedgerEntry(string Id, string Remote, string Listener, string Protocol, DateTimeOffset ConnectedAt);
 
+    /// <summary>A connection of the sender's ledger whose close was decided since its previous batch.</summary>
+    /// <param name="Id">The connection's id.</param>
+    /// <param name="Reason">The close reason's wire name, e.g. <c>heartbeat-timeout</c> (<see cref="Wire.CloseReasons.ToWireName"/>).</param>
     public sealed record ClosedEntry(string Id, string Reason);
 
     /// <summary>
@@ -45,20 +54,36 @@ public static class ClusterProtocol
     /// <summary><c>Report</c> is true for exactly one survivor: it logs and counts the lost connections.</summary>
     public sealed record ReportLoss(string Node, long Incarnation, bool Report) : IClusterMessage;
 
+    /// <summary>Asks this node's cluster registry for its <see cref="ClusterView"/> (<c>GET /api/cluster</c>).</summary>
     public sealed record GetClusterView : IClusterMessage
     {
+        /// <summary>The message's one instance; it carries nothing.</summary>
         public static GetClusterView Instance { get; } = new();
     }
 
+    /// <summary>One member of the cluster in a <see cref="ClusterView"/>.</summary>
     /// <param name="Node">The member's <c>host:port</c> (its connection ids end in <c>@host:port</c>).</param>
-    /// <param name="Status">Akka's member status, lower case: <c>joining</c>, <c>up</c>, <c>leaving</c>, <c>exiting</c>, <c>down</c>, …</param>
+    /// <param name="Status">Akka's member status, lower case: <c>joining</c>, <c>up</c>, <c>leaving</c>, <c>exiting</c>, <c>down</c>, …; <c>not-joined</c> for this node before it joined.</param>
+    /// <param name="Reachable">False while this node's failure detector holds the member unreachable.</param>
+    /// <param name="Roles">The member's cluster roles, sorted.</param>
     /// <param name="Connections">Live connections held by the member: its own count, or this node's replica for the others.</param>
+    /// <param name="IsSelf">True for the node that answers.</param>
     public sealed record MemberView(string Node, string Status, bool Reachable, IReadOnlyList<string> Roles, long Connections, bool IsSelf);
 
     /// <summary>A member that left the cluster: <c>Reason</c> is <c>node-down</c> (lost) or <c>left</c> (graceful).</summary>
+    /// <param name="Node">The member's <c>host:port</c>.</param>
+    /// <param name="At">When this node saw it go.</param>
+    /// <param name="Reason"><c>node-down</c> or <c>left</c>.</param>
+    /// <param name="Lost">Connections its last reported totals still held, closed now as <c>node-down</c> (lost) or <c>server-shutdown</c> (left).</param>
     public sealed record Departure(string Node, DateTimeOffset At, string Reason, long Lost);
 
-    /// <summary>Membership as this node sees it. <c>Enabled</c> is false for a single node without cluster configuration.</summary>
+    /// <summary>Membership as this node sees it: the answer to <see cref="GetClusterView"/>, shown by <c>GET /api/cluster</c>.</summary>
+    /// <param name="Enabled">False for a single node without cluster configuration, which answers with itself (<c>local</c>) as the one member.</param>
+    /// <param name="Self">This node's <c>host:port</c> (<c>local</c> on a single node).</param>
+    /// <param name="Leader">The cluster leader's <c>host:port</c>, null while there is none.</param>
+    /// <param name="Singleton">Where the cluster singletons (the cluster monitor) run: the oldest member that is up; null while none is.</param>
+    /// <param name="Members">Every member, sorted by <c>host:port</c>.</param>
+    /// <param name="Departures">Members that left, newest first (a bounded history).</param>
     public sealed record ClusterView(
         bool Enabled,
         string Self,

@@ -2,6 +2,7 @@ using Supervisor.Messages.Wire;
 
 namespace Supervisor.Messages.Protocol;
 
+/// <summary>The commands the connection supervisor and its connection actors accept (<see cref="ConnectionCommands"/>).</summary>
 public interface IConnectionCommand;
 
 /// <summary>Commands any part of the system may send to the connection supervisor or to one connection.</summary>
@@ -16,6 +17,8 @@ public static class ConnectionCommands
     /// <summary>Close every live connection with the reason and answer <see cref="AllClosed"/> once all are gone.</summary>
     public sealed record CloseAll(CloseReason Reason) : IConnectionCommand;
 
+    /// <summary>Answer to <see cref="CloseAll"/> once every connection actor has stopped (the host's shutdown waits for it).</summary>
+    /// <param name="Count">How many connections were live when <see cref="CloseAll"/> arrived (0 when there were none).</param>
     public sealed record AllClosed(int Count);
 
     /// <summary>Ask one live connection for its status as of now.</summary>
@@ -25,6 +28,9 @@ public static class ConnectionCommands
     public sealed record GetTcpInfo(string Id) : IConnectionCommand;
 
     /// <summary>Answer to <see cref="GetTcpInfo"/>; <c>Info</c> is null where the transport has no TCP socket to ask.</summary>
+    /// <param name="Id">The connection's id.</param>
+    /// <param name="Protocol">The connection's protocol, e.g. <c>tcp</c>, <c>tls</c> or <c>ws</c>.</param>
+    /// <param name="Info">The kernel's figures; null where there is no TCP socket to ask.</param>
     public sealed record TcpInfoReport(string Id, string Protocol, TcpInfo? Info);
 }
 

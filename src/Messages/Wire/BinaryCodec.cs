@@ -32,26 +32,39 @@ public sealed class BinaryCodec : IFrameCodec
     /// <summary>Bytes every frame body has: type, flags, timestamp.</summary>
     public const int HeaderLength = 10;
 
+    /// <summary>Flag bit: an 8-byte seq follows the header.</summary>
     public const byte FlagSeq = 0x01;
+
+    /// <summary>Flag bit: the rest of the frame is data (UTF-8), possibly empty; without it nothing may follow.</summary>
     public const byte FlagData = 0x02;
+
+    /// <summary>Flag bit: the data is the text of one JSON value (<see cref="Frame.DataIsJson"/>); only with <see cref="FlagData"/>.</summary>
     public const byte FlagDataIsJson = 0x04;
     private const byte KnownFlags = FlagSeq | FlagData | FlagDataIsJson;
 
     /// <summary>Longest frame <see cref="TryEncodeWithoutData"/> writes: prefix, header and seq.</summary>
     public const int MaxLengthWithoutData = PrefixLength + HeaderLength + 8;
 
+    /// <summary>The codec's one instance; it is stateless and shared by every connection.</summary>
     public static BinaryCodec Instance { get; } = new();
 
     private BinaryCodec()
     {
     }
 
+    /// <summary><c>binary</c>, as <see cref="CodecName"/>.</summary>
     public string Name => CodecName;
 
+    /// <summary>False: on a WebSocket a frame is one binary message.</summary>
     public bool IsText => false;
 
+    /// <summary>The body's limit plus the 4-byte length prefix.</summary>
     public int MaxWireLength(int maxFrameLength) => PrefixLength + maxFrameLength;
 
+    /// <summary>
+    /// Reads the length prefix: <see cref="FrameScan.TooLarge"/> as soon as it exceeds <paramref name="maxFrameLength"/>,
+    /// <see cref="FrameScan.Complete"/> once the whole body is in <paramref name="buffer"/>.
+    /// </summary>
     public FrameScan Scan(ReadOnlySpan<byte> buffer, int maxFrameLength, out FrameBounds frame)
     {
         frame = default;
@@ -63,6 +76,7 @@ public sealed class BinaryCodec : IFrameCodec
         return FrameScan.Complete;
     }
 
+    /// <summary>The rest of the length prefix first, then the rest of the body it announces, at most what <paramref name="next"/> holds.</summary>
     public int BytesWanted(ReadOnlySpan<byte> unfinished, ReadOnlySpan<byte> next)
     {
         if (unfinished.Length < PrefixLength) return Math.Min(PrefixLength - unfinished.Length, next.Length);
@@ -70,6 +84,10 @@ public sealed class BinaryCodec : IFrameCodec
         return (int)Math.Min(end - unfinished.Length, next.Length);
     }
 
+    /// <summary>
+    /// Decodes one body (without the prefix): type, flags, timestamp, then seq and data as the flags say. Unknown types or
+    /// flag bits, a short frame, invalid UTF-8 or bytes left over are protocol errors, described in <paramref name="error"/>.
+    /// </summary>
     public bool TryDecode(ReadOnlySpan<byte> body, out DecodedFrame frame, out string? error)
     {
         frame = default;
@@ -126,6 +144,7 @@ public sealed class BinaryCodec : IFrameCodec
     /// <summary>Without the length prefix: the message carries the length.</summary>
     public ReadOnlySpan<byte> MessageBody(ReadOnlySpan<byte> message) => message;
 
+    /// <summary>Writes the frame as one WebSocket message: the body alone, without the length prefix.</summary>
     public void EncodeMessage(Frame frame, IBufferWriter<byte> output) => Write(frame, output, withPrefix: false);
 
     private static void Write(Frame frame, IBufferWriter<byte> output, bool withPrefix)
@@ -160,6 +179,10 @@ public sealed class BinaryCodec : IFrameCodec
 
     int IFrameCodec.MaxLengthWithoutData => MaxLengthWithoutData;
 
+    /// <summary>
+    /// Writes a frame without data (a heartbeat or its response), prefix included, as <see cref="Encode"/> would, without
+    /// allocating; false if <paramref name="output"/> is shorter than <see cref="MaxLengthWithoutData"/>.
+    /// </summary>
     public bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written)
     {
         written = 0;

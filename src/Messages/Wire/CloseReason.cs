@@ -3,15 +3,25 @@ namespace Supervisor.Messages.Wire;
 /// <summary>Why a connection ended; every close has exactly one (DESIGN §3).</summary>
 public enum CloseReason
 {
+    /// <summary>No valid frame from the peer (no heartbeat traffic, in <c>heartbeat-only</c> mode) for <c>heartbeat.timeout</c>.</summary>
     HeartbeatTimeout,
+    /// <summary>The peer closed its side (FIN), or left while its socket still waited in the accept queue.</summary>
     PeerClosed,
+    /// <summary>The peer reset the connection (RST: ECONNRESET or EPIPE), during a handshake, a read or a write.</summary>
     PeerReset,
+    /// <summary>The peer sent what is not a valid frame, failed the TLS handshake, or sent a bad or untrusted PROXY header.</summary>
     ProtocolError,
+    /// <summary>The peer sent a frame longer than the listener's <c>max-frame-length</c>.</summary>
     FrameTooLarge,
+    /// <summary>The kernel's keep-alive probes or its TCP user timeout gave up on the connection.</summary>
     KeepaliveFailed,
+    /// <summary>The peer stopped reading while more than <c>tcp.max-pending-write</c> bytes were queued for it (a slow consumer).</summary>
     WriteFailed,
+    /// <summary>Refused: the listener was at <c>max-connections</c>, or the peer's address at <c>max-connections-per-address</c>.</summary>
     RejectedCapacity,
+    /// <summary>An operator or the application closed it (<c>DELETE /api/connections/{id}</c>, <see cref="Protocol.ConnectionCommands.CloseConnection"/>), or a heartbeat client was stopped.</summary>
     AdminClosed,
+    /// <summary>The service is shutting down and closes every connection (<see cref="Protocol.ConnectionCommands.CloseAll"/>).</summary>
     ServerShutdown,
     /// <summary>The connection's own code failed (say, the connection handler threw); the supervisor stopped it.</summary>
     InternalError,
@@ -26,8 +36,10 @@ public enum CloseReason
     NodeDown,
 }
 
+/// <summary>Helpers over <see cref="CloseReason"/>: its wire names and how a close is announced.</summary>
 public static class CloseReasons
 {
+    /// <summary>Every close reason, in declaration order.</summary>
     public static IReadOnlyList<CloseReason> All { get; } = Enum.GetValues<CloseReason>();
 
     /// <summary>The name operators see in logs, metrics and the HTTP API, e.g. <c>heartbeat-timeout</c>.</summary>
@@ -56,6 +68,7 @@ public static class CloseReasons
     /// </summary>
     public static string NoticeText(this CloseReason reason, string detail) => $"{reason.ToWireName()}: {detail}";
 
+    /// <summary>The reason whose wire name (<see cref="ToWireName"/>) is <paramref name="wireName"/>, exactly; false for any other text.</summary>
     public static bool TryParse(string wireName, out CloseReason reason)
     {
         foreach (var candidate in All)

@@ -3,9 +3,13 @@ namespace Supervisor.Messages.Wire;
 /// <summary>The frame types of the wire protocol, the same in every codec (DESIGN §2).</summary>
 public enum FrameType
 {
+    /// <summary>0: proof of life, sent by the peer every heartbeat interval, or by the server as a ping (<c>server-ping</c>); answered with a response.</summary>
     Heartbeat = 0,
+    /// <summary>1: the answer to a heartbeat, echoing its <c>seq</c> (from which the round-trip time is measured).</summary>
     HeartbeatResponse = 1,
+    /// <summary>2: application data, in <c>data</c>; handed to the connection handler (the default one echoes it).</summary>
     Data = 2,
+    /// <summary>3: sent just before a close the sender decided (the server's, or a heartbeat client's on a bad frame): <c>data</c> is <c>"&lt;reason&gt;: &lt;detail&gt;"</c>.</summary>
     ErrorNotice = 3,
 }
 
@@ -28,8 +32,10 @@ public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, 
             ? new Frame(FrameType.Data, timestamp, json) { DataIsJson = true }
             : throw new ArgumentException("is not one JSON value", nameof(json));
 
+    /// <summary>The answer to a heartbeat: type 1 with the heartbeat's <paramref name="seq"/> echoed (null when it had none).</summary>
     public static Frame HeartbeatResponse(long timestamp, long? seq) => new(FrameType.HeartbeatResponse, timestamp, null, seq);
 
+    /// <summary>An error notice (type 3) carrying <paramref name="text"/>, as <see cref="CloseReasons.NoticeText"/> formats it.</summary>
     public static Frame ErrorNotice(long timestamp, string text) => new(FrameType.ErrorNotice, timestamp, text);
 
     /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>
@@ -45,6 +51,7 @@ public readonly record struct DecodedFrame(FrameType Type, long Timestamp, strin
     /// <summary>As <see cref="Frame.DataIsJson"/>.</summary>
     public bool DataIsJson { get; init; }
 
+    /// <summary>The same frame as a <see cref="Frame"/> record (one allocation).</summary>
     public Frame ToFrame() => new(Type, Timestamp, Data, Seq) { DataIsJson = DataIsJson };
 
     /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>

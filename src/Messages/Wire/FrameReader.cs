@@ -5,6 +5,7 @@ namespace Supervisor.Messages.Wire;
 /// <summary>Receives one complete frame body (as <see cref="IFrameCodec.TryDecode"/> takes it) and its length on the wire; returns false to stop feeding.</summary>
 public delegate bool FrameHandler(ReadOnlySpan<byte> body, int wireLength);
 
+/// <summary>How <see cref="FrameReader.Feed"/> ended.</summary>
 public enum FeedResult
 {
     /// <summary>The chunk is consumed; an unfinished frame may be held until more bytes arrive.</summary>
@@ -30,10 +31,12 @@ public sealed class FrameReader : IDisposable
     private byte[]? _pending;
     private int _pendingLength;
 
+    /// <summary>A reader for one connection that speaks <paramref name="codec"/> and accepts frame bodies of at most <paramref name="maxFrameLength"/> bytes.</summary>
     public FrameReader(IFrameCodec codec, int maxFrameLength) : this(codec, maxFrameLength, null)
     {
     }
 
+    /// <summary>As <see cref="FrameReader(IFrameCodec, int)"/>, reporting the memory it holds to <paramref name="bufferChanged"/>.</summary>
     /// <param name="codec">The wire format.</param>
     /// <param name="maxFrameLength">The longest frame body accepted (max-frame-length).</param>
     /// <param name="bufferChanged">
@@ -49,6 +52,7 @@ public sealed class FrameReader : IDisposable
         _bufferChanged = bufferChanged;
     }
 
+    /// <summary>The wire format the reader cuts frames by.</summary>
     public IFrameCodec Codec => _codec;
 
     /// <summary>Bytes of an unfinished frame held now.</summary>
@@ -60,6 +64,11 @@ public sealed class FrameReader : IDisposable
     /// <summary>Throws away the unfinished frame and returns its buffer (the connection is being closed).</summary>
     public void Discard() => Reset();
 
+    /// <summary>
+    /// Hands every frame that <paramref name="chunk"/> completes to <paramref name="onFrame"/>, in order, and keeps an
+    /// unfinished one for the next chunk. The body span is valid only during the call. Stops at the first frame that is
+    /// too large (its owner closes the connection with <c>frame-too-large</c>) or when the handler returns false.
+    /// </summary>
     public FeedResult Feed(ReadOnlySpan<byte> chunk, FrameHandler onFrame)
     {
         while (!chunk.IsEmpty)
@@ -139,5 +148,6 @@ public sealed class FrameReader : IDisposable
         _pendingLength = 0;
     }
 
+    /// <summary>Returns the pooled buffer of an unfinished frame, if one is held; as <see cref="Discard"/>.</summary>
     public void Dispose() => Reset();
 }

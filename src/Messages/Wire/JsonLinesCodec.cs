@@ -7,9 +7,14 @@ using System.Text.Unicode;
 namespace Supervisor.Messages.Wire;
 
 /// <summary>The outcome of decoding one line: a frame, or what was wrong with it.</summary>
+/// <param name="Frame">The frame; null when the line is none.</param>
+/// <param name="Error">What was wrong; null when the line decoded.</param>
 public readonly record struct DecodeResult(Frame? Frame, string? Error)
 {
+    /// <summary>A line that decoded to <paramref name="frame"/>.</summary>
     public static DecodeResult Ok(Frame frame) => new(frame, null);
+
+    /// <summary>A line that is no frame; <paramref name="error"/> says what was wrong (the detail of the <c>protocol-error</c>).</summary>
     public static DecodeResult Invalid(string error) => new(null, error);
 }
 
@@ -25,6 +30,7 @@ public sealed class JsonLinesCodec : IFrameCodec
     /// <summary>The name in configuration.</summary>
     public const string CodecName = "json-lines";
 
+    /// <summary>The codec's one instance, as an <see cref="IFrameCodec"/>; it is stateless and shared by every connection.</summary>
     public static JsonLinesCodec Instance { get; } = new();
 
     private static readonly JsonReaderOptions ReaderOptions = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 };
@@ -293,6 +299,7 @@ public sealed class JsonLinesCodec : IFrameCodec
         return at + bytes.Length;
     }
 
+    /// <summary>The frame as one line, <c>\n</c> included, in a new array.</summary>
     public static byte[] Encode(Frame frame)
     {
         var buffer = new ArrayBufferWriter<byte>(64);
@@ -300,5 +307,6 @@ public sealed class JsonLinesCodec : IFrameCodec
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>The frame as one line of text, <c>\n</c> included.</summary>
     public static string EncodeToString(Frame frame) => Encoding.UTF8.GetString(Encode(frame));
 }
