@@ -3,7 +3,8 @@ namespace Supervisor.Simulation;
 /// <summary>
 /// How one simulated peer behaves. It sends a heartbeat every <see cref="Interval"/> (± <see cref="Jitter"/>),
 /// each lost on the way with probability <see cref="Loss"/>; it dies for good at <see cref="SilentAfter"/>;
-/// a flapping peer alternates <see cref="FlapUp"/> of heartbeats with <see cref="FlapDown"/> of silence.
+/// a flapping peer alternates <see cref="FlapUp"/> of heartbeats with <see cref="FlapDown"/> of silence; a mobile peer
+/// goes through <see cref="Handovers"/>, stretches in which what it sends is held up and arrives all at once.
 /// </summary>
 public sealed record PeerModel(
     TimeSpan Interval,
@@ -11,7 +12,8 @@ public sealed record PeerModel(
     double Loss = 0,
     TimeSpan? SilentAfter = null,
     TimeSpan? FlapUp = null,
-    TimeSpan? FlapDown = null)
+    TimeSpan? FlapDown = null,
+    Handovers? Handovers = null)
 {
     /// <summary>A peer that heartbeats every <paramref name="interval"/>, never late, never lost, never dead.</summary>
     public static PeerModel Regular(TimeSpan interval) => new(interval);
@@ -34,3 +36,11 @@ public sealed record ServerStall(TimeSpan At, TimeSpan Duration);
 
 /// <summary>A group of identical peers.</summary>
 public sealed record PeerGroup(int Count, PeerModel Model);
+
+/// <summary>
+/// Bursts of delay, as a mobile peer's cell handover or a tunnel gives: about every <see cref="Every"/> (exponentially
+/// distributed gaps) its link holds everything up for a time between <see cref="Shortest"/> and <see cref="Longest"/>;
+/// the heartbeats it sent meanwhile then arrive together (TCP delivers them once the path is back). The peer is
+/// alive throughout: a close during a handover is a false disconnect.
+/// </summary>
+public sealed record Handovers(TimeSpan Every, TimeSpan Shortest, TimeSpan Longest);

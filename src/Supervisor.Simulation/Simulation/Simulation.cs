@@ -89,11 +89,16 @@ internal static class Simulation
         var supervisor = system.ActorOf(ConnectionSupervisor.Props(new ConnectionServices(
             registry, monitor, new EchoHandler(), metrics, logging.CreateLogger<ConnectionActor>())), "connections");
 
-        var random = new Random(options.Seed);
         var peers = new List<SimPeer>();
         foreach (var group in options.Peers)
             for (var i = 0; i < group.Count; i++)
-                peers.Add(new SimPeer(peers.Count, group.Model, new SimulatedTransport(peers.Count)));
+            {
+                // Each peer draws from its own sequence, so its behaviour is the same whatever the server does to the
+                // others: two runs with the same seed and different settings see the same peers.
+                var peer = new SimPeer(peers.Count, group.Model, new SimulatedTransport(peers.Count), new Random(PeerSeed(options.Seed, peers.Count)));
+                if (group.Model.Handovers is { } handovers) peer.NextHandoverAt = NextHandover(TimeSpan.Zero, handovers, peer.Random);
+                peers.Add(peer);
+            }
 
         // Heartbeats peers send while the server is stalled wait in their sockets' receive buffers: a
         // real server, once it runs again, fires the timers that fell due in the stall before it has read
@@ -110,7 +115,7 @@ internal static class Simulation
         {
             supervisor.Tell(new ConnectionSupervisor.AdoptTransport(peer.Transport, listener));
             // Spread first heartbeats over one interval, as peers that connected at different times would be.
-            var first = Align(TimeSpan.FromTicks((long)(random.NextDouble() * peer.Model.Interval.Ticks)), step);
+            var first = Align(TimeSpan.FromTicks((long)(peer.Random.NextDouble() * peer.Model.Interval.Ticks)), step);
             ScheduleSend(peer, first);
         }
 
@@ -126,13 +131,41 @@ internal static class Simulation
             if (peer.Model.IsAlive(due))
             {
                 counters.Sent++;
-                if (peer.Model.Loss > 0 && random.NextDouble() < peer.Model.Loss) counters.Lost++;
+                if (peer.Model.Loss > 0 && peer.Random.NextDouble() < peer.Model.Loss) counters.Lost++;
+                else if (InHandover(peer, due) is { } pathBack) HoldUntil(peer, pathBack);
                 else if (stalled) backlog.Add(peer);
                 else peer.Transport.Receive(heartbeat);
             }
-            var jitter = peer.Model.Jitter.Ticks == 0 ? 0 : (long)((random.NextDouble() * 2 - 1) * peer.Model.Jitter.Ticks);
+            var jitter = peer.Model.Jitter.Ticks == 0 ? 0 : (long)((peer.Random.NextDouble() * 2 - 1) * peer.Model.Jitter.Ticks);
             var next = Align(due + peer.Model.Interval + TimeSpan.FromTicks(jitter), step);
             ScheduleSend(peer, next > due ? next : due + step);
+        }
+
+        // A handover holds the peer's heartbeats until its path is back, then they arrive together: one delivery
+        // at that instant stands for them all (each is a valid frame; only the last moves the deadline).
+        TimeSpan? InHandover(SimPeer peer, TimeSpan at)
+        {
+            if (peer.Model.Handovers is not { } handovers) return null;
+            while (at >= peer.HandoverEndsAt && at >= peer.NextHandoverAt)
+            {
+                var length = handovers.Shortest + (handovers.Longest - handovers.Shortest) * peer.Random.NextDouble();
+                peer.HandoverEndsAt = Align(peer.NextHandoverAt + length, step);
+                if (at < peer.HandoverEndsAt) counters.Handovers++;
+                peer.NextHandoverAt = NextHandover(peer.HandoverEndsAt, handovers, peer.Random);
+            }
+            return at < peer.HandoverEndsAt ? peer.HandoverEndsAt : null;
+        }
+
+        void HoldUntil(SimPeer peer, TimeSpan pathBack)
+        {
+            if (peer.HeldUntil == pathBack) return;
+            peer.HeldUntil = pathBack;
+            clock.ScheduleOnce(pathBack - (clock.Now - start), () =>
+            {
+                if (peer.Transport.Closed) return;
+                if (stalled) backlog.Add(peer);
+                else peer.Transport.Receive(heartbeat);
+            });
         }
 
         var stalls = new Queue<ServerStall>((options.Stalls ?? []).OrderBy(s => s.At));
@@ -165,8 +198,12 @@ internal static class Simulation
         await monitor.GracefulStop(TimeSpan.FromSeconds(10));
         await system.Terminate();
         return Report(options, peers, closes.Items, alerts.Items, counters.Sent, counters.Lost, wall.Elapsed)
-            with { HeartbeatsMissed = monitorCounters.HeartbeatsMissed };
+            with { HeartbeatsMissed = monitorCounters.HeartbeatsMissed, Handovers = counters.Handovers };
     }
+
+    /// <summary>When the next handover after <paramref name="after"/> begins: exponential gaps with mean <c>Every</c>.</summary>
+    private static TimeSpan NextHandover(TimeSpan after, Handovers handovers, Random random) =>
+        after + TimeSpan.FromTicks((long)(-Math.Log(1 - random.NextDouble()) * handovers.Every.Ticks));
 
     private static TimeSpan Align(TimeSpan t, TimeSpan step) => TimeSpan.FromTicks((t.Ticks + step.Ticks - 1) / step.Ticks * step.Ticks);
 
@@ -182,6 +219,7 @@ internal static class Simulation
         var closedAt = closes.ToDictionary(c => c.Peer, c => c.At);
         // A peer closed before it died was a false disconnect, not a detection.
         var detected = dead.Where(p => closedAt.TryGetValue(p.Index, out var at) && at >= p.Model.SilentAfter!.Value).ToArray();
+        var closedBeforeDeath = dead.Count(p => closedAt.TryGetValue(p.Index, out var at) && at < p.Model.SilentAfter!.Value);
         return new SimulationReport(
             peers.Count, options.Duration, framesSent, framesLost,
             closes.Count(c => c.PeerWasAlive),
@@ -189,15 +227,34 @@ internal static class Simulation
             LatencySummary.Of(detected.Select(p => (closedAt[p.Index] - p.Model.SilentAfter!.Value).TotalMilliseconds)),
             LatencySummary.Of(closes.Select(c => c.AfterLastFrame.TotalMilliseconds)),
             closes.GroupBy(c => c.Reason).ToDictionary(g => g.Key, g => g.Count()),
-            closes, alerts, wall);
+            closes, alerts, wall) { DeadPeersClosedBeforeDeath = closedBeforeDeath };
     }
 
-    private sealed record SimPeer(int Index, PeerModel Model, SimulatedTransport Transport);
+    /// <summary>A fixed mix of the run's seed and the peer's index (SplitMix64), the same in every process.</summary>
+    private static int PeerSeed(int seed, int index)
+    {
+        var z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)index + 1);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (int)((z ^ (z >> 31)) & int.MaxValue);
+    }
+
+    private sealed class SimPeer(int index, PeerModel model, SimulatedTransport transport, Random random)
+    {
+        public int Index { get; } = index;
+        public PeerModel Model { get; } = model;
+        public SimulatedTransport Transport { get; } = transport;
+        public Random Random { get; } = random;
+        public TimeSpan NextHandoverAt = TimeSpan.MaxValue;
+        public TimeSpan HandoverEndsAt = TimeSpan.Zero;
+        public TimeSpan HeldUntil = TimeSpan.MinValue;
+    }
 
     private sealed class SendCounters
     {
         public int Sent;
         public int Lost;
+        public int Handovers;
     }
 
     /// <summary>Remembers closes and alert transitions, a subscriber to both like the registry and the monitor.</summary>

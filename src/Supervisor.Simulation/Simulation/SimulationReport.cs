@@ -47,6 +47,12 @@ public sealed record SimulationReport(
     /// <summary>Missed heartbeats the connections reported to the monitor.</summary>
     public long HeartbeatsMissed { get; init; }
 
+    /// <summary>Peers that were to die but had already been closed while alive (counted among the false disconnects).</summary>
+    public int DeadPeersClosedBeforeDeath { get; init; }
+
+    /// <summary>Handovers that held up at least one heartbeat (peers with <see cref="PeerModel.Handovers"/>).</summary>
+    public int Handovers { get; init; }
+
     /// <summary>The report as the <c>simulate</c> command prints it.</summary>
     public string ToText()
     {
@@ -54,10 +60,11 @@ public sealed record SimulationReport(
         text.AppendLine($"peers                {Peers}");
         text.AppendLine($"virtual time         {Duration}");
         text.AppendLine($"wall time            {WallTime.TotalSeconds:F1} s");
-        text.AppendLine($"heartbeats sent      {FramesSent} ({FramesLost} lost)");
+        text.AppendLine($"heartbeats sent      {FramesSent} ({FramesLost} lost, {Handovers} handovers)");
         text.AppendLine($"missed heartbeats    {HeartbeatsMissed}");
         text.AppendLine($"false disconnects    {FalseDisconnects}");
-        text.AppendLine($"dead peers           {DeadPeers}, detected {DeadPeersDetected}");
+        text.AppendLine($"dead peers           {DeadPeers}, detected {DeadPeersDetected}" +
+            (DeadPeersClosedBeforeDeath > 0 ? $" ({DeadPeersClosedBeforeDeath} closed while alive before it died)" : ""));
         text.AppendLine($"detection latency    {Latency(DetectionLatency)}");
         text.AppendLine($"close after last frame {Latency(AfterLastFrame)}");
         text.AppendLine($"closed by reason     {(ClosedByReason.Count == 0 ? "none" : string.Join(", ", ClosedByReason.Select(kv => $"{kv.Key}={kv.Value}")))}");

@@ -31,7 +31,26 @@ internal sealed record KeepAliveSettings(bool Enabled, TimeSpan Idle, TimeSpan I
 /// <param name="Liveness">Default any-frame.</param>
 /// <param name="ServerPing">Default off.</param>
 /// <param name="StarvationThreshold">A deadline timer this late means the server stalled; the stall is forgiven. Default 1 s.</param>
-internal sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing, TimeSpan StarvationThreshold);
+internal sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSpan Timeout, LivenessMode Liveness, bool ServerPing, TimeSpan StarvationThreshold)
+{
+    /// <summary>How silence is judged (<c>heartbeat.detector</c>): a fixed timeout (the default) or phi accrual.</summary>
+    public SilenceDetector Detector { get; init; } = SilenceDetector.Fixed;
+
+    /// <summary>The phi accrual detector's knobs (<c>heartbeat.phi</c>), read whichever detector is chosen, so a simulation can compare.</summary>
+    public Connections.PhiSettings? Phi { get; init; }
+
+    /// <summary>The phi settings when the phi detector is in use; null with the fixed timeout.</summary>
+    public Connections.PhiSettings? ActivePhi => Detector == SilenceDetector.Phi ? Phi : null;
+}
+
+/// <summary>How a connection's silence is judged (<c>heartbeat.detector</c>).</summary>
+internal enum SilenceDetector
+{
+    /// <summary>Suspect after each interval of silence, closed at the timeout.</summary>
+    Fixed,
+    /// <summary>Suspect and closed when the peer's phi accrual crosses its thresholds, never later than the timeout.</summary>
+    Phi,
+}
 
 /// <summary>One TCP listener: <c>supervisor.tcp</c> or an entry of <c>supervisor.listeners</c>.</summary>
 internal sealed record ListenerSettings(

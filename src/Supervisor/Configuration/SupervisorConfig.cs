@@ -243,7 +243,16 @@ internal static partial class SupervisorConfig
             throw new ConfigurationError($"{path}.limits.frame-burst", $"{burst} must be at least 1");
         var heartbeatSettings = new HeartbeatSettings(ReadBool(heartbeat, "enabled", heartbeatPath), interval, timeout, liveness,
             ReadBool(heartbeat, "server-ping", heartbeatPath),
-            ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath));
+            ReadPositiveDuration(heartbeat, "starvation-threshold", heartbeatPath)) 
+        {
+            Detector = ReadString(heartbeat, "detector", heartbeatPath) switch
+            {
+                "fixed" => SilenceDetector.Fixed,
+                "phi" => SilenceDetector.Phi,
+                var other => throw new ConfigurationError($"{heartbeatPath}.detector", $"'{other}' is not one of fixed, phi"),
+            },
+            Phi = ReadPhi(heartbeat, heartbeatPath, interval),
+        };
         var firstFrame = Raw(tcp, "limits.first-frame-timeout") == "auto"
             ? ListenerLimits.AutoFirstFrameTimeout(heartbeatSettings)
             : ReadOptionalDuration(tcp, "limits.first-frame-timeout", path);
@@ -269,6 +278,26 @@ internal static partial class SupervisorConfig
                 Codec = codec,
                 ProxyProtocol = proxyProtocol,
             };
+    }
+
+    /// <summary>The phi accrual detector's knobs (<c>heartbeat.phi</c>).</summary>
+    private static Connections.PhiSettings ReadPhi(Config heartbeat, string path, TimeSpan interval)
+    {
+        var phiPath = $"{path}.phi";
+        var threshold = ReadDouble(heartbeat, "phi.threshold", path);
+        if (threshold is < 1 or > 30)
+            throw new ConfigurationError($"{phiPath}.threshold", $"{threshold} is out of range 1-30");
+        var suspect = ReadDouble(heartbeat, "phi.suspect-threshold", path);
+        if (suspect < 1 || suspect > threshold)
+            throw new ConfigurationError($"{phiPath}.suspect-threshold", $"{suspect} must be between 1 and phi.threshold ({threshold})");
+        var samples = ReadInt(heartbeat, "phi.max-sample-size", path);
+        if (samples is < 2 or > 10_000)
+            throw new ConfigurationError($"{phiPath}.max-sample-size", $"{samples} is out of range 2-10000");
+        TimeSpan AutoOrDuration(string key) => Raw(heartbeat, key) == "auto" ? interval : ReadPositiveDuration(heartbeat, key, path);
+        return new Connections.PhiSettings(suspect, threshold, samples,
+            ReadPositiveDuration(heartbeat, "phi.min-std-deviation", path),
+            AutoOrDuration("phi.acceptable-heartbeat-pause"),
+            AutoOrDuration("phi.first-heartbeat-estimate"));
     }
 
     private static ProxyProtocolSettings ReadProxyProtocol(Config tcp, string path)
