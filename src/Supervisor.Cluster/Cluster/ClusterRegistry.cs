@@ -296,7 +296,7 @@ internal sealed class ClusterRegistry : ReceiveActor, IWithTimers
         _log.LogWarning("Cluster member {Node} was marked down; {Lost} connections it held are lost (node-down)", node, remainder);
         _awaitingReport[node] = replica?.Live.Values.ToArray() ?? [];
         Timers.StartSingleTimer($"forget-{node}", new ForgetLoss(node), ReportWait);
-        var message = new NodeLost(node, replica?.Incarnation ?? 0, remainder);
+        var message = new NodeLost(node, replica?.Incarnation ?? 0, remainder, totals);
         _clusterMonitor.Tell(message);
         // Sent while the singleton is moving (its node may be the one lost), a message can go to the old one and
         // vanish; repeated until answered. The monitor counts a node once, whatever it is told.
