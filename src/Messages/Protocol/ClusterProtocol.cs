@@ -46,10 +46,11 @@ public static class ClusterProtocol
     public sealed record NodeCounts(string Node, long Incarnation, RegistryProtocol.Stats Totals) : IClusterMessage;
 
     /// <summary>
-    /// A survivor saw a node removed after being marked down; <c>Lost</c> is how many connections its replica still held.
+    /// A survivor saw a node removed after being marked down; <c>Lost</c> is how many connections its replica still held,
+    /// <c>Totals</c> the node's books as the replica last had them (a monitor that never heard from the node counts them in).
     /// Every survivor sends one; the singleton monitor takes the first and answers each with <see cref="ReportLoss"/>.
     /// </summary>
-    public sealed record NodeLost(string Node, long Incarnation, long Lost) : IClusterMessage;
+    public sealed record NodeLost(string Node, long Incarnation, long Lost, RegistryProtocol.Stats? Totals = null) : IClusterMessage;
 
     /// <summary><c>Report</c> is true for exactly one survivor: it logs and counts the lost connections.</summary>
     public sealed record ReportLoss(string Node, long Incarnation, bool Report) : IClusterMessage;
@@ -90,5 +91,22 @@ public static class ClusterProtocol
         string? Leader,
         string? Singleton,
         IReadOnlyList<MemberView> Members,
-        IReadOnlyList<Departure> Departures);
+        IReadOnlyList<Departure> Departures)
+    {
+        /// <summary>
+        /// The singleton cluster monitor's counters, the books its cluster rules run on; null on a single node, and while
+        /// the singleton moves or does not answer within <c>cluster.query-timeout</c>.
+        /// </summary>
+        public MonitorCounts? Monitor { get; init; }
+    }
+
+    /// <summary>
+    /// The cluster monitor's counters (DESIGN §8, "Cluster monitor"): every node's inbound totals added up as each node counts
+    /// them, a lost node's books included, so once the nodes' latest totals have reached it they equal <c>/api/stats</c>.
+    /// </summary>
+    public sealed record MonitorCounts(long Active, long Accepted, IReadOnlyDictionary<string, long> ClosedByReason, long Refused)
+    {
+        /// <summary>Every close, refusals included (accepted = active + closed, as in <c>/api/stats</c>).</summary>
+        public long Closed => ClosedByReason.Values.Sum();
+    }
 }

@@ -39,9 +39,11 @@ internal sealed class ClusterMonitor : ReceiveActor
             var first = _lostNodes.TryAdd(lost.Node, Sender);
             if (first)
             {
-                // A node this monitor never heard from (it started after the node went): its connections were
-                // never counted in, so they are adopted before they are closed and the totals stay balanced.
-                if (!_last.Remove(lost.Node)) _rules.Tell(new MonitorEvents.ConnectionsAdopted(lost.Lost));
+                // A node this monitor never heard from (it started after the node went): its books were never counted
+                // in, so they are adopted (live connections as the survivor's replica counts them) before its live
+                // connections close, and the cluster's counters stay the nodes' sum.
+                if (!_last.Remove(lost.Node))
+                    _rules.Tell(new MonitorEvents.BooksAdopted((lost.Totals ?? RegistryProtocol.Stats.Empty) with { Active = lost.Lost }));
                 _rules.Tell(new MonitorEvents.NodeDown(lost.Node, lost.Lost));
             }
             Sender.Tell(new ReportLoss(lost.Node, lost.Incarnation, _lostNodes[lost.Node].Equals(Sender)));
@@ -67,9 +69,10 @@ internal sealed class ClusterMonitor : ReceiveActor
         if (_lostNodes.ContainsKey(counts.Node)) return; // a straggler from a node already reported lost
         if (!_last.TryGetValue(counts.Node, out var last) || last.Incarnation != counts.Incarnation)
         {
-            // First word from this node since this monitor started: its live connections join the population
-            // without counting as opened in any window (they opened before the monitor could see them).
-            _rules.Tell(new MonitorEvents.ConnectionsAdopted(counts.Totals.Active));
+            // First word from this node since this monitor started (a new incarnation is a new node's books): what
+            // it has counted so far joins the cluster's counters, though in no window (it happened before the monitor
+            // could see it).
+            _rules.Tell(new MonitorEvents.BooksAdopted(counts.Totals));
         }
         else
         {

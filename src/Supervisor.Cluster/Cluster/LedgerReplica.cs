@@ -5,8 +5,8 @@ namespace Supervisor.Cluster;
 
 /// <summary>
 /// What this node knows of another member's connections: the ids it holds and its totals, rebuilt from that
-/// member's numbered <see cref="LedgerBatch"/>es. Owned by one <see cref="ClusterRegistry"/>; kept apart so the
-/// rules (in order, gaps, full copies) can be tested without a cluster.
+/// member's numbered <see cref="LedgerBatch"/>es. Held by <see cref="LedgerReplication"/>, one per member, inside one
+/// <see cref="ClusterRegistry"/>; kept apart so the rules (in order, gaps, full copies) can be tested without a cluster.
 /// </summary>
 internal sealed class LedgerReplica(long incarnation)
 {

@@ -178,8 +178,14 @@ internal static class OperatorSurface
             var alerts = await queries.AlertsAsync(cancel);
             return Results.Ok(new { alerts.Active, alerts.History });
         });
+        // The cluster monitor's counters are asked here only, not in the dashboard's feed: a question a second per
+        // stream to whichever node runs the singleton would buy the page nothing it shows.
         routes.MapGet("/api/cluster", async (SupervisorQueries queries, CancellationToken cancel) =>
-            Results.Ok(await queries.ClusterAsync(cancel)));
+        {
+            var view = queries.ClusterAsync(cancel);
+            var monitor = queries.ClusterMonitorCountsAsync(cancel);
+            return Results.Ok(await view with { Monitor = await monitor });
+        });
         routes.MapGet("/api/probes", async (SupervisorQueries queries, CancellationToken cancel) =>
             Results.Ok((await queries.ProbesAsync(cancel)).Items));
         routes.MapGet("/api/diagnostics", async (HttpContext context, DiagnosticsService diagnostics) =>

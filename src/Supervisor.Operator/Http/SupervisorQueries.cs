@@ -43,6 +43,24 @@ internal sealed class SupervisorQueries(ActorRegistry actors, ActorSystem system
             [new ClusterProtocol.MemberView("local", "up", true, [], stats.Active, true)], []);
     }
 
+    /// <summary>
+    /// The singleton cluster monitor's counters, asked of it wherever it runs; null when this node is no cluster member, and
+    /// while the singleton moves or does not answer within <c>cluster.query-timeout</c> (the view answers without them).
+    /// </summary>
+    public async Task<ClusterProtocol.MonitorCounts?> ClusterMonitorCountsAsync(CancellationToken cancel)
+    {
+        if (!actors.TryGet<ClusterAlerts>(out _)) return null;
+        try
+        {
+            var counters = await AskAsync<ClusterAlerts, MonitorProtocol.Counters>(MonitorProtocol.GetCounters.Instance, cancel, settings.Cluster.QueryTimeout);
+            return new ClusterProtocol.MonitorCounts(counters.Active, counters.Accepted, counters.ClosedByReason, counters.Refused);
+        }
+        catch (ServiceUnavailable)
+        {
+            return null;
+        }
+    }
+
     /// <summary>One filtered page of the connection table (of the whole cluster, in a cluster): the filter and the page bound go to every registry shard and node.</summary>
     public async Task<ConnectionPage> ConnectionPageAsync(ConnectionQuery query, CancellationToken cancel)
     {

@@ -132,7 +132,15 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
             }
             EvaluateRules(now);
         });
-        Receive<MonitorEvents.ConnectionsAdopted>(adopted => _activeConnections += adopted.Live);
+        Receive<MonitorEvents.BooksAdopted>(adopted =>
+        {
+            var books = adopted.Books;
+            _activeConnections += books.Active;
+            _accepted += books.Accepted;
+            _refused += books.Refused;
+            foreach (var (name, count) in books.ClosedByReason)
+                if (count > 0) _closedByReason[name] = _closedByReason.GetValueOrDefault(name) + count;
+        });
         Receive<MonitorEvents.NodeDown>(down =>
         {
             _activeConnections -= down.Lost;

@@ -27,8 +27,12 @@ internal static class MonitorEvents
     /// <param name="Refused">How many of <c>Opened</c> and <c>Closed</c> were refusals.</param>
     public sealed record ConnectionsCounted(long Opened, IReadOnlyDictionary<CloseReason, long> Closed, long Refused = 0) : IMonitorEvent;
 
-    /// <summary>Connections that were already live when the monitor first heard of their node (no window events).</summary>
-    public sealed record ConnectionsAdopted(long Live) : IMonitorEvent;
+    /// <summary>
+    /// A node's books as they stood when the cluster monitor first heard of the node (it started after the node, or
+    /// took over as the singleton): they join the counters since start, so the cluster's counters stay the sum of the
+    /// nodes' (DESIGN §8), but no window, since none of it happened while the monitor could see it.
+    /// </summary>
+    public sealed record BooksAdopted(RegistryProtocol.Stats Books) : IMonitorEvent;
 
     /// <summary>A cluster node was lost with <c>Lost</c> live connections: they close with <c>node-down</c> and <c>node-down:NODE</c> is raised.</summary>
     public sealed record NodeDown(string Node, long Lost) : IMonitorEvent;

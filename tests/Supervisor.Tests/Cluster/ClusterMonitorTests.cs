@@ -64,7 +64,7 @@ public sealed class ClusterMonitorTests() : Akka.TestKit.Xunit2.TestKit("""
     public void Cluster_rules_must_count_every_nodes_closes_together()
     {
         var monitor = Monitor("""timeouts { metric = connections.closed.heartbeat-timeout, window = 1m, raise-above = 3, clear-below = 0, severity = critical }""");
-        // Each node's first word is adopted as the population, not counted as opened.
+        // Each node's first word is adopted into the counters, but not counted as opened in any window.
         monitor.Tell(new NodeCounts("a:1", 1, Totals(active: 10, accepted: 10)));
         monitor.Tell(new NodeCounts("b:1", 1, Totals(active: 10, accepted: 10)));
         // Two timeouts on each node: four in the cluster, above 3, while no node alone is above it.
@@ -77,7 +77,8 @@ public sealed class ClusterMonitorTests() : Akka.TestKit.Xunit2.TestKit("""
         monitor.Tell(MonitorProtocol.GetCounters.Instance, TestActor);
         var counters = ExpectMsg<MonitorProtocol.Counters>();
         Assert.Equal(16, counters.Active);
-        Assert.Equal(0, counters.Accepted);
+        Assert.Equal(20, counters.Accepted);
+        Assert.Equal(4, counters.HeartbeatTimeouts);
     }
 
     [Fact]
@@ -85,11 +86,15 @@ public sealed class ClusterMonitorTests() : Akka.TestKit.Xunit2.TestKit("""
     {
         var monitor = Monitor();
         monitor.Tell(new NodeCounts("a:1", 1, Totals(active: 4, accepted: 4)));
-        monitor.Tell(new NodeLost("b:1", 3, 6), TestActor);
+        // b:1 accepted 8 and closed 2 with heartbeat-timeout before it was lost holding 6.
+        monitor.Tell(new NodeLost("b:1", 3, 6, Totals(active: 6, accepted: 8, timeouts: 2)), TestActor);
         ExpectMsg<ReportLoss>();
         monitor.Tell(MonitorProtocol.GetCounters.Instance, TestActor);
         var counters = ExpectMsg<MonitorProtocol.Counters>();
         Assert.Equal(4, counters.Active);
         Assert.Equal(6, counters.ClosedByReason["node-down"]);
+        Assert.Equal(2, counters.HeartbeatTimeouts);
+        Assert.Equal(12, counters.Accepted);
+        Assert.Equal(counters.Accepted, counters.Active + counters.ClosedByReason.Values.Sum());
     }
 }

@@ -220,8 +220,8 @@ public sealed class ClusterTests(ITestOutputHelper output)
             }
             Assert.DoesNotContain(survivors.SelectMany(n => n.Process.StandardOutput), l => l.Contains(" closed: ", StringComparison.Ordinal) && !l.Contains("node-down", StringComparison.Ordinal));
 
-            // One ledger on every survivor: the dashboard's feed gives the totals /api/stats gives, and they balance;
-            // each node's /metrics counts its own accepts, and the survivors' node-down closes add up to the lost.
+            // One ledger on every survivor: the dashboard's feed and the cluster monitor give the totals /api/stats gives,
+            // and they balance; each node's /metrics counts its own accepts, and the survivors' node-down closes add up to the lost.
             var nodeDownCounted = 0L;
             for (var i = 0; i < cluster.Nodes.Count; i++)
             {
@@ -233,6 +233,24 @@ public sealed class ClusterTests(ITestOutputHelper output)
                 foreach (var name in new[] { "active", "accepted", "closed", "refused" })
                     Assert.Equal(Long(stats, name), Long(dashboard, name));
                 Assert.Equal(Long(stats, "accepted"), Long(stats, "active") + Long(stats, "closed"));
+                // The cluster monitor's books (the singleton's, wherever it now runs, shown in /api/cluster) are the same:
+                // it adds up every node's totals as the node counts them, the lost node's accepts and node-down closes
+                // included. It hears each node every replication-interval, so it is waited for; then it must match exactly.
+                static bool Same(JsonElement monitor, JsonElement stats) =>
+                    new[] { "active", "accepted", "closed", "refused" }.All(name => Long(monitor, name) == Long(stats, name));
+                var view = await node.Api.WaitForAsync("/api/cluster", v => v.GetProperty("monitor") is { ValueKind: JsonValueKind.Object } m && Same(m, stats),
+                    TimeSpan.FromSeconds(10));
+                var monitor = view.GetProperty("monitor");
+                output.WriteLine($"{node.Name}: cluster monitor {monitor}");
+                foreach (var name in new[] { "active", "accepted", "closed", "refused" })
+                    Assert.Equal(Long(stats, name), Long(monitor, name));
+                var monitorClosed = monitor.GetProperty("closedByReason").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64());
+                foreach (var reason in stats.GetProperty("closedByReason").EnumerateObject())
+                    Assert.Equal(reason.Value.GetInt64(), monitorClosed.GetValueOrDefault(reason.Name));
+                Assert.Empty(monitorClosed.Where(r => r.Value != 0).Select(r => r.Key).Except(stats.GetProperty("closedByReason").EnumerateObject().Select(r => r.Name)));
+                Assert.Equal(lost, monitorClosed.GetValueOrDefault("node-down"));
+                Assert.Equal(Long(monitor, "accepted"), Long(monitor, "active") + Long(monitor, "closed"));
+
                 var metrics = PrometheusText.Parse(await node.Api.Http.GetStringAsync("/metrics"));
                 Assert.Equal(PeersPerNode[i], (long)metrics.Sum("supervisor_connections_accepted_total"));
                 Assert.Equal(PeersPerNode[i], (long)metrics.Sum("supervisor_connections_active"));

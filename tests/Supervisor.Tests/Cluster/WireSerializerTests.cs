@@ -39,7 +39,7 @@ public sealed class WireSerializerTests : Akka.TestKit.Xunit2.TestKit
         new LedgerBatch("127.0.0.1:4053", 42, 7, true, [new LedgerEntry(Status.Id, Status.Remote, "tcp", "tcp", At)], [new ClosedEntry("c1@127.0.0.1:4053", "peer-closed")], Totals),
         new ResendLedger("127.0.0.1:4054"),
         new NodeCounts("127.0.0.1:4053", 42, Totals),
-        new NodeLost("127.0.0.1:4053", 42, 3),
+        new NodeLost("127.0.0.1:4053", 42, 3, Totals),
         new ReportLoss("127.0.0.1:4053", 42, true),
         MonitorProtocol.GetAlerts.Instance,
         new MonitorProtocol.Alerts([AnAlert], [AnAlert with { ResolvedAt = At.AddMinutes(1) }]),
@@ -68,7 +68,7 @@ public sealed class WireSerializerTests : Akka.TestKit.Xunit2.TestKit
         [
             typeof(RegistryProtocol.ConnectionUpdated), typeof(RegistryProtocol.OutboundTotals), typeof(ConnectionCommands.CloseAll), typeof(ConnectionCommands.AllClosed),
             typeof(MonitorProtocol.FlushSinks), typeof(MonitorProtocol.SinksFlushed), typeof(MonitorProtocol.RttSummary),
-            typeof(GetClusterView), typeof(ClusterView), typeof(MemberView), typeof(Departure), typeof(LedgerEntry), typeof(ClosedEntry),
+            typeof(GetClusterView), typeof(ClusterView), typeof(MemberView), typeof(Departure), typeof(MonitorCounts), typeof(LedgerEntry), typeof(ClosedEntry),
         ];
         var declared = new[] { typeof(RegistryProtocol), typeof(ConnectionCommands), typeof(ClusterProtocol), typeof(MonitorProtocol) }
             .SelectMany(t => t.GetNestedTypes())
