@@ -73,12 +73,29 @@ internal static class SupervisorCommandLine
         var stallAt = Value("--stall-at", "T", "When the server stalls (default: no stall).");
         var stall = Value("--stall", "D", "How long the server stalls (default 5s).");
         var seed = Value("--seed", "S", "Random seed, a positive integer (default 1).");
-        foreach (var option in new[] { config, profile, peers, loss, jitter, duration, silent, silentAt, stallAt, stall, seed })
+        var detector = Value("--detector", "NAME", "fixed, phi, or compare (both side by side); default the profile's heartbeat.detector.");
+        var fixedTimeouts = Value("--fixed-timeouts", "T1,T2", "With compare: the fixed timeouts to try (default the profile's heartbeat.timeout).");
+        var jittery = Value("--jittery", "F", "Fraction of peers with a poor link (default 0).");
+        var jitteryJitter = Value("--jittery-jitter", "D", "Their jitter (default half the interval).");
+        var handover = Value("--handover", "F", "Fraction of mobile peers that go through handovers (default 0).");
+        var handoverEvery = Value("--handover-every", "T", "Mean time between a mobile peer's handovers (default 5m).");
+        var handoverLength = Value("--handover-length", "D1-D2", "How long a handover holds the link up (default 10s-20s).");
+        foreach (var option in new[] { config, profile, peers, loss, jitter, duration, silent, silentAt, stallAt, stall, seed, detector,
+                     fixedTimeouts, jittery, jitteryJitter, handover, handoverEvery, handoverLength })
             command.Options.Add(option);
         command.SetAction((result, _) => SimulateCommand.RunAsync(new SimulateCommand.Arguments(
             result.GetValue(config), result.GetValue(profile), result.GetValue(peers), result.GetValue(seed), result.GetValue(loss),
             result.GetValue(silent), result.GetValue(jitter), result.GetValue(duration), result.GetValue(silentAt),
-            result.GetValue(stallAt), result.GetValue(stall))));
+            result.GetValue(stallAt), result.GetValue(stall))
+        {
+            Detector = result.GetValue(detector),
+            FixedTimeouts = result.GetValue(fixedTimeouts),
+            Jittery = result.GetValue(jittery),
+            JitteryJitter = result.GetValue(jitteryJitter),
+            Handover = result.GetValue(handover),
+            HandoverEvery = result.GetValue(handoverEvery),
+            HandoverLength = result.GetValue(handoverLength),
+        }));
         return command;
     }
 

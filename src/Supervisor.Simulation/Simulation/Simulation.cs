@@ -34,6 +34,21 @@ public static class SupervisorSimulation
             throw new ConfigurationError("supervisor.tcp.enabled", "no listener to simulate");
         return Simulation.RunAsync(new SimulationOptions(settings.Listeners[0], settings.Monitor, peers, duration, Stalls: stalls, Seed: seed, Logging: logging));
     }
+
+    /// <summary>
+    /// Runs the same peers (same seed: the same heartbeats, losses, handovers and deaths) once per detector: the fixed
+    /// timeout at each of <paramref name="fixedTimeouts"/> (default: the listener's <c>heartbeat.timeout</c>), then phi
+    /// accrual with the listener's <c>heartbeat.phi</c> knobs, capped by its <c>heartbeat.timeout</c>. The comparison
+    /// puts false disconnects and detection latency side by side, so an operator can choose.
+    /// </summary>
+    public static async Task<DetectorComparison> CompareDetectorsAsync(ConnectionSupervisorOptions options, IReadOnlyList<PeerGroup> peers,
+        TimeSpan duration, IReadOnlyList<TimeSpan>? fixedTimeouts = null, int seed = 1, ILoggerFactory? logging = null)
+    {
+        var settings = SupervisorConfig.Read(options.Build());
+        if (settings.Listeners.Count == 0)
+            throw new ConfigurationError("supervisor.tcp.enabled", "no listener to simulate");
+        return await Simulation.CompareAsync(settings.Listeners[0], settings.Monitor, peers, duration, fixedTimeouts, seed, logging);
+    }
 }
 
 /// <summary>What to simulate.</summary>
@@ -204,6 +219,27 @@ internal static class Simulation
     /// <summary>When the next handover after <paramref name="after"/> begins: exponential gaps with mean <c>Every</c>.</summary>
     private static TimeSpan NextHandover(TimeSpan after, Handovers handovers, Random random) =>
         after + TimeSpan.FromTicks((long)(-Math.Log(1 - random.NextDouble()) * handovers.Every.Ticks));
+
+    /// <summary>See <see cref="SupervisorSimulation.CompareDetectorsAsync"/>.</summary>
+    public static async Task<DetectorComparison> CompareAsync(ListenerSettings listener, MonitorSettings monitor, IReadOnlyList<PeerGroup> peers,
+        TimeSpan duration, IReadOnlyList<TimeSpan>? fixedTimeouts, int seed, ILoggerFactory? logging)
+    {
+        var heartbeat = listener.Heartbeat;
+        var runs = new List<DetectorRun>();
+        foreach (var timeout in fixedTimeouts is { Count: > 0 } ? fixedTimeouts : [heartbeat.Timeout])
+        {
+            if (timeout <= heartbeat.Interval)
+                throw new ConfigurationError("heartbeat.timeout", $"{timeout.ToHocon()} must be greater than heartbeat.interval = {heartbeat.Interval.ToHocon()}");
+            var fixedListener = listener with { Heartbeat = heartbeat with { Detector = SilenceDetector.Fixed, Timeout = timeout } };
+            runs.Add(new DetectorRun($"fixed {timeout.ToHocon()}",
+                await RunAsync(new SimulationOptions(fixedListener, monitor, peers, duration, Seed: seed, Logging: logging))));
+        }
+        var phi = heartbeat.Phi ?? throw new ConfigurationError("heartbeat.phi", "is missing");
+        var phiListener = listener with { Heartbeat = heartbeat with { Detector = SilenceDetector.Phi } };
+        runs.Add(new DetectorRun($"phi {phi.Threshold:0.#} (cap {heartbeat.Timeout.ToHocon()})",
+            await RunAsync(new SimulationOptions(phiListener, monitor, peers, duration, Seed: seed, Logging: logging))));
+        return new DetectorComparison(runs);
+    }
 
     private static TimeSpan Align(TimeSpan t, TimeSpan step) => TimeSpan.FromTicks((t.Ticks + step.Ticks - 1) / step.Ticks * step.Ticks);
 

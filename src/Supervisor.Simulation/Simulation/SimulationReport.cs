@@ -78,3 +78,42 @@ public sealed record SimulationReport(
         ? "n/a"
         : $"min {l.Min / 1000:F2} s, p50 {l.P50 / 1000:F2} s, p99 {l.P99 / 1000:F2} s, max {l.Max / 1000:F2} s (n={l.Count})";
 }
+
+/// <summary>One detector's run in a <see cref="DetectorComparison"/>.</summary>
+/// <param name="Detector">The detector as the comparison names it, e.g. <c>fixed 20s</c> or <c>phi 8 (cap 30s)</c>.</param>
+public sealed record DetectorRun(string Detector, SimulationReport Report);
+
+/// <summary>The same peers under each detector, side by side.</summary>
+public sealed record DetectorComparison(IReadOnlyList<DetectorRun> Runs)
+{
+    /// <summary>The comparison as the <c>simulate --detector compare</c> command prints it: one column per detector.</summary>
+    public string ToText()
+    {
+        var rows = new (string Name, Func<SimulationReport, string> Value)[]
+        {
+            ("false disconnects", r => r.FalseDisconnects.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("  per hour", r => (r.FalseDisconnects / r.Duration.TotalHours).ToString("F1", System.Globalization.CultureInfo.InvariantCulture)),
+            ("dead peers detected", r => $"{r.DeadPeersDetected} of {r.DeadPeers}"),
+            ("detection p50", r => Seconds(r.DetectionLatency, l => l.P50)),
+            ("detection p99", r => Seconds(r.DetectionLatency, l => l.P99)),
+            ("detection max", r => Seconds(r.DetectionLatency, l => l.Max)),
+            ("missed heartbeats", r => r.HeartbeatsMissed.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("wall time", r => $"{r.WallTime.TotalSeconds:F1} s"),
+        };
+        var width = Math.Max(14, Runs.Max(r => r.Detector.Length) + 2);
+        var text = new System.Text.StringBuilder();
+        text.Append("".PadRight(22));
+        foreach (var run in Runs) text.Append(run.Detector.PadLeft(width));
+        text.AppendLine();
+        foreach (var (name, value) in rows)
+        {
+            text.Append(name.PadRight(22));
+            foreach (var run in Runs) text.Append(value(run.Report).PadLeft(width));
+            text.AppendLine();
+        }
+        return text.ToString();
+    }
+
+    private static string Seconds(LatencySummary latency, Func<LatencySummary, double> pick) =>
+        latency.Count == 0 ? "n/a" : $"{pick(latency) / 1000:F2} s";
+}
