@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Supervisor.Configuration;
+using Supervisor.Connections;
 using Supervisor.Messages.Protocol;
 using Supervisor.Messages.Wire;
 using Supervisor.Transport;
@@ -49,11 +50,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     /// <summary>A transport event of connection number <c>Generation</c>.</summary>
     private sealed record Linked(int Generation, TransportEvents.ITransportEvent Event);
 
-    private sealed class HeartbeatDue : INotInfluenceReceiveTimeout
-    {
-        public static readonly HeartbeatDue Instance = new();
-    }
-
     private sealed class DeadlineDue : INotInfluenceReceiveTimeout
     {
         public static readonly DeadlineDue Instance = new();
@@ -72,7 +68,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     }
 
     private const string ReconnectTimer = "reconnect";
-    private const string HeartbeatTimer = "heartbeat";
     private const string DeadlineTimer = "deadline";
     private const string StableTimer = "stable";
     private const int MaxOutstanding = 64;
@@ -97,11 +92,13 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private string _connectionId = "";
     private string? _remote, _local;
     private DateTimeOffset? _connectedAt;
-    private DateTimeOffset _lastLivenessAt;
-    private DateTimeOffset? _lastFrameAt, _lastHeartbeatAt;
-    private bool _answered = true;
+    /// <summary>
+    /// When to heartbeat, when the server is suspect and when it is dead: the server's own rules
+    /// (<see cref="HeartbeatDeadlines.ForOwnHeartbeats"/>), one per connection; the last one stays for
+    /// <see cref="Status"/> while the client reconnects.
+    /// </summary>
+    private HeartbeatDeadlines? _deadlines;
     private bool _overflowLogged;
-    private int _missed;
     private long _nextSeq;
     private double? _rttMs;
     private long _bytesIn, _responses, _connects, _dataSent, _framesReceived;
@@ -154,7 +151,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Receive<ConnectFailed>(OnConnectFailed);
         // Events of a transport already let go of, and timers of a connection already gone.
         Receive<Linked>(_ => { });
-        Receive<HeartbeatDue>(_ => { });
         Receive<DeadlineDue>(_ => { });
         Receive<StableDue>(_ => { });
         Common();
@@ -163,7 +159,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private void Connected()
     {
         Receive<Linked>(OnLinked);
-        Receive<HeartbeatDue>(_ => OnHeartbeatDue());
         Receive<DeadlineDue>(_ => OnDeadline());
         Receive<StableDue>(_ => _backoff.Reset());
         Receive<ConnectDue>(_ => { });
@@ -271,11 +266,7 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _connectionId = $"{_name}.{generation}";
         _connects++;
         _connectedAt = now;
-        _lastLivenessAt = now;
-        _lastFrameAt = null;
-        _lastHeartbeatAt = null;
-        _missed = 0;
-        _answered = true;
+        _deadlines = HeartbeatDeadlines.ForOwnHeartbeats(_settings.HeartbeatInterval, _settings.HeartbeatTimeout, now);
         _outstanding.Clear();
         _serverNotice = null;
         _bytesIn = 0;
@@ -290,8 +281,8 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Publish(new ClientProtocol.Connected(_name, _remote, _local, _backoff.Attempt));
 
         Timers.StartSingleTimer(StableTimer, StableDue.Instance, _settings.Reconnect.ResetAfter);
-        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout);
-        SendHeartbeat();
+        // The first heartbeat is due at once; this sends it and arms the deadline timer.
+        OnDeadline();
         FlushBuffer();
     }
 
@@ -342,12 +333,10 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     {
         var now = Now;
         _bytesIn += wireBytes;
-        _lastFrameAt = now;
-        _lastLivenessAt = now;
-        _answered = true;
-        if (_missed > 0)
+        // Every valid frame proves the server alive; a suspect connection is active again. No timer work: the
+        // armed deadline can only come early now, and then it is re-armed.
+        if (_deadlines!.OnFrame(frame, now))
         {
-            _missed = 0;
             SetState(ClientState.Active);
             PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, now));
         }
@@ -381,7 +370,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private void OnHeartbeatResponse(Frame frame, DateTimeOffset now)
     {
         _responses++;
-        _lastHeartbeatAt = now;
         long? sentAt = null;
         if (frame.Seq is { } seq)
         {
@@ -411,50 +399,49 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Publish(new HeartbeatAnswered(_name, frame.Seq, rtt));
     }
 
-    private void OnHeartbeatDue()
-    {
-        if (_transport is null) return;
-        if (!_answered)
-        {
-            // A whole interval passed without a frame since the last heartbeat went out.
-            _missed++;
-            SetState(ClientState.Suspect);
-            if (_missed == 1)
-            {
-                ClientLog.Suspect(_services.Log, _name, _missed);
-                PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, Now));
-            }
-            else
-            {
-                _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
-            }
-        }
-        SendHeartbeat();
-    }
-
-    private void SendHeartbeat()
-    {
-        if (_transport is null) return;
-        long? seq = _settings.SendSeq ? ++_nextSeq : null;
-        while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
-        _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
-        _answered = false;
-        if (!Write(new Frame(FrameType.Heartbeat, Now.ToUnixTimeSeconds(), null, seq))) return;
-        Publish(new HeartbeatSent(_name, seq));
-        Timers.StartSingleTimer(HeartbeatTimer, HeartbeatDue.Instance, _settings.HeartbeatInterval);
-    }
-
-    /// <summary>One stored deadline, re-armed when it fires early: no timer work per frame.</summary>
+    /// <summary>
+    /// The one deadline timer: asks the connection's <see cref="HeartbeatDeadlines"/> what is due (a heartbeat
+    /// to send, a missed answer, the timeout) and re-arms for the next thing it will have to decide.
+    /// </summary>
     private void OnDeadline()
     {
         if (_transport is null) return;
-        var idle = Now - _lastLivenessAt;
-        if (idle >= _settings.HeartbeatTimeout)
+        var now = Now;
+        var deadlines = _deadlines!;
+        var stateBefore = deadlines.State;
+        var verdict = deadlines.Check(now);
+        switch (verdict)
         {
-            Disconnect(CloseReason.HeartbeatTimeout, $"no frame from the server for {idle.TotalMilliseconds:F0} ms");
-            return;
+            case DeadlineVerdict.TimedOut:
+                Disconnect(CloseReason.HeartbeatTimeout, $"no frame from the server for {(now - deadlines.LastLivenessAt).TotalMilliseconds:F0} ms");
+                return;
+            case DeadlineVerdict.MissedHeartbeat or DeadlineVerdict.MissedHeartbeatSendPing:
+                SetState(ClientState.Suspect);
+                if (stateBefore != ConnectionState.Suspect)
+                {
+                    ClientLog.Suspect(_services.Log, _name, deadlines.MissedHeartbeats);
+                    PublishLifecycle(new ConnectionLifecycle.StateChanged(RegistryStatus(), ConnectionDirection.Outbound, now));
+                }
+                else
+                {
+                    _services.Registry.Tell(new RegistryProtocol.ConnectionUpdated(RegistryStatus()));
+                }
+                break;
         }
-        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, _settings.HeartbeatTimeout - idle);
+        if (verdict is (DeadlineVerdict.MissedHeartbeatSendPing or DeadlineVerdict.SendHeartbeat) && !SendHeartbeat(now)) return;
+        var next = deadlines.NextDeadline() ?? now + _settings.HeartbeatInterval;
+        Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, next > now ? next - now : TimeSpan.Zero);
+    }
+
+    /// <summary>Sends a heartbeat (its seq and send time kept for the round trip); false if the write ended the connection.</summary>
+    private bool SendHeartbeat(DateTimeOffset now)
+    {
+        long? seq = _settings.SendSeq ? ++_nextSeq : null;
+        while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
+        _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
+        if (!Write(new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq))) return false;
+        Publish(new HeartbeatSent(_name, seq));
+        return true;
     }
 
     // ---- data ----
@@ -534,7 +521,6 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     {
         if (_transport is null) return;
         LetGo(reason, detail);
-        Timers.Cancel(HeartbeatTimer);
         Timers.Cancel(DeadlineTimer);
         Timers.Cancel(StableTimer);
         Publish(new ClientProtocol.Disconnected(_name, reason, detail));
@@ -586,7 +572,7 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     }
 
     private ClientStatus Status() => new(
-        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _missed,
+        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _deadlines?.MissedHeartbeats ?? 0,
         _buffer.Count, _buffer.Capacity, _buffer.Dropped, _buffer.Rejected, _dataSent, _framesReceived);
 
     private ConnectionStatus RegistryStatus(ConnectionState? state = null) => new(
@@ -594,11 +580,11 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _remote ?? _endpoint.ToString(),
         _name,
         Protocol,
-        state ?? (_missed > 0 ? ConnectionState.Suspect : ConnectionState.Active),
+        state ?? _deadlines!.State,
         _connectedAt ?? Now,
-        _lastFrameAt,
-        _lastHeartbeatAt,
-        _missed,
+        _deadlines!.LastFrameAt,
+        _deadlines.LastHeartbeatAt,
+        _deadlines.MissedHeartbeats,
         _rttMs,
         _bytesIn,
         _transport?.BytesOut ?? 0,

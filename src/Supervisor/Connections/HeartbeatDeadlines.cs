@@ -10,8 +10,13 @@ internal enum DeadlineVerdict
     Nothing,
     /// <summary>One more interval passed in silence: the connection is (still) suspect.</summary>
     MissedHeartbeat,
-    /// <summary>As <see cref="MissedHeartbeat"/>, and server ping is on: send a heartbeat.</summary>
+    /// <summary>
+    /// As <see cref="MissedHeartbeat"/>, and send a heartbeat: the server's ping (server ping is on), or the
+    /// heartbeat of a side that sends its own every interval, which fell due as well.
+    /// </summary>
     MissedHeartbeatSendPing,
+    /// <summary>Nothing was missed, but this side's own heartbeat is due (a side that sends one every interval).</summary>
+    SendHeartbeat,
     /// <summary>Silent for <c>timeout</c> since the last valid frame: close with heartbeat-timeout.</summary>
     TimedOut,
 }
@@ -20,9 +25,31 @@ internal enum DeadlineVerdict
 /// The heartbeat decisions of one connection, free of actors and clocks so they can be tested alone.
 /// Deadlines are stored, not scheduled per frame: a frame only moves <see cref="LastLivenessAt"/>, and
 /// the one deadline timer, when it fires, asks <see cref="Check"/> what is due and when to look next.
+/// Both ends use it: the server's connections wait for their peers' heartbeats (a miss is an interval of
+/// silence), and the outbound heartbeat client (<see cref="ForOwnHeartbeats"/>) sends its own every
+/// interval (a miss is a heartbeat of its own unanswered for an interval); a timeout is the same for both.
 /// </summary>
-internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffset connectedAt)
+/// <param name="sendsOwnHeartbeats">
+/// This side sends a heartbeat every interval, the first at <paramref name="connectedAt"/>, whatever the
+/// peer does: <see cref="Check"/> says when (<see cref="DeadlineVerdict.SendHeartbeat"/>).
+/// </param>
+internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOffset connectedAt, bool sendsOwnHeartbeats = false)
 {
+    /// <summary>
+    /// The heartbeat client's deadlines: it sends a heartbeat every <paramref name="interval"/> from
+    /// <paramref name="connectedAt"/> on, is suspect while one has gone unanswered for an interval (no frame
+    /// at all since it was sent), and times out <paramref name="timeout"/> after the server's last frame. Any
+    /// valid frame proves the server alive. The client does not forgive stalls (<see cref="ForgiveStall"/> is
+    /// fed by the server's deadline queue), so the starvation threshold is never read.
+    /// </summary>
+    public static HeartbeatDeadlines ForOwnHeartbeats(TimeSpan interval, TimeSpan timeout, DateTimeOffset connectedAt) =>
+        new(new HeartbeatSettings(Enabled: true, interval, timeout, LivenessMode.AnyFrame, ServerPing: false, StarvationThreshold: TimeSpan.Zero),
+            connectedAt, sendsOwnHeartbeats: true);
+
+    /// <summary>When this side's next own heartbeat is due; null for a side that sends none.</summary>
+    private DateTimeOffset? _nextOwnHeartbeatAt = sendsOwnHeartbeats ? connectedAt : null;
+    /// <summary>When the oldest own heartbeat sent since the peer's last liveness went out; null when none is unanswered.</summary>
+    private DateTimeOffset? _unansweredSince;
     private long _nextPingSeq = 1;
     private long? _outstandingPingSeq;
     private DateTimeOffset _outstandingPingSentAt;
@@ -61,6 +88,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
             return false;
 
         LastLivenessAt = now;
+        _unansweredSince = null;
         var wasSuspect = MissedHeartbeats > 0;
         MissedHeartbeats = 0;
         return wasSuspect;
@@ -83,24 +111,55 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
 
     public DeadlineVerdict Check(DateTimeOffset now)
     {
-        if (!settings.Enabled || now < _judgeNotBefore) return DeadlineVerdict.Nothing;
+        if (!settings.Enabled) return DeadlineVerdict.Nothing;
+        if (now < _judgeNotBefore) return TakeOwnHeartbeat(now) ? DeadlineVerdict.SendHeartbeat : DeadlineVerdict.Nothing;
         var idle = now - LastLivenessAt;
         if (idle >= settings.Timeout) return DeadlineVerdict.TimedOut;
 
-        var missed = (int)(idle.Ticks / settings.Interval.Ticks);
-        if (missed <= MissedHeartbeats) return DeadlineVerdict.Nothing;
+        var send = TakeOwnHeartbeat(now);
+        var missed = MissedBy(now);
+        if (missed <= MissedHeartbeats) return send ? DeadlineVerdict.SendHeartbeat : DeadlineVerdict.Nothing;
         MissedHeartbeats = missed;
-        return settings.ServerPing ? DeadlineVerdict.MissedHeartbeatSendPing : DeadlineVerdict.MissedHeartbeat;
+        return settings.ServerPing || send ? DeadlineVerdict.MissedHeartbeatSendPing : DeadlineVerdict.MissedHeartbeat;
     }
 
     /// <summary>When <see cref="Check"/> next has something to decide; null when heartbeats are off.</summary>
     public DateTimeOffset? NextDeadline()
     {
         if (!settings.Enabled) return null;
-        var nextMiss = LastLivenessAt + settings.Interval * (MissedHeartbeats + 1);
-        var timeout = LastLivenessAt + settings.Timeout;
-        var next = nextMiss < timeout ? nextMiss : timeout;
-        return next < _judgeNotBefore ? _judgeNotBefore : next;
+        var next = LastLivenessAt + settings.Timeout;
+        if (MissesCountFrom is { } from)
+        {
+            var nextMiss = from + settings.Interval * (MissedHeartbeats + 1);
+            if (nextMiss < next) next = nextMiss;
+        }
+        if (next < _judgeNotBefore) next = _judgeNotBefore;
+        // Sending is not judging: a stall's grace does not hold back this side's own heartbeat.
+        return _nextOwnHeartbeatAt is { } beat && beat < next ? beat : next;
+    }
+
+    /// <summary>
+    /// Missed intervals are counted from the peer's last liveness where the peer is expected to heartbeat (the
+    /// server), and from the oldest own heartbeat still unanswered where this side heartbeats (the client; null
+    /// while none is: then nothing can be missed before the next one goes out).
+    /// </summary>
+    private DateTimeOffset? MissesCountFrom => sendsOwnHeartbeats ? _unansweredSince : LastLivenessAt;
+
+    private int MissedBy(DateTimeOffset now) =>
+        MissesCountFrom is { } from ? (int)((now - from).Ticks / settings.Interval.Ticks) : 0;
+
+    /// <summary>
+    /// True when this side's own heartbeat is due: it is taken as sent now (the caller sends it), and the next
+    /// one falls due on the same grid of intervals from the connect, however late this one went out, so a late
+    /// timer neither delays the ones after it nor sends a burst of them.
+    /// </summary>
+    private bool TakeOwnHeartbeat(DateTimeOffset now)
+    {
+        if (_nextOwnHeartbeatAt is not { } due || now < due) return false;
+        var behind = (now - due).Ticks / settings.Interval.Ticks;
+        _nextOwnHeartbeatAt = due + TimeSpan.FromTicks(settings.Interval.Ticks * (behind + 1));
+        _unansweredSince ??= now;
+        return true;
     }
 
     /// <summary>Builds the server's ping and remembers its seq, so the response yields the round-trip time.</summary>

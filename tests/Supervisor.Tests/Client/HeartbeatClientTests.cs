@@ -300,6 +300,126 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Client_must_declare_a_silent_server_dead_at_its_timeout_and_reconnect_with_fresh_deadlines()
+    {
+        // A server that accepts and reads but never writes a byte, on every connection.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var settings = Fast(port, interval: TimeSpan.FromMilliseconds(100), timeout: TimeSpan.FromMilliseconds(500),
+            minBackoff: TimeSpan.FromMilliseconds(100), maxBackoff: TimeSpan.FromMilliseconds(200));
+        // Timed by the client's own lifecycle events (stamped when it decided), not by when this busy test thread
+        // gets to them: the second connection is made while the test still reads the first one's socket.
+        var lifecycle = CreateTestProbe();
+        Sys.EventStream.Subscribe(lifecycle.Ref, typeof(IConnectionLifecycleEvent));
+        var (client, events) = Start("dead", settings);
+
+        for (var connection = 1; connection <= 2; connection++)
+        {
+            using var accepted = await listener.AcceptSocketAsync().WaitAsync(TimeSpan.FromSeconds(5));
+            if (connection == 2) listener.Stop(); // no third connection: the status below is the second one's
+            var connected = Next<Connected>(events, TimeSpan.FromSeconds(2));
+            Next<StateChanged>(events, TimeSpan.FromSeconds(2), s => s.State == ClientState.Suspect);
+            var disconnected = Next<Disconnected>(events, TimeSpan.FromSeconds(2));
+            var opened = lifecycle.ExpectMsg<ConnectionLifecycle.Opened>(TimeSpan.FromSeconds(1));
+            var suspect = lifecycle.ExpectMsg<ConnectionLifecycle.StateChanged>(TimeSpan.FromSeconds(1));
+            var closed = lifecycle.ExpectMsg<ConnectionLifecycle.Closed>(TimeSpan.FromSeconds(1));
+            lifecycle.ExpectMsg<ConnectionLifecycle.Released>(TimeSpan.FromSeconds(1));
+            Assert.Equal(ConnectionState.Suspect, suspect.Status.State);
+            Assert.Equal([opened.ConnectionId, opened.ConnectionId], new[] { suspect.ConnectionId, closed.ConnectionId });
+            Assert.Equal(CloseReason.HeartbeatTimeout, closed.Reason);
+            var suspectAfter = (suspect.At - opened.At).TotalMilliseconds;
+            var deadAfter = (closed.At - opened.At).TotalMilliseconds;
+            var reconnecting = Next<Reconnecting>(events, TimeSpan.FromSeconds(1));
+            _output.WriteLine($"connection {connection} (attempt {connected.Attempt}): suspect after {suspectAfter:F0} ms, " +
+                              $"dead after {deadAfter:F0} ms ({disconnected.Detail}), reconnecting in {reconnecting.Delay.TotalMilliseconds:F0} ms");
+
+            // Each connection is judged from its own start: one unanswered interval, then the timeout after connecting.
+            Assert.Equal(CloseReason.HeartbeatTimeout, disconnected.Reason);
+            Assert.StartsWith("no frame from the server for", disconnected.Detail);
+            Assert.InRange(suspectAfter, 100, 450);
+            Assert.InRange(deadAfter, 500, 1100);
+            // Up longer than reset-after (300 ms): every reconnect starts the backoff again from attempt 1.
+            Assert.Equal(1, reconnecting.Attempt);
+            Assert.InRange(reconnecting.Delay, settings.Reconnect.Min, Backoff.Ceiling(settings.Reconnect, 1));
+            Assert.StartsWith("heartbeat-timeout", reconnecting.LastError);
+
+            // The client heartbeated the silent server every interval until it gave up, then sent FIN.
+            var received = new MemoryStream();
+            var buffer = new byte[4096];
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            int read;
+            while ((read = await accepted.ReceiveAsync(buffer, SocketFlags.None, cts.Token)) > 0) received.Write(buffer, 0, read);
+            var heartbeats = Encoding.UTF8.GetString(received.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+            _output.WriteLine($"the silent server read {heartbeats.Length} heartbeats on connection {connection}");
+            Assert.All(heartbeats, h => Assert.Equal(0, h.GetProperty("type").GetInt32()));
+            Assert.InRange(heartbeats.Length, 3, 6);
+        }
+
+        var status = await client.Ask<ClientStatus>(GetStatus.Instance, TimeSpan.FromSeconds(3));
+        Assert.Equal(2, status.Connects);
+        Assert.NotEqual(ClientState.Active, status.State);
+        await client.GracefulStop(TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public async Task Client_must_turn_active_again_when_a_suspect_server_answers_and_publish_both_moves_as_lifecycle_events()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var peerTask = Task.Run(async () =>
+        {
+            // Silent for its first 500 ms (the client's first three heartbeats go unanswered), then it answers each one.
+            using var socket = await listener.AcceptSocketAsync(stop.Token);
+            var acceptedAt = Stopwatch.GetTimestamp();
+            await using var stream = new NetworkStream(socket, ownsSocket: false);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            while (await reader.ReadLineAsync(stop.Token) is { } line)
+            {
+                if (Stopwatch.GetElapsedTime(acceptedAt) < TimeSpan.FromMilliseconds(500)) continue;
+                var seq = JsonDocument.Parse(line).RootElement.GetProperty("seq").GetInt64();
+                var reply = $"{{\"type\":1,\"timestamp\":{DateTimeOffset.UtcNow.ToUnixTimeSeconds()},\"seq\":{seq}}}\n";
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(reply), stop.Token);
+            }
+        }, stop.Token);
+
+        var lifecycle = CreateTestProbe();
+        Sys.EventStream.Subscribe(lifecycle.Ref, typeof(ConnectionLifecycle.StateChanged));
+        var settings = Fast(port, interval: TimeSpan.FromMilliseconds(200), timeout: TimeSpan.FromMilliseconds(1500));
+        var (client, events) = Start("wakes", settings);
+        Next<Connected>(events, TimeSpan.FromSeconds(5));
+        Next<StateChanged>(events, TimeSpan.FromSeconds(2), s => s.State == ClientState.Suspect);
+        var suspect = lifecycle.ExpectMsg<ConnectionLifecycle.StateChanged>(TimeSpan.FromSeconds(2));
+        Assert.Equal((ConnectionState.Suspect, ConnectionDirection.Outbound, HeartbeatClient.Protocol), (suspect.Status.State, suspect.Direction, suspect.Status.Protocol));
+
+        Next<StateChanged>(events, TimeSpan.FromSeconds(2), s => s.State == ClientState.Active);
+        var active = lifecycle.ExpectMsg<ConnectionLifecycle.StateChanged>(TimeSpan.FromSeconds(2));
+        Assert.Equal((ConnectionState.Active, 0), (active.Status.State, active.Status.MissedHeartbeats));
+        var answered = Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(2));
+        Assert.NotNull(answered.RttMs);
+
+        // Answered from now on: the same connection stays up well past the timeout. (That an answer within the
+        // interval never makes it suspect is pinned in virtual time, HeartbeatDeadlinesTests: a busy machine can
+        // hold one of this peer's answers back longer than 200 ms.)
+        var until = DateTime.UtcNow + TimeSpan.FromMilliseconds(1800);
+        while (DateTime.UtcNow < until)
+        {
+            var message = events.ReceiveOne(TimeSpan.FromMilliseconds(300));
+            Assert.IsNotType<Disconnected>(message);
+            Assert.IsNotType<Reconnecting>(message);
+        }
+        var status = await client.Ask<ClientStatus>(GetStatus.Instance, TimeSpan.FromSeconds(3));
+        Assert.Equal(1, status.Connects);
+        Assert.Contains(_logs.Lines, l => l.Message.Contains("server unanswered for 1 heartbeat interval(s), suspect", StringComparison.Ordinal));
+
+        await client.GracefulStop(TimeSpan.FromSeconds(3));
+        await peerTask.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task Client_must_refuse_with_SendRejected_under_fail_and_drop_the_new_frame_under_drop_newest_while_disconnected()
     {
         var closedPort = FreePort();

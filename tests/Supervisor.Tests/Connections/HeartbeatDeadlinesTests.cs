@@ -1,0 +1,149 @@
+using Supervisor.Configuration;
+using Supervisor.Connections;
+using Supervisor.Messages.Protocol;
+using Supervisor.Messages.Wire;
+
+namespace Supervisor.Tests.Connections;
+
+/// <summary>
+/// The heartbeat decisions both ends share, free of actors and clocks: the server's connections (a miss is an
+/// interval of the peer's silence) and the outbound client (it heartbeats every interval itself, and a miss is
+/// one of its heartbeats unanswered for an interval).
+/// </summary>
+public sealed class HeartbeatDeadlinesTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Timeout = TimeSpan.FromMilliseconds(500);
+
+    private static DateTimeOffset At(double ms) => T0 + TimeSpan.FromMilliseconds(ms);
+
+    private static HeartbeatDeadlines Server(bool serverPing = false) =>
+        new(new HeartbeatSettings(true, Interval, Timeout, LivenessMode.AnyFrame, serverPing, TimeSpan.FromMilliseconds(50)), T0);
+
+    private static HeartbeatDeadlines Client() => HeartbeatDeadlines.ForOwnHeartbeats(Interval, Timeout, T0);
+
+    [Fact]
+    public void Server_deadlines_must_count_a_miss_per_interval_of_silence_ping_if_told_and_time_out_after_the_last_frame()
+    {
+        var server = Server(serverPing: true);
+        Assert.Equal(At(100), server.NextDeadline());
+        Assert.Equal(DeadlineVerdict.Nothing, server.Check(At(99)));
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, server.Check(At(100)));
+        Assert.Equal((1, ConnectionState.Suspect), (server.MissedHeartbeats, server.State));
+        Assert.Equal(DeadlineVerdict.Nothing, server.Check(At(150)));
+        Assert.Equal(At(200), server.NextDeadline());
+
+        Assert.True(server.OnFrame(FrameType.Data, null, At(220)));
+        Assert.Equal((0, ConnectionState.Active), (server.MissedHeartbeats, server.State));
+        Assert.Equal(At(320), server.NextDeadline());
+        // Never its own heartbeat: nothing is due until an interval of silence.
+        Assert.Equal(DeadlineVerdict.Nothing, server.Check(At(300)));
+
+        var quiet = Server();
+        Assert.Equal(DeadlineVerdict.MissedHeartbeat, quiet.Check(At(250)));
+        Assert.Equal(2, quiet.MissedHeartbeats);
+        Assert.Equal(At(300), quiet.NextDeadline());
+        quiet.Check(At(400));
+        Assert.Equal(At(500), quiet.NextDeadline());
+        Assert.Equal(DeadlineVerdict.TimedOut, quiet.Check(At(500)));
+    }
+
+    [Fact]
+    public void Server_deadlines_must_forgive_a_stall_and_judge_only_once_the_backlog_could_be_read()
+    {
+        var server = Server();
+        server.OnFrame(FrameType.Heartbeat, null, At(0));
+        // The process stalled 400 ms: due at 100, told at 480.
+        server.ForgiveStall(TimeSpan.FromMilliseconds(380), At(480));
+        Assert.Equal(At(380), server.LastLivenessAt);
+        Assert.Equal(DeadlineVerdict.Nothing, server.Check(At(480)));
+        Assert.Equal(At(530), server.NextDeadline());
+        Assert.Equal(DeadlineVerdict.MissedHeartbeat, server.Check(At(530)));
+        Assert.Equal(1, server.MissedHeartbeats);
+    }
+
+    [Fact]
+    public void Client_deadlines_must_send_at_once_then_every_interval_on_the_same_grid_however_late_the_timer()
+    {
+        var client = Client();
+        Assert.Equal(T0, client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(T0));
+        Assert.Equal(At(100), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.Nothing, client.Check(At(60)));
+        client.OnFrame(FrameType.HeartbeatResponse, 1, At(2));
+
+        // A timer 30 ms late sends late, but the next is still due at 200, not at 230.
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(At(130)));
+        Assert.Equal(At(200), client.NextDeadline());
+        client.OnFrame(FrameType.HeartbeatResponse, 2, At(131));
+
+        // A timer 2.5 intervals late sends one heartbeat, not a burst of three, and keeps the grid.
+        client.OnFrame(FrameType.Data, null, At(420));
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(At(450)));
+        Assert.Equal(At(500), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.Nothing, client.Check(At(499)));
+        Assert.Equal(ConnectionState.Active, client.State);
+    }
+
+    [Fact]
+    public void Client_deadlines_must_not_suspect_a_server_that_answers_each_heartbeat_within_the_interval_though_its_frames_are_an_interval_apart()
+    {
+        var client = Client();
+        // Each heartbeat answered 80 ms after it went out; the timer 10 ms late every other time, so the
+        // server's frames are up to 110 ms apart: more than an interval of silence, never an unanswered heartbeat.
+        for (var n = 0; n < 20; n++)
+        {
+            var sentAt = At(n * 100 + (n % 2 == 0 ? 0 : 10));
+            Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(sentAt));
+            Assert.Equal(DeadlineVerdict.Nothing, client.Check(sentAt + TimeSpan.FromMilliseconds(79)));
+            Assert.False(client.OnFrame(FrameType.HeartbeatResponse, n + 1, sentAt + TimeSpan.FromMilliseconds(80)));
+        }
+        Assert.Equal((0, ConnectionState.Active), (client.MissedHeartbeats, client.State));
+    }
+
+    [Fact]
+    public void Client_deadlines_must_suspect_a_heartbeat_unanswered_for_an_interval_recover_on_any_frame_and_time_out_after_the_last_one()
+    {
+        var client = Client();
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(T0));
+        // Unanswered for an interval: suspect, and the next heartbeat goes out with the same verdict.
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(100)));
+        Assert.Equal((1, ConnectionState.Suspect), (client.MissedHeartbeats, client.State));
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(200)));
+        Assert.Equal(2, client.MissedHeartbeats);
+
+        // Any valid frame proves the server alive: active again, and no miss until a heartbeat goes unanswered.
+        Assert.True(client.OnFrame(FrameType.Data, null, At(250)));
+        Assert.Equal((0, ConnectionState.Active), (client.MissedHeartbeats, client.State));
+        Assert.Equal(At(300), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(At(300)));
+        Assert.Equal(At(400), client.NextDeadline());
+
+        // The heartbeat sent at 300 was the first unanswered one: misses at 400, 500, 600, ...
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(400)));
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(500)));
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(600)));
+        Assert.Equal(3, client.MissedHeartbeats);
+        Assert.Equal(DeadlineVerdict.MissedHeartbeatSendPing, client.Check(At(700)));
+        // Timed out 500 ms after the last frame (250), whatever is due at the same time.
+        Assert.Equal(At(750), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.TimedOut, client.Check(At(750)));
+    }
+
+    [Fact]
+    public void Client_deadlines_must_count_an_unanswered_heartbeat_from_when_it_went_out()
+    {
+        var client = Client();
+        client.Check(T0);
+        client.OnFrame(FrameType.HeartbeatResponse, 1, At(1));
+        // Sent 40 ms late: a whole interval for its answer, till 240, though the next one goes out at 200.
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(At(140)));
+        Assert.Equal(At(200), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.SendHeartbeat, client.Check(At(200)));
+        Assert.Equal(At(240), client.NextDeadline());
+        Assert.Equal(DeadlineVerdict.MissedHeartbeat, client.Check(At(240)));
+        Assert.Equal(ConnectionState.Suspect, client.State);
+        Assert.Equal(At(300), client.NextDeadline());
+    }
+}
