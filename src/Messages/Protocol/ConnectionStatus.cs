@@ -66,7 +66,23 @@ public sealed record ConnectionStatus(
 {
     /// <summary>The application handler's backlog and the backpressure it caused; <see cref="HandlerFlow.None"/> where no handler runs.</summary>
     public HandlerFlow Handler { get; init; }
+
+    /// <summary>The phi accrual detector's view of the peer (<c>heartbeat.detector = phi</c>); null with the fixed timeout.</summary>
+    public PhiStatus? Phi { get; init; }
 }
+
+/// <summary>
+/// What a connection's phi accrual detector has learned of its peer's heartbeats, and where it stands now
+/// (<c>heartbeat.detector = phi</c>).
+/// </summary>
+/// <param name="Phi">φ now: −log10 of the probability that a heartbeat is still to come after this much silence; the
+/// connection is suspect at <c>phi.suspect-threshold</c> and closed at <c>phi.threshold</c>.</param>
+/// <param name="MeanMs">The mean time between the peer's heartbeats, learned, in milliseconds.</param>
+/// <param name="StdDeviationMs">Their standard deviation, in milliseconds (before <c>phi.min-std-deviation</c> is applied).</param>
+/// <param name="Samples">Intervals remembered (at most <c>phi.max-sample-size</c>).</param>
+/// <param name="SuspectAfterMs">Silence after which the connection is suspect, in milliseconds.</param>
+/// <param name="CloseAfterMs">Silence after which it is closed with heartbeat-timeout, in milliseconds: never more than <c>heartbeat.timeout</c>.</param>
+public sealed record PhiStatus(double Phi, double MeanMs, double StdDeviationMs, int Samples, double SuspectAfterMs, double CloseAfterMs);
 
 /// <summary>
 /// How far the application's connection handler is behind on one connection (<c>handler.max-frames-in-flight</c>):

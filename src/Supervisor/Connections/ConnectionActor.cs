@@ -809,5 +809,6 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         _transport.KeepAlive)
     {
         Handler = new HandlerFlow(FramesInFlight, _handlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
+        Phi = _deadlines.PhiStatus(Now),
     };
 }

@@ -54,6 +54,13 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     private long? _outstandingPingSeq;
     private DateTimeOffset _outstandingPingSentAt;
     private DateTimeOffset _judgeNotBefore = DateTimeOffset.MinValue;
+    /// <summary>The peer's learned heartbeat distribution when the phi detector judges it (a server connection with <c>detector = phi</c>).</summary>
+    private readonly PhiAccrual? _phi = sendsOwnHeartbeats || settings.ActivePhi is not { } phi ? null : new PhiAccrual(phi);
+    private DateTimeOffset? _lastPeerHeartbeatAt;
+    /// <summary>The next interval spans a stall of this process: it says nothing about the peer and is not learned.</summary>
+    private bool _skipNextInterval;
+    private TimeSpan _suspectAfter = settings.Interval;
+    private TimeSpan _timeoutAfter = settings.Timeout;
 
     public DateTimeOffset LastLivenessAt { get; private set; } = connectedAt;
     public DateTimeOffset? LastFrameAt { get; private set; }
@@ -76,7 +83,11 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         if (heartbeatTraffic)
         {
             LastHeartbeatAt = now;
-            if (type == FrameType.Heartbeat) HeartbeatsReceived++;
+            if (type == FrameType.Heartbeat)
+            {
+                HeartbeatsReceived++;
+                if (_phi is not null) LearnInterval(now);
+            }
             if (type == FrameType.HeartbeatResponse && frameSeq is { } seq && seq == _outstandingPingSeq)
             {
                 RttMs = (now - _outstandingPingSentAt).TotalMilliseconds;
@@ -105,16 +116,39 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     {
         var forgiven = LastLivenessAt + stall;
         LastLivenessAt = forgiven < now ? forgiven : now;
-        MissedHeartbeats = Math.Min(MissedHeartbeats, (int)((now - LastLivenessAt).Ticks / settings.Interval.Ticks));
+        MissedHeartbeats = Math.Min(MissedHeartbeats, MissedBy(now));
         _judgeNotBefore = now + settings.StarvationThreshold;
+        _skipNextInterval = true;
     }
+
+    /// <summary>
+    /// The phi detector learns the time between the peer's own heartbeats (type 0), the cadence it keeps, not
+    /// between any frames: a chatty peer that falls back to heartbeats alone must not look late. Each interval moves
+    /// the suspect and close points, never past the hard <c>timeout</c>.
+    /// </summary>
+    private void LearnInterval(DateTimeOffset now)
+    {
+        if (_lastPeerHeartbeatAt is { } previous && !_skipNextInterval) _phi!.OnInterval(now - previous);
+        _skipNextInterval = false;
+        _lastPeerHeartbeatAt = now;
+        var close = _phi!.CloseAfter;
+        _timeoutAfter = close < settings.Timeout ? close : settings.Timeout;
+        var suspect = _phi.SuspectAfter;
+        _suspectAfter = suspect < _timeoutAfter ? suspect : _timeoutAfter;
+    }
+
+    /// <summary>The phi detector's view of the peer now; null with the fixed timeout.</summary>
+    public PhiStatus? PhiStatus(DateTimeOffset now) => _phi is null
+        ? null
+        : new PhiStatus(Math.Round(_phi.Phi(now - LastLivenessAt), 2), Math.Round(_phi.MeanMs, 1), Math.Round(_phi.StdDeviationMs, 1), _phi.Samples,
+            _suspectAfter.TotalMilliseconds, _timeoutAfter.TotalMilliseconds);
 
     public DeadlineVerdict Check(DateTimeOffset now)
     {
         if (!settings.Enabled) return DeadlineVerdict.Nothing;
         if (now < _judgeNotBefore) return TakeOwnHeartbeat(now) ? DeadlineVerdict.SendHeartbeat : DeadlineVerdict.Nothing;
         var idle = now - LastLivenessAt;
-        if (idle >= settings.Timeout) return DeadlineVerdict.TimedOut;
+        if (idle >= _timeoutAfter) return DeadlineVerdict.TimedOut;
 
         var send = TakeOwnHeartbeat(now);
         var missed = MissedBy(now);
@@ -127,10 +161,11 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     public DateTimeOffset? NextDeadline()
     {
         if (!settings.Enabled) return null;
-        var next = LastLivenessAt + settings.Timeout;
+        var next = LastLivenessAt + _timeoutAfter;
         if (MissesCountFrom is { } from)
         {
-            var nextMiss = from + settings.Interval * (MissedHeartbeats + 1);
+            // The first miss at the suspect point (one interval with the fixed timeout), one more every interval after.
+            var nextMiss = from + _suspectAfter + settings.Interval * MissedHeartbeats;
             if (nextMiss < next) next = nextMiss;
         }
         if (next < _judgeNotBefore) next = _judgeNotBefore;
@@ -145,8 +180,12 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     /// </summary>
     private DateTimeOffset? MissesCountFrom => sendsOwnHeartbeats ? _unansweredSince : LastLivenessAt;
 
-    private int MissedBy(DateTimeOffset now) =>
-        MissesCountFrom is { } from ? (int)((now - from).Ticks / settings.Interval.Ticks) : 0;
+    private int MissedBy(DateTimeOffset now)
+    {
+        if (MissesCountFrom is not { } from) return 0;
+        var silent = now - from;
+        return silent < _suspectAfter ? 0 : 1 + (int)((silent - _suspectAfter).Ticks / settings.Interval.Ticks);
+    }
 
     /// <summary>
     /// True when this side's own heartbeat is due: it is taken as sent now (the caller sends it), and the next

@@ -146,4 +146,80 @@ public sealed class HeartbeatDeadlinesTests
         Assert.Equal(ConnectionState.Suspect, client.State);
         Assert.Equal(At(300), client.NextDeadline());
     }
+
+    private static HeartbeatDeadlines PhiServer(TimeSpan interval, TimeSpan timeout) =>
+        new(new HeartbeatSettings(true, interval, timeout, LivenessMode.AnyFrame, false, TimeSpan.FromSeconds(1))
+        {
+            Detector = SilenceDetector.Phi,
+            Phi = new PhiSettings(SuspectThreshold: 3, Threshold: 8, MaxSampleSize: 32, MinStdDeviation: TimeSpan.FromMilliseconds(100),
+                AcceptableHeartbeatPause: interval, FirstHeartbeatEstimate: interval),
+        }, T0);
+
+    /// <summary>Feeds heartbeats at the given gaps (ms) from T0; returns when the last one came.</summary>
+    private static DateTimeOffset Heartbeats(HeartbeatDeadlines deadlines, IEnumerable<double> gapsMs)
+    {
+        var at = T0;
+        foreach (var gap in gapsMs)
+        {
+            at += TimeSpan.FromMilliseconds(gap);
+            deadlines.OnFrame(FrameType.Heartbeat, null, at);
+        }
+        return at;
+    }
+
+    [Fact]
+    public void Phi_must_close_a_steady_peer_soon_after_its_cadence_and_a_jittery_one_later_never_past_the_timeout()
+    {
+        var interval = TimeSpan.FromSeconds(2);
+        var timeout = TimeSpan.FromSeconds(30);
+        var random = new Random(3);
+        var steady = PhiServer(interval, timeout);
+        var last = Heartbeats(steady, Enumerable.Range(0, 40).Select(_ => 2000 + random.NextDouble() * 40 - 20));
+        // Learned: 2 s ± ~12 ms, so min-std (100 ms) applies: suspect at 2 + 2 (pause) + 2.3 x 0.1 s, closed at 2 + 2 + 5.26 x 0.1 s.
+        var status = steady.PhiStatus(last)!;
+        Assert.InRange(status.MeanMs, 1990, 2010);
+        Assert.InRange(status.CloseAfterMs, 4450, 4600);
+        var suspectAt = steady.NextDeadline()!.Value;
+        Assert.Equal(status.SuspectAfterMs, (suspectAt - last).TotalMilliseconds, 0.01);
+        Assert.Equal(DeadlineVerdict.Nothing, steady.Check(suspectAt - TimeSpan.FromMilliseconds(1)));
+        Assert.Equal(DeadlineVerdict.MissedHeartbeat, steady.Check(suspectAt));
+        Assert.Equal(ConnectionState.Suspect, steady.State);
+        var closeAt = steady.NextDeadline()!.Value;
+        Assert.Equal(status.CloseAfterMs, (closeAt - last).TotalMilliseconds, 0.01);
+        Assert.Equal(DeadlineVerdict.TimedOut, steady.Check(closeAt));
+        Assert.True(steady.PhiStatus(closeAt)!.Phi >= 7.99);
+
+        var jittery = PhiServer(interval, timeout);
+        last = Heartbeats(jittery, Enumerable.Range(0, 40).Select(_ => 2000 + random.NextDouble() * 2000 - 1000));
+        var jitteryStatus = jittery.PhiStatus(last)!;
+        Assert.True(jitteryStatus.CloseAfterMs > status.CloseAfterMs + 1500, $"jittery closes after {jitteryStatus.CloseAfterMs} ms, steady after {status.CloseAfterMs} ms");
+        Assert.Equal(DeadlineVerdict.Nothing, jittery.Check(last + TimeSpan.FromMilliseconds(status.CloseAfterMs)));
+
+        // A peer that once stalled 60 s has a deviation that would carry it past the timeout: the timeout holds.
+        var stalled = PhiServer(interval, timeout);
+        last = Heartbeats(stalled, [.. Enumerable.Repeat(2000.0, 10), 60_000, .. Enumerable.Repeat(2000.0, 10)]);
+        Assert.Equal(timeout.TotalMilliseconds, stalled.PhiStatus(last)!.CloseAfterMs);
+        Assert.Equal(DeadlineVerdict.TimedOut, stalled.Check(last + timeout));
+    }
+
+    [Fact]
+    public void Phi_must_not_learn_the_interval_that_spans_a_stall_of_the_server()
+    {
+        var interval = TimeSpan.FromSeconds(1);
+        var deadlines = PhiServer(interval, TimeSpan.FromSeconds(10));
+        var last = Heartbeats(deadlines, Enumerable.Repeat(1000.0, 20));
+        var before = deadlines.PhiStatus(last)!;
+        // The server stalls 5 s; the peer's heartbeats of that time arrive together when it resumes.
+        var resumed = last + TimeSpan.FromSeconds(5);
+        deadlines.ForgiveStall(TimeSpan.FromSeconds(5), resumed);
+        deadlines.OnFrame(FrameType.Heartbeat, null, resumed);
+        deadlines.OnFrame(FrameType.Heartbeat, null, resumed + TimeSpan.FromSeconds(1));
+        var after = deadlines.PhiStatus(resumed + TimeSpan.FromSeconds(1))!;
+        Assert.Equal(before.MeanMs, after.MeanMs, 1);
+        Assert.Equal(before.CloseAfterMs, after.CloseAfterMs, 1);
+    }
+
+    [Fact]
+    public void The_fixed_detector_must_have_no_phi_status() =>
+        Assert.Null(Server().PhiStatus(T0));
 }
