@@ -44,6 +44,9 @@ public sealed record ConnectionStatus(
 {
     /// <summary>The application handler's backlog and the backpressure it caused; <see cref="HandlerFlow.None"/> where no handler runs.</summary>
     public HandlerFlow Handler { get; init; }
+
+    /// <summary>While suspect: why the peer is quiet, from the kernel's view of the socket (null while active, or where nobody asked).</summary>
+    public SilenceCause? Cause { get; init; }
 }
 
 /// <summary>
