@@ -239,6 +239,30 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task With_server_ping_off_unanswered_keep_alive_probes_make_a_cut_link_path_dead()
+    {
+        if (NetnsPair.SkipBecause(NetnsPair.Unavailable(), output)) return;
+        using var net = NetnsPair.Create(output);
+        // The default: no server ping, so nothing of ours is in flight; the suspect's nudged keep-alive probes go unanswered.
+        using var service = ServiceProcess.Start(ServiceConfig("enabled = on, interval = 1s, timeout = 4s"), netns: net.ServerNs, output: output);
+        var port = await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20));
+        using var peer = StartPeers(net, port, 1, 0.2);
+        await peer.WaitForLineAsync(l => l.StartsWith("recv 0 {\"type\":1", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "a heartbeat response");
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+
+        net.CutPeerLink();
+        var down = Stopwatch.GetTimestamp();
+        var closed = await ClosedLine(service, TimeSpan.FromSeconds(9));
+        var delay = Stopwatch.GetElapsedTime(down, closed.ReceivedAt);
+        output.WriteLine($"closed {Ms(delay)} ms after the link went down: {closed.Text}");
+        var (silent, cause) = Parse(service, closed);
+        Assert.Equal("path-dead", cause);
+        Assert.Contains("keep-alive probes unanswered", closed.Text, StringComparison.Ordinal);
+        Assert.InRange(silent, 4000, 4800);
+        Assert.InRange(delay, TimeSpan.FromSeconds(3.7), TimeSpan.FromSeconds(5.5));
+    }
+
+    [Fact]
     public async Task Fifty_path_dead_closes_in_one_window_must_raise_one_network_incident_and_no_dead_peer_alerts()
     {
         if (NetnsPair.SkipBecause(NetnsPair.Unavailable(), output)) return;
