@@ -69,6 +69,9 @@ public sealed record ConnectionStatus(
 
     /// <summary>The phi accrual detector's view of the peer (<c>heartbeat.detector = phi</c>); null with the fixed timeout.</summary>
     public PhiStatus? Phi { get; init; }
+
+    /// <summary>While suspect: why the peer is quiet, from the kernel's view of the socket (null while active, or where nobody asked).</summary>
+    public SilenceCause? Cause { get; init; }
 }
 
 /// <summary>

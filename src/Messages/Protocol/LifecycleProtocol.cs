@@ -59,6 +59,9 @@ public static class ConnectionLifecycle
     {
         /// <summary>The connection's id, <see cref="ConnectionStatus.Id"/>.</summary>
         public string ConnectionId => Status?.Id ?? "";
+
+        /// <summary>On a <c>heartbeat-timeout</c> close: why the peer went quiet, from TCP_INFO; null on every other close.</summary>
+        public SilenceCause? Cause { get; init; }
     }
 
     /// <summary>The socket of a closed connection is released (after its linger for the peer's FIN): it leaves the connection table.</summary>

@@ -103,18 +103,27 @@ public static class RegistryProtocol
         /// <summary>Connections this process dialled (heartbeat clients and pools): counted here, not in the inbound totals.</summary>
         public OutboundTotals Outbound { get; init; } = OutboundTotals.None;
 
+        /// <summary>The <c>heartbeat-timeout</c> closes of <c>ClosedByReason</c> by their <see cref="SilenceCause"/> (wire names).</summary>
+        public IReadOnlyDictionary<string, long> ClosedByCause { get; init; } = new Dictionary<string, long>();
+
         /// <summary>The totals of two parts (registry shards, cluster nodes) as one: every count added, reason by reason.</summary>
         public static Stats operator +(Stats a, Stats b)
         {
-            var reasons = new Dictionary<string, long>(a.ClosedByReason);
-            foreach (var (reason, count) in b.ClosedByReason)
-                reasons[reason] = reasons.GetValueOrDefault(reason) + count;
-            return new Stats(a.Active + b.Active, a.Accepted + b.Accepted, reasons,
+            return new Stats(a.Active + b.Active, a.Accepted + b.Accepted, Sum(a.ClosedByReason, b.ClosedByReason),
                 a.Heartbeats + b.Heartbeats, a.BytesIn + b.BytesIn, a.BytesOut + b.BytesOut)
             {
                 Refused = a.Refused + b.Refused,
                 Outbound = a.Outbound + b.Outbound,
+                ClosedByCause = Sum(a.ClosedByCause ?? new Dictionary<string, long>(), b.ClosedByCause ?? new Dictionary<string, long>()),
             };
+        }
+
+        private static Dictionary<string, long> Sum(IReadOnlyDictionary<string, long> a, IReadOnlyDictionary<string, long> b)
+        {
+            var sum = new Dictionary<string, long>(a);
+            foreach (var (key, count) in b)
+                sum[key] = sum.GetValueOrDefault(key) + count;
+            return sum;
         }
 
         /// <summary>All zero, no reasons: the start of a sum.</summary>

@@ -38,7 +38,8 @@ internal sealed record ConnectionPage(int Total, int Offset, int? Limit, IReadOn
 }
 
 /// <summary>
-/// Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included. Inbound connections:
+/// Totals (<c>GET /api/stats</c>); <c>closedByReason</c> names every close reason, zeros included, and <c>closedByCause</c> every
+/// cause of a <c>heartbeat-timeout</c> close (DESIGN §3, "Cause of death"), zeros included. Inbound connections:
 /// accepted = active + closed, refusals included in both (<c>refused</c> of them); outbound ones in <c>outbound</c> (DESIGN §3, "One lifecycle").
 /// </summary>
 internal sealed record StatsView(
@@ -50,15 +51,19 @@ internal sealed record StatsView(
     long BytesIn,
     long BytesOut,
     long Refused,
-    RegistryProtocol.OutboundTotals Outbound)
+    RegistryProtocol.OutboundTotals Outbound,
+    IReadOnlyDictionary<string, long> ClosedByCause)
 {
     public static StatsView Of(RegistryProtocol.Stats stats)
     {
         var byReason = new Dictionary<string, long>();
         foreach (var reason in CloseReasons.All)
             byReason[reason.ToWireName()] = stats.Closed(reason);
+        var byCause = new Dictionary<string, long>();
+        foreach (var cause in SilenceCauses.All)
+            byCause[cause.ToWireName()] = stats.ClosedByCause?.GetValueOrDefault(cause.ToWireName()) ?? 0;
         return new StatsView(stats.Active, stats.Accepted, byReason.Values.Sum(), byReason, stats.Heartbeats, stats.BytesIn, stats.BytesOut,
-            stats.Refused, stats.Outbound);
+            stats.Refused, stats.Outbound, byCause);
     }
 }
 

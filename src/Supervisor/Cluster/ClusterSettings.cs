@@ -48,7 +48,7 @@ internal sealed record ClusterSettings(
 
     /// <summary>The cluster monitor sees the nodes' totals, not single heartbeats or round trips: counters and the active gauge only.</summary>
     public static bool ClusterMetric(string metric) =>
-        metric is not (MonitorMetrics.CapacityPercent or MonitorMetrics.RttP99 or MonitorMetrics.Missed);
+        metric is not (MonitorMetrics.CapacityPercent or MonitorMetrics.RttP99 or MonitorMetrics.Missed) && !MonitorMetrics.IsCause(metric);
 
     public static ClusterSettings Read(Config config)
     {

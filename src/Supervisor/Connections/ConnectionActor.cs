@@ -69,6 +69,10 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     private long _bytesOutMetered;
     private CloseReason? _closeReason;
     private string? _closeDetail;
+    // Why the peer is silent, from TCP_INFO: set when it turns suspect, at each further missed interval and at a
+    // heartbeat-timeout close (DESIGN §3, "Cause of death"); whether its keep-alive is nudged to probe it meanwhile.
+    private SilenceCause? _cause;
+    private bool _keepAliveNudged;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _armedDeadline;
     // All three of its timers live in the deadline queue (no Akka TimerScheduler per connection).
@@ -303,7 +307,15 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         }
         var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame.Type, frame.Seq, now))
+        {
+            // The peer spoke again: the kernel goes back to the listener's keep-alive.
+            if (_keepAliveNudged)
+            {
+                _keepAliveNudged = false;
+                _transport.RestoreKeepAlive();
+            }
             ReportStatus(now, stateChanged: true);
+        }
         else if (now >= _statusRefreshAt)
             ReportStatus(now, stateChanged: false);
         ArmDeadline();
@@ -414,16 +426,24 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         switch (_deadlines.Check(now))
         {
             case DeadlineVerdict.TimedOut:
-                Close(CloseReason.HeartbeatTimeout, $"no valid frame for {(now - _deadlines.LastLivenessAt).TotalMilliseconds:F0} ms");
+            {
+                var verdict = SilenceClassifier.Classify(_transport.ReadTcpInfo());
+                _cause = verdict.Cause;
+                // "no valid frame for N ms" stays first: operators' tools and the tests read it.
+                Close(CloseReason.HeartbeatTimeout, $"no valid frame for {(now - _deadlines.LastLivenessAt).TotalMilliseconds:F0} ms; {verdict.DetailSuffix}");
                 return;
+            }
             case DeadlineVerdict.MissedHeartbeatSendPing:
                 _services.Metrics.HeartbeatsMissed.Add(1);
                 _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
+                // Judged before the ping goes out: the cause is about the silence so far, not a ping a moment old.
+                JudgeSilence(now);
                 SendNow(_deadlines.NextPing(now));
                 break;
             case DeadlineVerdict.MissedHeartbeat:
                 _services.Metrics.HeartbeatsMissed.Add(1);
                 _services.Monitor.Tell(new MonitorEvents.HeartbeatMissed(Listener, Id));
+                JudgeSilence(now);
                 break;
             case DeadlineVerdict.Nothing:
                 // Told early (a frame raced the queue's check), or a tick without heartbeat deadlines:
@@ -438,6 +458,36 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     }
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    /// <summary>
+    /// A missed interval: reads the kernel's view of the socket for the suspect's cause, and, the first time, nudges its
+    /// keep-alive so that the kernel probes the peer while the heartbeat timeout runs (with the default server-ping off
+    /// nothing else would be in flight, and the close could only say <c>silent</c>). A probe's ACK proves the peer's
+    /// stack alive; probes unanswered prove the path dead. Probes are TCP segments without data, which every peer's
+    /// stack answers and no application sees. Not nudged: a listener with keep-alive off (the operator chose no
+    /// probes), or with TCP_USER_TIMEOUT, which the kernel applies to unanswered probes too and would close the
+    /// connection (keepalive-failed) before heartbeat.timeout; nor when the configured keep-alive already probes this often.
+    /// </summary>
+    private void JudgeSilence(DateTimeOffset now)
+    {
+        _cause = SilenceClassifier.Classify(_transport.ReadTcpInfo()).Cause;
+        if (_keepAliveNudged) return;
+        var keepAlive = _transport.KeepAlive;
+        if (!keepAlive.Enabled || keepAlive.UserTimeoutMs is not null) return;
+        // Enough probes at the nudged pace to outlast the heartbeat timeout (the kernel gives up after TCP_KEEPCNT
+        // unanswered ones, and that close must stay heartbeat-timeout's); the kernel takes at most 127.
+        var remaining = _setup.Listener.Heartbeat.Timeout - (now - _deadlines.LastLivenessAt);
+        var every = Math.Max(NudgedProbeSeconds, (int)Math.Ceiling(remaining.TotalSeconds / (MaxKeepAliveProbes - 2)));
+        if (keepAlive.IdleSeconds is { } idle && idle <= every) return;
+        var probes = Math.Clamp((int)Math.Ceiling(remaining.TotalSeconds / every) + 2, keepAlive.Probes ?? 1, MaxKeepAliveProbes);
+        _keepAliveNudged = _transport.NudgeKeepAlive(every, probes);
+    }
+
+    /// <summary>The nudged keep-alive's idle and interval: the kernel's smallest (whole seconds).</summary>
+    private const int NudgedProbeSeconds = 1;
+
+    /// <summary>TCP_MAX_KEEPCNT.</summary>
+    private const int MaxKeepAliveProbes = 127;
 
     /// <summary>A move between active and suspect is a lifecycle event; fresher counters are for the registry's table alone.</summary>
     private void ReportStatus(DateTimeOffset now, bool stateChanged)
@@ -610,7 +660,10 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     private void ReportClose()
     {
         var reason = _closeReason!.Value;
-        Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, reason, _closeDetail ?? "", _closedAt));
+        Publish(new ConnectionLifecycle.Closed(Status(), ConnectionDirection.Inbound, reason, _closeDetail ?? "", _closedAt)
+        {
+            Cause = reason == CloseReason.HeartbeatTimeout ? _cause : null,
+        });
         NotifyHandlerClosed(reason, _closeDetail ?? "");
     }
 
@@ -810,5 +863,12 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     {
         Handler = new HandlerFlow(FramesInFlight, _handlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
         Phi = _deadlines.PhiStatus(Now),
+        // While suspect, and on the row of a connection closed for silence.
+        Cause = _closeReason switch
+        {
+            null => _deadlines.State == ConnectionState.Suspect ? _cause : null,
+            CloseReason.HeartbeatTimeout => _cause,
+            _ => null,
+        },
     };
 }

@@ -54,6 +54,7 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
     private long _activeConnections, _accepted, _refused, _missed, _alertSequence;
     private readonly Dictionary<string, DateTimeOffset> _lastMissBy = [];
     private readonly TimeSpan _deadPeerRuleWindow;
+    private readonly AlertRule[] _incidentFirst;
     private DateTimeOffset _quietUntil = DateTimeOffset.MinValue;
     private DateTimeOffset _probeDue;
     private TimeSpan _gcPausesSeen = GC.GetTotalPauseDuration();
@@ -75,6 +76,7 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         foreach (var rule in settings.Rules.Where(r => !MonitorMetrics.IsGauge(r.Metric)))
             _counts.Retain(rule.Metric, rule.Window);
         _deadPeerRuleWindow = settings.Rules.Where(r => MonitorMetrics.CountsDeadPeers(r.Metric)).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
+        _incidentFirst = settings.Rules.OrderBy(r => MonitorMetrics.IsIncident(r.Metric) ? 0 : 1).ToArray();
         _rttRetention = settings.Rules.Where(r => r.Metric == MonitorMetrics.RttP99).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         if (settings.MassDisconnect.Enabled)
             _counts.Retain(MassDisconnectTimeouts, settings.MassDisconnect.Window);
@@ -96,6 +98,8 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
             if (closed.Reason is not (CloseReason.HeartbeatTimeout or CloseReason.KeepaliveFailed))
                 _lastMissBy.Remove(closed.ConnectionId);
             CountClose(closed.Reason);
+            if (closed.Reason == CloseReason.HeartbeatTimeout && closed.Cause is { } cause)
+                _counts.Add(MonitorMetrics.ClosedBy(cause), Now);
             EvaluateRules(Now);
         });
         Receive<ConnectionLifecycle.Refused>(refused =>
@@ -265,15 +269,22 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
 
     private void EvaluateRules(DateTimeOffset now)
     {
-        // While a mass disconnect stands, and until the dead-peer rules' windows have forgotten its
-        // events, it is the one incident for them all.
+        // While a mass disconnect or an incident by cause (many path-dead or many peer-hung closes) stands, and until
+        // the dead-peer rules' windows have forgotten its events, it is the one incident for them all. The incident
+        // rules go first, so that the closes that raise one do not first raise a dead-peer rule.
         var massActive = EvaluateMassDisconnect(now) || now < _quietUntil;
-        foreach (var rule in _settings.Rules)
+        foreach (var rule in _incidentFirst)
         {
+            massActive |= _active.ContainsKey(rule.Name) && MonitorMetrics.IsIncident(rule.Metric);
             var value = Value(rule, now);
             if (_active.ContainsKey(rule.Name))
             {
-                if (value <= rule.ClearBelow) Resolve(rule.Name, value, now);
+                if (value <= rule.ClearBelow)
+                {
+                    Resolve(rule.Name, value, now);
+                    // Its closes stay in the dead-peer rules' windows a while: they are still this incident's.
+                    if (MonitorMetrics.IsIncident(rule.Metric) && now + _deadPeerRuleWindow > _quietUntil) _quietUntil = now + _deadPeerRuleWindow;
+                }
                 else Track(rule.Name, value, RuleMessage(rule, value));
                 continue;
             }
@@ -288,6 +299,7 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
             {
                 _aboveSince.Remove(rule.Name);
                 Raise(rule.Name, rule.Severity, value, rule.RaiseAbove, now, RuleMessage(rule, value));
+                massActive |= MonitorMetrics.IsIncident(rule.Metric);
             }
         }
     }

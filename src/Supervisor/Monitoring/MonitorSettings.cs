@@ -147,10 +147,24 @@ internal static class MonitorMetrics
 
     public static string ClosedBy(CloseReason reason) => $"{Closed}.{reason.ToWireName()}";
 
+    /// <summary>Heartbeat-timeout closes of one cause (DESIGN §3, "Cause of death"): <c>connections.closed.heartbeat-timeout.path-dead</c>.</summary>
+    public static string ClosedBy(SilenceCause cause) => $"{ClosedBy(CloseReason.HeartbeatTimeout)}.{cause.ToWireName()}";
+
     public static IReadOnlyList<string> Known { get; } =
         new[] { Active, CapacityPercent, RttP99, Accepted, Closed, Missed }
             .Concat(CloseReasons.All.Select(ClosedBy))
+            .Concat(SilenceCauses.All.Select(ClosedBy))
             .ToArray();
+
+    /// <summary>A metric of heartbeat-timeout closes by cause: counted from this node's lifecycle only (the cluster's totals carry no cause).</summary>
+    public static bool IsCause(string metric) => SilenceCauses.All.Any(c => metric == ClosedBy(c));
+
+    /// <summary>
+    /// A rule over closes whose cause names an incident of its own: many <c>path-dead</c> peers are one network incident,
+    /// many <c>peer-hung</c> ones an application incident. Such a rule, once raised, is the one alert for those
+    /// deaths: the dead-peer rules stay quiet while it stands (as they do for a mass disconnect).
+    /// </summary>
+    public static bool IsIncident(string metric) => metric == ClosedBy(SilenceCause.PathDead) || metric == ClosedBy(SilenceCause.PeerHung);
 
     public static bool IsGauge(string metric) => metric is Active or CapacityPercent or RttP99;
 

@@ -155,7 +155,7 @@ internal sealed class SupervisorMetrics : IDisposable
                 ConnectionOpened();
                 break;
             case ConnectionLifecycle.Closed { Direction: ConnectionDirection.Inbound } closed:
-                ConnectionClosed(closed.Reason);
+                ConnectionClosed(closed.Reason, closed.Cause);
                 break;
             case ConnectionLifecycle.Refused refused:
                 ConnectionRefused(refused.Reason);
@@ -182,10 +182,14 @@ internal sealed class SupervisorMetrics : IDisposable
         Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
     }
 
-    private void ConnectionClosed(CloseReason reason)
+    /// <param name="cause">On heartbeat-timeout closes only: the <c>cause</c> label (DESIGN §3, "Cause of death"); other series keep <c>reason</c> alone.</param>
+    private void ConnectionClosed(CloseReason reason, SilenceCause? cause)
     {
         Interlocked.Decrement(ref _active);
-        Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
+        if (cause is { } c && reason == CloseReason.HeartbeatTimeout)
+            Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()), new KeyValuePair<string, object?>("cause", c.ToWireName()));
+        else
+            Closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToWireName()));
     }
 
     /// <summary>Connections of a lost cluster node, closed with <c>node-down</c> by this survivor (they were never active here).</summary>

@@ -17,6 +17,7 @@ internal sealed class RegistryShard : ReceiveActor
     private readonly Dictionary<string, ConnectionStatus> _live = [];
     private readonly Dictionary<string, ConnectionStatus> _closing = [];
     private readonly Dictionary<string, long> _closedByReason = [];
+    private readonly Dictionary<string, long> _closedByCause = [];
     private long _accepted, _active, _refused;
     private long _outboundOpened, _outboundActive, _outboundClosed;
 
@@ -46,6 +47,8 @@ internal sealed class RegistryShard : ReceiveActor
             {
                 _active--;
                 CountClose(closed.Reason);
+                if (closed.Cause is { } cause)
+                    _closedByCause[cause.ToWireName()] = _closedByCause.GetValueOrDefault(cause.ToWireName()) + 1;
             }
             else
             {
@@ -91,6 +94,7 @@ internal sealed class RegistryShard : ReceiveActor
         new(_active, _accepted, new Dictionary<string, long>(_closedByReason), 0, 0, 0)
         {
             Refused = _refused,
+            ClosedByCause = new Dictionary<string, long>(_closedByCause),
             Outbound = new RegistryProtocol.OutboundTotals(_outboundOpened, _outboundActive, _outboundClosed),
         };
 }

@@ -66,6 +66,15 @@ internal interface IConnectionTransport : IDisposable
     TcpInfo? ReadTcpInfo() => null;
 
     /// <summary>
+    /// Has the kernel send keep-alive probes every <paramref name="everySeconds"/> to a suspect peer, at most
+    /// <paramref name="probes"/> unanswered (<see cref="SocketKeepAlive.Nudge"/>); false where the transport cannot.
+    /// </summary>
+    bool NudgeKeepAlive(int everySeconds, int probes) => false;
+
+    /// <summary>Puts the configured keep-alive back after <see cref="NudgeKeepAlive"/>: the peer spoke again.</summary>
+    void RestoreKeepAlive() { }
+
+    /// <summary>
     /// How long ago the transport could first carry frames: a TLS transport counts from the end of its
     /// handshake, null while that still runs (it has its own deadline, <c>tcp.tls.handshake-timeout</c>).
     /// Transports ready on connecting answer <see cref="TimeSpan.MaxValue"/>. The first-frame deadline

@@ -38,6 +38,47 @@ internal static class SocketKeepAlive
         return status with { Problems = problems.Count == 0 ? [] : problems };
     }
 
+    /// <summary>
+    /// Makes the kernel probe a silent peer soon (DESIGN §3, "Cause of death"): TCP_KEEPIDLE and TCP_KEEPINTVL to
+    /// <paramref name="everySeconds"/>, TCP_KEEPCNT to <paramref name="probes"/>. Setting TCP_KEEPIDLE re-arms the
+    /// keep-alive timer from the last segment received, so a peer already idle that long is probed at once. A probe's
+    /// ACK proves the peer's stack alive (peer-hung); probes going unanswered prove the path dead. False where an
+    /// option was refused (the socket is then left as the kernel has it, and <see cref="Restore"/> puts it back).
+    /// </summary>
+    public static bool Nudge(Socket socket, int everySeconds, int probes)
+    {
+        try
+        {
+            // The count first: a lower idle with the configured count could make the kernel give up before heartbeat.timeout.
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, probes);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, everySeconds);
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, everySeconds);
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Puts back the keep-alive options a <see cref="Nudge"/> changed, as they were read back when the socket was adopted.</summary>
+    public static void Restore(Socket socket, KeepAliveStatus configured)
+    {
+        try
+        {
+            if (configured.IdleSeconds is { } idle)
+                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, idle);
+            if (configured.IntervalSeconds is { } interval)
+                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, interval);
+            if (configured.Probes is { } probes)
+                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, probes);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            // A socket that is going away keeps whatever it has; nothing else reads these options.
+        }
+    }
+
     /// <summary>The keep-alive options as the kernel reports them now; an option it will not report is null.</summary>
     public static KeepAliveStatus ReadBack(Socket socket, List<string>? problems = null)
     {

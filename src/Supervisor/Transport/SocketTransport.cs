@@ -197,6 +197,13 @@ internal sealed class SocketTransport : IConnectionTransport
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
+    public bool NudgeKeepAlive(int everySeconds, int probes) => !_disposed && SocketKeepAlive.Nudge(_socket, everySeconds, probes);
+
+    public void RestoreKeepAlive()
+    {
+        if (!_disposed) SocketKeepAlive.Restore(_socket, KeepAlive);
+    }
+
     public void ShutdownOutput() => _outbound.RequestShutdown();
 
     public void Close(CloseReason reason, string detail)

@@ -89,6 +89,13 @@ internal sealed class TlsTransport : IConnectionTransport
 
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(_socket);
 
+    public bool NudgeKeepAlive(int everySeconds, int probes) => !_disposed && SocketKeepAlive.Nudge(_socket, everySeconds, probes);
+
+    public void RestoreKeepAlive()
+    {
+        if (!_disposed) SocketKeepAlive.Restore(_socket, KeepAlive);
+    }
+
     /// <summary>Since the handshake ended; null while it runs.</summary>
     public TimeSpan? ReadyFor => Volatile.Read(ref _handshakeDoneAt) is var at and not 0 ? System.Diagnostics.Stopwatch.GetElapsedTime(at) : null;
 

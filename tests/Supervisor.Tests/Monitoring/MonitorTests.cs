@@ -65,6 +65,40 @@ public sealed class MonitorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Many_peer_hung_closes_must_raise_one_application_incident_and_keep_the_dead_peer_rule_quiet()
+    {
+        // Loopback peers that stop sending but whose kernel answers the suspect's keep-alive probes: peer-hung. The
+        // heartbeat-timeouts rule is set as low as the incident's, so only the incident's suppression keeps it quiet.
+        await using var service = await TestService.StartAsync("""
+            supervisor.heartbeat { interval = 1s, timeout = 3s }
+            supervisor.monitor.mass-disconnect.enabled = off
+            supervisor.monitor.rules.heartbeat-timeouts { raise-above = 3, clear-below = 0 }
+            supervisor.monitor.rules.application-incident { raise-above = 3, clear-below = 0 }
+            """);
+        var peers = new List<TestPeer>();
+        for (var i = 0; i < 6; i++)
+        {
+            var peer = await TestPeer.ConnectAsync(service.Port);
+            peers.Add(peer);
+            await peer.SendHeartbeatAsync(i);
+            await peer.ReceiveFrameAsync();
+        }
+        foreach (var peer in peers)
+        {
+            var notice = Assert.Single(await peer.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(6)));
+            output.WriteLine(notice.Data);
+            Assert.Contains("cause peer-hung", notice.Data);
+        }
+        await Task.Delay(TimeSpan.FromSeconds(1.5)); // a few evaluation ticks after the last close
+        var alerts = await AlertsAsync(service);
+        var all = alerts.Active.Concat(alerts.History).ToArray();
+        foreach (var alert in all) output.WriteLine($"{alert.Rule}: {alert.Message}");
+        Assert.Single(all, a => a.Rule == "application-incident");
+        Assert.DoesNotContain(all, a => a.Rule is "heartbeat-timeouts" or "network-incident");
+        foreach (var peer in peers) peer.Dispose();
+    }
+
+    [Fact]
     public async Task Every_meter_instrument_must_be_observed_through_a_MeterListener()
     {
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 200ms, timeout = 1s, server-ping = on }");

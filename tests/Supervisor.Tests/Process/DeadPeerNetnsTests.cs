@@ -67,7 +67,7 @@ public sealed partial class DeadPeerNetnsTests(ITestOutputHelper output)
     // The close is decided at `timeout` after the last frame (the detail says how long the peer was
     // silent) and the "closed" line is logged at that decision; the socket itself is released up to
     // close-linger later, when a peer behind a dead link never answers the FIN.
-    [GeneratedRegex(@"closed: heartbeat-timeout \(no valid frame for (?<ms>\d+) ms\)")]
+    [GeneratedRegex(@"closed: heartbeat-timeout \(no valid frame for (?<ms>\d+) ms(?:; cause [a-z-]+: |\))")]
     private static partial Regex HeartbeatTimeoutDetail();
 
     /// <summary>How long the peer had been silent when the close was decided, from the close line's detail.</summary>
