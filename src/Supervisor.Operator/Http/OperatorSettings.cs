@@ -139,10 +139,11 @@ internal static class OperatorConfig
         // Keys a WebSocket listener shares with TCP listeners (frame and connection limits, keep-alive,
         // abuse limits, tls): its own where set, else supervisor.tcp's, read by the one listener reader.
         // Its heartbeat is the WebSocket ping/pong, so the application deadline is off.
+        // (The phi block comes from supervisor.heartbeat; it is read, not used, with the deadline off.)
         var heartbeat = ConfigurationFactory.ParseString($$"""
             enabled = off, interval = {{pingInterval.ToHocon()}}, timeout = {{(pingInterval + pongTimeout).ToHocon()}}
-            liveness = any-frame, server-ping = off, starvation-threshold = 1s
-            """);
+            liveness = any-frame, server-ping = off, starvation-threshold = 1s, detector = fixed, suspect-after = auto
+            """).WithFallback(config.GetConfig("supervisor.heartbeat"));
         var listener = SupervisorConfig.ReadListener(WebSocketSettings.ListenerName, settings.Profile, WsPath,
             config.GetConfig(WsPath).WithFallback(config.GetConfig("supervisor.tcp")), heartbeat, $"{WsPath}.heartbeat")
             with { ProxyProtocol = null }; // TCP listeners only: Kestrel owns the WebSocket's socket.

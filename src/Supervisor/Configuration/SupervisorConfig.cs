@@ -252,6 +252,7 @@ internal static partial class SupervisorConfig
                 var other => throw new ConfigurationError($"{heartbeatPath}.detector", $"'{other}' is not one of fixed, phi"),
             },
             Phi = ReadPhi(heartbeat, heartbeatPath, interval),
+            SuspectAfter = ReadSuspectAfter(heartbeat, heartbeatPath, interval, timeout),
         };
         var firstFrame = Raw(tcp, "limits.first-frame-timeout") == "auto"
             ? ListenerLimits.AutoFirstFrameTimeout(heartbeatSettings)
@@ -278,6 +279,16 @@ internal static partial class SupervisorConfig
                 Codec = codec,
                 ProxyProtocol = proxyProtocol,
             };
+    }
+
+    /// <summary><c>heartbeat.suspect-after</c>: auto, or a duration from the interval up to (not including) the timeout.</summary>
+    private static TimeSpan ReadSuspectAfter(Config heartbeat, string path, TimeSpan interval, TimeSpan timeout)
+    {
+        if (Raw(heartbeat, "suspect-after") == "auto") return HeartbeatSettings.AutoSuspectAfter(interval, timeout);
+        var value = ReadPositiveDuration(heartbeat, "suspect-after", path);
+        if (value < interval || value >= timeout)
+            throw new ConfigurationError($"{path}.suspect-after", $"{value.ToHocon()} must be at least interval ({interval.ToHocon()}) and less than timeout ({timeout.ToHocon()})");
+        return value;
     }
 
     /// <summary>The phi accrual detector's knobs (<c>heartbeat.phi</c>).</summary>

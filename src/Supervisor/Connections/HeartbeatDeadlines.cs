@@ -59,7 +59,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     private DateTimeOffset? _lastPeerHeartbeatAt;
     /// <summary>The next interval spans a stall of this process: it says nothing about the peer and is not learned.</summary>
     private bool _skipNextInterval;
-    private TimeSpan _suspectAfter = settings.Interval;
+    private TimeSpan _suspectAfter = settings.SuspectAfter ?? settings.Interval;
     private TimeSpan _timeoutAfter = settings.Timeout;
 
     public DateTimeOffset LastLivenessAt { get; private set; } = connectedAt;

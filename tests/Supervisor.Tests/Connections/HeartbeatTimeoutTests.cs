@@ -128,18 +128,23 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Silent_connection_must_turn_suspect_after_one_interval_and_count_missed_heartbeats()
+    public async Task Silent_connection_must_turn_suspect_after_suspect_after_and_count_missed_heartbeats()
     {
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 200ms, timeout = 2s }");
         using var peer = await TestPeer.ConnectAsync(service.Port);
         await peer.SendHeartbeatAsync(1);
         await peer.ReceiveFrameAsync();
+        var silentSince = Stopwatch.StartNew(); // the heartbeat reached the server before its answer left
         var id = (await service.ConnectionsAsync()).Items.Single().Id;
         Assert.Equal(ConnectionState.Active, (await service.LiveStatusAsync(id))!.State);
         await Task.Delay(500);
+        // suspect-after auto: 200 + min(200, 1800) / 2 = 300 ms, then one more miss every 200 ms.
+        static int MissedAt(long ms) => ms < 300 ? 0 : 1 + (int)((ms - 300) / 200);
+        var before = silentSince.ElapsedMilliseconds;
         var status = (await service.LiveStatusAsync(id))!;
+        var after = silentSince.ElapsedMilliseconds;
         Assert.Equal(ConnectionState.Suspect, status.State);
-        Assert.Equal(2, status.MissedHeartbeats);
+        Assert.InRange(status.MissedHeartbeats, MissedAt(before - 50), MissedAt(after));
         await peer.SendHeartbeatAsync(2);
         await peer.ReceiveFrameAsync();
         status = (await service.LiveStatusAsync(id))!;
@@ -152,11 +157,15 @@ public sealed class HeartbeatTimeoutTests(ITestOutputHelper output)
     {
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 200ms, timeout = 1s, server-ping = on }");
         using var peer = await TestPeer.ConnectAsync(service.Port);
+        // A first frame (else the first-frame deadline, also 300 ms here, closes it), then silence.
+        await peer.SendHeartbeatAsync(1);
+        Assert.Equal(FrameType.HeartbeatResponse, (await peer.ReceiveFrameAsync())!.Type);
         var pingWait = Stopwatch.StartNew();
         var ping = await peer.ReceiveFrameAsync(TimeSpan.FromSeconds(2));
         Assert.True(ping!.Type == FrameType.Heartbeat, $"expected a ping, got {ping}");
         Assert.NotNull(ping.Seq);
-        Assert.InRange(pingWait.ElapsedMilliseconds, 150, 400);
+        // Suspect, and pinged, at suspect-after auto: 200 + min(200, 800) / 2 = 300 ms.
+        Assert.InRange(pingWait.ElapsedMilliseconds, 250, 500);
         await peer.SendFrameAsync(Frame.HeartbeatResponse(DateTimeOffset.UtcNow.ToUnixTimeSeconds(), ping.Seq));
         await Task.Delay(50);
         var status = (await service.ConnectionsAsync()).Items.Single();

@@ -57,12 +57,13 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         _peer.Receive(new Frame(type, 1, type == FrameType.Data ? "x" : null, seq), 20);
 
     [Fact]
-    public void Web_service_profile_must_turn_suspect_at_30s_and_close_at_90s_not_a_tick_before()
+    public void Web_service_profile_must_turn_suspect_at_45s_and_close_at_90s_not_a_tick_before()
     {
         var (connection, registry, transport) = Start(Profile("web-service"));
         var start = Clock.Now;
 
-        Clock.Advance(TimeSpan.FromSeconds(30) - Tick);
+        // Interval 30 s, timeout 90 s: suspect-after auto is 30 + min(30, 60) / 2 = 45 s.
+        Clock.Advance(TimeSpan.FromSeconds(45) - Tick);
         registry.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Clock.Advance(Tick);
         var suspect = registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status;
@@ -73,7 +74,7 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
         // Still suspect: a fresher row for the table, not a state change.
         Assert.Equal(2, registry.ExpectMsg<RegistryProtocol.ConnectionUpdated>().Status.MissedHeartbeats);
 
-        Clock.Advance(TimeSpan.FromSeconds(30) - Tick);
+        Clock.Advance(TimeSpan.FromSeconds(15) - Tick);
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Clock.Advance(Tick);
         var notice = transport.ExpectMsg<ProbeTransport.Wrote>().Frame;
@@ -110,11 +111,29 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
     }
 
     [Fact]
+    public void A_heartbeat_a_little_later_than_one_interval_must_not_count_as_missed()
+    {
+        var (connection, registry, transport) = Start(Profile("web-service"));
+        // A client's ticker sends every 30 s; the network delivers each one up to a few hundred ms later than the last.
+        for (var i = 0; i < 5; i++)
+        {
+            Clock.Advance(TimeSpan.FromSeconds(30.3));
+            Frame(connection, FrameType.Heartbeat);
+            transport.ExpectMsg<ProbeTransport.Wrote>();
+        }
+        registry.ReceiveWhile(TimeSpan.FromMilliseconds(200), m => m)
+            .OfType<ConnectionLifecycle.StateChanged>()
+            .ToList()
+            .ForEach(changed => Assert.Fail($"turned {changed.Status.State} on a heartbeat 300 ms past its interval"));
+    }
+
+    [Fact]
     public void A_late_heartbeat_must_bring_a_suspect_connection_back_to_active()
     {
         var (connection, registry, transport) = Start(Profile("realtime-game"));
-        Clock.Advance(TimeSpan.FromSeconds(5));
-        Assert.Equal(ConnectionState.Suspect, registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status.State);
+        // Interval 5 s, timeout 15 s: suspect at 7.5 s.
+        Clock.Advance(TimeSpan.FromSeconds(7.5));
+        Assert.Equal(ConnectionState.Suspect, registry.FishForMessage<ConnectionLifecycle.StateChanged>(_ => true).Status.State);
         Frame(connection, FrameType.Heartbeat);
         transport.ExpectMsg<ProbeTransport.Wrote>();
         var back = registry.ExpectMsg<ConnectionLifecycle.StateChanged>().Status;
@@ -141,17 +160,20 @@ public sealed class VirtualTimeTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs
     }
 
     [Fact]
-    public void Server_ping_must_go_out_after_each_silent_interval_with_a_fresh_seq()
+    public void Server_ping_must_go_out_when_the_peer_turns_suspect_with_a_fresh_seq()
     {
         var listener = Profile("database-connection") with
         {
             Heartbeat = Profile("database-connection").Heartbeat with { ServerPing = true },
         };
         var (_, _, transport) = Start(listener);
-        Clock.Advance(TimeSpan.FromSeconds(30));
+        // Interval 30 s, timeout 60 s: suspect (and the ping) at 30 + min(30, 30) / 2 = 45 s.
+        Clock.Advance(TimeSpan.FromSeconds(45) - Tick);
+        transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        Clock.Advance(Tick);
         var first = transport.ExpectMsg<ProbeTransport.Wrote>().Frame;
         Assert.Equal(FrameType.Heartbeat, first.Type);
-        Clock.Advance(TimeSpan.FromSeconds(29));
+        Clock.Advance(TimeSpan.FromSeconds(14));
         transport.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         Clock.Advance(TimeSpan.FromSeconds(1)); // 60 s: the database profile's timeout
         Assert.StartsWith("heartbeat-timeout", transport.ExpectMsg<ProbeTransport.Wrote>().Frame.Data);
