@@ -47,18 +47,16 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
             connectedAt, sendsOwnHeartbeats: true);
 
     /// <summary>When this side's next own heartbeat is due; null for a side that sends none.</summary>
-    private DateTimeOffset? _nextOwnHeartbeatAt = sendsOwnHeartbeats ? connectedAt : null;
+    // Ticks (UTC), 0 for none: a nullable DateTimeOffset is 24 bytes, and every server connection carries these unused.
+    private long _nextOwnHeartbeatAtTicks = sendsOwnHeartbeats ? connectedAt.UtcTicks : 0;
     /// <summary>When the oldest own heartbeat sent since the peer's last liveness went out; null when none is unanswered.</summary>
-    private DateTimeOffset? _unansweredSince;
+    private long _unansweredSinceTicks;
     private long _nextPingSeq = 1;
     private long? _outstandingPingSeq;
     private DateTimeOffset _outstandingPingSentAt;
     private DateTimeOffset _judgeNotBefore = DateTimeOffset.MinValue;
     /// <summary>The peer's learned heartbeat distribution when the phi detector judges it (a server connection with <c>detector = phi</c>).</summary>
     private readonly PhiAccrual? _phi = sendsOwnHeartbeats || settings.ActivePhi is not { } phi ? null : new PhiAccrual(phi);
-    private DateTimeOffset? _lastPeerHeartbeatAt;
-    /// <summary>The next interval spans a stall of this process: it says nothing about the peer and is not learned.</summary>
-    private bool _skipNextInterval;
     private TimeSpan _suspectAfter = settings.SuspectAfter ?? settings.Interval;
     private TimeSpan _timeoutAfter = settings.Timeout;
 
@@ -99,7 +97,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
             return false;
 
         LastLivenessAt = now;
-        _unansweredSince = null;
+        _unansweredSinceTicks = 0;
         var wasSuspect = MissedHeartbeats > 0;
         MissedHeartbeats = 0;
         return wasSuspect;
@@ -118,7 +116,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         LastLivenessAt = forgiven < now ? forgiven : now;
         MissedHeartbeats = Math.Min(MissedHeartbeats, MissedBy(now));
         _judgeNotBefore = now + settings.StarvationThreshold;
-        _skipNextInterval = true;
+        _phi?.SkipNextInterval();
     }
 
     /// <summary>
@@ -128,9 +126,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     /// </summary>
     private void LearnInterval(DateTimeOffset now)
     {
-        if (_lastPeerHeartbeatAt is { } previous && !_skipNextInterval) _phi!.OnInterval(now - previous);
-        _skipNextInterval = false;
-        _lastPeerHeartbeatAt = now;
+        _phi!.OnHeartbeat(now);
         var close = _phi!.CloseAfter;
         _timeoutAfter = close < settings.Timeout ? close : settings.Timeout;
         var suspect = _phi.SuspectAfter;
@@ -170,7 +166,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         }
         if (next < _judgeNotBefore) next = _judgeNotBefore;
         // Sending is not judging: a stall's grace does not hold back this side's own heartbeat.
-        return _nextOwnHeartbeatAt is { } beat && beat < next ? beat : next;
+        return _nextOwnHeartbeatAtTicks != 0 && _nextOwnHeartbeatAtTicks < next.UtcTicks ? new DateTimeOffset(_nextOwnHeartbeatAtTicks, TimeSpan.Zero) : next;
     }
 
     /// <summary>
@@ -178,7 +174,8 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     /// server), and from the oldest own heartbeat still unanswered where this side heartbeats (the client; null
     /// while none is: then nothing can be missed before the next one goes out).
     /// </summary>
-    private DateTimeOffset? MissesCountFrom => sendsOwnHeartbeats ? _unansweredSince : LastLivenessAt;
+    private DateTimeOffset? MissesCountFrom => !sendsOwnHeartbeats ? LastLivenessAt
+        : _unansweredSinceTicks == 0 ? null : new DateTimeOffset(_unansweredSinceTicks, TimeSpan.Zero);
 
     private int MissedBy(DateTimeOffset now)
     {
@@ -194,10 +191,11 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     /// </summary>
     private bool TakeOwnHeartbeat(DateTimeOffset now)
     {
-        if (_nextOwnHeartbeatAt is not { } due || now < due) return false;
+        if (_nextOwnHeartbeatAtTicks == 0 || now.UtcTicks < _nextOwnHeartbeatAtTicks) return false;
+        var due = new DateTimeOffset(_nextOwnHeartbeatAtTicks, TimeSpan.Zero);
         var behind = (now - due).Ticks / settings.Interval.Ticks;
-        _nextOwnHeartbeatAt = due + TimeSpan.FromTicks(settings.Interval.Ticks * (behind + 1));
-        _unansweredSince ??= now;
+        _nextOwnHeartbeatAtTicks = due.UtcTicks + settings.Interval.Ticks * (behind + 1);
+        if (_unansweredSinceTicks == 0) _unansweredSinceTicks = now.UtcTicks;
         return true;
     }
 

@@ -45,6 +45,8 @@ internal sealed class PhiAccrual
     private int _next;
     private long _sumMs;
     private long _squaredSumMs;
+    private long _lastHeartbeatTicks;
+    private bool _skipNextInterval;
 
     public PhiAccrual(PhiSettings settings)
     {
@@ -73,6 +75,17 @@ internal sealed class PhiAccrual
             return variance > 0 ? Math.Sqrt(variance) : 0;
         }
     }
+
+    /// <summary>A heartbeat arrived: the time since the one before is learned (unless <see cref="SkipNextInterval"/> said not to).</summary>
+    public void OnHeartbeat(DateTimeOffset at)
+    {
+        if (_lastHeartbeatTicks != 0 && !_skipNextInterval) OnInterval(TimeSpan.FromTicks(at.UtcTicks - _lastHeartbeatTicks));
+        _skipNextInterval = false;
+        _lastHeartbeatTicks = at.UtcTicks;
+    }
+
+    /// <summary>The next interval spans a stall of this process: it says nothing about the peer and is not learned.</summary>
+    public void SkipNextInterval() => _skipNextInterval = true;
 
     /// <summary>Records the time between two heartbeats.</summary>
     public void OnInterval(TimeSpan interval)
