@@ -24,6 +24,7 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
     private const string PeersScript = """
         import socket, sys, threading, time
         host, port, n, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+        rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 0
         socks = []
         for i in range(n):
             s = socket.create_connection((host, port), timeout=5)
@@ -54,15 +55,21 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
                     s.sendall(('{"type":0,"timestamp":%d,"seq":%d}\n' % (int(time.time()), seq)).encode())
                 except OSError as e:
                     print("send error", e, flush=True)
+            if rounds and seq >= rounds:
+                print("stopped", flush=True)
+                break
             time.sleep(every)
+        time.sleep(3600)
         """;
 
     /// <summary>The operator API's port inside the service's namespace (private to it, so a fixed one cannot collide).</summary>
     private const int HttpPort = 8080;
 
-    private ChildProcess StartPeers(NetnsPair net, int port, int connections, double every) =>
+    /// <param name="rounds">Heartbeats each connection sends before the peer stops sending (and prints "stopped"); 0: forever.</param>
+    private ChildProcess StartPeers(NetnsPair net, int port, int connections, double every, int rounds = 0) =>
         new("peer", Tools.Python3!, ["-u", "-c", PeersScript, net.ServerAddress, port.ToString(CultureInfo.InvariantCulture),
-            connections.ToString(CultureInfo.InvariantCulture), every.ToString(CultureInfo.InvariantCulture)], net.PeerNs, output: output);
+            connections.ToString(CultureInfo.InvariantCulture), every.ToString(CultureInfo.InvariantCulture),
+            rounds.ToString(CultureInfo.InvariantCulture)], net.PeerNs, output: output);
 
     private static string ServiceConfig(string heartbeat, string keepAlive = "keepalive { enabled = on, idle = 600s }") => ServiceProcess.Config($$"""
         supervisor {
@@ -145,7 +152,7 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
     }
 
     /// <summary>The service in its namespace and one peer connection heartbeating every 200 ms, answered and steady for 1.5 s.</summary>
-    private async Task<(ServiceProcess Service, ChildProcess Peer)> StartOnePeerAsync(NetnsPair net, string heartbeat, string keepAlive = "keepalive { enabled = on, idle = 600s }")
+    private async Task<(ServiceProcess Service, ChildProcess Peer)> StartOnePeerAsync(NetnsPair net, string heartbeat, string keepAlive = "keepalive { enabled = on, idle = 600s }", int rounds = 0)
     {
         var service = ServiceProcess.Start(ServiceConfig(heartbeat, keepAlive), netns: net.ServerNs, output: output);
         ChildProcess? peer = null;
@@ -153,7 +160,7 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
         {
             var port = await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20));
             await service.WaitForLineAsync(l => l.Contains("Listener http accepting", StringComparison.Ordinal), TimeSpan.FromSeconds(20), "the http listener");
-            peer = StartPeers(net, port, 1, 0.2);
+            peer = StartPeers(net, port, 1, 0.2, rounds);
             await peer.WaitForLineAsync(l => l.StartsWith("recv 0 {\"type\":1", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "a heartbeat response");
             await Task.Delay(TimeSpan.FromSeconds(1.5));
             return (service, peer);
@@ -258,9 +265,14 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
         if (NetnsPair.SkipBecause(NetnsPair.Unavailable(), output)) return;
         using var net = NetnsPair.Create(output);
         // The default: no server ping, so nothing of ours is in flight; the suspect's nudged keep-alive probes go unanswered.
-        var (service, peer) = await StartOnePeerAsync(net, "enabled = on, interval = 1s, timeout = 4s");
+        // The peer stops on its own first and the link is cut once its last answer is surely acknowledged (the peer's
+        // kernel may delay that ACK up to 40 ms): cut while the server's answer waits for it, and that answer, not the
+        // probes, is what goes unacknowledged (seen once, a close with "1 segment unacknowledged after 4 retransmissions").
+        var (service, peer) = await StartOnePeerAsync(net, "enabled = on, interval = 1s, timeout = 4s", rounds: 8);
         using var serviceProcess = service;
         using var peerProcess = peer;
+        await peer.WaitForLineAsync(l => l.StartsWith("stopped", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the peer's last heartbeat");
+        await Task.Delay(TimeSpan.FromMilliseconds(150));
 
         net.CutPeerLink();
         var down = Stopwatch.GetTimestamp();
