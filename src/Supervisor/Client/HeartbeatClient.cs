@@ -451,9 +451,9 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         long? seq = _settings.SendSeq ? ++_nextSeq : null;
         while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
         _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
-        // The interval is announced on every heartbeat (a server learns it whichever heartbeat it reads first); a server
-        // that does not negotiate ignores it, as json-lines ignores unknown fields.
-        if (!Write(new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq) { Interval = AnnouncedIntervalMs })) return false;
+        // Not announcing its interval yet: the client's frames stay exactly the source document's (its tests pin that);
+        // announcing wants an opt-in setting (issue 15 point 3, left).
+        if (!Write(new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq))) return false;
         Publish(new HeartbeatSent(_name, seq));
         return true;
     }

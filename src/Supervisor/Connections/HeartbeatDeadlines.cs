@@ -222,7 +222,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     public PhiStatus? PhiStatus(DateTimeOffset now) => _phi is null
         ? null
         : new PhiStatus(Math.Round(_phi.Phi(now - LastLivenessAt), 2), Math.Round(_phi.MeanMs, 1), Math.Round(_phi.StdDeviationMs, 1), _phi.Samples,
-            _suspectAfter.TotalMilliseconds, _hardTimeout.TotalMilliseconds);
+            _suspectAfter.TotalMilliseconds, _timeoutAfter.TotalMilliseconds);
 
     public DeadlineVerdict Check(DateTimeOffset now)
     {
