@@ -70,9 +70,22 @@ public sealed record ConnectionStatus(
     /// <summary>The phi accrual detector's view of the peer (<c>heartbeat.detector = phi</c>); null with the fixed timeout.</summary>
     public PhiStatus? Phi { get; init; }
 
+    /// <summary>The heartbeat interval the peer announced and what the server accepted and derived from it; null while it announced none.</summary>
+    public NegotiatedHeartbeat? Negotiated { get; init; }
+
     /// <summary>While suspect: why the peer is quiet, from the kernel's view of the socket (null while active, or where nobody asked).</summary>
     public SilenceCause? Cause { get; init; }
 }
+
+/// <summary>
+/// A heartbeat interval the peer announced on its heartbeats (the optional <c>interval</c> field), and this connection's
+/// deadlines derived from the accepted one (<c>heartbeat.negotiation</c>, DESIGN §3).
+/// </summary>
+/// <param name="RequestedMs">The interval the peer announced, in milliseconds.</param>
+/// <param name="AcceptedMs">The interval accepted: the announced one within the listener's bounds, else the nearer bound.</param>
+/// <param name="SuspectAfterMs">Silence after which the connection is suspect, in milliseconds.</param>
+/// <param name="TimeoutMs">Silence after which it is closed with heartbeat-timeout, in milliseconds.</param>
+public sealed record NegotiatedHeartbeat(int RequestedMs, int AcceptedMs, double SuspectAfterMs, double TimeoutMs);
 
 /// <summary>
 /// What a connection's phi accrual detector has learned of its peer's heartbeats, and where it stands now

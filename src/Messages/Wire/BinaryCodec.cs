@@ -12,9 +12,10 @@ namespace Supervisor.Messages.Wire;
 /// offset  size  field
 ///  0      4     length: bytes after this field (uint32); at most max-frame-length
 ///  4      1     type: 0 heartbeat, 1 heartbeat response, 2 data, 3 error notice
-///  5      1     flags: 0x01 seq present, 0x02 data present, 0x04 data is JSON text; other bits 0
+///  5      1     flags: 0x01 seq present, 0x02 data present, 0x04 data is JSON text, 0x08 interval present; other bits 0
 ///  6      8     timestamp (int64, Unix seconds)
 /// 14      8     seq (int64), only with flag 0x01
+///  ..     4     interval (int32, milliseconds, at least 1), only with flag 0x08; after the seq when both are set
 ///  ..     rest  data (UTF-8), only with flag 0x02; the rest of the frame, possibly empty
 /// </code>
 /// A heartbeat with a seq is 22 bytes on the wire (the json-lines one about 42). A length past the limit is
@@ -40,10 +41,13 @@ public sealed class BinaryCodec : IFrameCodec
 
     /// <summary>Flag bit: the data is the text of one JSON value (<see cref="Frame.DataIsJson"/>); only with <see cref="FlagData"/>.</summary>
     public const byte FlagDataIsJson = 0x04;
-    private const byte KnownFlags = FlagSeq | FlagData | FlagDataIsJson;
 
-    /// <summary>Longest frame <see cref="TryEncodeWithoutData"/> writes: prefix, header and seq.</summary>
-    public const int MaxLengthWithoutData = PrefixLength + HeaderLength + 8;
+    /// <summary>Flag bit: a 4-byte interval (int32, ms, at least 1) follows the seq, or the header without one (<see cref="Frame.Interval"/>).</summary>
+    public const byte FlagInterval = 0x08;
+    private const byte KnownFlags = FlagSeq | FlagData | FlagDataIsJson | FlagInterval;
+
+    /// <summary>Longest frame <see cref="TryEncodeWithoutData(FrameType, long, long?, int?, Span{byte}, out int)"/> writes: prefix, header, seq and interval.</summary>
+    public const int MaxLengthWithoutData = PrefixLength + HeaderLength + 8 + 4;
 
     /// <summary>The codec's one instance; it is stateless and shared by every connection.</summary>
     public static BinaryCodec Instance { get; } = new();
@@ -106,7 +110,7 @@ public sealed class BinaryCodec : IFrameCodec
             return $"unknown frame type {type}";
         var flags = body[1];
         if ((flags & ~KnownFlags) != 0)
-            return $"flags 0x{flags:X2} have unknown bits (known: 0x01 seq, 0x02 data, 0x04 data is JSON)";
+            return $"flags 0x{flags:X2} have unknown bits (known: 0x01 seq, 0x02 data, 0x04 data is JSON, 0x08 interval)";
         var timestamp = BinaryPrimitives.ReadInt64BigEndian(body[2..]);
         var rest = body[HeaderLength..];
 
@@ -117,6 +121,18 @@ public sealed class BinaryCodec : IFrameCodec
                 return $"flag 0x01 (seq) is set but the frame ends {rest.Length} bytes into the 8-byte seq";
             seq = BinaryPrimitives.ReadInt64BigEndian(rest);
             rest = rest[8..];
+        }
+
+        int? interval = null;
+        if ((flags & FlagInterval) != 0)
+        {
+            if (rest.Length < 4)
+                return $"flag 0x08 (interval) is set but the frame ends {rest.Length} bytes into the 4-byte interval";
+            var ms = BinaryPrimitives.ReadInt32BigEndian(rest);
+            if (ms < Frame.MinInterval)
+                return $"field 'interval' is {ms}: it must be a positive number of milliseconds";
+            interval = ms;
+            rest = rest[4..];
         }
 
         string? data = null;
@@ -134,7 +150,7 @@ public sealed class BinaryCodec : IFrameCodec
         else if (!rest.IsEmpty)
             return $"{rest.Length} bytes follow the fields of a frame without data (flag 0x02 not set)";
 
-        frame = new DecodedFrame((FrameType)type, timestamp, data, seq) { DataIsJson = dataIsJson };
+        frame = new DecodedFrame((FrameType)type, timestamp, data, seq) { DataIsJson = dataIsJson, Interval = interval };
         return null;
     }
 
@@ -150,12 +166,12 @@ public sealed class BinaryCodec : IFrameCodec
     private static void Write(Frame frame, IBufferWriter<byte> output, bool withPrefix)
     {
         var dataLength = frame.Data is null ? 0 : Encoding.UTF8.GetByteCount(frame.Data);
-        var bodyLength = HeaderLength + (frame.Seq is null ? 0 : 8) + dataLength;
+        var bodyLength = HeaderLength + (frame.Seq is null ? 0 : 8) + (frame.Interval is null ? 0 : 4) + dataLength;
         var prefix = withPrefix ? PrefixLength : 0;
         var span = output.GetSpan(prefix + bodyLength)[..(prefix + bodyLength)];
         if (withPrefix) BinaryPrimitives.WriteUInt32BigEndian(span, (uint)bodyLength);
         var body = span[prefix..];
-        var at = WriteFields(body, frame.Type, frame.Timestamp, frame.Seq,
+        var at = WriteFields(body, frame.Type, frame.Timestamp, frame.Seq, CheckedInterval(frame.Interval),
             (byte)((frame.Data is null ? 0 : FlagData) | (frame.Data is not null && frame.DataIsJson ? FlagDataIsJson : 0)));
         if (frame.Data is not null)
         {
@@ -166,16 +182,29 @@ public sealed class BinaryCodec : IFrameCodec
         output.Advance(prefix + bodyLength);
     }
 
-    /// <summary>Type, flags, timestamp and seq (when there is one); returns the bytes written.</summary>
-    private static int WriteFields(Span<byte> body, FrameType type, long timestamp, long? seq, byte flags)
+    /// <summary>Type, flags, timestamp, seq and interval (when there are); returns the bytes written.</summary>
+    private static int WriteFields(Span<byte> body, FrameType type, long timestamp, long? seq, int? interval, byte flags)
     {
         body[0] = (byte)type;
-        body[1] = (byte)(flags | (seq is null ? 0 : FlagSeq));
+        body[1] = (byte)(flags | (seq is null ? 0 : FlagSeq) | (interval is null ? 0 : FlagInterval));
         BinaryPrimitives.WriteInt64BigEndian(body[2..], timestamp);
-        if (seq is not { } s) return HeaderLength;
-        BinaryPrimitives.WriteInt64BigEndian(body[HeaderLength..], s);
-        return HeaderLength + 8;
+        var at = HeaderLength;
+        if (seq is { } s)
+        {
+            BinaryPrimitives.WriteInt64BigEndian(body[at..], s);
+            at += 8;
+        }
+        if (interval is { } ms)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(body[at..], ms);
+            at += 4;
+        }
+        return at;
     }
+
+    /// <summary>An interval the decoder would refuse is not written: it throws <see cref="ArgumentOutOfRangeException"/>, as bad JSON data throws.</summary>
+    internal static int? CheckedInterval(int? interval) =>
+        interval is < Frame.MinInterval ? throw new ArgumentOutOfRangeException(nameof(interval), interval, "a frame's interval must be at least 1 ms") : interval;
 
     int IFrameCodec.MaxLengthWithoutData => MaxLengthWithoutData;
 
@@ -183,11 +212,15 @@ public sealed class BinaryCodec : IFrameCodec
     /// Writes a frame without data (a heartbeat or its response), prefix included, as <see cref="Encode"/> would, without
     /// allocating; false if <paramref name="output"/> is shorter than <see cref="MaxLengthWithoutData"/>.
     /// </summary>
-    public bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written)
+    public bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written) =>
+        TryEncodeWithoutData(type, timestamp, seq, null, output, out written);
+
+    /// <summary>As the overload without it, with the interval (flag 0x08) when <paramref name="interval"/> is set.</summary>
+    public bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, int? interval, Span<byte> output, out int written)
     {
         written = 0;
         if (output.Length < MaxLengthWithoutData) return false;
-        var bodyLength = WriteFields(output[PrefixLength..], type, timestamp, seq, 0);
+        var bodyLength = WriteFields(output[PrefixLength..], type, timestamp, seq, CheckedInterval(interval), 0);
         BinaryPrimitives.WriteUInt32BigEndian(output, (uint)bodyLength);
         written = PrefixLength + bodyLength;
         return true;

@@ -26,6 +26,12 @@ public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, 
     /// </summary>
     public bool DataIsJson { get; init; }
 
+    /// <summary>
+    /// On a heartbeat: the interval in milliseconds its sender states it will heartbeat at; on a response: the interval
+    /// the server accepted (issue 15, DESIGN §3 "Negotiated heartbeats"). Null when absent, as in the source document's frames.
+    /// </summary>
+    public int? Interval { get; init; }
+
     /// <summary>A data frame whose data is the JSON value <paramref name="json"/>; throws <see cref="ArgumentException"/> when it is not one JSON value.</summary>
     public static Frame JsonData(long timestamp, string json) =>
         JsonLinesCodec.IsJsonValue(System.Text.Encoding.UTF8.GetBytes(json))
@@ -34,6 +40,9 @@ public sealed record Frame(FrameType Type, long Timestamp, string? Data = null, 
 
     /// <summary>The answer to a heartbeat: type 1 with the heartbeat's <paramref name="seq"/> echoed (null when it had none).</summary>
     public static Frame HeartbeatResponse(long timestamp, long? seq) => new(FrameType.HeartbeatResponse, timestamp, null, seq);
+
+    /// <summary>The smallest interval a frame may carry (1 ms); zero or less is a protocol error in both codecs.</summary>
+    public const int MinInterval = 1;
 
     /// <summary>An error notice (type 3) carrying <paramref name="text"/>, as <see cref="CloseReasons.NoticeText"/> formats it.</summary>
     public static Frame ErrorNotice(long timestamp, string text) => new(FrameType.ErrorNotice, timestamp, text);
@@ -51,8 +60,11 @@ public readonly record struct DecodedFrame(FrameType Type, long Timestamp, strin
     /// <summary>As <see cref="Frame.DataIsJson"/>.</summary>
     public bool DataIsJson { get; init; }
 
+    /// <summary>As <see cref="Frame.Interval"/>.</summary>
+    public int? Interval { get; init; }
+
     /// <summary>The same frame as a <see cref="Frame"/> record (one allocation).</summary>
-    public Frame ToFrame() => new(Type, Timestamp, Data, Seq) { DataIsJson = DataIsJson };
+    public Frame ToFrame() => new(Type, Timestamp, Data, Seq) { DataIsJson = DataIsJson, Interval = Interval };
 
     /// <summary>True for the types that prove liveness in <c>heartbeat-only</c> mode.</summary>
     public bool IsHeartbeatTraffic => Type is FrameType.Heartbeat or FrameType.HeartbeatResponse;

@@ -60,14 +60,18 @@ public interface IFrameCodec
     /// <summary>Writes <paramref name="frame"/> as one message of a message transport: without delimiter or length prefix.</summary>
     void EncodeMessage(Frame frame, IBufferWriter<byte> output);
 
-    /// <summary>Longest frame <see cref="TryEncodeWithoutData"/> writes.</summary>
+    /// <summary>Longest frame <see cref="TryEncodeWithoutData(FrameType, long, long?, int?, Span{byte}, out int)"/> writes.</summary>
     int MaxLengthWithoutData { get; }
 
     /// <summary>
     /// Writes a frame without data (a heartbeat or its response) as <see cref="Encode"/> would, byte for byte,
     /// without allocating; false if <paramref name="output"/> is shorter than <see cref="MaxLengthWithoutData"/>.
     /// </summary>
-    bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written);
+    bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written) =>
+        TryEncodeWithoutData(type, timestamp, seq, null, output, out written);
+
+    /// <summary>As the overload without it, with the heartbeat's <c>interval</c> field (ms) when <paramref name="interval"/> is set.</summary>
+    bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, int? interval, Span<byte> output, out int written);
 }
 
 /// <summary>The codecs that ship, by name, and helpers over any codec.</summary>

@@ -81,8 +81,8 @@ public sealed class JsonLinesCodec : IFrameCodec
 
     int IFrameCodec.MaxLengthWithoutData => MaxLengthWithoutData;
 
-    bool IFrameCodec.TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written) =>
-        TryEncodeWithoutData(type, timestamp, seq, output, out written);
+    bool IFrameCodec.TryEncodeWithoutData(FrameType type, long timestamp, long? seq, int? interval, Span<byte> output, out int written) =>
+        TryEncodeWithoutData(type, timestamp, seq, interval, output, out written);
 
     /// <summary>Decodes one line; a trailing <c>\r</c> must already be removed.</summary>
     public static DecodeResult Decode(ReadOnlySpan<byte> line) =>
@@ -111,6 +111,7 @@ public sealed class JsonLinesCodec : IFrameCodec
         string? data = null;
         var dataIsJson = false;
         long? seq = null;
+        int? interval = null;
         try
         {
             var reader = new Utf8JsonReader(line, ReaderOptions);
@@ -139,6 +140,14 @@ public sealed class JsonLinesCodec : IFrameCodec
                     if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var s))
                         return "field 'seq' must be an int64";
                     seq = s;
+                }
+                else if (reader.ValueTextEquals("interval"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.Null) { interval = null; continue; }
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out var ms) || ms < Frame.MinInterval)
+                        return "field 'interval' must be a positive integer of milliseconds (1 to 2147483647)";
+                    interval = ms;
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
@@ -186,7 +195,7 @@ public sealed class JsonLinesCodec : IFrameCodec
             return "field 'type' is missing";
         if (type is < 0 or > 3)
             return $"unknown frame type {type}";
-        frame = new DecodedFrame((FrameType)type.Value, timestamp, data, seq) { DataIsJson = dataIsJson };
+        frame = new DecodedFrame((FrameType)type.Value, timestamp, data, seq) { DataIsJson = dataIsJson, Interval = interval };
         return null;
     }
 
@@ -216,6 +225,7 @@ public sealed class JsonLinesCodec : IFrameCodec
             else writer.WriteString("data"u8, frame.Data);
         }
         if (frame.Seq is { } seq) writer.WriteNumber("seq"u8, seq);
+        if (BinaryCodec.CheckedInterval(frame.Interval) is { } interval) writer.WriteNumber("interval"u8, interval);
         writer.WriteEndObject();
     }
 
@@ -266,18 +276,23 @@ public sealed class JsonLinesCodec : IFrameCodec
         }
     }
 
-    /// <summary>Longest line <see cref="TryEncodeWithoutData"/> writes: two int64 fields and the newline.</summary>
-    public const int MaxLengthWithoutData = 80;
+    /// <summary>Longest line <see cref="TryEncodeWithoutData(FrameType, long, long?, int?, Span{byte}, out int)"/> writes: two int64 fields, an int32 interval and the newline.</summary>
+    public const int MaxLengthWithoutData = 104;
 
     /// <summary>
     /// Writes a frame that has no <c>data</c> (a heartbeat or its response) followed by <c>\n</c>, byte for
     /// byte as <see cref="Encode(Frame, IBufferWriter{byte})"/> would, without allocating; false if
     /// <paramref name="output"/> is shorter than <see cref="MaxLengthWithoutData"/> needs.
     /// </summary>
-    public static bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written)
+    public static bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, Span<byte> output, out int written) =>
+        TryEncodeWithoutData(type, timestamp, seq, null, output, out written);
+
+    /// <summary>As the overload without it, with the <c>interval</c> field (ms) last when <paramref name="interval"/> is set.</summary>
+    public static bool TryEncodeWithoutData(FrameType type, long timestamp, long? seq, int? interval, Span<byte> output, out int written)
     {
         written = 0;
         if (output.Length < MaxLengthWithoutData) return false;
+        BinaryCodec.CheckedInterval(interval);
         var n = Append(output, 0, "{\"type\":"u8);
         Utf8Formatter.TryFormat((int)type, output[n..], out var w);
         n = Append(output, n + w, ",\"timestamp\":"u8);
@@ -287,6 +302,12 @@ public sealed class JsonLinesCodec : IFrameCodec
         {
             n = Append(output, n, ",\"seq\":"u8);
             Utf8Formatter.TryFormat(s, output[n..], out w);
+            n += w;
+        }
+        if (interval is { } ms)
+        {
+            n = Append(output, n, ",\"interval\":"u8);
+            Utf8Formatter.TryFormat(ms, output[n..], out w);
             n += w;
         }
         written = Append(output, n, "}\n"u8);

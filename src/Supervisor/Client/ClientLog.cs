@@ -30,4 +30,8 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "Client {Client}: keep-alive {Problem}")]
     public static partial void KeepAliveProblem(ILogger logger, string client, string problem);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Information,
+        Message = "Client {Client}: announced a heartbeat interval of {AnnouncedMs} ms; the server accepted {AcceptedMs} ms (its heartbeat.negotiation bounds) and judges this connection by that")]
+    public static partial void IntervalClamped(ILogger logger, string client, int announcedMs, int acceptedMs);
 }

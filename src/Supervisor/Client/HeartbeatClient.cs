@@ -370,6 +370,12 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private void OnHeartbeatResponse(Frame frame, DateTimeOffset now)
     {
         _responses++;
+        if (frame.Interval is { } accepted && accepted != _acceptedIntervalMs)
+        {
+            // Logged once per answer that changes: the server bounds the intervals it accepts (heartbeat.negotiation).
+            _acceptedIntervalMs = accepted;
+            if (accepted != AnnouncedIntervalMs) ClientLog.IntervalClamped(_services.Log, _name, AnnouncedIntervalMs, accepted);
+        }
         long? sentAt = null;
         if (frame.Seq is { } seq)
         {
@@ -433,12 +439,20 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Timers.StartSingleTimer(DeadlineTimer, DeadlineDue.Instance, next > now ? next - now : TimeSpan.Zero);
     }
 
+    /// <summary>The heartbeat interval this client announces (ms, within what a frame can carry).</summary>
+    private int AnnouncedIntervalMs => (int)Math.Clamp(_settings.HeartbeatInterval.TotalMilliseconds, 1, int.MaxValue);
+
+    /// <summary>The interval the server last said it accepted (ms); 0 before it said any.</summary>
+    private int _acceptedIntervalMs;
+
     /// <summary>Sends a heartbeat (its seq and send time kept for the round trip); false if the write ended the connection.</summary>
     private bool SendHeartbeat(DateTimeOffset now)
     {
         long? seq = _settings.SendSeq ? ++_nextSeq : null;
         while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
         _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
+        // Not announcing its interval yet: the client's frames stay exactly the source document's (its tests pin that);
+        // announcing wants an opt-in setting (issue 15 point 3, left).
         if (!Write(new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq))) return false;
         Publish(new HeartbeatSent(_name, seq));
         return true;

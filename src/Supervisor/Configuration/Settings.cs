@@ -58,6 +58,24 @@ internal sealed record HeartbeatSettings(bool Enabled, TimeSpan Interval, TimeSp
 
     /// <summary>The phi settings when the phi detector is in use; null with the fixed timeout.</summary>
     public Connections.PhiSettings? ActivePhi => Detector == SilenceDetector.Phi ? Phi : null;
+
+    /// <summary>
+    /// The intervals a peer may announce on its heartbeats (<c>heartbeat.negotiation</c>, issue 15 point 3); an
+    /// announcement outside them is clamped. Default here: 1 s to 10 min, as in the shipped configuration.
+    /// </summary>
+    public HeartbeatNegotiation Negotiation { get; init; } = HeartbeatNegotiation.Default;
+}
+
+/// <summary>
+/// <c>heartbeat.negotiation</c>: the bounds of the interval a peer may announce. The connection's deadlines follow the
+/// accepted interval as the listener's follow its own (timeout and suspect point scaled by accepted / listener interval).
+/// </summary>
+/// <param name="MinInterval">Smallest accepted interval; a smaller announcement is raised to it.</param>
+/// <param name="MaxInterval">Largest accepted interval; a larger announcement is lowered to it.</param>
+internal sealed record HeartbeatNegotiation(TimeSpan MinInterval, TimeSpan MaxInterval)
+{
+    /// <summary>1 s to 10 min: no heartbeating client in the field (mobile apps, IoT devices on 5-minute cycles) is refused its cadence.</summary>
+    public static HeartbeatNegotiation Default { get; } = new(TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
 }
 
 /// <summary>How a connection's silence is judged (<c>heartbeat.detector</c>).</summary>

@@ -253,6 +253,7 @@ internal static partial class SupervisorConfig
             },
             Phi = ReadPhi(heartbeat, heartbeatPath, interval),
             SuspectAfter = ReadSuspectAfter(heartbeat, heartbeatPath, interval, timeout),
+            Negotiation = ReadNegotiation(heartbeat, heartbeatPath),
         };
         var firstFrame = Raw(tcp, "limits.first-frame-timeout") == "auto"
             ? ListenerLimits.AutoFirstFrameTimeout(heartbeatSettings)
@@ -289,6 +290,18 @@ internal static partial class SupervisorConfig
         if (value < interval || value >= timeout)
             throw new ConfigurationError($"{path}.suspect-after", $"{value.ToHocon()} must be at least interval ({interval.ToHocon()}) and less than timeout ({timeout.ToHocon()})");
         return value;
+    }
+
+    /// <summary><c>heartbeat.negotiation</c>: min-interval up to max-interval, whole milliseconds (the wire's unit).</summary>
+    private static HeartbeatNegotiation ReadNegotiation(Config heartbeat, string path)
+    {
+        var min = ReadPositiveDuration(heartbeat, "negotiation.min-interval", path);
+        var max = ReadPositiveDuration(heartbeat, "negotiation.max-interval", path);
+        if (min < TimeSpan.FromMilliseconds(1) || max.TotalMilliseconds > int.MaxValue)
+            throw new ConfigurationError($"{path}.negotiation", $"the bounds must lie between 1ms and {int.MaxValue}ms, the interval a frame can carry");
+        if (max < min)
+            throw new ConfigurationError($"{path}.negotiation.max-interval", $"{max.ToHocon()} must be at least min-interval ({min.ToHocon()})");
+        return new HeartbeatNegotiation(min, max);
     }
 
     /// <summary>The phi accrual detector's knobs (<c>heartbeat.phi</c>).</summary>

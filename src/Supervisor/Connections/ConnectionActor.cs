@@ -230,10 +230,10 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         MeterBytesOut();
     }
 
-    private void SendHeartbeatResponse(long timestamp, long? seq)
+    private void SendHeartbeatResponse(long timestamp, long? seq, int? interval)
     {
         if (_closeReason is not null) return;
-        if (!_transport.WriteHeartbeatResponse(timestamp, seq))
+        if (!_transport.WriteHeartbeatResponse(timestamp, seq, interval))
         {
             CloseForWriteFailure();
             return;
@@ -305,6 +305,8 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
                 Context.Parent.Tell(ConnectionSupervisor.FirstFrameSeen.Instance, Self);
             }
         }
+        // What the peer announced is taken before the frame is counted, so its gap is judged against its own interval.
+        int? acceptedInterval = frame.Type == FrameType.Heartbeat && frame.Interval is { } requested ? Negotiate(requested) : null;
         var rttSamples = _deadlines.RttSamples;
         if (_deadlines.OnFrame(frame.Type, frame.Seq, now))
         {
@@ -330,7 +332,15 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             case FrameType.Heartbeat:
                 _services.Metrics.Traffic.HeartbeatReceived();
                 ConnectionLog.Heartbeat(_services.Log, Id, frame.Seq);
-                SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq);
+                if (_deadlines.HeartbeatsTooFast)
+                {
+                    _services.Metrics.HeartbeatsTooFast.Add(1);
+                    Close(CloseReason.RateLimited,
+                        $"heartbeats every {_deadlines.FastHeartbeatGapMs:F0} ms against the {_deadlines.AcceptedIntervalMs} ms interval it announced");
+                    return;
+                }
+                // Only a peer that announced an interval is told one: the source document's clients get the response they know.
+                SendHeartbeatResponse(now.ToUnixTimeSeconds(), frame.Seq, acceptedInterval);
                 break;
             case FrameType.Data:
                 OnData(frame.ToFrame());
@@ -341,6 +351,16 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
                 ConnectionLog.PeerNotice(_services.Log, Id, frame.Data);
                 break;
         }
+    }
+
+    /// <summary>The peer announced its heartbeat interval: accepted or clamped (logged once per announcement), and the deadlines re-armed by the caller.</summary>
+    private int Negotiate(int requested)
+    {
+        var changed = _deadlines.Negotiated?.RequestedMs != requested;
+        var accepted = _deadlines.Negotiate(requested);
+        if (changed)
+            ConnectionLog.IntervalNegotiated(_services.Log, Id, requested, accepted, _deadlines.Timeout.TotalMilliseconds);
+        return accepted;
     }
 
     /// <summary>
@@ -476,7 +496,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         if (!keepAlive.Enabled || keepAlive.UserTimeoutMs is not null) return;
         // Enough probes at the nudged pace to outlast the heartbeat timeout (the kernel gives up after TCP_KEEPCNT
         // unanswered ones, and that close must stay heartbeat-timeout's); the kernel takes at most 127.
-        var remaining = _setup.Listener.Heartbeat.Timeout - (now - _deadlines.LastLivenessAt);
+        var remaining = _deadlines.Timeout - (now - _deadlines.LastLivenessAt);
         var every = Math.Max(NudgedProbeSeconds, (int)Math.Ceiling(remaining.TotalSeconds / (MaxKeepAliveProbes - 2)));
         if (keepAlive.IdleSeconds is { } idle && idle <= every) return;
         var probes = Math.Clamp((int)Math.Ceiling(remaining.TotalSeconds / every) + 2, keepAlive.Probes ?? 1, MaxKeepAliveProbes);
@@ -863,6 +883,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     {
         Handler = new HandlerFlow(FramesInFlight, _handlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
         Phi = _deadlines.PhiStatus(Now),
+        Negotiated = _deadlines.Negotiated,
         // While suspect, and on the row of a connection closed for silence.
         Cause = _closeReason switch
         {

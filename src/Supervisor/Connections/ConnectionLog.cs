@@ -32,4 +32,8 @@ internal static partial class ConnectionLog
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Connection {ConnectionId}: the connection handler failed")]
     public static partial void HandlerFailed(ILogger logger, Exception cause, string connectionId);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information,
+        Message = "Connection {ConnectionId}: peer announced a heartbeat interval of {RequestedMs} ms; accepted {AcceptedMs} ms, timeout {TimeoutMs} ms")]
+    public static partial void IntervalNegotiated(ILogger logger, string connectionId, int requestedMs, int acceptedMs, double timeoutMs);
 }

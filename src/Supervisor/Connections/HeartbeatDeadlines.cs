@@ -59,6 +59,16 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     private readonly PhiAccrual? _phi = sendsOwnHeartbeats || settings.ActivePhi is not { } phi ? null : new PhiAccrual(phi);
     private TimeSpan _suspectAfter = settings.SuspectAfter ?? settings.Interval;
     private TimeSpan _timeoutAfter = settings.Timeout;
+    /// <summary>This connection's interval and hard timeout: the listener's, or those derived from the interval its peer announced.</summary>
+    private TimeSpan _interval = settings.Interval;
+    private TimeSpan _hardTimeout = settings.Timeout;
+    /// <summary>The interval the peer announced and the one accepted (ms); 0 while it has announced none.</summary>
+    private int _requestedIntervalMs;
+    private int _acceptedIntervalMs;
+    /// <summary>The peer's last heartbeat (type 0, ticks, 0 for none), and the run of heartbeats that came too fast (<see cref="HeartbeatsTooFast"/>).</summary>
+    private long _lastPeerHeartbeatTicks;
+    private long _fastSinceTicks;
+    private int _fastHeartbeats;
 
     public DateTimeOffset LastLivenessAt { get; private set; } = connectedAt;
     public DateTimeOffset? LastFrameAt { get; private set; }
@@ -69,6 +79,75 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     /// <summary>How many round trips have been measured; changes each time <see cref="RttMs"/> is set.</summary>
     public long RttSamples { get; private set; }
     public long HeartbeatsReceived { get; private set; }
+
+    /// <summary>This connection's interval: the listener's, or the one accepted from its peer.</summary>
+    public TimeSpan Interval => _interval;
+
+    /// <summary>This connection's hard timeout: the listener's, or the one derived from the accepted interval.</summary>
+    public TimeSpan Timeout => _hardTimeout;
+
+    /// <summary>What the peer announced and what was accepted; null while it has announced nothing.</summary>
+    public NegotiatedHeartbeat? Negotiated => _acceptedIntervalMs == 0
+        ? null
+        : new NegotiatedHeartbeat(_requestedIntervalMs, _acceptedIntervalMs, _suspectAfter.TotalMilliseconds, _hardTimeout.TotalMilliseconds);
+
+    /// <summary>
+    /// The peer announced it heartbeats every <paramref name="requestedMs"/>: accepted within the listener's
+    /// <c>heartbeat.negotiation</c> bounds, clamped outside them. The connection's deadlines follow the accepted
+    /// interval as the listener's follow its own: timeout and suspect point scaled by accepted / listener interval
+    /// (so <c>suspect-after = auto</c> stays interval + min(interval, timeout − interval) / 2 of the accepted one), as
+    /// MQTT derives 1.5 × keep-alive from CONNECT. A peer that announces on every heartbeat costs a comparison.
+    /// Returns the accepted interval in ms, what the response tells the peer.
+    /// </summary>
+    public int Negotiate(int requestedMs)
+    {
+        if (requestedMs == _requestedIntervalMs) return _acceptedIntervalMs;
+        var bounds = settings.Negotiation;
+        var accepted = (int)Math.Clamp(requestedMs, (long)bounds.MinInterval.TotalMilliseconds, (long)bounds.MaxInterval.TotalMilliseconds);
+        _requestedIntervalMs = requestedMs;
+        if (accepted == _acceptedIntervalMs) return accepted;
+        _acceptedIntervalMs = accepted;
+        var scale = accepted / settings.Interval.TotalMilliseconds;
+        _interval = TimeSpan.FromMilliseconds(accepted);
+        _hardTimeout = TimeSpan.FromMilliseconds(Math.Round(settings.Timeout.TotalMilliseconds * scale));
+        _timeoutAfter = _hardTimeout;
+        _suspectAfter = TimeSpan.FromMilliseconds(Math.Round((settings.SuspectAfter ?? settings.Interval).TotalMilliseconds * scale));
+        if (_phi is { Samples: > 0 }) ApplyPhiPoints();
+        // A new cadence starts a new judgement of its pace.
+        _fastHeartbeats = 0;
+        return accepted;
+    }
+
+    /// <summary>
+    /// The peer announced an interval and then sent <see cref="TooFastRun"/> heartbeats in a row, each less than a
+    /// quarter of that interval after the one before (gRPC's too_many_pings): it claims a slow cadence and keeps a fast
+    /// one. Honest jitter never brings a heartbeat three quarters of an interval early, and the backlog a stalled
+    /// client or a held-up network delivers at once is at most timeout / interval heartbeats (a longer silence is
+    /// closed), which the run exceeds.
+    /// </summary>
+    public bool HeartbeatsTooFast => _fastHeartbeats >= TooFastRun;
+
+    /// <summary>Heartbeats in a row that make a peer too fast: timeout / interval + 3, at least 8.</summary>
+    private int TooFastRun => Math.Max(8, (int)(settings.Timeout.Ticks / settings.Interval.Ticks) + 3);
+
+    /// <summary>The mean gap of the run of too-fast heartbeats, in ms, for the close's notice.</summary>
+    public double FastHeartbeatGapMs => _fastHeartbeats == 0 ? 0
+        : (_lastPeerHeartbeatTicks - _fastSinceTicks) / (double)_fastHeartbeats / TimeSpan.TicksPerMillisecond;
+
+    /// <summary>The interval accepted from the peer in ms; 0 when it announced none.</summary>
+    public int AcceptedIntervalMs => _acceptedIntervalMs;
+
+    private void CountPace(DateTimeOffset now)
+    {
+        var last = _lastPeerHeartbeatTicks;
+        _lastPeerHeartbeatTicks = now.UtcTicks;
+        if (_acceptedIntervalMs == 0 || last == 0) return;
+        if ((now.UtcTicks - last) * 4 < _interval.Ticks)
+        {
+            if (_fastHeartbeats++ == 0) _fastSinceTicks = last;
+        }
+        else _fastHeartbeats = 0;
+    }
 
     /// <summary>Records a valid frame; returns true if it changed the state (suspect back to active).</summary>
     public bool OnFrame(Frame frame, DateTimeOffset now) => OnFrame(frame.Type, frame.Seq, now);
@@ -84,6 +163,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
             if (type == FrameType.Heartbeat)
             {
                 HeartbeatsReceived++;
+                CountPace(now);
                 if (_phi is not null) LearnInterval(now);
             }
             if (type == FrameType.HeartbeatResponse && frameSeq is { } seq && seq == _outstandingPingSeq)
@@ -127,8 +207,13 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     private void LearnInterval(DateTimeOffset now)
     {
         _phi!.OnHeartbeat(now);
+        ApplyPhiPoints();
+    }
+
+    private void ApplyPhiPoints()
+    {
         var close = _phi!.CloseAfter;
-        _timeoutAfter = close < settings.Timeout ? close : settings.Timeout;
+        _timeoutAfter = close < _hardTimeout ? close : _hardTimeout;
         var suspect = _phi.SuspectAfter;
         _suspectAfter = suspect < _timeoutAfter ? suspect : _timeoutAfter;
     }
@@ -161,7 +246,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         if (MissesCountFrom is { } from)
         {
             // The first miss at the suspect point (one interval with the fixed timeout), one more every interval after.
-            var nextMiss = from + _suspectAfter + settings.Interval * MissedHeartbeats;
+            var nextMiss = from + _suspectAfter + _interval * MissedHeartbeats;
             if (nextMiss < next) next = nextMiss;
         }
         if (next < _judgeNotBefore) next = _judgeNotBefore;
@@ -181,7 +266,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     {
         if (MissesCountFrom is not { } from) return 0;
         var silent = now - from;
-        return silent < _suspectAfter ? 0 : 1 + (int)((silent - _suspectAfter).Ticks / settings.Interval.Ticks);
+        return silent < _suspectAfter ? 0 : 1 + (int)((silent - _suspectAfter).Ticks / _interval.Ticks);
     }
 
     /// <summary>
@@ -193,8 +278,8 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     {
         if (_nextOwnHeartbeatAtTicks == 0 || now.UtcTicks < _nextOwnHeartbeatAtTicks) return false;
         var due = new DateTimeOffset(_nextOwnHeartbeatAtTicks, TimeSpan.Zero);
-        var behind = (now - due).Ticks / settings.Interval.Ticks;
-        _nextOwnHeartbeatAtTicks = due.UtcTicks + settings.Interval.Ticks * (behind + 1);
+        var behind = (now - due).Ticks / _interval.Ticks;
+        _nextOwnHeartbeatAtTicks = due.UtcTicks + _interval.Ticks * (behind + 1);
         if (_unansweredSinceTicks == 0) _unansweredSinceTicks = now.UtcTicks;
         return true;
     }

@@ -57,6 +57,8 @@ internal sealed class SupervisorMetrics : IDisposable
         // Heartbeats and bytes are read from the connections' striped counters at each collection: one tally, shared with /api/stats.
         _meter.CreateObservableCounter("supervisor.heartbeats.received", () => Traffic.Read().Heartbeats, "{heartbeat}", "Heartbeat frames received from peers");
         HeartbeatsMissed = _meter.CreateCounter<long>("supervisor.heartbeats.missed", "{heartbeat}", "Heartbeat intervals that passed without a valid frame");
+        HeartbeatsTooFast = _meter.CreateCounter<long>("supervisor.heartbeats.too_fast", "{connection}",
+            "Connections closed for heartbeating far faster than the interval they announced (rate-limited)");
         _rtt = Latency("supervisor.heartbeat.rtt", "Round-trip time of server pings");
         // The convention's name and attribute for bytes through an interface (system.network.io, process.network.io),
         // read from the same striped counters as the heartbeats.
@@ -85,6 +87,7 @@ internal sealed class SupervisorMetrics : IDisposable
     public Counter<long> Accepted { get; }
     public Counter<long> Closed { get; }
     public Counter<long> HeartbeatsMissed { get; }
+    public Counter<long> HeartbeatsTooFast { get; }
 
     /// <summary>The server-ping round-trip histogram (seconds), for in-process listeners such as the dashboard's history.</summary>
     internal Instrument HeartbeatRtt => _rtt;

@@ -40,7 +40,8 @@ internal interface IConnectionTransport : IDisposable
     /// Queues a heartbeat response (<c>{"type":1,"timestamp":…,"seq":…}</c>); a transport may encode it
     /// without allocating. Same result as <see cref="Write"/> with <see cref="Frame.HeartbeatResponse"/>.
     /// </summary>
-    bool WriteHeartbeatResponse(long timestamp, long? seq) => Write(Frame.HeartbeatResponse(timestamp, seq));
+    bool WriteHeartbeatResponse(long timestamp, long? seq, int? interval = null) =>
+        Write(Frame.HeartbeatResponse(timestamp, seq) with { Interval = interval });
 
     /// <summary>
     /// The frames the transport has decoded, announced by <see cref="TransportEvents.FramesReady"/> (one shape for

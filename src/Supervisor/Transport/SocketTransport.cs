@@ -15,7 +15,7 @@ internal sealed class SocketTransport : IConnectionTransport
     private const int ReceiveChunk = 8 * 1024;
 
     /// <summary>Room on the stack for a heartbeat response.</summary>
-    private const int MaxLengthWithoutData = 96;
+    private const int MaxLengthWithoutData = 112;
 
     private readonly Socket _socket;
     private readonly int _maxFrameLength;
@@ -145,13 +145,13 @@ internal sealed class SocketTransport : IConnectionTransport
     }
 
     /// <summary>Encoded on the stack and sent at once; only bytes the kernel would not take are copied to the heap.</summary>
-    public bool WriteHeartbeatResponse(long timestamp, long? seq)
+    public bool WriteHeartbeatResponse(long timestamp, long? seq, int? interval = null)
     {
         if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
         Span<byte> line = stackalloc byte[MaxLengthWithoutData];
-        // A codec that needs more room than the shipped ones (json-lines 80, binary 22) takes the general path.
-        if (!Codec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, line, out var length))
-            return Write(Frame.HeartbeatResponse(timestamp, seq));
+        // A codec that needs more room than the shipped ones (json-lines 104, binary 26) takes the general path.
+        if (!Codec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, interval, line, out var length))
+            return Write(Frame.HeartbeatResponse(timestamp, seq) with { Interval = interval });
         line = line[..length];
         if (!_outbound.IsIdle) return Enqueue(line.ToArray());
 

@@ -28,7 +28,7 @@ internal sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
 
     /// <summary>The peer's frame arrives, as if read from the socket.</summary>
     public void Receive(Frame frame, int wireBytes) =>
-        _inbound!.Enqueue(new InboundFrame(new DecodedFrame(frame.Type, frame.Timestamp, frame.Data, frame.Seq), wireBytes));
+        _inbound!.Enqueue(new InboundFrame(new DecodedFrame(frame.Type, frame.Timestamp, frame.Data, frame.Seq) { Interval = frame.Interval }, wireBytes));
 
     public void Close(CloseReason reason, string detail)
     {

@@ -22,6 +22,9 @@ public sealed class FrameCodecTests
         new(FrameType.Data, 7, "{\"x\":[1,\"é\",{\"y\":null}]}", 9) { DataIsJson = true },
         new(FrameType.Data, 7, "3.25") { DataIsJson = true },
         Frame.ErrorNotice(3, "protocol-error: x"),
+        new(FrameType.Heartbeat, 1, null, 3) { Interval = 5000 },
+        new(FrameType.Heartbeat, 1) { Interval = int.MaxValue },
+        Frame.HeartbeatResponse(1, 3) with { Interval = 2000 },
     ];
 
     /// <summary>Decodes every frame in <paramref name="stream"/> fed in the given pieces; the outcome and what was left pending.</summary>
@@ -209,7 +212,8 @@ public sealed class FrameCodecTests
     [InlineData("0000000300010203", "shorter than the 10-byte header")]
     [InlineData("0000000A04000000000000000001", "unknown frame type 4")]
     [InlineData("0000000AFF000000000000000001", "unknown frame type 255")]
-    [InlineData("0000000A00080000000000000001", "flags 0x08 have unknown bits")]
+    [InlineData("0000000A00100000000000000001", "flags 0x10 have unknown bits")]
+    [InlineData("0000000A00080000000000000001", "flag 0x08 (interval) is set but the frame ends 0 bytes into")]
     [InlineData("0000000C000100000000000000010203", "ends 2 bytes into the 8-byte seq")]
     [InlineData("0000000B0000000000000000000100", "1 bytes follow the fields of a frame without data")]
     [InlineData("0000000C02020000000000000001C328", "'data' is not valid UTF-8")]
