@@ -211,7 +211,8 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         if (_stopped) return null;
         try
         {
-            return (await _self.Ask<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(Id), cancel).ConfigureAwait(false)).Status;
+            return (await _self.Ask<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(Id), ConnectionHub.StatusAskTimeout, cancel)
+                .ConfigureAwait(false)).Status;
         }
         catch (AskTimeoutException)
         {

@@ -72,6 +72,13 @@ public static class ConnectionEvents
 /// <summary>The hub over the connection supervisor's children: finding one is a read of its child table, no per-connection index.</summary>
 internal sealed class ConnectionHub : IConnectionHub
 {
+    /// <summary>
+    /// How long a status question waits for its connection. A live connection answers at once; one that stopped between
+    /// being found and being asked never does (the question goes to dead letters), and an Ask without a timeout then
+    /// waits forever (seen: a test polling a closing connection's status hung its whole run).
+    /// </summary>
+    internal static readonly TimeSpan StatusAskTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>Events buffered per <see cref="Events"/> reader before the oldest are dropped.</summary>
     public const int EventBuffer = 4096;
 
@@ -92,7 +99,8 @@ internal sealed class ConnectionHub : IConnectionHub
         if (Find(connectionId) is not { } connection) return null;
         try
         {
-            var found = await connection.Ask<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(connectionId), cancel).ConfigureAwait(false);
+            var found = await connection.Ask<RegistryProtocol.ConnectionFound>(new ConnectionCommands.GetStatus(connectionId),
+                StatusAskTimeout, cancel).ConfigureAwait(false);
             return found.Status;
         }
         catch (AskTimeoutException)
