@@ -337,7 +337,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
                 {
                     _services.Metrics.HeartbeatsTooFast.Add(1);
                     Close(CloseReason.RateLimited,
-                        $"heartbeats every {_deadlines.FastHeartbeatGapMs:F0} ms against the {_deadlines.AcceptedIntervalMs} ms interval it announced");
+                        $"heartbeats every {_deadlines.FastHeartbeatGapMs:F0} ms against the {_deadlines.RequestedIntervalMs} ms interval it announced");
                     return;
                 }
                 // Only a peer that announced an interval is told one: the source document's clients get the response they know.

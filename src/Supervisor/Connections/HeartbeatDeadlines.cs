@@ -120,7 +120,7 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
 
     /// <summary>
     /// The peer announced an interval and then sent <see cref="TooFastRun"/> heartbeats in a row, each less than a
-    /// quarter of that interval after the one before (gRPC's too_many_pings): it claims a slow cadence and keeps a fast
+    /// quarter of that interval (the one it announced, not the one it was clamped up to) after the one before (gRPC's too_many_pings): it claims a slow cadence and keeps a fast
     /// one. Honest jitter never brings a heartbeat three quarters of an interval early, and the backlog a stalled
     /// client or a held-up network delivers at once is at most timeout / interval heartbeats (a longer silence is
     /// closed), which the run exceeds.
@@ -134,6 +134,9 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
     public double FastHeartbeatGapMs => _fastHeartbeats == 0 ? 0
         : (_lastPeerHeartbeatTicks - _fastSinceTicks) / (double)_fastHeartbeats / TimeSpan.TicksPerMillisecond;
 
+    /// <summary>The interval the peer announced in ms; 0 when it announced none.</summary>
+    public int RequestedIntervalMs => _requestedIntervalMs;
+
     /// <summary>The interval accepted from the peer in ms; 0 when it announced none.</summary>
     public int AcceptedIntervalMs => _acceptedIntervalMs;
 
@@ -142,7 +145,10 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         var last = _lastPeerHeartbeatTicks;
         _lastPeerHeartbeatTicks = now.UtcTicks;
         if (_acceptedIntervalMs == 0 || last == 0) return;
-        if ((now.UtcTicks - last) * 4 < _interval.Ticks)
+        // Judged against what the peer said, or the accepted interval if that is shorter: a client clamped up from
+        // 200 ms that keeps its honest 200 ms pace (it may not read the answer) is not lying about it.
+        var saidTicks = Math.Min(_requestedIntervalMs, _acceptedIntervalMs) * TimeSpan.TicksPerMillisecond;
+        if ((now.UtcTicks - last) * 4 < saidTicks)
         {
             if (_fastHeartbeats++ == 0) _fastSinceTicks = last;
         }

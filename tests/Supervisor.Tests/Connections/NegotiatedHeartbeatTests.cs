@@ -114,6 +114,39 @@ public sealed class NegotiatedHeartbeatVirtualTimeTests() : Akka.TestKit.Xunit2.
             Clock.Advance(TimeSpan.FromMilliseconds(1));
         }
     }
+
+    [Fact]
+    public void A_fast_client_clamped_up_by_the_default_bounds_must_not_be_too_fast_at_the_pace_it_announced()
+    {
+        // Default bounds [1 s, 10 m]: a game client announcing 200 ms is told 1 s but may keep its own pace.
+        var listener = SupervisorConfig.Read(SupervisorConfig.Build(
+            "supervisor.tcp.limits.first-frame-timeout = off", "web-service")).Listeners.Single();
+        Assert.Equal(TimeSpan.FromSeconds(1), listener.Heartbeat.Negotiation.MinInterval);
+        var (registry, transport) = Start(listener);
+        for (var i = 0; i < 40; i++)
+        {
+            Clock.Advance(TimeSpan.FromMilliseconds(200));
+            _peer.Receive(new Frame(FrameType.Heartbeat, 1) { Interval = 200 }, 30);
+            var answer = transport.ExpectMsg<ProbeTransport.Wrote>().Frame;
+            Assert.Equal(FrameType.HeartbeatResponse, answer.Type);
+            Assert.Equal(1000, answer.Interval);
+        }
+        Assert.DoesNotContain(registry.ReceiveWhile(TimeSpan.FromMilliseconds(100), m => m), m => m is ConnectionLifecycle.Closed);
+
+        // The same client announcing 200 ms and heartbeating every 20 ms is still refused.
+        for (var i = 0; i < 40 && !transport.HasMessages; i++)
+        {
+            Clock.Advance(TimeSpan.FromMilliseconds(20));
+            _peer.Receive(new Frame(FrameType.Heartbeat, 1) { Interval = 200 }, 30);
+            var written = transport.ExpectMsg<ProbeTransport.Wrote>().Frame;
+            if (written.Type != FrameType.HeartbeatResponse)
+            {
+                Assert.StartsWith("rate-limited: ", written.Data);
+                return;
+            }
+        }
+        Assert.Fail("a client heartbeating every 20 ms after announcing 200 ms was not closed");
+    }
 }
 
 /// <summary>Negotiated heartbeats (issue 15 point 3) over real loopback sockets, in both codecs.</summary>

@@ -22,13 +22,25 @@ internal sealed class ProbeTransport(IActorRef probe) : IConnectionTransport
     public long BytesOut { get; private set; }
 
     private InboundFrames? _inbound;
-    public IInboundFrames Inbound => _inbound!;
+    public IInboundFrames Inbound => Started();
 
-    public void Start(IActorRef owner) => _inbound = new InboundFrames(owner, 64 * 1024);
+    public void Start(IActorRef owner) => Volatile.Write(ref _inbound, new InboundFrames(owner, 64 * 1024));
+
+    /// <summary>
+    /// The actor publishes Opened before it starts its transport, so a test that saw Opened may get here first
+    /// (one run in a few on a busy machine): wait for the start as a socket's first read would.
+    /// </summary>
+    private InboundFrames Started()
+    {
+        InboundFrames? inbound = null;
+        if (!SpinWait.SpinUntil(() => (inbound = Volatile.Read(ref _inbound)) is not null, TimeSpan.FromSeconds(10)))
+            throw new TimeoutException("the connection actor never started its transport");
+        return inbound!;
+    }
 
     /// <summary>The peer's frame arrives, as if read from the socket.</summary>
     public void Receive(Frame frame, int wireBytes) =>
-        _inbound!.Enqueue(new InboundFrame(new DecodedFrame(frame.Type, frame.Timestamp, frame.Data, frame.Seq) { Interval = frame.Interval }, wireBytes));
+        Started().Enqueue(new InboundFrame(new DecodedFrame(frame.Type, frame.Timestamp, frame.Data, frame.Seq) { Interval = frame.Interval }, wireBytes));
 
     public void Close(CloseReason reason, string detail)
     {
