@@ -102,8 +102,16 @@ internal sealed record ClientSettings(
         {
             Tls = client.HasPath("tls") && ReadBool(client, "tls.enabled", prefix) ? ClientTls.Read(client, prefix) : null,
             Codec = codec,
+            AnnounceInterval = ReadBool(client, "heartbeat.announce-interval", prefix),
         };
     }
+
+    /// <summary>
+    /// Heartbeats carry the client's interval (<c>heartbeat.announce-interval</c>), so a server that negotiates derives
+    /// this connection's deadlines from it; the source document's server ignores the field. Default on in HOCON, off
+    /// for settings constructed directly (the source document's frames exactly).
+    /// </summary>
+    public bool AnnounceInterval { get; init; }
 
     /// <summary>The wire format to speak (<c>codec</c>), as the server listener's. Default json-lines.</summary>
     public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;

@@ -451,9 +451,11 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         long? seq = _settings.SendSeq ? ++_nextSeq : null;
         while (_outstanding.Count >= MaxOutstanding) _outstanding.Dequeue();
         _outstanding.Enqueue((seq, Stopwatch.GetTimestamp()));
-        // Not announcing its interval yet: the client's frames stay exactly the source document's (its tests pin that);
-        // announcing wants an opt-in setting (issue 15 point 3, left).
-        if (!Write(new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq))) return false;
+        var heartbeat = new Frame(FrameType.Heartbeat, now.ToUnixTimeSeconds(), null, seq)
+        {
+            Interval = _settings.AnnounceInterval ? AnnouncedIntervalMs : null,
+        };
+        if (!Write(heartbeat)) return false;
         Publish(new HeartbeatSent(_name, seq));
         return true;
     }

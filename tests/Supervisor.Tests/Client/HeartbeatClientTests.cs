@@ -81,6 +81,26 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
         await WaitForConnectionsAsync(service, c => c.All(s => s.Protocol != HeartbeatClient.Protocol));
     }
 
+    [Fact]
+    public async Task Client_must_announce_its_interval_and_log_the_one_the_server_clamped_it_to()
+    {
+        // heartbeat.announce-interval is on by default: the server bounds intervals to [2 s, 60 s], the client says 1 s.
+        await using var service = await TestService.StartAsync("supervisor.heartbeat.negotiation { min-interval = 2s, max-interval = 60s }");
+        var (client, events) = Start("announcing", Fast(service.Port, interval: TimeSpan.FromSeconds(1), timeout: TimeSpan.FromSeconds(5)), service);
+        Assert.NotNull(Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(5)).RttMs);
+
+        var inbound = Assert.Single((await WaitForConnectionsAsync(service, c => c.Any(s => s.Protocol == "tcp"))).Items, c => c.Protocol == "tcp");
+        var status = await service.LiveStatusAsync(inbound.Id);
+        Assert.Equal(1000, status!.Negotiated!.RequestedMs);
+        Assert.Equal(2000, status.Negotiated.AcceptedMs);
+        Assert.Contains(_logs.Lines, l => l.Message.Contains("announced a heartbeat interval of 1000 ms; the server accepted 2000 ms"));
+
+        // Heartbeating every 1 s, as it said, is not too fast for a server that would rather have 2 s.
+        for (var i = 0; i < 3; i++) Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(5));
+        Assert.Equal(0, (await service.StatsAsync()).Closed(CloseReason.RateLimited));
+        await client.GracefulStop(TimeSpan.FromSeconds(3));
+    }
+
     [Theory]
     [InlineData("json-lines")]
     [InlineData("binary")]
@@ -100,7 +120,8 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
     {
         // The server pings after 100 ms of silence; the client heartbeats only every 400 ms.
         await using var service = await TestService.StartAsync("supervisor.heartbeat { interval = 100ms, timeout = 2s, server-ping = on }");
-        var (client, events) = Start("pinged", Fast(service.Port, interval: TimeSpan.FromMilliseconds(400), timeout: TimeSpan.FromSeconds(2)), service);
+        // Announcing its 400 ms would move the server's deadlines to it (negotiation): this client keeps the listener's.
+        var (client, events) = Start("pinged", Fast(service.Port, interval: TimeSpan.FromMilliseconds(400), timeout: TimeSpan.FromSeconds(2)) with { AnnounceInterval = false }, service);
         Next<Connected>(events, TimeSpan.FromSeconds(5));
         var pinged = Next<ServerPinged>(events, TimeSpan.FromSeconds(3));
         Assert.NotNull(pinged.Seq);
@@ -229,7 +250,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             }
         }, stop.Token);
 
-        var settings = Fast(port, timeout: TimeSpan.FromMilliseconds(400)) with { SendSeq = false };
+        var settings = Fast(port, timeout: TimeSpan.FromMilliseconds(400)) with { SendSeq = false, AnnounceInterval = false };
         var (client, events) = Start("plain", settings);
         Next<Connected>(events, TimeSpan.FromSeconds(5));
         client.Tell(new Send("hello"));
