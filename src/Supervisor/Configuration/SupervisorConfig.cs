@@ -321,7 +321,11 @@ internal static partial class SupervisorConfig
         return new Connections.PhiSettings(suspect, threshold, samples,
             ReadPositiveDuration(heartbeat, "phi.min-std-deviation", path),
             AutoOrDuration("phi.acceptable-heartbeat-pause"),
-            AutoOrDuration("phi.first-heartbeat-estimate"));
+            AutoOrDuration("phi.first-heartbeat-estimate"))
+        {
+            PauseFollowsInterval = Raw(heartbeat, "phi.acceptable-heartbeat-pause") == "auto",
+            EstimateFollowsInterval = Raw(heartbeat, "phi.first-heartbeat-estimate") == "auto",
+        };
     }
 
     private static ProxyProtocolSettings ReadProxyProtocol(Config tcp, string path)

@@ -112,7 +112,11 @@ internal sealed class HeartbeatDeadlines(HeartbeatSettings settings, DateTimeOff
         _hardTimeout = TimeSpan.FromMilliseconds(Math.Round(settings.Timeout.TotalMilliseconds * scale));
         _timeoutAfter = _hardTimeout;
         _suspectAfter = TimeSpan.FromMilliseconds(Math.Round((settings.SuspectAfter ?? settings.Interval).TotalMilliseconds * scale));
-        if (_phi is { Samples: > 0 }) ApplyPhiPoints();
+        if (_phi is not null)
+        {
+            _phi.FollowInterval(_interval);
+            ApplyPhiPoints();
+        }
         // A new cadence starts a new judgement of its pace.
         _fastHeartbeats = 0;
         return accepted;

@@ -18,6 +18,15 @@ internal sealed record PhiSettings(
     TimeSpan AcceptableHeartbeatPause,
     TimeSpan FirstHeartbeatEstimate)
 {
+    /// <summary>
+    /// The pause and the first estimate were <c>auto</c> (the interval): they follow a connection's negotiated interval
+    /// as its timeout does, where an explicit value (a mobile listener's 20 s pause) is the network's, kept as set.
+    /// </summary>
+    public bool PauseFollowsInterval { get; init; }
+
+    /// <inheritdoc cref="PauseFollowsInterval"/>
+    public bool EstimateFollowsInterval { get; init; }
+
     /// <summary>How many deviations past the mean φ reaches <see cref="SuspectThreshold"/>; see <see cref="PhiAccrual.DeviationsAt"/>.</summary>
     public double SuspectDeviations { get; } = PhiAccrual.DeviationsAt(SuspectThreshold);
 
@@ -47,16 +56,38 @@ internal sealed class PhiAccrual
     private long _squaredSumMs;
     private long _lastHeartbeatTicks;
     private bool _skipNextInterval;
+    private bool _learnedAny;
+    private double _pauseMs;
 
     public PhiAccrual(PhiSettings settings)
     {
         _settings = settings;
         _intervalsMs = new int[Math.Max(2, settings.MaxSampleSize)];
-        // As Akka: start from the estimate, with a deviation of a quarter of it, as two samples.
-        var mean = (long)settings.FirstHeartbeatEstimate.TotalMilliseconds;
+        _pauseMs = settings.AcceptableHeartbeatPause.TotalMilliseconds;
+        Seed(settings.FirstHeartbeatEstimate);
+    }
+
+    /// <summary>As Akka: start from the estimate, with a deviation of a quarter of it, as two samples.</summary>
+    private void Seed(TimeSpan estimate)
+    {
+        var mean = (long)estimate.TotalMilliseconds;
         var deviation = mean / 4;
         Add(mean - deviation);
         Add(mean + deviation);
+    }
+
+    /// <summary>
+    /// The peer's interval was negotiated: an <c>auto</c> pause becomes it, and an <c>auto</c> first estimate is
+    /// seeded again from it while nothing real has been learned (the listener's 30 s seeds would otherwise widen a
+    /// 5 s peer's deviation for its first max-sample-size heartbeats).
+    /// </summary>
+    public void FollowInterval(TimeSpan interval)
+    {
+        if (_settings.PauseFollowsInterval) _pauseMs = interval.TotalMilliseconds;
+        if (!_settings.EstimateFollowsInterval || _learnedAny) return;
+        _count = _next = 0;
+        _sumMs = _squaredSumMs = 0;
+        Seed(interval);
     }
 
     /// <summary>Intervals remembered (the two seeded from the first-heartbeat estimate among them until they are pushed out).</summary>
@@ -92,6 +123,7 @@ internal sealed class PhiAccrual
     {
         // Clamped so the squared sum cannot overflow (an hour is far beyond any heartbeat interval).
         var ms = (long)Math.Clamp(interval.TotalMilliseconds, 0, 3_600_000);
+        _learnedAny = true;
         Add(ms);
     }
 
@@ -113,7 +145,7 @@ internal sealed class PhiAccrual
         _squaredSumMs += ms * ms;
     }
 
-    private double AdjustedMeanMs => MeanMs + _settings.AcceptableHeartbeatPause.TotalMilliseconds;
+    private double AdjustedMeanMs => MeanMs + _pauseMs;
 
     private double AdjustedStdDeviationMs => Math.Max(StdDeviationMs, _settings.MinStdDeviation.TotalMilliseconds);
 

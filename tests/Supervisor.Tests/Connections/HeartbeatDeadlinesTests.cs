@@ -203,6 +203,28 @@ public sealed class HeartbeatDeadlinesTests
     }
 
     [Fact]
+    public void Phi_with_auto_pause_and_estimate_must_follow_a_negotiated_interval()
+    {
+        // A 30 s / 90 s listener with pause and first estimate auto; the peer announces 5 s on its first heartbeat.
+        var interval = TimeSpan.FromSeconds(30);
+        var deadlines = new HeartbeatDeadlines(new HeartbeatSettings(true, interval, TimeSpan.FromSeconds(90), LivenessMode.AnyFrame, false, TimeSpan.FromSeconds(1))
+        {
+            Detector = SilenceDetector.Phi,
+            Phi = new PhiSettings(SuspectThreshold: 3, Threshold: 8, MaxSampleSize: 64, MinStdDeviation: TimeSpan.FromMilliseconds(200),
+                AcceptableHeartbeatPause: interval, FirstHeartbeatEstimate: interval) { PauseFollowsInterval = true, EstimateFollowsInterval = true },
+            Negotiation = new HeartbeatNegotiation(TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)),
+        }, T0);
+        Assert.Equal(5000, deadlines.Negotiate(5000));
+        var last = Heartbeats(deadlines, Enumerable.Repeat(5000.0, 4));
+        // Seeded from 5 s (3.75 s and 6.25 s) with a 5 s pause: mean 5 s, deviation ~0.72 s, closed ~14.1 s after the
+        // last heartbeat. The listener's seeds (22.5 s, 37.5 s) and 30 s pause would have held it to the derived 15 s cap.
+        var status = deadlines.PhiStatus(last)!;
+        Assert.Equal(5000, status.MeanMs, 1);
+        Assert.InRange(status.CloseAfterMs, 13_000, 14_500);
+        Assert.True(status.CloseAfterMs < deadlines.Timeout.TotalMilliseconds);
+    }
+
+    [Fact]
     public void Phi_must_not_learn_the_interval_that_spans_a_stall_of_the_server()
     {
         var interval = TimeSpan.FromSeconds(1);
