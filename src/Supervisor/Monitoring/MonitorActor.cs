@@ -79,7 +79,12 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         _incidentFirst = settings.Rules.OrderBy(r => MonitorMetrics.IsIncident(r.Metric) ? 0 : 1).ToArray();
         _rttRetention = settings.Rules.Where(r => r.Metric == MonitorMetrics.RttP99).Select(r => r.Window).DefaultIfEmpty(TimeSpan.Zero).Max();
         if (settings.MassDisconnect.Enabled)
+        {
             _counts.Retain(MassDisconnectTimeouts, settings.MassDisconnect.Window);
+            // The mass disconnect's message says what the kernel saw of its closes (path-dead, peer-hung).
+            _counts.Retain(MonitorMetrics.ClosedBy(SilenceCause.PathDead), settings.MassDisconnect.Window);
+            _counts.Retain(MonitorMetrics.ClosedBy(SilenceCause.PeerHung), settings.MassDisconnect.Window);
+        }
 
         // This node's connections, from their one lifecycle stream (DESIGN §3, "One lifecycle"): inbound ones only, as /api/stats counts them.
         Receive<ConnectionLifecycle.Opened>(opened =>
@@ -321,7 +326,7 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         var population = _activeConnections + timeouts;
         var affected = Math.Max(timeouts, Math.Min(_lastMissBy.Count, population));
         var share = population == 0 ? 0 : (double)affected / population;
-        var message = $"{affected} of {population} connections went silent within {mass.Window.TotalSeconds:0.#} s ({timeouts} timed out so far); a network segment or the server may be down";
+        var message = $"{affected} of {population} connections went silent within {mass.Window.TotalSeconds:0.#} s ({timeouts} timed out so far); {MassDisconnectCause(mass.Window, now)}";
         if (_active.ContainsKey(MassDisconnectRule))
         {
             if (share <= mass.Fraction / 2)
@@ -341,6 +346,18 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
             return true;
         }
         return false;
+    }
+
+    /// <summary>What the kernel said of the mass disconnect's closes so far (TCP_INFO, DESIGN §3 "Cause of death"), or the guess without it.</summary>
+    private string MassDisconnectCause(TimeSpan window, DateTimeOffset now)
+    {
+        var pathDead = _counts.Count(MonitorMetrics.ClosedBy(SilenceCause.PathDead), window, now);
+        var peerHung = _counts.Count(MonitorMetrics.ClosedBy(SilenceCause.PeerHung), window, now);
+        if (pathDead == 0 && peerHung == 0) return "a network segment or the server may be down";
+        var verdict = pathDead >= 2 * peerHung ? "a network incident"
+            : peerHung >= 2 * pathDead ? "an application incident (the peers' TCP still acknowledges)"
+            : "both network and application";
+        return $"{pathDead} closed path-dead, {peerHung} peer-hung: {verdict}";
     }
 
     private double Value(AlertRule rule, DateTimeOffset now) => rule.Metric switch

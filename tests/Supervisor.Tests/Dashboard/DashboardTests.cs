@@ -75,6 +75,8 @@ public sealed class DashboardTests(ITestOutputHelper output)
                 if (ping.Type == FrameType.Heartbeat) await chatty.SendFrameAsync(Frame.HeartbeatResponse(1, ping.Seq));
             }
         });
+        // It announces a 2 s interval (negotiated heartbeats): its row shows the cadence it was given.
+        await chatty.SendFrameAsync(new Frame(FrameType.Heartbeat, 1, null, 1) { Interval = 2000 });
         var all = await api.WaitForAsync("/api/connections", p => p.GetProperty("total").GetInt32() == 4);
         string IdOf(string remote) => all.GetProperty("items").EnumerateArray()
             .Single(c => c.GetProperty("remote").GetString() == remote).GetProperty("id").GetString()!;
@@ -99,6 +101,8 @@ public sealed class DashboardTests(ITestOutputHelper output)
         Assert.Equal("ws", await page.Locator($"tr[data-connection-id='{wsId}'] td").Nth(2).TextContentAsync());
         await page.Locator($"tr[data-connection-id='{chattyId}'] td:nth-child(9):has-text('ms')").WaitForAsync(new() { Timeout = Timeout });
         Assert.Equal("600s/30s/3", await page.Locator($"tr[data-connection-id='{chattyId}'] td").Nth(11).TextContentAsync());
+        await page.Locator($"tr[data-connection-id='{chattyId}'] td:nth-child(13):text-is('every 2.0 s')").WaitForAsync(new() { Timeout = Timeout });
+        Assert.Equal("", await page.Locator($"tr[data-connection-id='{silentId}'] td").Nth(12).TextContentAsync());
 
         // An alert appears once the monitor raises it.
         var alert = page.Locator("tr[data-alert-rule='crowd']");

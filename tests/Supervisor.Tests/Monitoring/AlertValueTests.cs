@@ -21,16 +21,24 @@ public sealed class AlertValueTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs.
         return Sys.ActorOf(MonitorActor.Props(settings, null, NullLogger.Instance).WithDispatcher(CallingThreadDispatcher.Id));
     }
 
+    private static ConnectionStatus NewConnection() =>
+        new($"c{Guid.NewGuid():N}", "127.0.0.1:50000", "tcp", "tcp", ConnectionState.Active,
+            DateTimeOffset.UnixEpoch, null, null, 0, null, 0, 0, 0, KeepAliveStatus.Disabled);
+
+    private static ConnectionStatus Open(IActorRef monitor)
+    {
+        var status = NewConnection();
+        monitor.Tell(new ConnectionLifecycle.Opened(status, ConnectionDirection.Inbound, DateTimeOffset.UnixEpoch));
+        return status;
+    }
+
+    private static void Close(IActorRef monitor, ConnectionStatus status, SilenceCause? cause = null) =>
+        monitor.Tell(new ConnectionLifecycle.Closed(status with { State = ConnectionState.Closing }, ConnectionDirection.Inbound,
+            CloseReason.HeartbeatTimeout, "test", DateTimeOffset.UnixEpoch) { Cause = cause });
+
     private static void TimeOut(IActorRef monitor, int count)
     {
-        for (var i = 0; i < count; i++)
-        {
-            var status = new ConnectionStatus($"c{Guid.NewGuid():N}", "127.0.0.1:50000", "tcp", "tcp", ConnectionState.Active,
-                DateTimeOffset.UnixEpoch, null, null, 0, null, 0, 0, 0, KeepAliveStatus.Disabled);
-            monitor.Tell(new ConnectionLifecycle.Opened(status, ConnectionDirection.Inbound, DateTimeOffset.UnixEpoch));
-            monitor.Tell(new ConnectionLifecycle.Closed(status with { State = ConnectionState.Closing }, ConnectionDirection.Inbound,
-                CloseReason.HeartbeatTimeout, "test", DateTimeOffset.UnixEpoch));
-        }
+        for (var i = 0; i < count; i++) Close(monitor, Open(monitor));
     }
 
     private MonitorProtocol.Alerts Alerts(IActorRef monitor)
@@ -79,5 +87,31 @@ public sealed class AlertValueTests() : Akka.TestKit.Xunit2.TestKit(TestConfigs.
         Assert.DoesNotContain(alerts.Active, a => a.Rule == "heartbeat-timeouts");
         var resolved = Assert.Single(alerts.History, a => a.Rule == "heartbeat-timeouts");
         Assert.Equal((0, 100, 51), (resolved.Value, resolved.Peak, resolved.RaisedValue));
+    }
+
+    [Fact]
+    public void A_mass_disconnect_must_say_what_the_kernel_saw_of_its_closes()
+    {
+        // The shipped rules and mass disconnect (more than half of at least 20 in 10 s; network-incident: above 25
+        // path-dead closes in 1 min).
+        var settings = SupervisorConfig.Read(SupervisorConfig.Build("", null)).Monitor with { WatchStarvation = false };
+        var monitor = Sys.ActorOf(MonitorActor.Props(settings, null, NullLogger.Instance).WithDispatcher(CallingThreadDispatcher.Id));
+        var fleet = Enumerable.Range(0, 100).Select(_ => Open(monitor)).ToList();
+
+        // A network outage as it is seen: 60 of the 100 miss heartbeats (the mass disconnect opens, the cause is not
+        // known yet), then close, 50 path-dead and 10 silent, within 3 s.
+        foreach (var peer in fleet.Take(60)) monitor.Tell(new MonitorEvents.HeartbeatMissed("tcp", peer.Id));
+        Pass(TimeSpan.FromSeconds(1));
+        Assert.EndsWith("a network segment or the server may be down", Assert.Single(Alerts(monitor).Active).Message);
+        for (var i = 0; i < 60; i++)
+        {
+            Close(monitor, fleet[i], i < 50 ? SilenceCause.PathDead : SilenceCause.Silent);
+            if (i % 20 == 19) Pass(TimeSpan.FromSeconds(1));
+        }
+        var active = Alerts(monitor).Active;
+        var mass = Assert.Single(active, a => a.Rule == MonitorActor.MassDisconnectRule);
+        Assert.EndsWith("(60 timed out so far); 50 closed path-dead, 0 peer-hung: a network incident", mass.Message);
+        // The cause's own rule speaks too (what, and why); the dead-peer rules stay quiet for both.
+        Assert.Equal(["mass-disconnect", "network-incident"], active.Select(a => a.Rule).Order().ToArray());
     }
 }
