@@ -284,7 +284,7 @@ public sealed partial class CauseOfDeathNetnsTests(ITestOutputHelper output)
         Assert.Contains("keep-alive probes unanswered", closed.Text, StringComparison.Ordinal);
         Assert.InRange(silent, 4000, 4800);
         // Counted from the cut, which follows the peer's last heartbeat by 150 ms plus however late this test read
-        // its "stopped" line (seen 1.2 s late at load 40): the silence above is the precise figure.
+        // its "stopped" line (3.3 s from the cut was seen at load 40): the silence above is the precise figure.
         Assert.InRange(delay, TimeSpan.FromSeconds(2.5), TimeSpan.FromSeconds(5.5));
     }
 
