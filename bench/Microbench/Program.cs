@@ -10,8 +10,10 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 // In-process (the repository's Directory.*.props would otherwise shape BenchmarkDotNet's generated
 // project), with the memory diagnoser: "Allocated" is bytes per operation, one operation = one frame.
 // "--steady-path N": the steady heartbeat path with real threads, bytes allocated process-wide.
-if (args is ["--steady-path", var count])
-    return Microbench.SteadyPathAllocations.Run(int.Parse(count, System.Globalization.CultureInfo.InvariantCulture));
+// "--steady-path N --detector phi": the same with the phi accrual detector.
+if (args is ["--steady-path", var count, ..])
+    return Microbench.SteadyPathAllocations.Run(int.Parse(count, System.Globalization.CultureInfo.InvariantCulture),
+        args is [_, _, "--detector", var detector] ? detector : "fixed");
 
 var config = ManualConfig.CreateMinimumViable()
     .AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithWarmupCount(3).WithIterationCount(10).WithId("inproc"))

@@ -21,7 +21,8 @@ namespace Microbench;
 /// </summary>
 public static class SteadyPathAllocations
 {
-    public static int Run(int heartbeats)
+    /// <param name="detector">The listener's <c>heartbeat.detector</c>: <c>fixed</c> or <c>phi</c> (issue 15: no allocation with phi either).</param>
+    public static int Run(int heartbeats, string detector = "fixed")
     {
         using var system = ActorSystem.Create("steady", ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING"));
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -31,7 +32,7 @@ public static class SteadyPathAllocations
         client.Connect(listener.LocalEndPoint!);
         var server = listener.Accept();
 
-        var listenerSettings = SupervisorConfig.Read(SupervisorConfig.Build("supervisor.heartbeat { interval = 1h, timeout = 2h }", null)).Listeners.Single() with
+        var listenerSettings = SupervisorConfig.Read(SupervisorConfig.Build($"supervisor.heartbeat {{ interval = 1h, timeout = 2h, detector = {detector} }}", null)).Listeners.Single() with
         {
             Limits = new ListenerLimits(100, 1e12, int.MaxValue, null),
         };
