@@ -61,7 +61,8 @@ for (var i = 0; i < warmup; i++)
     await warm.OpenAsync(server, new IPAddress([127, 0, 0, 1]), cts.Token);
     for (var seq = 1; seq <= 3; seq++) await warm.HeartbeatAsync(cts.Token);
 }
-await Task.Delay(TimeSpan.FromSeconds(3));
+// Longer than the service's native-heap trim after handshakes (5 s), so the empty process is the settled one.
+await Task.Delay(TimeSpan.FromSeconds(10));
 var empty = ServerProcess.Sample(pid);
 Console.WriteLine($"server empty (after warm-up): RSS {empty.RssKiB} KiB, threads {empty.Threads}");
 var kernelBefore = Kernel.Read();
