@@ -99,6 +99,6 @@ done
 echo
 echo "== summary (RSS per idle connection, B; load now $(cut -d' ' -f1-3 /proc/loadavg))"
 awk '{ delete kv; for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
-       printf "%-6s held %6s of %6s  empty %7s KiB  held %7s KiB  => %6s B per connection  (kernel: slab %s B, buffers %s B per socket)\n",
-         kv["label"], kv["held"], kv["connections"], kv["rss_empty_kib"], kv["rss_held_kib"], kv["rss_per_conn_b"], kv["kernel_slab_per_socket_b"], kv["kernel_buffers_per_socket_b"] }' "$results"
+       printf "%-6s held %6s of %6s  empty %7s KiB  held %7s KiB  => %6s B per connection, %s us CPU per heartbeat  (kernel: slab %s B, buffers %s B per socket)\n",
+         kv["label"], kv["held"], kv["connections"], kv["rss_empty_kib"], kv["rss_held_kib"], kv["rss_per_conn_b"], kv["cpu_per_heartbeat_us"], kv["kernel_slab_per_socket_b"], kv["kernel_buffers_per_socket_b"] }' "$results"
 echo "raw: $results"

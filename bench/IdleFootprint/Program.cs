@@ -70,7 +70,7 @@ var kernelBefore = Kernel.Read();
 // Ramp: at most 200 connections opening at once; each then heartbeats until the end.
 var clients = new Client[count];
 var loops = new List<Task>(count);
-long answered = 0, failed = 0, dropped = 0;
+long answered = 0, failed = 0, dropped = 0, heartbeats = 0;
 string? firstError = null;
 var window = new SemaphoreSlim(200, 200);
 var rampStart = Stopwatch.GetTimestamp();
@@ -86,6 +86,8 @@ Console.WriteLine($"ramp: {answered}/{count} answered in {Stopwatch.GetElapsedTi
 
 await Task.Delay(settle);
 var samples = new List<long>();
+var holdStart = ServerProcess.Sample(pid);
+var heartbeatsBefore = Interlocked.Read(ref heartbeats);
 var holdEnd = Stopwatch.GetTimestamp() + (long)(hold.TotalSeconds * Stopwatch.Frequency);
 ProcSample last = default;
 while (Stopwatch.GetTimestamp() < holdEnd)
@@ -95,12 +97,15 @@ while (Stopwatch.GetTimestamp() < holdEnd)
     samples.Add(last.RssKiB);
 }
 var kernelAfter = Kernel.Read();
+var heartbeatsInHold = Interlocked.Read(ref heartbeats) - heartbeatsBefore;
+// Server CPU (utime + stime) over the hold window per heartbeat answered in it: what an idle connection costs in CPU.
+var cpuPerHeartbeat = heartbeatsInHold > 0 ? (last.CpuSeconds - holdStart.CpuSeconds) / heartbeatsInHold * 1e6 : double.NaN;
 samples.Sort();
 var median = samples[samples.Count / 2];
 var held = clients.Count(c => c is { Answered: true, Closed: false });
 var perConnection = held > 0 ? (median - empty.RssKiB) * 1024.0 / held : double.NaN;
 Console.WriteLine($"hold: {held} held, {dropped} dropped; server RSS median {median} KiB (min {samples[0]}, max {samples[^1]}) over {samples.Count} samples, threads {last.Threads}");
-Console.WriteLine($"=> {perConnection:F0} B RSS per idle {(tls ? "TLS" : "plain")} connection");
+Console.WriteLine($"=> {perConnection:F0} B RSS per idle {(tls ? "TLS" : "plain")} connection; server CPU {cpuPerHeartbeat:F1} µs per heartbeat ({heartbeatsInHold} in the hold window)");
 var kernel = Kernel.PerSocket(kernelBefore, kernelAfter, 2 * held);
 Console.WriteLine($"kernel (both ends on this machine, per socket): {kernel}");
 
@@ -108,7 +113,7 @@ stop.Cancel();
 foreach (var c in clients) c?.Dispose();
 await Task.WhenAny(Task.WhenAll(loops), Task.Delay(TimeSpan.FromSeconds(10)));
 Console.WriteLine(FormattableString.Invariant(
-    $"RESULT label={label} tls={(tls ? "on" : "off")} connections={count} held={held} dropped={dropped} rss_empty_kib={empty.RssKiB} rss_held_kib={median} rss_per_conn_b={perConnection:F0} threads={last.Threads} kernel_slab_per_socket_b={kernel.SlabBytes:F0} kernel_buffers_per_socket_b={kernel.BufferBytes:F0}"));
+    $"RESULT label={label} tls={(tls ? "on" : "off")} connections={count} held={held} dropped={dropped} rss_empty_kib={empty.RssKiB} rss_held_kib={median} rss_per_conn_b={perConnection:F0} threads={last.Threads} cpu_per_heartbeat_us={cpuPerHeartbeat:F1} kernel_slab_per_socket_b={kernel.SlabBytes:F0} kernel_buffers_per_socket_b={kernel.BufferBytes:F0}"));
 return held == count ? 0 : 1;
 
 async Task RunAsync(Client client, IPAddress source)
@@ -129,6 +134,7 @@ async Task RunAsync(Client client, IPAddress source)
         {
             await Task.Delay(interval * (1 - Random.Shared.NextDouble() * 0.1), stop.Token).ConfigureAwait(false);
             await client.HeartbeatAsync(stop.Token).ConfigureAwait(false);
+            Interlocked.Increment(ref heartbeats);
         }
     }
     catch (Exception) when (stop.IsCancellationRequested)
