@@ -39,10 +39,10 @@ internal static class OpenSslBuffers
     public static bool Release(SslStream ssl)
     {
         if (!Available) return false;
-        if (SecurityContext!.GetValue(ssl) is not SafeHandle handle || handle.GetType().FullName != "Microsoft.Win32.SafeHandles.SafeSslHandle"
-            || !LibSslLoaded.Value)
+        if (SecurityContext!.GetValue(ssl) is not SafeHandle handle) return false; // no handshake has run on it
+        if (handle.GetType().FullName != "Microsoft.Win32.SafeHandles.SafeSslHandle" || !LibSslLoaded.Value)
         {
-            _failed = true;
+            _failed = true; // another TLS library or layout: never for this process
             return false;
         }
         var added = false;
