@@ -13,7 +13,8 @@ namespace Supervisor.Transport;
 /// <summary>
 /// A TLS connection: the handshake and every read run on the read loop; writes are queued on the owner's
 /// thread and sent one at a time once the handshake is done. Idle connections wait in a zero-byte read,
-/// so they hold no receive buffer here either.
+/// so they hold no receive buffer here either, and OpenSSL frees its record buffers between records
+/// (<see cref="OpenSslBuffers"/>).
 /// </summary>
 internal sealed class TlsTransport : IConnectionTransport
 {
@@ -105,7 +106,9 @@ internal sealed class TlsTransport : IConnectionTransport
         _owner = owner;
         _outbound.Owner = owner;
         _inbound = new InboundFrames(owner, _maxFrameLength, FrameMemory, Codec);
-        _ = Task.Run(ReadLoopAsync);
+        // On the thread pool (the handshake must not run in the owner's PreStart), without Task.Run's proxy task that
+        // each connection would keep for its life (136 B).
+        ThreadPool.UnsafeQueueUserWorkItem(static transport => _ = transport.ReadLoopAsync(), this, preferLocal: false);
     }
 
     /// <summary>
@@ -181,6 +184,10 @@ internal sealed class TlsTransport : IConnectionTransport
         {
             await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
             TransportFaults.At(FaultPoint.TlsHandshake, Remote);
+            // Before the first read or write after the handshake: OpenSSL's ~34 KB of record buffers are then held
+            // only while a record is in them, not for the connection's life (bench/README.md, issue 16).
+            OpenSslBuffers.Release(_ssl);
+            NativeHeapTrim.AfterHandshake();
             Volatile.Write(ref _handshakeDoneAt, System.Diagnostics.Stopwatch.GetTimestamp());
             _stream.HandshakeDone();
             _handshake.TrySetResult();
@@ -189,6 +196,7 @@ internal sealed class TlsTransport : IConnectionTransport
         catch (Exception e)
         {
             FailHandshake(e);
+            NativeHeapTrim.AfterHandshake();
             if (_disposed) return false;
             owner.Tell(e switch
             {

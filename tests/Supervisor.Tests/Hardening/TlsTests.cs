@@ -111,5 +111,33 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, (await plain.ReceiveFrameAsync())!.Seq);
     }
 
+    [Fact]
+    public async Task OpenSSL_must_free_a_tls_connections_record_buffers_between_records_and_records_must_still_flow()
+    {
+        // Without the mode an idle TLS connection keeps ~34 KB of OpenSSL buffers (bench/README.md, issue 16); this
+        // fails when a .NET or OpenSSL update moves what OpenSslBuffers reaches into, instead of silently costing it.
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
+        using var accepted = await listener.AcceptTcpClientAsync();
+        await using var server = new SslStream(accepted.GetStream());
+        await using var peer = new SslStream(client.GetStream(), false, (_, _, _, _) => true);
+        await Task.WhenAll(
+            server.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = _certificates.Issued }),
+            peer.AuthenticateAsClientAsync("localhost"));
+
+        Assert.True(Supervisor.Transport.OpenSslBuffers.Release(server), "SSL_MODE_RELEASE_BUFFERS could not be set");
+
+        var buffer = new byte[64];
+        for (var round = 0; round < 3; round++)
+        {
+            await peer.WriteAsync("ping\n"u8.ToArray());
+            Assert.Equal("ping\n", Encoding.UTF8.GetString(buffer, 0, await server.ReadAsync(buffer)));
+            await server.WriteAsync("pong\n"u8.ToArray());
+            Assert.Equal("pong\n", Encoding.UTF8.GetString(buffer, 0, await peer.ReadAsync(buffer)));
+        }
+    }
+
     public void Dispose() => _certificates.Dispose();
 }
