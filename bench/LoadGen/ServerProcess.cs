@@ -4,15 +4,26 @@ using System.Runtime.InteropServices;
 namespace LoadGen;
 
 /// <summary>One reading of the server process from /proc: what the kernel says it costs.</summary>
-internal readonly record struct ProcSample(long RssKiB, double CpuSeconds, int OpenFiles, int Threads, long TakenAtTicks);
+/// <remarks>
+/// Context switches are summed over the process's threads: a voluntary one is a thread that blocked
+/// (in epoll_wait, a futex, a sleep) and so had to be woken again, which is how the load run counts
+/// the server's wake-ups per frame.
+/// </remarks>
+internal readonly record struct ProcSample(long RssKiB, double CpuSeconds, int OpenFiles, int Threads, long TakenAtTicks,
+    long VoluntarySwitches = 0, long InvoluntarySwitches = 0);
 
 /// <summary>Reads another process's RSS, CPU seconds, open files and threads from /proc/PID.</summary>
 internal static partial class ServerProcess
 {
     private const int ScClkTck = 2;
 
+    private const int SigUsr1 = 10;
+
     [LibraryImport("libc", EntryPoint = "sysconf")]
     private static partial long SysConf(int name);
+
+    [LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
 
     private static readonly double TicksPerSecond = Math.Max(1, SysConf(ScClkTck));
 
@@ -30,8 +41,30 @@ internal static partial class ServerProcess
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         var cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
         var files = Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Count();
-        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp());
+        long voluntary = 0, involuntary = 0;
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                foreach (var line in File.ReadLines($"{task}/status"))
+                {
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) voluntary += LastNumber(line);
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) involuntary += LastNumber(line);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The thread ended between the listing and the read.
+            }
+        }
+        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp(), voluntary, involuntary);
     }
+
+    private static long LastNumber(string line) =>
+        long.Parse(line.AsSpan(line.LastIndexOfAny([' ', '\t']) + 1), CultureInfo.InvariantCulture);
+
+    /// <summary>Asks the server (the native floor only: a .NET process would die of it) to print its counters.</summary>
+    public static void SignalUsr1(int pid) => Kill(pid, SigUsr1);
 
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}");
 }
