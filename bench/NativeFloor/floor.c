@@ -180,15 +180,17 @@ static int consume(int fd, char *data, int length) {
     return 1;
 }
 
-static void on_readable(int fd, int64_t now) {
+static void on_readable(int fd) {
     if (fd >= conn_capacity || !conns[fd].open) return;
     while (1) {
         ssize_t read_bytes = recv(fd, read_buffer, READ_BUFFER, 0);
         reads++;
         if (read_bytes < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (read_bytes <= 0) { close_conn(fd); return; }
-        /* A read is a frame's arrival for the deadline (FloorServer stamps each line; one clock read per read is enough). */
-        conns[fd].last_frame_ns = now;
+        /* The read is the frames' arrival for the deadline (FloorServer stamps each line; one clock read per read
+         * is enough). Not the wake-up's time: a frame that arrived after it, while this thread was preempted,
+         * would get a deadline earlier than its own arrival + timeout. */
+        conns[fd].last_frame_ns = monotonic_ns();
         unlink_deadline(fd);
         append_deadline(fd);
         if (!consume(fd, read_buffer, (int)read_bytes)) { close_conn(fd); return; }
@@ -328,8 +330,9 @@ int main(int argc, char **argv) {
         if (n > 0) { wakeups++; events_seen += (uint64_t)n; }
         for (int i = 0; i < n; i++) {
             if (events[i].data.fd == listener) on_acceptable(listener, now);
-            else on_readable(events[i].data.fd, now);
+            else on_readable(events[i].data.fd);
         }
+        if (n > 0) now = monotonic_ns();
         sweep(now);
         if (stats_requested) { stats_requested = 0; print_stats(); }
         if (now >= stop_at) break;
