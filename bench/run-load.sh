@@ -7,6 +7,7 @@
 #   TARGETS="service" bench/run-load.sh     # one of them only
 #   ARRIVALS=burst bench/run-load.sh        # the generator of issue 7 (several frames per server wake-up)
 #   NATIVE_MODE=edge bench/run-load.sh      # the native floor edge-triggered (default: level)
+#   BUILD=0 bench/run-load.sh               # skip the dotnet build (the Release binaries are already there)
 #
 # Every process started here is stopped here (by its PID), every wait is bounded, and the
 # generator stops by itself. Logs go to bench/results/ (git-ignored); a table is printed at the end.
@@ -66,8 +67,10 @@ echo "kernel: $(uname -r)"
 echo "ulimit -n: $(ulimit -n)"
 echo "load: $(uptime)"
 
-echo "== build (Release)"
-dotnet build Supervisor.sln -c Release -nologo -v q 2>&1 | grep -E "Warn|Error|error|warning" || true
+if [[ "${BUILD:-1}" != 0 ]]; then
+  echo "== build (Release)"
+  dotnet build Supervisor.sln -c Release -nologo -v q 2>&1 | grep -E "Warn|Error|error|warning" || true
+fi
 NATIVE=bench/NativeFloor/bin/floor
 if [[ " $TARGETS " == *" native "* ]]; then
   mkdir -p bench/NativeFloor/bin
