@@ -32,6 +32,7 @@ internal sealed class Generator(Options options)
     private volatile bool _stopSending;
     private long _answeredFirst, _lastFirstAnswerAt, _connectFailed, _dropped, _steadyResponses, _steadySent;
     private long _echoFrames, _echoBytes, _echoSent;
+    private long _steadySenderWakeups; // sleeps the sender woke from in the steady window (sender thread only)
     private string? _firstError;
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Frequency);
@@ -118,7 +119,10 @@ internal sealed class Generator(Options options)
         var sendLate = _sendLateness.QuantilesMs(0.5, 0.99);
         Put("send_late_p50_ms", sendLate[0], "F3");
         Put("send_late_p99_ms", sendLate[1], "F3");
-        Console.WriteLine($"sender ({results["arrivals"]}): send − due time p50 {sendLate[0]:F3} ms, p99 {sendLate[1]:F3} ms");
+        var senderWakeups = Interlocked.Read(ref _steadySenderWakeups);
+        Put("sender_frames_per_wakeup", senderWakeups > 0 ? Interlocked.Read(ref _steadySent) / (double)senderWakeups : double.NaN, "F2");
+        Console.WriteLine($"sender ({results["arrivals"]}): send − due time p50 {sendLate[0]:F3} ms, p99 {sendLate[1]:F3} ms; " +
+                          $"{Interlocked.Read(ref _steadySent) / (double)Math.Max(1, senderWakeups):F2} frames sent per sender wake-up");
         if (steadyEnd.TakenAtTicks != 0)
         {
             var cpu = steadyEnd.CpuSeconds - steadyStart.CpuSeconds;
@@ -438,7 +442,11 @@ internal sealed class Generator(Options options)
             else nextData = 0;
             var wake = queue.TryPeek(out _, out var nextDue) ? nextDue : now + Frequency / 100;
             if (nextData != 0) wake = Math.Min(wake, nextData);
-            if (wake > Stopwatch.GetTimestamp()) Thread.Sleep(1);
+            if (wake > Stopwatch.GetTimestamp())
+            {
+                Thread.Sleep(1);
+                if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySenderWakeups);
+            }
         }
     }
     /// <summary>
@@ -492,6 +500,7 @@ internal sealed class Generator(Options options)
             var wake = Math.Min(heartbeatDue, now + idle);
             if (echo) wake = Math.Min(wake, nextData);
             Pacing.Sleep(wake - now);
+            if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySenderWakeups);
         }
     }
 }
