@@ -148,7 +148,7 @@ awk '
     label = kv["label"]; labels[++n] = label
     for (k in kv) v[label, k] = kv[k] }
   END {
-    split("load_before load_after arrivals connections held dropped accepts_per_s cpu_per_accept_us heartbeats_per_s rtt_p50_ms rtt_p99_ms rtt_max_ms cpu_per_heartbeat_us cpu_percent_steady rss_empty_kib rss_steady_kib rss_per_conn_b open_files threads sender_frames_per_wakeup send_late_p99_ms server_wakeups_per_s frames_per_wakeup epoll_frames_per_wakeup epoll_events_per_wakeup echo_frames_per_s echo_mb_per_s echo_rtt_p99_ms silent silent_closed close_late_p50_ms close_late_p99_ms close_late_max_ms", keys, " ")
+    split("load_before load_after server_runqueue_wait_ms_per_s loadgen_runqueue_wait_ms_per_s loadgen_cpu_percent_steady arrivals connections held dropped accepts_per_s cpu_per_accept_us heartbeats_per_s rtt_p50_ms rtt_p99_ms rtt_max_ms cpu_per_heartbeat_us cpu_percent_steady rss_empty_kib rss_steady_kib rss_per_conn_b open_files threads sender_frames_per_wakeup send_late_p99_ms server_wakeups_per_s frames_per_wakeup epoll_frames_per_wakeup epoll_events_per_wakeup echo_frames_per_s echo_mb_per_s echo_rtt_p99_ms silent silent_closed close_late_p50_ms close_late_p99_ms close_late_max_ms", keys, " ")
     # Ratio columns: the service against each floor present, the native floor first.
     for (i = 1; i <= n; i++) if (labels[i] == "service") service = 1
     if (service) { if (("native", "label") in v) floors[++m] = "native"; if (("floor", "label") in v) floors[++m] = "floor" }

@@ -88,6 +88,7 @@ internal sealed class Generator(Options options)
         // Steady window: heartbeats only.
         var droppedBefore = Interlocked.Read(ref _dropped);
         if (o.SignalWindow) ServerProcess.SignalUsr1(o.ServerPid);
+        var generatorAtStart = ServerProcess.Sample(Environment.ProcessId);
         var steadyStart = Sample();
         var steadyStartTicks = Stopwatch.GetTimestamp();
         _phase = Phase.Steady;
@@ -101,6 +102,7 @@ internal sealed class Generator(Options options)
         _phase = Phase.Between;
         var steadySeconds = (Stopwatch.GetTimestamp() - steadyStartTicks) / (double)Frequency;
         var steadyEnd = Sample();
+        var generatorAtEnd = ServerProcess.Sample(Environment.ProcessId);
         if (o.SignalWindow) ServerProcess.SignalUsr1(o.ServerPid);
         var held = _peers.Count(p => p is { Closed: false });
         var droppedInSteady = Interlocked.Read(ref _dropped) - droppedBefore;
@@ -141,6 +143,11 @@ internal sealed class Generator(Options options)
             Put("server_wakeups_per_s", wakeups / steadySeconds, "F0");
             Put("server_preemptions_per_s", (steadyEnd.InvoluntarySwitches - steadyStart.InvoluntarySwitches) / steadySeconds, "F0");
             Put("frames_per_wakeup", wakeups > 0 ? sent / (double)wakeups : double.NaN, "F2");
+            // How long the threads of each process were ready but waited for a core: the machine's share of the figures.
+            Put("server_runqueue_wait_ms_per_s", (steadyEnd.RunQueueWaitNs - steadyStart.RunQueueWaitNs) / 1e6 / steadySeconds, "F1");
+            Put("loadgen_runqueue_wait_ms_per_s", (generatorAtEnd.RunQueueWaitNs - generatorAtStart.RunQueueWaitNs) / 1e6 / steadySeconds, "F1");
+            Put("loadgen_cpu_percent_steady", (generatorAtEnd.CpuSeconds - generatorAtStart.CpuSeconds) / steadySeconds * 100, "F1");
+            Console.WriteLine($"run-queue wait (ready, no core free): server {results["server_runqueue_wait_ms_per_s"]} ms/s, generator {results["loadgen_runqueue_wait_ms_per_s"]} ms/s; generator CPU {results["loadgen_cpu_percent_steady"]} % of one core");
             Console.WriteLine($"server wake-ups (voluntary context switches, all threads): {wakeups / steadySeconds:F0}/s for {sent / steadySeconds:F0} frames/s sent = {sent / (double)Math.Max(1, wakeups):F2} frames per wake-up");
             Console.WriteLine($"server CPU in the steady window: {cpu:F2} s = {cpu / steadySeconds * 100:F1} % of one core, {cpu / Math.Max(1, responses) * 1e6:F2} µs per heartbeat round trip");
             Console.WriteLine($"server RSS: empty {empty.RssKiB} KiB, steady {steadyEnd.RssKiB} KiB, peak {peakRss} KiB → {(steadyEnd.RssKiB - empty.RssKiB) * 1024.0 / Math.Max(1, held):F0} B per connection");

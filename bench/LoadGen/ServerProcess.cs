@@ -7,10 +7,12 @@ namespace LoadGen;
 /// <remarks>
 /// Context switches are summed over the process's threads: a voluntary one is a thread that blocked
 /// (in epoll_wait, a futex, a sleep) and so had to be woken again, which is how the load run counts
-/// the server's wake-ups per frame.
+/// the server's wake-ups per frame. Run-queue wait (the second field of each thread's schedstat) is the
+/// time its threads were ready to run but waited for a core: on a machine to itself it is near zero,
+/// on a busy one it says how much of a figure is the machine's.
 /// </remarks>
 internal readonly record struct ProcSample(long RssKiB, double CpuSeconds, int OpenFiles, int Threads, long TakenAtTicks,
-    long VoluntarySwitches = 0, long InvoluntarySwitches = 0);
+    long VoluntarySwitches = 0, long InvoluntarySwitches = 0, long RunQueueWaitNs = 0);
 
 /// <summary>Reads another process's RSS, CPU seconds, open files and threads from /proc/PID.</summary>
 internal static partial class ServerProcess
@@ -41,11 +43,13 @@ internal static partial class ServerProcess
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         var cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
         var files = Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Count();
-        long voluntary = 0, involuntary = 0;
+        long voluntary = 0, involuntary = 0, runQueueWait = 0;
         foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             try
             {
+                var schedstat = File.ReadAllText($"{task}/schedstat").Split(' ');
+                if (schedstat.Length > 1) runQueueWait += long.Parse(schedstat[1], CultureInfo.InvariantCulture);
                 foreach (var line in File.ReadLines($"{task}/status"))
                 {
                     if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) voluntary += LastNumber(line);
@@ -57,7 +61,7 @@ internal static partial class ServerProcess
                 // The thread ended between the listing and the read.
             }
         }
-        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp(), voluntary, involuntary);
+        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp(), voluntary, involuntary, runQueueWait);
     }
 
     private static long LastNumber(string line) =>
