@@ -153,21 +153,23 @@ static void on_line(int fd, char *line, int length) {
     }
 }
 
-/* Handles the complete lines in data; keeps an unfinished tail. Returns 0 when the peer must be closed. */
+/* Handles the complete lines in data; keeps an unfinished tail. Returns the lines handled, -1 when the peer must be closed. */
 static int consume(int fd, char *data, int length) {
+    int lines = 0;
     struct conn *c = &conns[fd];
     while (length > 0) {
         char *newline = memchr(data, '\n', (size_t)length);
         if (newline == NULL) {
-            if (c->partial_length + length > MAX_FRAME) return 0;
-            if (c->partial == NULL && (c->partial = malloc(MAX_FRAME + 1)) == NULL) return 0;
+            if (c->partial_length + length > MAX_FRAME) return -1;
+            if (c->partial == NULL && (c->partial = malloc(MAX_FRAME + 1)) == NULL) return -1;
             memcpy(c->partial + c->partial_length, data, (size_t)length);
             c->partial_length += length;
-            return 1;
+            return lines;
         }
         int line = (int)(newline - data);
+        lines++;
         if (c->partial_length > 0) {
-            if (c->partial_length + line > MAX_FRAME) return 0;
+            if (c->partial_length + line > MAX_FRAME) return -1;
             memcpy(c->partial + c->partial_length, data, (size_t)line);
             on_line(fd, c->partial, c->partial_length + line);
             free(c->partial);
@@ -177,7 +179,7 @@ static int consume(int fd, char *data, int length) {
         data = newline + 1;
         length -= line + 1;
     }
-    return 1;
+    return lines;
 }
 
 static void on_readable(int fd) {
@@ -187,13 +189,16 @@ static void on_readable(int fd) {
         reads++;
         if (read_bytes < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (read_bytes <= 0) { close_conn(fd); return; }
-        /* The read is the frames' arrival for the deadline (FloorServer stamps each line; one clock read per read
-         * is enough). Not the wake-up's time: a frame that arrived after it, while this thread was preempted,
-         * would get a deadline earlier than its own arrival + timeout. */
-        conns[fd].last_frame_ns = monotonic_ns();
-        unlink_deadline(fd);
-        append_deadline(fd);
-        if (!consume(fd, read_buffer, (int)read_bytes)) { close_conn(fd); return; }
+        int lines = consume(fd, read_buffer, (int)read_bytes);
+        if (lines < 0) { close_conn(fd); return; }
+        if (lines > 0) {
+            /* A complete line is a frame (as FloorServer, which stamps each line; one clock read per read is
+             * enough). Stamped at the read, not at the wake-up: a frame that arrived after the wake-up, while
+             * this thread was preempted, would get a deadline earlier than its own arrival + timeout. */
+            conns[fd].last_frame_ns = monotonic_ns();
+            unlink_deadline(fd);
+            append_deadline(fd);
+        }
         /* Level-triggered: what is left raises the next epoll_wait. Edge-triggered: a full buffer may hide more. */
         if (!edge_triggered || read_bytes < READ_BUFFER || !conns[fd].open) return;
     }
