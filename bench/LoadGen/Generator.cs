@@ -392,6 +392,20 @@ internal sealed class Generator(Options options)
         if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySent);
     }
 
+    /// <summary>One data frame to the next open, non-silent peer after <paramref name="cursor"/> (round robin).</summary>
+    private void SendDataToNextPeer(byte[] scratch, ref int cursor, long now)
+    {
+        for (var tries = 0; tries < _peers.Length; tries++)
+        {
+            var candidate = _peers[cursor++ % _peers.Length];
+            if (candidate is { Closed: false, Silent: false })
+            {
+                SendData(candidate, scratch, now);
+                return;
+            }
+        }
+    }
+
     private void SendData(Peer peer, byte[] scratch, long now)
     {
         var seq = peer.DataSeq + 1;
@@ -434,15 +448,7 @@ internal sealed class Generator(Options options)
                 if (nextData == 0) nextData = now;
                 while (nextData <= now)
                 {
-                    for (var tries = 0; tries < _peers.Length; tries++)
-                    {
-                        var candidate = _peers[cursor++ % _peers.Length];
-                        if (candidate is { Closed: false, Silent: false })
-                        {
-                            SendData(candidate, scratch, now);
-                            break;
-                        }
-                    }
+                    SendDataToNextPeer(scratch, ref cursor, now);
                     nextData += dataPeriod;
                 }
             }
@@ -456,6 +462,7 @@ internal sealed class Generator(Options options)
             }
         }
     }
+
     /// <summary>
     /// The spread sender: the same due times as <see cref="SendLoopBurst"/> (each peer's gaps are
     /// interval × (1 − U(0, jitter)), so 19,000 peers make a stream of independent arrivals), but it
@@ -483,15 +490,7 @@ internal sealed class Generator(Options options)
             var heartbeatDue = queue.TryPeek(out var peer, out var due) ? due : long.MaxValue;
             if (echo && nextData <= now && nextData <= heartbeatDue)
             {
-                for (var tries = 0; tries < _peers.Length; tries++)
-                {
-                    var candidate = _peers[cursor++ % _peers.Length];
-                    if (candidate is { Closed: false, Silent: false })
-                    {
-                        SendData(candidate, scratch, now);
-                        break;
-                    }
-                }
+                SendDataToNextPeer(scratch, ref cursor, now);
                 nextData += dataPeriod;
                 continue;
             }
