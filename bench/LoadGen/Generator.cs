@@ -139,13 +139,14 @@ internal sealed class Generator(Options options)
             Put("threads", steadyEnd.Threads, "F0");
             // Frames reaching the server per wake-up of one of its threads (voluntary context switches: a thread blocked and was woken).
             var sent = Interlocked.Read(ref _steadySent);
-            var wakeups = steadyEnd.VoluntarySwitches - steadyStart.VoluntarySwitches;
+            var serverThreads = steadyEnd.GrowthSince(steadyStart);
+            var wakeups = serverThreads.VoluntarySwitches;
             Put("server_wakeups_per_s", wakeups / steadySeconds, "F0");
-            Put("server_preemptions_per_s", (steadyEnd.InvoluntarySwitches - steadyStart.InvoluntarySwitches) / steadySeconds, "F0");
+            Put("server_preemptions_per_s", serverThreads.InvoluntarySwitches / steadySeconds, "F0");
             Put("frames_per_wakeup", wakeups > 0 ? sent / (double)wakeups : double.NaN, "F2");
             // How long the threads of each process were ready but waited for a core: the machine's share of the figures.
-            Put("server_runqueue_wait_ms_per_s", (steadyEnd.RunQueueWaitNs - steadyStart.RunQueueWaitNs) / 1e6 / steadySeconds, "F1");
-            Put("loadgen_runqueue_wait_ms_per_s", (generatorAtEnd.RunQueueWaitNs - generatorAtStart.RunQueueWaitNs) / 1e6 / steadySeconds, "F1");
+            Put("server_runqueue_wait_ms_per_s", serverThreads.RunQueueWaitNs / 1e6 / steadySeconds, "F1");
+            Put("loadgen_runqueue_wait_ms_per_s", generatorAtEnd.GrowthSince(generatorAtStart).RunQueueWaitNs / 1e6 / steadySeconds, "F1");
             Put("loadgen_cpu_percent_steady", (generatorAtEnd.CpuSeconds - generatorAtStart.CpuSeconds) / steadySeconds * 100, "F1");
             Console.WriteLine($"run-queue wait (ready, no core free): server {results["server_runqueue_wait_ms_per_s"]} ms/s, generator {results["loadgen_runqueue_wait_ms_per_s"]} ms/s; generator CPU {results["loadgen_cpu_percent_steady"]} % of one core");
             Console.WriteLine($"server wake-ups (voluntary context switches, all threads): {wakeups / steadySeconds:F0}/s for {sent / steadySeconds:F0} frames/s sent = {sent / (double)Math.Max(1, wakeups):F2} frames per wake-up");

@@ -12,7 +12,28 @@ namespace LoadGen;
 /// on a busy one it says how much of a figure is the machine's.
 /// </remarks>
 internal readonly record struct ProcSample(long RssKiB, double CpuSeconds, int OpenFiles, int Threads, long TakenAtTicks,
-    long VoluntarySwitches = 0, long InvoluntarySwitches = 0, long RunQueueWaitNs = 0);
+    IReadOnlyDictionary<int, ThreadCounters>? PerThread = null)
+{
+    /// <summary>
+    /// The counters' growth from <paramref name="start"/> to this sample, over the threads alive now (a thread
+    /// that ended meanwhile takes its counters with it, so plain sums could go down; one born meanwhile counts whole).
+    /// </summary>
+    public ThreadCounters GrowthSince(ProcSample start)
+    {
+        var growth = new ThreadCounters(0, 0, 0);
+        foreach (var (tid, now) in PerThread ?? new Dictionary<int, ThreadCounters>())
+        {
+            var before = start.PerThread?.GetValueOrDefault(tid) ?? new ThreadCounters(0, 0, 0);
+            growth = new ThreadCounters(growth.VoluntarySwitches + now.VoluntarySwitches - before.VoluntarySwitches,
+                growth.InvoluntarySwitches + now.InvoluntarySwitches - before.InvoluntarySwitches,
+                growth.RunQueueWaitNs + now.RunQueueWaitNs - before.RunQueueWaitNs);
+        }
+        return growth;
+    }
+}
+
+/// <summary>One thread's context switches and run-queue wait (nanoseconds), as /proc/PID/task/TID reports them.</summary>
+internal readonly record struct ThreadCounters(long VoluntarySwitches, long InvoluntarySwitches, long RunQueueWaitNs);
 
 /// <summary>Reads another process's RSS, CPU seconds, open files and threads from /proc/PID.</summary>
 internal static partial class ServerProcess
@@ -43,25 +64,27 @@ internal static partial class ServerProcess
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         var cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
         var files = Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Count();
-        long voluntary = 0, involuntary = 0, runQueueWait = 0;
+        var perThread = new Dictionary<int, ThreadCounters>();
         foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
         {
             try
             {
+                long voluntary = 0, involuntary = 0, runQueueWait = 0;
                 var schedstat = File.ReadAllText($"{task}/schedstat").Split(' ');
-                if (schedstat.Length > 1) runQueueWait += long.Parse(schedstat[1], CultureInfo.InvariantCulture);
+                if (schedstat.Length > 1) runQueueWait = long.Parse(schedstat[1], CultureInfo.InvariantCulture);
                 foreach (var line in File.ReadLines($"{task}/status"))
                 {
-                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) voluntary += LastNumber(line);
-                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) involuntary += LastNumber(line);
+                    if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal)) voluntary = LastNumber(line);
+                    else if (line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal)) involuntary = LastNumber(line);
                 }
+                perThread[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = new ThreadCounters(voluntary, involuntary, runQueueWait);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The thread ended between the listing and the read.
             }
         }
-        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp(), voluntary, involuntary, runQueueWait);
+        return new ProcSample(rss, cpu, files, threads, System.Diagnostics.Stopwatch.GetTimestamp(), perThread);
     }
 
     private static long LastNumber(string line) =>
