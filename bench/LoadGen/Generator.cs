@@ -27,10 +27,12 @@ internal sealed class Generator(Options options)
     private readonly Samples _rtt = new((int)Math.Min(8_000_000, options.Connections * (options.Steady.TotalSeconds / (options.Interval.TotalSeconds * (1 - options.Jitter)) + 4)));
     private readonly Samples _echoRtt = new((int)Math.Min(4_000_000, options.DataRate * options.Echo.TotalSeconds * 1.5 + 16));
     private readonly Samples _silentLateness = new(Math.Max(16, options.Connections));
+    private readonly Samples _sendLateness = new((int)Math.Min(8_000_000, options.Connections * (options.Steady.TotalSeconds / (options.Interval.TotalSeconds * (1 - options.Jitter)) + 4)));
     private volatile Phase _phase = Phase.Ramp;
     private volatile bool _stopSending;
     private long _answeredFirst, _lastFirstAnswerAt, _connectFailed, _dropped, _steadyResponses, _steadySent;
     private long _echoFrames, _echoBytes, _echoSent;
+    private long _steadySenderWakeups; // sleeps the sender woke from in the steady window (sender thread only)
     private string? _firstError;
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Frequency);
@@ -55,7 +57,7 @@ internal sealed class Generator(Options options)
         var empty = Sample();
         Report("empty process (after warm-up)", empty);
 
-        var sender = new Thread(SendLoop) { IsBackground = true, Name = "sender" };
+        var sender = new Thread(o.Arrivals == Arrivals.Spread ? SendLoopSpread : SendLoopBurst) { IsBackground = true, Name = "sender" };
         sender.Start();
 
         // Ramp: at most ConnectConcurrency connections connected but not yet answered.
@@ -85,6 +87,8 @@ internal sealed class Generator(Options options)
 
         // Steady window: heartbeats only.
         var droppedBefore = Interlocked.Read(ref _dropped);
+        if (o.SignalWindow) ServerProcess.SignalUsr1(o.ServerPid);
+        var generatorAtStart = ServerProcess.Sample(Environment.ProcessId);
         var steadyStart = Sample();
         var steadyStartTicks = Stopwatch.GetTimestamp();
         _phase = Phase.Steady;
@@ -98,6 +102,8 @@ internal sealed class Generator(Options options)
         _phase = Phase.Between;
         var steadySeconds = (Stopwatch.GetTimestamp() - steadyStartTicks) / (double)Frequency;
         var steadyEnd = Sample();
+        var generatorAtEnd = ServerProcess.Sample(Environment.ProcessId);
+        if (o.SignalWindow) ServerProcess.SignalUsr1(o.ServerPid);
         var held = _peers.Count(p => p is { Closed: false });
         var droppedInSteady = Interlocked.Read(ref _dropped) - droppedBefore;
         var responses = Interlocked.Read(ref _steadyResponses);
@@ -111,6 +117,14 @@ internal sealed class Generator(Options options)
         Put("rtt_p50_ms", rtt[0], "F3");
         Put("rtt_p99_ms", rtt[1], "F3");
         Put("rtt_max_ms", rtt[3], "F3");
+        results["arrivals"] = o.Arrivals.ToString().ToLowerInvariant();
+        var sendLate = _sendLateness.QuantilesMs(0.5, 0.99);
+        Put("send_late_p50_ms", sendLate[0], "F3");
+        Put("send_late_p99_ms", sendLate[1], "F3");
+        var senderWakeups = Interlocked.Read(ref _steadySenderWakeups);
+        Put("sender_frames_per_wakeup", senderWakeups > 0 ? Interlocked.Read(ref _steadySent) / (double)senderWakeups : double.NaN, "F2");
+        Console.WriteLine($"sender ({results["arrivals"]}): send − due time p50 {sendLate[0]:F3} ms, p99 {sendLate[1]:F3} ms; " +
+                          $"{Interlocked.Read(ref _steadySent) / (double)Math.Max(1, senderWakeups):F2} frames sent per sender wake-up");
         if (steadyEnd.TakenAtTicks != 0)
         {
             var cpu = steadyEnd.CpuSeconds - steadyStart.CpuSeconds;
@@ -123,6 +137,19 @@ internal sealed class Generator(Options options)
             Put("rss_per_conn_b", held > 0 ? (steadyEnd.RssKiB - empty.RssKiB) * 1024.0 / held : double.NaN, "F0");
             Put("open_files", steadyEnd.OpenFiles, "F0");
             Put("threads", steadyEnd.Threads, "F0");
+            // Frames reaching the server per wake-up of one of its threads (voluntary context switches: a thread blocked and was woken).
+            var sent = Interlocked.Read(ref _steadySent);
+            var serverThreads = steadyEnd.GrowthSince(steadyStart);
+            var wakeups = serverThreads.VoluntarySwitches;
+            Put("server_wakeups_per_s", wakeups / steadySeconds, "F0");
+            Put("server_preemptions_per_s", serverThreads.InvoluntarySwitches / steadySeconds, "F0");
+            Put("frames_per_wakeup", wakeups > 0 ? sent / (double)wakeups : double.NaN, "F2");
+            // How long the threads of each process were ready but waited for a core: the machine's share of the figures.
+            Put("server_runqueue_wait_ms_per_s", serverThreads.RunQueueWaitNs / 1e6 / steadySeconds, "F1");
+            Put("loadgen_runqueue_wait_ms_per_s", generatorAtEnd.GrowthSince(generatorAtStart).RunQueueWaitNs / 1e6 / steadySeconds, "F1");
+            Put("loadgen_cpu_percent_steady", (generatorAtEnd.CpuSeconds - generatorAtStart.CpuSeconds) / steadySeconds * 100, "F1");
+            Console.WriteLine($"run-queue wait (ready, no core free): server {results["server_runqueue_wait_ms_per_s"]} ms/s, generator {results["loadgen_runqueue_wait_ms_per_s"]} ms/s; generator CPU {results["loadgen_cpu_percent_steady"]} % of one core");
+            Console.WriteLine($"server wake-ups (voluntary context switches, all threads): {wakeups / steadySeconds:F0}/s for {sent / steadySeconds:F0} frames/s sent = {sent / (double)Math.Max(1, wakeups):F2} frames per wake-up");
             Console.WriteLine($"server CPU in the steady window: {cpu:F2} s = {cpu / steadySeconds * 100:F1} % of one core, {cpu / Math.Max(1, responses) * 1e6:F2} µs per heartbeat round trip");
             Console.WriteLine($"server RSS: empty {empty.RssKiB} KiB, steady {steadyEnd.RssKiB} KiB, peak {peakRss} KiB → {(steadyEnd.RssKiB - empty.RssKiB) * 1024.0 / Math.Max(1, held):F0} B per connection");
         }
@@ -349,6 +376,12 @@ internal sealed class Generator(Options options)
         }
     }
 
+    private void SendHeartbeat(Peer peer, byte[] scratch, long now, long due)
+    {
+        if (_phase == Phase.Steady) _sendLateness.Add(now - due);
+        SendHeartbeat(peer, scratch, now);
+    }
+
     private void SendHeartbeat(Peer peer, byte[] scratch, long now)
     {
         var seq = peer.HeartbeatSeq + 1;
@@ -358,6 +391,20 @@ internal sealed class Generator(Options options)
         Volatile.Write(ref peer.LastSentAt, now);
         peer.Socket.Send(scratch, 0, n, SocketFlags.None, out _);
         if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySent);
+    }
+
+    /// <summary>One data frame to the next open, non-silent peer after <paramref name="cursor"/> (round robin).</summary>
+    private void SendDataToNextPeer(byte[] scratch, ref int cursor, long now)
+    {
+        for (var tries = 0; tries < _peers.Length; tries++)
+        {
+            var candidate = _peers[cursor++ % _peers.Length];
+            if (candidate is { Closed: false, Silent: false })
+            {
+                SendData(candidate, scratch, now);
+                return;
+            }
+        }
     }
 
     private void SendData(Peer peer, byte[] scratch, long now)
@@ -375,7 +422,7 @@ internal sealed class Generator(Options options)
     /// One thread sends every heartbeat and data frame at its due time (a priority queue by due time);
     /// RTT is measured from the actual send, so a late send does not count against the server.
     /// </summary>
-    private void SendLoop()
+    private void SendLoopBurst()
     {
         var queue = new PriorityQueue<Peer, long>(options.Connections);
         var scratch = new byte[options.DataSize + 256];
@@ -392,7 +439,7 @@ internal sealed class Generator(Options options)
             {
                 queue.Dequeue();
                 if (peer.Closed || peer.Silent) continue; // a silent peer never sends again
-                SendHeartbeat(peer, scratch, now);
+                SendHeartbeat(peer, scratch, now, due);
                 var next = due + Gap();
                 queue.Enqueue(peer, next < now - interval ? now + Gap() : next);
                 if (++burst % 128 == 0) now = Stopwatch.GetTimestamp();
@@ -402,22 +449,65 @@ internal sealed class Generator(Options options)
                 if (nextData == 0) nextData = now;
                 while (nextData <= now)
                 {
-                    for (var tries = 0; tries < _peers.Length; tries++)
-                    {
-                        var candidate = _peers[cursor++ % _peers.Length];
-                        if (candidate is { Closed: false, Silent: false })
-                        {
-                            SendData(candidate, scratch, now);
-                            break;
-                        }
-                    }
+                    SendDataToNextPeer(scratch, ref cursor, now);
                     nextData += dataPeriod;
                 }
             }
             else nextData = 0;
             var wake = queue.TryPeek(out _, out var nextDue) ? nextDue : now + Frequency / 100;
             if (nextData != 0) wake = Math.Min(wake, nextData);
-            if (wake > Stopwatch.GetTimestamp()) Thread.Sleep(1);
+            if (wake > Stopwatch.GetTimestamp())
+            {
+                Thread.Sleep(1);
+                if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySenderWakeups);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The spread sender: the same due times as <see cref="SendLoopBurst"/> (each peer's gaps are
+    /// interval × (1 − U(0, jitter)), so 19,000 peers make a stream of independent arrivals), but it
+    /// sleeps to each due time with microsecond precision and sends one frame per wake-up, so the
+    /// server sees them one by one as it sees independent clients. When it falls behind, the frames
+    /// already due go out back to back (their lateness is reported as send_late_*).
+    /// </summary>
+    private void SendLoopSpread()
+    {
+        Pacing.TightenTimerSlack();
+        var queue = new PriorityQueue<Peer, long>(options.Connections);
+        var scratch = new byte[options.DataSize + 256];
+        var dataPeriod = options.DataRate > 0 ? (long)(Frequency / options.DataRate) : 0;
+        long nextData = 0;
+        var cursor = 0;
+        var interval = Ticks(options.Interval);
+        var idle = Frequency / 100;
+        while (!_stopSending)
+        {
+            while (_newPeers.TryDequeue(out var fresh)) queue.Enqueue(fresh, fresh.NextDue);
+            var now = Stopwatch.GetTimestamp();
+            var echo = _phase == Phase.Echo && dataPeriod > 0;
+            if (!echo) nextData = 0;
+            else if (nextData == 0) nextData = now;
+            var heartbeatDue = queue.TryPeek(out var peer, out var due) ? due : long.MaxValue;
+            if (echo && nextData <= now && nextData <= heartbeatDue)
+            {
+                SendDataToNextPeer(scratch, ref cursor, now);
+                nextData += dataPeriod;
+                continue;
+            }
+            if (heartbeatDue <= now)
+            {
+                queue.Dequeue();
+                if (peer!.Closed || peer.Silent) continue; // a silent peer never sends again
+                SendHeartbeat(peer, scratch, now, due);
+                var next = due + Gap();
+                queue.Enqueue(peer, next < now - interval ? now + Gap() : next);
+                continue;
+            }
+            var wake = Math.Min(heartbeatDue, now + idle);
+            if (echo) wake = Math.Min(wake, nextData);
+            Pacing.Sleep(wake - now);
+            if (_phase == Phase.Steady) Interlocked.Increment(ref _steadySenderWakeups);
         }
     }
 }

@@ -3,6 +3,9 @@ using System.Net;
 
 namespace LoadGen;
 
+/// <summary>How the sender spaces frames in time (see <see cref="Options.Usage"/>).</summary>
+internal enum Arrivals { Burst, Spread }
+
 /// <summary>Command line of the load generator; every duration is bounded and every loop stops by itself.</summary>
 internal sealed record Options(
     string Label,
@@ -22,7 +25,9 @@ internal sealed record Options(
     TimeSpan Timeout,
     int ServerPid,
     int WarmupConnections,
-    TimeSpan RampLimit)
+    TimeSpan RampLimit,
+    Arrivals Arrivals,
+    bool SignalWindow)
 {
     public const string Usage = """
         LoadGen --port P --pid PID [options]
@@ -42,6 +47,12 @@ internal sealed record Options(
           --timeout 6s              the server's heartbeat.timeout (for close time minus timeout)
           --warmup 200              connections opened, heartbeated and closed before the empty-process sample
           --ramp-limit 120s         give up the ramp after this long
+          --arrivals burst          burst: one sender thread wakes every ~1 ms and sends all that is due (the
+                                    server sees several frames per wake-up); spread: the sender sleeps to each
+                                    frame's due time (nanosleep, 1 µs timer slack), so frames arrive one by
+                                    one as independent clients' do (bench/run-load.sh uses spread)
+          --signal-window no        yes: send SIGUSR1 to --pid when the steady window starts and ends (the
+                                    native floor prints its counters on it; never for a .NET server)
         """;
 
     public static Options Parse(string[] args)
@@ -77,7 +88,19 @@ internal sealed record Options(
             Duration(Get("timeout", "6s")),
             int.Parse(Get("pid", "0"), CultureInfo.InvariantCulture),
             int.Parse(Get("warmup", "200"), CultureInfo.InvariantCulture),
-            Duration(Get("ramp-limit", "120s")));
+            Duration(Get("ramp-limit", "120s")),
+            Get("arrivals", "burst") switch
+            {
+                "burst" => Arrivals.Burst,
+                "spread" => Arrivals.Spread,
+                var other => throw new ArgumentException($"--arrivals must be burst or spread, not '{other}'"),
+            },
+            Get("signal-window", "no") switch
+            {
+                "no" => false,
+                "yes" => true,
+                var other => throw new ArgumentException($"--signal-window must be yes or no, not '{other}'"),
+            });
         if (map.Count > 0)
             throw new ArgumentException($"unknown option --{map.Keys.First()}\n{Usage}");
         if (options.Port is <= 0 or > 65535) throw new ArgumentException("--port is required");
