@@ -127,7 +127,9 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             BufferSize = 5,
             Overflow = OverflowPolicy.DropOldest,
         };
-        var service = await TestService.StartAsync($"supervisor.tcp.port = {port}");
+        // No reconnect hint: this is about the client's own backoff, which a hint would replace for the first delay.
+        var noHint = $"supervisor.tcp.port = {port}\nsupervisor.shutdown.reconnect-hint.spread = off";
+        var service = await TestService.StartAsync(noHint);
         TestService? restarted = null;
         try
         {
@@ -153,7 +155,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             while (seen.Count(e => e.Event is Reconnecting) < 4)
                 seen.Add((Receive(), Stopwatch.GetElapsedTime(stoppedAt).TotalMilliseconds));
             var restartAt = Stopwatch.GetTimestamp();
-            restarted = await TestService.StartAsync($"supervisor.tcp.port = {port}");
+            restarted = await TestService.StartAsync(noHint);
             Connected connected;
             while (true)
             {
@@ -194,6 +196,57 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             Assert.Equal(5, status.DataSent);
             Assert.Equal(2, status.Connects);
             Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(2), a => a.RttMs is not null);
+        }
+        finally
+        {
+            await service.DisposeAsync();
+            if (restarted is not null) await restarted.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Clients_must_wait_the_moment_a_shutting_down_server_gave_each_of_them_instead_of_their_backoff()
+    {
+        var port = FreePort();
+        // Backoff 100-200 ms for the first attempt: a client that ignored the hint would be back within 200 ms.
+        var settings = Fast(port, minBackoff: TimeSpan.FromMilliseconds(100), maxBackoff: TimeSpan.FromSeconds(5));
+        var spread = TimeSpan.FromSeconds(3);
+        var config = $"supervisor.tcp.port = {port}\nsupervisor.shutdown.reconnect-hint.spread = {spread.TotalMilliseconds}ms";
+        var service = await TestService.StartAsync(config);
+        TestService? restarted = null;
+        try
+        {
+            var clients = Enumerable.Range(0, 3).Select(i => Start($"hinted-{i}", settings)).ToArray();
+            foreach (var (_, events) in clients)
+            {
+                Next<Connected>(events, TimeSpan.FromSeconds(5));
+                Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(2), a => a.RttMs is not null);
+            }
+
+            var stopBegan = Stopwatch.GetTimestamp();
+            await service.DisposeAsync();
+            restarted = await TestService.StartAsync(config);
+            var listeningAfter = Stopwatch.GetElapsedTime(stopBegan);
+
+            var hints = new List<TimeSpan>();
+            foreach (var (_, events) in clients)
+            {
+                var disconnected = Next<Disconnected>(events, TimeSpan.FromSeconds(5));
+                Assert.True(CloseReasons.TryReadReconnectHint(disconnected.Detail, out var hint), disconnected.Detail);
+                var reconnecting = Next<Reconnecting>(events, TimeSpan.FromSeconds(2));
+                // The client's decision: exactly the server's moment, not counted as a failed attempt.
+                Assert.Equal(hint, reconnecting.Delay);
+                Assert.Equal(0, reconnecting.Attempt);
+                // No earlier than the hint: its timer started after the notice, and the notice after the stop began.
+                Next<Connected>(events, spread + TimeSpan.FromSeconds(10));
+                var back = Stopwatch.GetElapsedTime(stopBegan);
+                _output.WriteLine($"hint {hint.TotalMilliseconds} ms, back {back.TotalMilliseconds:F0} ms after the stop began (new server listening after {listeningAfter.TotalMilliseconds:F0} ms)");
+                Assert.True(back >= hint, $"reconnected {back.TotalMilliseconds:F0} ms after the stop began, before its hint of {hint.TotalMilliseconds} ms");
+                Assert.Contains(_logs.Lines, l => l.Message.Contains($"reconnecting to 127.0.0.1:{port} in {hint.TotalMilliseconds:F0} ms, when the server asked", StringComparison.Ordinal));
+                hints.Add(hint);
+            }
+            // One moment per client, one in each third of the window.
+            Assert.Equal([0, 1, 2], hints.Select(h => (int)(h / (spread / 3))).Order());
         }
         finally
         {
