@@ -304,7 +304,7 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         else
             ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
                 Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
-        Publish(new Reconnecting(_name, attempt, delay, cause));
+        Publish(new Reconnecting(_name, attempt, delay, cause) { AsServerAsked = hinted is not null });
         Timers.StartSingleTimer(ReconnectTimer, ConnectDue.Instance, delay);
         Become(Disconnected);
     }

@@ -237,6 +237,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
                 // The client's decision: exactly the server's moment, not counted as a failed attempt.
                 Assert.Equal(hint, reconnecting.Delay);
                 Assert.Equal(0, reconnecting.Attempt);
+                Assert.True(reconnecting.AsServerAsked);
                 // No earlier than the hint: its timer started after the notice, and the notice after the stop began.
                 Next<Connected>(events, spread + TimeSpan.FromSeconds(10));
                 var back = Stopwatch.GetElapsedTime(stopBegan);
