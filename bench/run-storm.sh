@@ -34,8 +34,10 @@ echo "nproc: $(nproc); kernel $(uname -r); dotnet $(dotnet --version); ulimit -n
 echo "somaxconn: $(cat /proc/sys/net/core/somaxconn); tcp_max_syn_backlog: $(cat /proc/sys/net/ipv4/tcp_max_syn_backlog)"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "== build (Release)"
-dotnet build Supervisor.sln -c Release -nologo -v q 2>&1 | grep -E "error|warning" || true
+if [[ "${BUILD:-1}" == 1 ]]; then
+  echo "== build (Release)"
+  dotnet build Supervisor.sln -c Release -nologo -v q 2>&1 | grep -E "error|warning" || true
+fi
 if ss -ltnH "sport = :$PORT" | grep -q LISTEN; then echo "port $PORT is taken; set PORT"; exit 1; fi
 
 cert="$OUT/storm-cert.pem"; key="$OUT/storm-key.pem"
@@ -98,7 +100,11 @@ for scenario in $SCENARIOS; do
   esac
   echo "== $scenario; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   args[-1]="${args[-1]} >>$OUT/storm-server-$scenario-$stamp.log 2>&1"
+  # The kernel's listen-queue counters (whole machine): SYNs or handshakes dropped because a backlog was full.
+  overflows() { nstat -az TcpExtListenOverflows TcpExtListenDrops 2>/dev/null | awk 'NR>1 && $1 ~ /Tcp/ {printf "%s=%s ", $1, $2}'; }
+  echo "listen queue before: $(overflows)"
   timeout 600 "${STORM[@]}" --label "$scenario" "${args[@]}" | tee "$log" || echo "($scenario: StormGen exited $?)"
+  echo "listen queue after: $(overflows)"
   grep '^RESULT' "$log" >>"$results" || true
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   sleep 5   # let the kernel retire the closed sockets before the next server

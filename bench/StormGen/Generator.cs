@@ -392,7 +392,7 @@ internal sealed partial class Generator(Options options)
                 peer.Up = true;
                 peer.Attempt = 0;
                 Interlocked.Increment(ref _up);
-                if (_storming && !peer.Untouched)
+                if (_storming && !peer.Untouched && Interlocked.Exchange(ref peer.CountedBack, 1) == 0)
                 {
                     Interlocked.Increment(ref _back);
                     InterlockedMax(ref _lastBackAt, now);

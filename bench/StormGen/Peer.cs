@@ -23,6 +23,9 @@ internal sealed class Peer(int index, IPAddress source)
     /// <summary>Never lost its connection in the storm (the untouched peers whose RTT is measured through it).</summary>
     public bool Untouched = true;
 
+    /// <summary>1 once counted back in the storm: a peer that comes back, drops again and returns counts once.</summary>
+    public int CountedBack;
+
     /// <summary>Failed attempts since the connection was lost (the backoff's exponent).</summary>
     public int Attempt;
 
