@@ -548,8 +548,19 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Timers.Cancel(DeadlineTimer);
         Timers.Cancel(StableTimer);
         Publish(new ClientProtocol.Disconnected(_name, reason, detail));
-        ScheduleReconnect(reason.NoticeText(detail), CloseReasons.TryReadReconnectHint(_serverNotice, out var after) ? after : null);
+        ScheduleReconnect(reason.NoticeText(detail), ReconnectHint());
     }
+
+    /// <summary>
+    /// The wait the server asked for in its <c>server-shutdown</c> notice on this connection (DESIGN §2); null: none. Only
+    /// there: a hint on any other close would let a server that keeps refusing this client hold it in a loop without backoff.
+    /// </summary>
+    private TimeSpan? ReconnectHint() =>
+        _serverNotice is { } notice
+        && notice.StartsWith(CloseReason.ServerShutdown.NoticeText(""), StringComparison.Ordinal)
+        && CloseReasons.TryReadReconnectHint(notice, out var after)
+            ? after
+            : null;
 
     /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §3, "One lifecycle") and logs it.</summary>
     private void LetGo(CloseReason reason, string detail)

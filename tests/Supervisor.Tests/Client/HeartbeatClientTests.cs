@@ -257,6 +257,37 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Client_must_back_off_as_usual_when_a_hint_comes_in_a_notice_other_than_server_shutdown()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var peerTask = Task.Run(async () =>
+        {
+            // A server that refuses with a hint where none belongs: honoured, it would let a server hold the client in a loop.
+            using var socket = await listener.AcceptSocketAsync(stop.Token);
+            await socket.SendAsync(Encoding.UTF8.GetBytes("{\"type\":3,\"timestamp\":1,\"data\":\"rejected-capacity: full; reconnect-after=4000ms\"}\n"), stop.Token);
+            socket.Shutdown(SocketShutdown.Send);
+            var buffer = new byte[256];
+            while (await socket.ReceiveAsync(buffer, stop.Token) > 0)
+            {
+            }
+        }, stop.Token);
+
+        var settings = Fast(port, minBackoff: TimeSpan.FromMilliseconds(100), maxBackoff: TimeSpan.FromSeconds(5));
+        var (_, events) = Start("refused", settings);
+        Next<Connected>(events, TimeSpan.FromSeconds(5));
+        var disconnected = Next<Disconnected>(events, TimeSpan.FromSeconds(5));
+        Assert.Contains("reconnect-after=4000ms", disconnected.Detail);
+        var reconnecting = Next<Reconnecting>(events, TimeSpan.FromSeconds(2));
+        Assert.False(reconnecting.AsServerAsked);
+        Assert.Equal(1, reconnecting.Attempt);
+        Assert.InRange(reconnecting.Delay, settings.Reconnect.Min, Backoff.Ceiling(settings.Reconnect, 1));
+        await peerTask;
+    }
+
+    [Fact]
     public async Task Client_must_keep_heartbeating_with_a_minimal_independent_peer_that_sends_no_seq_and_never_answers_data()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
