@@ -83,10 +83,14 @@ public static class ClientProtocol
 
     /// <summary>The next connect is due after <c>Delay</c>; <c>Attempt</c> counts from 1 since the last stable period.</summary>
     /// <param name="Client">The client's name.</param>
-    /// <param name="Attempt">The number of the connect that is due.</param>
-    /// <param name="Delay">The backoff, drawn with full jitter between <c>min-backoff</c> and the capped exponential bound.</param>
+    /// <param name="Attempt">The number of failed connects counted so far (a wait the server asked for counts none).</param>
+    /// <param name="Delay">The backoff, drawn with full jitter between <c>min-backoff</c> and the capped exponential bound; or the wait the server asked for.</param>
     /// <param name="LastError">Why the previous connect failed or the connection ended, for a log line.</param>
-    public sealed record Reconnecting(string Client, int Attempt, TimeSpan Delay, string? LastError) : ILifecycleEvent;
+    public sealed record Reconnecting(string Client, int Attempt, TimeSpan Delay, string? LastError) : ILifecycleEvent
+    {
+        /// <summary>The delay is the one the server asked for (<c>reconnect-after</c> in its notice), not the backoff.</summary>
+        public bool AsServerAsked { get; init; }
+    }
 
     /// <summary>Active to suspect (a heartbeat went unanswered for an interval) and back.</summary>
     public sealed record StateChanged(string Client, ClientState State) : IClientEvent;

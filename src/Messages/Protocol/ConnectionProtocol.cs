@@ -9,13 +9,24 @@ public interface IConnectionCommand;
 public static class ConnectionCommands
 {
     /// <summary>Close one connection (by id, through the supervisor) with the given reason.</summary>
-    public sealed record CloseConnection(string Id, CloseReason Reason) : IConnectionCommand;
+    public sealed record CloseConnection(string Id, CloseReason Reason) : IConnectionCommand
+    {
+        /// <summary>When the peer should come back, told in the notice (<see cref="CloseReasons.WithReconnectHint"/>); null: no hint.</summary>
+        public TimeSpan? ReconnectAfter { get; init; }
+    }
 
     /// <summary>Answer to <see cref="CloseConnection"/>: false when no such connection is live.</summary>
     public sealed record CloseAccepted(string Id, bool Found);
 
     /// <summary>Close every live connection with the reason and answer <see cref="AllClosed"/> once all are gone.</summary>
-    public sealed record CloseAll(CloseReason Reason) : IConnectionCommand;
+    public sealed record CloseAll(CloseReason Reason) : IConnectionCommand
+    {
+        /// <summary>
+        /// Tell every peer when to come back, each a different moment spread evenly over this window from now
+        /// (<c>shutdown.reconnect-hint.spread</c>), so that they do not all reconnect at once; null: no hint.
+        /// </summary>
+        public TimeSpan? ReconnectSpread { get; init; }
+    }
 
     /// <summary>Answer to <see cref="CloseAll"/> once every connection actor has stopped (the host's shutdown waits for it).</summary>
     /// <param name="Count">How many connections were live when <see cref="CloseAll"/> arrived (0 when there were none).</param>

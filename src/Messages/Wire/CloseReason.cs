@@ -68,6 +68,35 @@ public static class CloseReasons
     /// </summary>
     public static string NoticeText(this CloseReason reason, string detail) => $"{reason.ToWireName()}: {detail}";
 
+    /// <summary>The key of the reconnect hint in a notice's detail: <c>"…; reconnect-after=1234ms"</c> (DESIGN §2).</summary>
+    public const string ReconnectHintKey = "reconnect-after";
+
+    /// <summary>
+    /// <paramref name="detail"/> with a reconnect hint appended, <c>"the server is shutting down; reconnect-after=1234ms"</c>:
+    /// when the server asks this peer to come back, in whole milliseconds from the notice. Machine-readable inside the
+    /// notice text, so a client that knows nothing of it (the source document's) reads the text as before.
+    /// </summary>
+    public static string WithReconnectHint(string detail, TimeSpan after) =>
+        $"{detail}; {ReconnectHintKey}={(long)Math.Max(0, after.TotalMilliseconds)}ms";
+
+    /// <summary>
+    /// The reconnect hint in a notice's text (<see cref="WithReconnectHint"/>), wherever it stands in it; false when
+    /// there is none or it is not a whole number of milliseconds.
+    /// </summary>
+    public static bool TryReadReconnectHint(string? notice, out TimeSpan after)
+    {
+        after = default;
+        if (notice is null) return false;
+        var marker = notice.LastIndexOf(ReconnectHintKey + "=", StringComparison.Ordinal);
+        if (marker < 0) return false;
+        var digits = notice.AsSpan(marker + ReconnectHintKey.Length + 1);
+        var length = 0;
+        while (length < digits.Length && char.IsAsciiDigit(digits[length])) length++;
+        if (length is 0 or > 9 || !digits[length..].StartsWith("ms", StringComparison.Ordinal)) return false;
+        after = TimeSpan.FromMilliseconds(long.Parse(digits[..length]));
+        return true;
+    }
+
     /// <summary>The reason whose wire name (<see cref="ToWireName"/>) is <paramref name="wireName"/>, exactly; false for any other text.</summary>
     public static bool TryParse(string wireName, out CloseReason reason)
     {

@@ -150,7 +150,7 @@ internal sealed class ClientPrinter : ReceiveActor
         });
         Receive<ClientProtocol.Disconnected>(e => Print($"disconnected: {e.Reason.ToWireName()} ({e.Detail})"));
         Receive<ClientProtocol.Reconnecting>(e => Print(
-            $"reconnecting in {e.Delay.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms (attempt {e.Attempt}){(e.LastError is null ? "" : $": {e.LastError}")}"));
+            $"reconnecting in {e.Delay.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms ({(e.AsServerAsked ? "when the server asked" : $"attempt {e.Attempt}")}){(e.LastError is null ? "" : $": {e.LastError}")}"));
         Receive<ClientProtocol.FrameDropped>(e => Print($"dropped while disconnected: {e.Data}"));
         ReceiveAny(_ => { });
     }

@@ -16,6 +16,10 @@ internal static partial class ClientLog
         Message = "Client {Client} reconnecting to {Endpoint} in {DelayMs:F0} ms (attempt {Attempt}, ceiling {CeilingMs:F0} ms){Cause}")]
     public static partial void Reconnecting(ILogger logger, string client, string endpoint, double delayMs, int attempt, double ceilingMs, string cause);
 
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information,
+        Message = "Client {Client} reconnecting to {Endpoint} in {DelayMs:F0} ms, when the server asked (reconnect-after){Cause}")]
+    public static partial void ReconnectingAsHinted(ILogger logger, string client, string endpoint, double delayMs, string cause);
+
     [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "Client {Client}: heartbeat response seq {Seq}, rtt {RttMs:F2} ms")]
     public static partial void HeartbeatAnswered(ILogger logger, string client, long? seq, double? rttMs);
 

@@ -15,7 +15,8 @@ namespace Supervisor.Client;
 /// One outbound heartbeat connection that heals itself (issue 5): connects, sends a heartbeat every
 /// interval (with a <c>seq</c> unless told not to), measures the round trip, answers the server's pings,
 /// and treats a silent server (<c>timeout</c>), a close, a reset or a protocol error as a disconnect with
-/// exactly one reason. It then reconnects after a jittered exponential backoff (<see cref="Backoff"/>).
+/// exactly one reason. It then reconnects after a jittered exponential backoff (<see cref="Backoff"/>), or, when
+/// the server's last notice said when to come back (<c>reconnect-after</c>, a server shutting down), after that.
 /// Data sent while disconnected waits in a bounded <see cref="OutboundBuffer"/>. The socket I/O is the
 /// server's own <see cref="SocketTransport"/>; each connection's transport events reach this actor through
 /// a child relay that tags them with the connection's generation, so a stale socket can never be taken
@@ -286,15 +287,24 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         FlushBuffer();
     }
 
-    private void ScheduleReconnect(string cause)
+    /// <param name="hinted">
+    /// When the server asked this client to come back (its notice's <c>reconnect-after</c>): waited instead of the
+    /// backoff, and not counted as a failed attempt (the server said when it can take the client again; a connect
+    /// that then fails backs off as usual). Held to <c>max-backoff</c>, so no server keeps a client away longer
+    /// than its own longest wait.
+    /// </param>
+    private void ScheduleReconnect(string cause, TimeSpan? hinted = null)
     {
-        var delay = _backoff.Next();
+        var delay = hinted is { } asked ? (asked < _settings.Reconnect.Max ? asked : _settings.Reconnect.Max) : _backoff.Next();
         var attempt = _backoff.Attempt;
         SetState(ClientState.Reconnecting);
         _services.Metrics.ClientReconnectDelay(delay, _clientTag);
-        ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
-            Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
-        Publish(new Reconnecting(_name, attempt, delay, cause));
+        if (hinted is not null)
+            ClientLog.ReconnectingAsHinted(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, $": {cause}");
+        else
+            ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
+                Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
+        Publish(new Reconnecting(_name, attempt, delay, cause) { AsServerAsked = hinted is not null });
         Timers.StartSingleTimer(ReconnectTimer, ConnectDue.Instance, delay);
         Become(Disconnected);
     }
@@ -540,8 +550,19 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Timers.Cancel(DeadlineTimer);
         Timers.Cancel(StableTimer);
         Publish(new ClientProtocol.Disconnected(_name, reason, detail));
-        ScheduleReconnect(reason.NoticeText(detail));
+        ScheduleReconnect(reason.NoticeText(detail), ReconnectHint());
     }
+
+    /// <summary>
+    /// The wait the server asked for in its <c>server-shutdown</c> notice on this connection (DESIGN §2); null: none. Only
+    /// there: a hint on any other close would let a server that keeps refusing this client hold it in a loop without backoff.
+    /// </summary>
+    private TimeSpan? ReconnectHint() =>
+        _serverNotice is { } notice
+        && notice.StartsWith(CloseReason.ServerShutdown.NoticeText(""), StringComparison.Ordinal)
+        && CloseReasons.TryReadReconnectHint(notice, out var after)
+            ? after
+            : null;
 
     /// <summary>Releases the socket and its relay and publishes the close (registry, meter, monitor: DESIGN §3, "One lifecycle") and logs it.</summary>
     private void LetGo(CloseReason reason, string detail)

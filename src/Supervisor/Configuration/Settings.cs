@@ -182,6 +182,12 @@ internal sealed record SupervisorSettings(
     /// <summary>The monitor's rules and sinks (<c>supervisor.monitor</c>).</summary>
     public Monitoring.MonitorSettings Monitor { get; init; } = null!;
 
+    /// <summary>
+    /// The window over which peers closed with <c>server-shutdown</c> are told to come back
+    /// (<c>shutdown.reconnect-hint.spread</c>); null: no hint. Default 5 s.
+    /// </summary>
+    public TimeSpan? ReconnectHintSpread { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Defaults of outbound heartbeat clients (<c>supervisor.client</c>); the endpoint is usually unset.</summary>
     public Client.ClientSettings Client { get; init; } = null!;
 

@@ -168,6 +168,7 @@ internal static partial class SupervisorConfig
             Probes = Probes.ProbeSettings.ReadAll(config),
             Cluster = Cluster.ClusterSettings.Read(config),
             RegistryStatusRefresh = ReadPositiveDuration(config, "supervisor.registry.status-refresh"),
+            ReconnectHintSpread = ReadReconnectHintSpread(config),
             Handler = ReadHandler(config),
             PendingFrameMemory = ReadSize(config.GetConfig("supervisor"), "limits.pending-frame-memory", "supervisor"),
             InlineSocketCompletions = ReadString(config, "supervisor.io.inline-socket-completions") switch
@@ -178,6 +179,16 @@ internal static partial class SupervisorConfig
                 var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
             },
         };
+    }
+
+    /// <summary><c>shutdown.reconnect-hint.spread</c>: a positive duration up to an hour, or off (no hint).</summary>
+    private static TimeSpan? ReadReconnectHintSpread(Config config)
+    {
+        const string key = "supervisor.shutdown.reconnect-hint.spread";
+        var spread = ReadOptionalDuration(config, key, null);
+        if (spread > TimeSpan.FromHours(1))
+            throw new ConfigurationError(key, $"{spread.Value.ToHocon()} is out of range 1ms-1h");
+        return spread;
     }
 
     private static Connections.HandlerSettings ReadHandler(Config config)

@@ -163,7 +163,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             case ConnectionCommands.CloseConnection command:
                 Close(command.Reason, command.Reason switch
                 {
-                    CloseReason.ServerShutdown => "the server is shutting down",
+                    CloseReason.ServerShutdown => ConnectionSupervisor.ShuttingDown(command.ReconnectAfter),
                     CloseReason.AdminClosed => "closed by the operator",
                     _ => "closed by the server",
                 });

@@ -127,7 +127,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     private sealed record Waiting(object Adoption, ListenerSettings Listener, string Remote, DateTimeOffset Until);
 
     private long _nextId;
-    private (IActorRef ReplyTo, int Count, CloseReason Reason)? _closingAll;
+    private (IActorRef ReplyTo, int Count, CloseReason Reason, TimeSpan? ReconnectSpread)? _closingAll;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -252,7 +252,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     {
         if (_closingAll is { } closing)
         {
-            Refuse(adoption, listener, remote, closing.Reason, "the server is shutting down");
+            Refuse(adoption, listener, remote, closing.Reason, ShuttingDown(closing.ReconnectSpread is { } spread ? ReconnectHints.Any(spread, Random.Shared) : null));
             return;
         }
         if (NoSlotFor(adoption, listener, remote) is not { } full)
@@ -594,26 +594,40 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 
     private void OnCloseAll(ConnectionCommands.CloseAll command)
     {
-        _closingAll = (Sender, _children.Count, command.Reason);
+        _closingAll = (Sender, _children.Count, command.Reason, command.ReconnectSpread);
+        // Every peer told to come back, the connections' and the waiting ones', gets its own moment of the window.
+        var hints = command.ReconnectSpread is { } spread
+            ? ReconnectHints.Spread(_waiting.Count + _awaitingHeader.Count + _children.Count, spread, Random.Shared)
+            : null;
+        var next = 0;
+        TimeSpan? NextHint() => hints?[next++];
         while (_waiting.First is { } waiting)
         {
             _waiting.RemoveFirst();
-            Refuse(waiting.Value.Adoption, waiting.Value.Listener, waiting.Value.Remote, command.Reason, "the server is shutting down");
+            Refuse(waiting.Value.Adoption, waiting.Value.Listener, waiting.Value.Remote, command.Reason, ShuttingDown(NextHint()));
         }
         foreach (var awaiting in _awaitingHeader)
         {
             awaiting.Abandon.Cancel();
             awaiting.Slots.Held--;
-            Refuse(awaiting.Adopt.Socket, awaiting.Adopt.Listener, command.Reason, "the server is shutting down", awaiting.SocketRemote);
+            Refuse(awaiting.Adopt.Socket, awaiting.Adopt.Listener, command.Reason, ShuttingDown(NextHint()), awaiting.SocketRemote);
         }
         _awaitingHeader.Clear();
-        _log.LogInformation("Closing {Count} connections: {Reason}", _children.Count, command.Reason.ToWireName());
+        _log.LogInformation("Closing {Count} connections: {Reason}{Hint}", _children.Count, command.Reason.ToWireName(),
+            command.ReconnectSpread is { } window ? $", peers told to reconnect within {window.ToHocon()}" : "");
         if (_children.Count == 0)
         {
             Sender.Tell(new ConnectionCommands.AllClosed(0));
             return;
         }
         foreach (var child in _children.Keys)
-            child.Tell(new ConnectionCommands.CloseConnection(child.Path.Name, command.Reason));
+            child.Tell(new ConnectionCommands.CloseConnection(child.Path.Name, command.Reason) { ReconnectAfter = NextHint() });
     }
+
+    /// <summary>The detail of a close because the server is going away, with the peer's reconnect hint if it has one.</summary>
+    internal static string ShuttingDown(TimeSpan? reconnectAfter) => reconnectAfter is { } after
+        ? CloseReasons.WithReconnectHint(ShuttingDownDetail, after)
+        : ShuttingDownDetail;
+
+    private const string ShuttingDownDetail = "the server is shutting down";
 }

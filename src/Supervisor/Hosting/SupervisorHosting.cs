@@ -211,7 +211,8 @@ public static class SupervisorHosting
             });
             shutdown.AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "close-connections", async () =>
             {
-                await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown), settings.ShutdownCloseTimeout);
+                await supervisor.Ask<ConnectionCommands.AllClosed>(new ConnectionCommands.CloseAll(CloseReason.ServerShutdown) { ReconnectSpread = settings.ReconnectHintSpread },
+                    settings.ShutdownCloseTimeout);
                 return Done.Instance;
             });
         });

@@ -69,7 +69,13 @@ public sealed class ClientCommandTests(ITestOutputHelper output)
                 TimeSpan.FromSeconds(10), "heartbeat responses after the restart");
             output.WriteLine($"client back with heartbeat responses {Stopwatch.GetElapsedTime(downAt).TotalMilliseconds:F0} ms after the disconnect (service restart included)");
 
-            Assert.Matches(@"reconnecting in \d+ ms \(attempt 1\): peer-closed", client.StandardOutput.First(l => l.Contains("reconnecting in", StringComparison.Ordinal)));
+            // First the wait the shutting-down service asked for (its hint, held to the client's max-backoff of 400 ms),
+            // then the client's own backoff from attempt 1 while the port is closed.
+            var reconnects = client.StandardOutput.Where(l => l.Contains("reconnecting in", StringComparison.Ordinal)).ToArray();
+            var asked = System.Text.RegularExpressions.Regex.Match(reconnects[0], @"reconnecting in (\d+) ms \(when the server asked\): peer-closed.*reconnect-after=(\d+)ms");
+            Assert.True(asked.Success, reconnects[0]);
+            Assert.Equal(Math.Min(long.Parse(asked.Groups[2].Value), 400), long.Parse(asked.Groups[1].Value));
+            Assert.Matches(@"reconnecting in \d+ ms \(attempt 1\): connection refused", reconnects[1]);
             Assert.Empty(client.StandardError);
 
             client.Signal(ChildProcess.SigTerm);

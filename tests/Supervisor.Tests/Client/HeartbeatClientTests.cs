@@ -148,7 +148,9 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             BufferSize = 5,
             Overflow = OverflowPolicy.DropOldest,
         };
-        var service = await TestService.StartAsync($"supervisor.tcp.port = {port}");
+        // No reconnect hint: this is about the client's own backoff, which a hint would replace for the first delay.
+        var noHint = $"supervisor.tcp.port = {port}\nsupervisor.shutdown.reconnect-hint.spread = off";
+        var service = await TestService.StartAsync(noHint);
         TestService? restarted = null;
         try
         {
@@ -174,7 +176,7 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             while (seen.Count(e => e.Event is Reconnecting) < 4)
                 seen.Add((Receive(), Stopwatch.GetElapsedTime(stoppedAt).TotalMilliseconds));
             var restartAt = Stopwatch.GetTimestamp();
-            restarted = await TestService.StartAsync($"supervisor.tcp.port = {port}");
+            restarted = await TestService.StartAsync(noHint);
             Connected connected;
             while (true)
             {
@@ -221,6 +223,89 @@ public sealed class HeartbeatClientTests : Akka.TestKit.Xunit2.TestKit
             await service.DisposeAsync();
             if (restarted is not null) await restarted.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Clients_must_wait_the_moment_a_shutting_down_server_gave_each_of_them_instead_of_their_backoff()
+    {
+        var port = FreePort();
+        // Backoff 100-200 ms for the first attempt: a client that ignored the hint would be back within 200 ms.
+        var settings = Fast(port, minBackoff: TimeSpan.FromMilliseconds(100), maxBackoff: TimeSpan.FromSeconds(5));
+        var spread = TimeSpan.FromSeconds(3);
+        var config = $"supervisor.tcp.port = {port}\nsupervisor.shutdown.reconnect-hint.spread = {spread.TotalMilliseconds}ms";
+        var service = await TestService.StartAsync(config);
+        TestService? restarted = null;
+        try
+        {
+            var clients = Enumerable.Range(0, 3).Select(i => Start($"hinted-{i}", settings)).ToArray();
+            foreach (var (_, events) in clients)
+            {
+                Next<Connected>(events, TimeSpan.FromSeconds(5));
+                Next<HeartbeatAnswered>(events, TimeSpan.FromSeconds(2), a => a.RttMs is not null);
+            }
+
+            var stopBegan = Stopwatch.GetTimestamp();
+            await service.DisposeAsync();
+            restarted = await TestService.StartAsync(config);
+            var listeningAfter = Stopwatch.GetElapsedTime(stopBegan);
+
+            var hints = new List<TimeSpan>();
+            foreach (var (_, events) in clients)
+            {
+                var disconnected = Next<Disconnected>(events, TimeSpan.FromSeconds(5));
+                Assert.True(CloseReasons.TryReadReconnectHint(disconnected.Detail, out var hint), disconnected.Detail);
+                var reconnecting = Next<Reconnecting>(events, TimeSpan.FromSeconds(2));
+                // The client's decision: exactly the server's moment, not counted as a failed attempt.
+                Assert.Equal(hint, reconnecting.Delay);
+                Assert.Equal(0, reconnecting.Attempt);
+                Assert.True(reconnecting.AsServerAsked);
+                // No earlier than the hint: its timer started after the notice, and the notice after the stop began.
+                Next<Connected>(events, spread + TimeSpan.FromSeconds(10));
+                var back = Stopwatch.GetElapsedTime(stopBegan);
+                _output.WriteLine($"hint {hint.TotalMilliseconds} ms, back {back.TotalMilliseconds:F0} ms after the stop began (new server listening after {listeningAfter.TotalMilliseconds:F0} ms)");
+                Assert.True(back >= hint, $"reconnected {back.TotalMilliseconds:F0} ms after the stop began, before its hint of {hint.TotalMilliseconds} ms");
+                Assert.Contains(_logs.Lines, l => l.Message.Contains($"reconnecting to 127.0.0.1:{port} in {hint.TotalMilliseconds:F0} ms, when the server asked", StringComparison.Ordinal));
+                hints.Add(hint);
+            }
+            // One moment per client, one in each third of the window.
+            Assert.Equal([0, 1, 2], hints.Select(h => (int)(h / (spread / 3))).Order());
+        }
+        finally
+        {
+            await service.DisposeAsync();
+            if (restarted is not null) await restarted.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Client_must_back_off_as_usual_when_a_hint_comes_in_a_notice_other_than_server_shutdown()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var peerTask = Task.Run(async () =>
+        {
+            // A server that refuses with a hint where none belongs: honoured, it would let a server hold the client in a loop.
+            using var socket = await listener.AcceptSocketAsync(stop.Token);
+            await socket.SendAsync(Encoding.UTF8.GetBytes("{\"type\":3,\"timestamp\":1,\"data\":\"rejected-capacity: full; reconnect-after=4000ms\"}\n"), stop.Token);
+            socket.Shutdown(SocketShutdown.Send);
+            var buffer = new byte[256];
+            while (await socket.ReceiveAsync(buffer, stop.Token) > 0)
+            {
+            }
+        }, stop.Token);
+
+        var settings = Fast(port, minBackoff: TimeSpan.FromMilliseconds(100), maxBackoff: TimeSpan.FromSeconds(5));
+        var (_, events) = Start("refused", settings);
+        Next<Connected>(events, TimeSpan.FromSeconds(5));
+        var disconnected = Next<Disconnected>(events, TimeSpan.FromSeconds(5));
+        Assert.Contains("reconnect-after=4000ms", disconnected.Detail);
+        var reconnecting = Next<Reconnecting>(events, TimeSpan.FromSeconds(2));
+        Assert.False(reconnecting.AsServerAsked);
+        Assert.Equal(1, reconnecting.Attempt);
+        Assert.InRange(reconnecting.Delay, settings.Reconnect.Min, Backoff.Ceiling(settings.Reconnect, 1));
+        await peerTask;
     }
 
     [Fact]

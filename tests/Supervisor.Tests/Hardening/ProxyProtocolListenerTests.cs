@@ -220,7 +220,7 @@ public sealed class ProxyProtocolListenerTests(ITestOutputHelper output)
             await peer.SendAsync("PROX"u8.ToArray());
             await Task.Delay(200);
             var stopping = service.StopAsync();
-            Assert.Equal("server-shutdown: the server is shutting down", await SingleNoticeAsync(peer));
+            ShutdownNotices.AssertHinted(await SingleNoticeAsync(peer));
             await stopping;
         }
     }

@@ -317,7 +317,7 @@ public sealed class OperatorApiTests
         Assert.Equal("shutting down", body.GetProperty("checks")[0].GetProperty("description").GetString());
 
         var notice = Assert.Single(await peer.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(10)));
-        Assert.Equal("server-shutdown: the server is shutting down", notice.Data);
+        ShutdownNotices.AssertHinted(notice.Data);
         await stopping;
     }
 

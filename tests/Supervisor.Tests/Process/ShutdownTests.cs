@@ -3,12 +3,16 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Supervisor.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
 
 namespace Supervisor.Tests.Processes;
 
-/// <summary>SIGTERM runs coordinated shutdown: every connection is told <c>server-shutdown</c>, then the process exits 0.</summary>
+/// <summary>
+/// SIGTERM runs coordinated shutdown: every connection is told <c>server-shutdown</c> with its own moment to come back
+/// (the reconnect hint, spread over the shipped 5 s window), then the process exits 0.
+/// </summary>
 [Collection(ProcessCollection.Name)]
 public sealed class ShutdownTests(ITestOutputHelper output)
 {
@@ -50,7 +54,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Sigterm_must_tell_every_connection_server_shutdown_and_exit_0_within_5_seconds()
+    public async Task Sigterm_must_tell_every_connection_server_shutdown_with_its_own_reconnect_moment_spread_over_the_window_and_exit_0_within_5_seconds()
     {
         using var service = ServiceProcess.Start(ServiceProcess.Config(), output: output);
         var port = await service.WaitForListenerPortAsync(TimeSpan.FromSeconds(20));
@@ -111,6 +115,13 @@ public sealed class ShutdownTests(ITestOutputHelper output)
                              + $"{closedLines.Count(l => !l.IsStandardError)} 'closed: server-shutdown' lines on stdout, {closedLines.Count(l => l.IsStandardError)} on stderr");
 
             if (problems.Count > 0) throw service.Failure($"{problems.Count} peers did not get notice + EOF:\n{string.Join('\n', problems)}");
+            // Each peer has its own moment inside the window, one in each 100 ms slot of it (50 peers over 5 s).
+            var hints = results.Select(r => ShutdownNotices.AssertHinted(NoticeData(r.Lines.Last()))).OrderBy(h => h).ToArray();
+            output.WriteLine($"reconnect hints: {string.Join(", ", hints.Select(h => h.TotalMilliseconds))} ms");
+            Assert.Equal(Connections, hints.Distinct().Count());
+            var slot = ShutdownNotices.DefaultSpread / Connections;
+            for (var i = 0; i < hints.Length; i++)
+                Assert.InRange(hints[i], slot * i, slot * (i + 1) - TimeSpan.FromMilliseconds(1));
             if (code != 0) throw service.Failure($"exit code {code?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none within 10 s"} after SIGTERM, expected 0");
             if (exitTime is not { } t || t > TimeSpan.FromSeconds(5)) throw service.Failure($"the process took {exitTime} to exit after SIGTERM, expected at most 5 s");
             if (closedLines.Length != Connections)
@@ -122,6 +133,12 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         {
             foreach (var peer in peers) peer.Dispose();
         }
+    }
+
+    private static string? NoticeData(string line)
+    {
+        using var frame = JsonDocument.Parse(line);
+        return frame.RootElement.GetProperty("data").GetString();
     }
 
     private static bool IsShutdownNotice(string line)
