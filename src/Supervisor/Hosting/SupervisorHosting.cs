@@ -138,7 +138,7 @@ public static class SupervisorHosting
             system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink");
     }
 
-    /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
+    /// <summary>Logs, per listener, the transport its connections run on (tcp.transport), how long each layer takes to find a dead peer, and settings that bite.</summary>
     private static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((_, _, resolver) =>
         {
