@@ -40,7 +40,10 @@ public sealed class EpollTransportTests : TestKit
             Assert.Equal(7, answer.Seq);
             Assert.NotEmpty(LoopThreads());
         }
-        // The connection supervisor owns the loops: stopped with the actor system, no loop thread is left.
+        // The connection supervisor owns the loops: stopped with the actor system, no loop thread is left. (Not when the
+        // whole suite runs on epoll: other services' loops then run beside this one's, and this class's other tests
+        // check the loops' end on a group of their own.)
+        if (Environment.GetEnvironmentVariable(TestService.TransportVariable) is { Length: > 0 }) return;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (LoopThreads().Any() && DateTime.UtcNow < deadline) await Task.Delay(20);
         Assert.Empty(LoopThreads());
@@ -77,7 +80,7 @@ public sealed class EpollTransportTests : TestKit
     /// Disposing the group ends its thread, closes its epoll and eventfd, and tells an owner still registered.
     /// </summary>
     [Fact]
-    public async Task Pausing_reads_must_leave_input_in_the_kernel_and_resuming_must_read_it_and_the_loops_end_must_be_told()
+    public void Pausing_reads_must_leave_input_in_the_kernel_and_resuming_must_read_it_and_the_loops_end_must_be_told()
     {
         if (!OperatingSystem.IsLinux()) return;
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -127,7 +130,6 @@ public sealed class EpollTransportTests : TestKit
         other.ReceiveTimeout = 10_000;
         Assert.Equal(0, other.Receive(new byte[16]));
         orphan.Dispose();
-        await Task.CompletedTask;
     }
 
     /// <summary>Waits for the next FramesReady and takes every frame queued; the count taken.</summary>
