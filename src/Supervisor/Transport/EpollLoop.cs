@@ -67,7 +67,20 @@ internal static class Epoll
         var @event = new byte[EventSize];
         BitConverter.TryWriteBytes(@event.AsSpan(0, 4), events);
         BitConverter.TryWriteBytes(@event.AsSpan(DataOffset, 8), token);
-        return EpollCtl((int)epoll.DangerousGetHandle(), CtlAdd, fd, @event) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        var referenced = false;
+        try
+        {
+            epoll.DangerousAddRef(ref referenced);
+            return EpollCtl((int)epoll.DangerousGetHandle(), CtlAdd, fd, @event) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        }
+        catch (ObjectDisposedException)
+        {
+            return 9; // EBADF: the loop has ended and closed its epoll instance
+        }
+        finally
+        {
+            if (referenced) epoll.DangerousRelease();
+        }
     }
 
     /// <summary>
@@ -105,11 +118,23 @@ internal static class Epoll
 
     public static long TokenAt(byte[] events, int index) => BitConverter.ToInt64(events, index * EventSize + DataOffset);
 
-    /// <summary>Rings the doorbell: the loop's epoll_wait returns.</summary>
+    /// <summary>Rings the doorbell: the loop's epoll_wait returns. Nothing once the eventfd is closed (its number may be another file's by then).</summary>
     public static void Signal(SafeFileHandle eventFd)
     {
-        ulong one = 1;
-        Write((int)eventFd.DangerousGetHandle(), ref one, 8);
+        var referenced = false;
+        try
+        {
+            eventFd.DangerousAddRef(ref referenced);
+            ulong one = 1;
+            Write((int)eventFd.DangerousGetHandle(), ref one, 8);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            if (referenced) eventFd.DangerousRelease();
+        }
     }
 
     /// <summary>Silences the doorbell (reads its counter back to zero).</summary>
@@ -221,6 +246,9 @@ internal sealed class EpollLoop : IDisposable
         Epoll.Remove(_epoll, fd);
     }
 
+    /// <summary>What ended the loop other than <see cref="Dispose"/> (a bug of ours); null while it runs or when disposed.</summary>
+    public Exception? Failure { get; private set; }
+
     private void Run()
     {
         var events = new byte[MaxEventsPerWait * Epoll.EventSize];
@@ -239,9 +267,17 @@ internal sealed class EpollLoop : IDisposable
                 RunPosted();
             }
         }
+        catch (Exception e)
+        {
+            // Not the process's end: every connection of this loop is told internal-error below, and new ones go to the others.
+            Failure = e;
+        }
         finally
         {
             End();
+            // Closed here, by the thread that waits on them, never under it (a descriptor number is reused at once).
+            _epoll.Dispose();
+            _doorbell.Dispose();
         }
     }
 
@@ -261,15 +297,13 @@ internal sealed class EpollLoop : IDisposable
         _registered.Clear();
     }
 
-    /// <summary>Stops the thread (waits for it) and closes the epoll instance and the eventfd.</summary>
+    /// <summary>Stops the thread and waits for it (bounded); the thread closes the epoll instance and the eventfd as it ends.</summary>
     public void Dispose()
     {
         if (_stopping) return;
         _stopping = true;
         Epoll.Signal(_doorbell);
-        if (Thread.CurrentThread != _thread) _thread.Join(TimeSpan.FromSeconds(5));
-        _epoll.Dispose();
-        _doorbell.Dispose();
+        if (Thread.CurrentThread != _thread) _thread.Join(TimeSpan.FromSeconds(10));
     }
 }
 
@@ -314,8 +348,18 @@ internal sealed class EpollLoopGroup : IDisposable
 
     public IReadOnlyList<EpollLoop> Loops => _loops;
 
-    /// <summary>The loop the next connection goes to.</summary>
-    public EpollLoop Next() => _loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)_loops.Length)];
+    /// <summary>The loop the next connection goes to: the next one still running (a failed loop takes none).</summary>
+    public EpollLoop Next()
+    {
+        var first = (uint)Interlocked.Increment(ref _next);
+        for (var i = 0u; i < _loops.Length; i++)
+        {
+            var loop = _loops[(int)((first + i) % (uint)_loops.Length)];
+            if (loop.Running) return loop;
+        }
+        // None runs: registering refuses, and the connection closes with internal-error.
+        return _loops[(int)(first % (uint)_loops.Length)];
+    }
 
     public void Dispose()
     {
