@@ -120,6 +120,19 @@ internal sealed record ListenerSettings(
     /// every connection's address is then its socket's.
     /// </summary>
     public ProxyProtocolSettings? ProxyProtocol { get; init; }
+
+    /// <summary>
+    /// How this listener's plain TCP connections are read and written (<c>tcp.transport</c>). Default
+    /// <see cref="TcpTransportKind.Sockets"/>; see <see cref="Transport.TcpTransports.For"/> for where epoll applies.
+    /// </summary>
+    public TcpTransportKind Transport { get; init; } = TcpTransportKind.Sockets;
+}
+
+/// <summary><c>tcp.transport</c>: .NET's socket engine, or the supervisor's own epoll event loops (Linux).</summary>
+internal enum TcpTransportKind
+{
+    Sockets,
+    Epoll,
 }
 
 /// <summary>
@@ -217,4 +230,7 @@ internal sealed record SupervisorSettings(
 
     /// <summary>Whether socket completions run inline on the socket engine's thread (<c>io.inline-socket-completions</c>). Default auto.</summary>
     public InlineSocketCompletions InlineSocketCompletions { get; init; } = InlineSocketCompletions.Auto;
+
+    /// <summary>Event loops of the epoll transport (<c>io.epoll-loops</c>); 0: auto, one per core. At most one per core.</summary>
+    public int EpollLoops { get; init; }
 }

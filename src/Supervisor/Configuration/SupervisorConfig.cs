@@ -178,6 +178,7 @@ internal static partial class SupervisorConfig
                 "off" or "false" or "no" => InlineSocketCompletions.Off,
                 var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
             },
+            EpollLoops = ReadEpollLoops(config),
         };
     }
 
@@ -189,6 +190,17 @@ internal static partial class SupervisorConfig
         if (spread > TimeSpan.FromHours(1))
             throw new ConfigurationError(key, $"{spread.Value.ToHocon()} is out of range 1ms-1h");
         return spread;
+    }
+
+    /// <summary><c>io.epoll-loops</c>: auto (0: one per core), or a positive number (clamped to the cores when the loops start, so one file fits every machine).</summary>
+    private static int ReadEpollLoops(Config config)
+    {
+        const string key = "supervisor.io.epoll-loops";
+        if (Raw(config, key) == "auto") return 0;
+        var loops = ReadInt(config, key);
+        if (loops is < 1 or > 1024)
+            throw new ConfigurationError(key, $"{loops} is out of range 1-1024, or auto");
+        return loops;
     }
 
     private static Connections.HandlerSettings ReadHandler(Config config)
@@ -281,6 +293,12 @@ internal static partial class SupervisorConfig
         if (!System.Net.IPAddress.TryParse(host, out _))
             throw new ConfigurationError($"{path}.host", $"'{host}' is not an IP address (such as 0.0.0.0, 127.0.0.1 or ::)");
         var proxyProtocol = ReadBool(tcp, "proxy-protocol.enabled", path) ? ReadProxyProtocol(tcp, path) : null;
+        var transport = ReadString(tcp, "transport", path) switch
+        {
+            "sockets" => TcpTransportKind.Sockets,
+            "epoll" => TcpTransportKind.Epoll,
+            var other => throw new ConfigurationError($"{path}.transport", $"'{other}' is not one of sockets, epoll"),
+        };
 
         return new ListenerSettings(name, profile, host, port, maxFrame, maxConnections, maxPending,
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive, heartbeatSettings) with
@@ -290,6 +308,7 @@ internal static partial class SupervisorConfig
                 TlsHandshakeTimeout = handshakeTimeout,
                 Codec = codec,
                 ProxyProtocol = proxyProtocol,
+                Transport = transport,
             };
     }
 

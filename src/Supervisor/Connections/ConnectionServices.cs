@@ -29,4 +29,7 @@ internal sealed record ConnectionServices(
 
     /// <summary>Told when a connection's socket is released, so that listeners paused for want of descriptors resume at once; null: none.</summary>
     public Hosting.FileDescriptorBudget? Descriptors { get; init; }
+
+    /// <summary>Event loops of the epoll transport (<c>io.epoll-loops</c>); 0: one per core.</summary>
+    public int EpollLoops { get; init; }
 }

@@ -92,6 +92,11 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new ConnectionSupervisor(services));
 
     private readonly ConnectionServices _services;
+
+    // The epoll transport's loops, started with the first connection of an epoll listener; ended in PostStop.
+    private EpollLoopGroup? _epollLoops;
+
+    private EpollLoopGroup EpollLoops => _epollLoops ??= new EpollLoopGroup(EpollLoopGroup.LoopsFor(_services.EpollLoops));
     private readonly ILogger _log;
     private readonly Dictionary<IActorRef, Child> _children = [];
     private readonly Dictionary<string, ListenerSlots> _slotsByListener = [];
@@ -184,6 +189,9 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             awaiting.Adopt.Socket.Dispose();
         }
         _awaitingHeader.Clear();
+        // Every connection (a child) has stopped and let go of its socket by now: the loops' threads end and their
+        // epoll and eventfd descriptors close with them.
+        _epollLoops?.Dispose();
         base.PostStop();
     }
 
@@ -296,7 +304,9 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             var keepAlive = Shared(listener, SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
             transport = listener.TlsCertificate is { } certificate
                 ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
-                : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };
+                : TcpTransports.For(listener) == TcpTransportKind.Epoll
+                    ? new EpollTransport(adopt.Socket, EpollLoops.Next(), listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
+                    : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

@@ -90,7 +90,7 @@ public static class SupervisorHosting
                 StartMonitor(system, registry, settings.Monitor, metrics, loggers);
                 StartAlertmanagerSink(system, AlertmanagerSettings.Read(config), loggers);
                 StartConnectionSupervisor(system, registry, connectionHandler, settings.Handler, hub, metrics, loggers, settings.RegistryStatusRefresh,
-                    features.ConnectionIdSuffix?.Invoke(system) ?? "", descriptors, frameMemory);
+                    features.ConnectionIdSuffix?.Invoke(system) ?? "", descriptors, frameMemory, settings.EpollLoops);
                 StartTcpListeners(system, registry, bound, loggers, descriptors, metrics);
                 registry.Register<SupervisorActors.Registry>(registry.Get<ConnectionRegistry>());
                 registry.Register<SupervisorActors.Monitor>(registry.Get<MonitorActor>());
@@ -138,11 +138,13 @@ public static class SupervisorHosting
             system.ActorOf(AlertmanagerSink.Props(settings, loggers.CreateLogger<AlertmanagerSink>(), Environment.MachineName), "alertmanager-sink");
     }
 
-    /// <summary>Logs, per listener, how long each layer takes to find a dead peer, and settings that bite.</summary>
+    /// <summary>Logs, per listener, the transport its connections run on (tcp.transport), how long each layer takes to find a dead peer, and settings that bite.</summary>
     private static AkkaConfigurationBuilder AddLivenessBudgetLog(this AkkaConfigurationBuilder builder, SupervisorSettings settings) =>
         builder.WithActors((_, _, resolver) =>
         {
             var log = (resolver.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<LivenessBudget>();
+            foreach (var listener in settings.Listeners)
+                log.LogInformation("{Transport}", Transport.TcpTransports.Describe(listener, settings.EpollLoops));
             foreach (var budget in settings.Listeners.Select(LivenessBudget.Of))
             {
                 log.LogInformation("{Budget}", budget.Describe());
@@ -158,7 +160,7 @@ public static class SupervisorHosting
     /// <param name="hub">The hub the application pushes to connections and observes them through; null: none.</param>
     private static void StartConnectionSupervisor(ActorSystem system, IActorRegistry registry, ConnectionHandler handler, HandlerSettings handlerSettings,
         ConnectionHub? hub, SupervisorMetrics metrics, ILoggerFactory loggers, TimeSpan statusRefresh, string idSuffix, FileDescriptorBudget? descriptors,
-        Transport.PendingFrameMemory? frameMemory)
+        Transport.PendingFrameMemory? frameMemory, int epollLoops)
     {
         var supervisor = system.ActorOf(
             ConnectionSupervisor.Props(new ConnectionServices(registry.Get<ConnectionRegistry>(), registry.Get<MonitorActor>(), handler,
@@ -170,6 +172,7 @@ public static class SupervisorHosting
                 IdSuffix = idSuffix,
                 Descriptors = descriptors,
                 FrameMemory = frameMemory,
+                EpollLoops = epollLoops,
             }), "connections");
         hub?.Attach(supervisor);
         registry.Register<ConnectionSupervisor>(supervisor);

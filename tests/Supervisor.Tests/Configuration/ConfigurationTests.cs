@@ -147,6 +147,22 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void The_tcp_transport_must_default_to_sockets_read_epoll_per_listener_and_name_the_key_of_a_bad_value()
+    {
+        var settings = Read(null);
+        Assert.All(settings.Listeners, l => Assert.Equal(TcpTransportKind.Sockets, l.Transport));
+        Assert.Equal(0, settings.EpollLoops);
+        var epoll = Read("supervisor { tcp.transport = epoll, io.epoll-loops = 2, listeners.games { port = 9001 } }");
+        Assert.All(epoll.Listeners, l => Assert.Equal(TcpTransportKind.Epoll, l.Transport));
+        Assert.Equal(2, epoll.EpollLoops);
+        Assert.Contains("supervisor.tcp.transport", Assert.Throws<ConfigurationError>(() => Read("supervisor.tcp.transport = uring")).Message);
+        Assert.Contains("supervisor.io.epoll-loops", Assert.Throws<ConfigurationError>(() => Read("supervisor.io.epoll-loops = 0")).Message);
+        // TLS and PROXY-protocol listeners keep sockets whatever was asked (their first bytes are read through .NET's engine).
+        var proxied = Read("supervisor.tcp { transport = epoll, proxy-protocol { enabled = on, trusted-networks = [\"10.0.0.0/8\"] } }");
+        Assert.Equal(TcpTransportKind.Sockets, Supervisor.Transport.TcpTransports.For(proxied.Listeners.Single()));
+    }
+
+    [Fact]
     public void An_unknown_socket_completions_mode_must_name_the_key()
     {
         var error = Assert.Throws<ConfigurationError>(() => Read("supervisor.io.inline-socket-completions = sometimes"));

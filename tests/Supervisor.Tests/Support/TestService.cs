@@ -56,11 +56,20 @@ public sealed class TestService : IAsyncDisposable
     /// <summary>Stops the host (as SIGTERM would) without disposing it; <see cref="DisposeAsync"/> still runs.</summary>
     public Task StopAsync() => _host.StopAsync(TimeSpan.FromSeconds(10));
 
+    /// <summary>
+    /// Set to <c>epoll</c> to run every test service's TCP listeners on the epoll transport (<c>tcp.transport</c>): how the
+    /// socket-level test classes are run against it on demand (docs/DESIGN.md, "The epoll transport"). Unset in CI.
+    /// </summary>
+    public const string TransportVariable = "SUPERVISOR_TEST_TCP_TRANSPORT";
+
     /// <param name="hocon">Operator HOCON layered over the loopback, port-0 test listener.</param>
     public static async Task<TestService> StartAsync(string hocon = "", string? profile = null, Action<IServiceCollection>? services = null)
     {
+        var transport = Environment.GetEnvironmentVariable(TransportVariable) is { Length: > 0 } chosen
+            ? $"supervisor.tcp.transport = {chosen}\n" : "";
         var config = SupervisorConfig.Build(
-            "supervisor.tcp { host = \"127.0.0.1\", port = 0 }\n"
+            transport
+            + "supervisor.tcp { host = \"127.0.0.1\", port = 0 }\n"
             + "supervisor.http { host = \"127.0.0.1\", port = 0 }\n"
             + "supervisor.websocket { host = \"127.0.0.1\", port = 0 }\n"
             + hocon, profile);
