@@ -13,7 +13,8 @@ internal sealed class SimulatedTransport(int peer) : IConnectionTransport
 {
     public int Peer { get; } = peer;
     public IActorRef Owner { get; private set; } = ActorRefs.Nobody;
-    public string Remote => $"sim-peer-{Peer}";
+    // Built once: every status the connection reports (each refresh, each state change) carries it.
+    public string Remote { get; } = $"sim-peer-{peer}";
     public string Protocol => "sim";
     public KeepAliveStatus KeepAlive => KeepAliveStatus.Disabled;
     public long BytesOut { get; private set; }
