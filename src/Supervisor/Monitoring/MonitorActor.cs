@@ -234,10 +234,13 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         // One single timer re-armed each time: a periodic one would hand a stalled actor a burst of stale ticks.
         var lateness = now - _probeDue;
         // A long stop-the-world GC is a stall even when the probe's own timer happened to be on time.
-        var gcPauses = GC.GetTotalPauseDuration();
-        var gcStall = gcPauses - _gcPausesSeen;
-        _gcPausesSeen = gcPauses;
-        if (gcStall > lateness) lateness = gcStall;
+        if (_settings.CountGcPauses)
+        {
+            var gcPauses = GC.GetTotalPauseDuration();
+            var gcStall = gcPauses - _gcPausesSeen;
+            _gcPausesSeen = gcPauses;
+            if (gcStall > lateness) lateness = gcStall;
+        }
         if (lateness >= _settings.Starvation.RaiseAbove) ObserveStall(lateness, now);
         else if (_active.ContainsKey(ServerStarvedRule) && now - _lastStallAt >= _settings.Starvation.ClearAfter)
             Resolve(ServerStarvedRule, _lastStall.TotalMilliseconds, now);
@@ -260,8 +263,8 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
             Track(ServerStarvedRule, stall.TotalMilliseconds, StallMessage(stall));
     }
 
-    private static string StallMessage(TimeSpan stall) =>
-        $"the server stalled for {stall.TotalMilliseconds:F0} ms (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms); heartbeat deadlines were extended by the stall instead of closing peers";
+    private string StallMessage(TimeSpan stall) =>
+        $"the server stalled for {stall.TotalMilliseconds:F0} ms{(_settings.CountGcPauses ? $" (GC pauses so far {GC.GetTotalPauseDuration().TotalMilliseconds:F0} ms)" : "")}; heartbeat deadlines were extended by the stall instead of closing peers";
 
     private void OnProbeStateChanged(MonitorEvents.ProbeStateChanged changed)
     {

@@ -44,6 +44,12 @@ internal sealed record MonitorSettings(
     /// <summary>Whether this monitor measures its own timer lateness (<c>server-starved</c>); the cluster monitor leaves that to each node's.</summary>
     public bool WatchStarvation { get; init; } = true;
 
+    /// <summary>
+    /// Whether the process's stop-the-world GC pauses count as stalls too. Off in a simulation: its clock is virtual,
+    /// and the real pauses of the process running it are not the simulated server's.
+    /// </summary>
+    public bool CountGcPauses { get; init; } = true;
+
     public static MonitorSettings Read(Config config, SupervisorSettings supervisor)
     {
         var monitor = config.GetConfig(Path);
