@@ -53,6 +53,9 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, long> _closedByReason = [];
     private long _activeConnections, _accepted, _refused, _missed, _alertSequence;
     private readonly Dictionary<string, DateTimeOffset> _lastMissBy = [];
+    // The misses in the order they came, so the window's stale ones are dropped from the front, not found by a scan of
+    // every connection that missed on every event (which made each event cost O(connections) during an outage).
+    private readonly Queue<(DateTimeOffset At, string ConnectionId)> _missOrder = new();
     private readonly TimeSpan _deadPeerRuleWindow;
     private readonly AlertRule[] _incidentFirst;
     private DateTimeOffset _quietUntil = DateTimeOffset.MinValue;
@@ -119,7 +122,11 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         Receive<MonitorEvents.HeartbeatMissed>(missed =>
         {
             _missed++;
-            if (_settings.MassDisconnect.Enabled && !InStallShadow(Now)) _lastMissBy[missed.ConnectionId] = Now;
+            if (_settings.MassDisconnect.Enabled && !InStallShadow(Now))
+            {
+                _lastMissBy[missed.ConnectionId] = Now;
+                _missOrder.Enqueue((Now, missed.ConnectionId));
+            }
             _counts.Add(MonitorMetrics.Missed, Now);
             EvaluateRules(Now);
         });
@@ -323,8 +330,13 @@ internal sealed class MonitorActor : ReceiveActor, IWithTimers
         // Peers that went quiet show up as missed heartbeats long before they time out: counting the
         // distinct connections that missed one lets the incident open before the per-peer rules fire.
         var horizon = now - mass.Window;
-        foreach (var stale in _lastMissBy.Where(kv => kv.Value <= horizon).Select(kv => kv.Key).ToArray())
-            _lastMissBy.Remove(stale);
+        while (_missOrder.TryPeek(out var oldest) && oldest.At <= horizon)
+        {
+            _missOrder.Dequeue();
+            // A later miss of the same connection keeps it (its own entry is further back in the queue).
+            if (_lastMissBy.TryGetValue(oldest.ConnectionId, out var last) && last <= horizon)
+                _lastMissBy.Remove(oldest.ConnectionId);
+        }
         // The population the window started with: those still here plus those it took.
         var population = _activeConnections + timeouts;
         var affected = Math.Max(timeouts, Math.Min(_lastMissBy.Count, population));
