@@ -89,7 +89,9 @@ if [[ " $TARGETS " == *" go "* ]]; then
 fi
 case "$NATIVE_MODE" in level) NATIVE_ARGS=() ;; edge) NATIVE_ARGS=(--edge) ;; *) echo "NATIVE_MODE is level or edge"; exit 1 ;; esac
 
-for port in "$SERVICE_PORT" "$FLOOR_PORT" "$NATIVE_PORT" "$GO_PORT"; do
+ports=("$SERVICE_PORT" "$FLOOR_PORT" "$NATIVE_PORT")
+if [[ " $TARGETS " == *" go "* ]]; then ports+=("$GO_PORT"); fi
+for port in "${ports[@]}"; do
   if ss -ltnH "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; set SERVICE_PORT / FLOOR_PORT / NATIVE_PORT / GO_PORT"; exit 1; fi
 done
 
