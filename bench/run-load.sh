@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Load benchmark (issues 7 and 16): the service, the .NET floor and the native floor, measured by the same
-# load generator in one run, one after the other, and printed as one table with ratios (service / each floor).
+# Load benchmark (issues 7 and 16): the service, the .NET floor, the native floor and (when selected) the source
+# document's Go server, measured by the same load generator in one run, one after the other, and printed as one
+# table with ratios (service / each of the others; without the service: go / each floor).
 #
 #   bench/run-load.sh                       # N=19000 K=4 STEADY=60s, spread arrivals: service, floor, native
 #   N=2000 STEADY=10s bench/run-load.sh     # a quick look
 #   TARGETS="service" bench/run-load.sh     # one of them only
 #   ARRIVALS=burst bench/run-load.sh        # the generator of issue 7 (several frames per server wake-up)
 #   NATIVE_MODE=edge bench/run-load.sh      # the native floor edge-triggered (default: level)
+#   TARGETS="native go" bench/run-load.sh   # the source document's Go server (bench/GoServer, built by its build.sh;
+#                                           # the generator speaks its frames: --protocol source-doc)
+#   GO_ARGS=-quiet TARGETS=go bench/run-load.sh  # the Go server without the document's per-event printing
 #   BUILD=0 bench/run-load.sh               # skip the dotnet build (the Release binaries are already there)
 #
 # Every process started here is stopped here (by its PID), every wait is bounded, and the
@@ -25,6 +29,8 @@ JITTER="${JITTER:-0.1}"
 SERVICE_PORT="${SERVICE_PORT:-18081}"
 FLOOR_PORT="${FLOOR_PORT:-18091}"
 NATIVE_PORT="${NATIVE_PORT:-18101}"
+GO_PORT="${GO_PORT:-18111}"
+GO_ARGS="${GO_ARGS:-}"                    # extra flags for the Go server, e.g. -quiet
 TARGETS="${TARGETS:-service floor native}"
 ARRIVALS="${ARRIVALS:-spread}"            # spread: frames one by one (production); burst: issue 7's sender
 NATIVE_MODE="${NATIVE_MODE:-level}"       # the native floor's epoll mode: level or edge
@@ -77,10 +83,16 @@ if [[ " $TARGETS " == *" native "* ]]; then
   gcc -O2 -Wall -o "$NATIVE" bench/NativeFloor/floor.c
   echo "native floor: gcc -O2 ($(gcc -dumpfullversion)), $NATIVE_MODE-triggered"
 fi
+GOSERVER=bench/GoServer/bin/goserver
+if [[ " $TARGETS " == *" go "* ]]; then
+  bench/GoServer/build.sh
+fi
 case "$NATIVE_MODE" in level) NATIVE_ARGS=() ;; edge) NATIVE_ARGS=(--edge) ;; *) echo "NATIVE_MODE is level or edge"; exit 1 ;; esac
 
-for port in "$SERVICE_PORT" "$FLOOR_PORT" "$NATIVE_PORT"; do
-  if ss -ltnH "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; set SERVICE_PORT / FLOOR_PORT / NATIVE_PORT"; exit 1; fi
+ports=("$SERVICE_PORT" "$FLOOR_PORT" "$NATIVE_PORT")
+if [[ " $TARGETS " == *" go "* ]]; then ports+=("$GO_PORT"); fi
+for port in "${ports[@]}"; do
+  if ss -ltnH "sport = :$port" | grep -q LISTEN; then echo "port $port is taken; set SERVICE_PORT / FLOOR_PORT / NATIVE_PORT / GO_PORT"; exit 1; fi
 done
 
 conf="$OUT/service-$stamp.conf"
@@ -116,14 +128,22 @@ for target in $TARGETS; do
     native)
       "$NATIVE" --port "$NATIVE_PORT" --timeout 6s --max-runtime 900s "${NATIVE_ARGS[@]}" >"$log" 2>&1 &
       SERVER_PID=$!; port="$NATIVE_PORT" ;;
+    go)
+      # The document's values are 30 s / 90 s; the run uses the service's 2 s interval (the period of each
+      # connection's checker) and 6 s timeout. Its stdout (a line per heartbeat and per check) is the log.
+      # shellcheck disable=SC2086
+      "$GOSERVER" -port "$GO_PORT" -interval 2s -timeout 6s -max-runtime 900s $GO_ARGS >"$log" 2>&1 &
+      SERVER_PID=$!; port="$GO_PORT" ;;
     *) echo "unknown target $target"; exit 1 ;;
   esac
   wait_listening "$port" "$log"
   load_before="$(cut -d' ' -f1 /proc/loadavg)"
-  echo "== $target (pid $SERVER_PID, port $port); env: $(case $target in service) echo "${SERVICE_ENV:-none}" ;; floor) echo "${FLOOR_ENV:-none}" ;; *) echo "$NATIVE_MODE-triggered" ;; esac); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $target (pid $SERVER_PID, port $port); env: $(case $target in service) echo "${SERVICE_ENV:-none}" ;; floor) echo "${FLOOR_ENV:-none}" ;; go) echo "$(go version | cut -d' ' -f3) ${GO_ARGS:-(no flags)}" ;; *) echo "$NATIVE_MODE-triggered" ;; esac); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   # The native floor prints its own counters on SIGUSR1 at the window's edges (a .NET server would die of it).
   signal=no; [[ $target == native ]] && signal=yes
-  timeout 900 "${LOADGEN[@]}" --label "$target" --port "$port" --pid "$SERVER_PID" --signal-window "$signal" | tee "$OUT/loadgen-$target-$stamp.log" ||
+  # The Go server speaks the source document's frames and answers without seq (see LoadGen's --protocol).
+  protocol=ours; [[ $target == go ]] && protocol=source-doc
+  timeout 900 "${LOADGEN[@]}" --label "$target" --port "$port" --pid "$SERVER_PID" --signal-window "$signal" --protocol "$protocol" | tee "$OUT/loadgen-$target-$stamp.log" ||
     echo "generator against $target failed (exit $?): no row for it; the next target runs"   # e.g. a warm-up timed out on a starved machine
   stop_server
   load_after="$(cut -d' ' -f1 /proc/loadavg)"
@@ -139,28 +159,30 @@ for target in $TARGETS; do
               (v[2, "frames"] - v[1, "frames"]) / w, (v[2, "events"] - v[1, "events"]) / w, (v[2, "frames"] - v[1, "frames"]) / r }')"
   fi
   grep '^RESULT' "$OUT/loadgen-$target-$stamp.log" | sed "s/\$/ $extra/" >>"$results" || true
+  if [[ $target == go ]]; then gzip -f "$log"; fi   # its per-heartbeat lines: tens of MB at 19,000 connections
   sleep 5   # let the kernel retire the closed sockets before the next server
 done
 
 echo
-echo "== summary: $ARRIVALS arrivals, N=$N, native floor $NATIVE_MODE-triggered (ratio = service / that floor)"
+echo "== summary: $ARRIVALS arrivals, N=$N, native floor $NATIVE_MODE-triggered (ratio = service / that target; without the service, go / that floor)"
 awk '
   { delete kv; for (i = 2; i <= NF; i++) { split($i, p, "="); kv[p[1]] = p[2] }
     label = kv["label"]; labels[++n] = label
     for (k in kv) v[label, k] = kv[k] }
   END {
     split("load_before load_after server_runqueue_wait_ms_per_s loadgen_runqueue_wait_ms_per_s loadgen_cpu_percent_steady arrivals connections held dropped accepts_per_s cpu_per_accept_us heartbeats_per_s rtt_p50_ms rtt_p99_ms rtt_max_ms cpu_per_heartbeat_us cpu_percent_steady rss_empty_kib rss_steady_kib rss_per_conn_b open_files threads sender_frames_per_wakeup send_late_p99_ms server_wakeups_per_s frames_per_wakeup epoll_frames_per_wakeup epoll_events_per_wakeup echo_frames_per_s echo_mb_per_s echo_rtt_p99_ms silent silent_closed close_late_p50_ms close_late_p99_ms close_late_max_ms", keys, " ")
-    # Ratio columns: the service against each floor present, the native floor first.
-    for (i = 1; i <= n; i++) if (labels[i] == "service") service = 1
-    if (service) { if (("native", "label") in v) floors[++m] = "native"; if (("floor", "label") in v) floors[++m] = "floor" }
-    printf "| figure |"; for (i = 1; i <= n; i++) printf " %s |", labels[i]; for (f = 1; f <= m; f++) printf " service / %s |", floors[f]; printf "\n"
+    # Ratio columns: the service (or, without it, the Go server) against each other target present, the native floor first.
+    if (("service", "label") in v) top = "service"; else if (("go", "label") in v) top = "go"
+    if (top != "") { split("native floor go", others, " ")
+                     for (o = 1; o <= 3; o++) if (others[o] != top && ((others[o], "label") in v)) floors[++m] = others[o] }
+    printf "| figure |"; for (i = 1; i <= n; i++) printf " %s |", labels[i]; for (f = 1; f <= m; f++) printf " %s / %s |", top, floors[f]; printf "\n"
     printf "|---|"; for (i = 1; i <= n + m; i++) printf "---:|"; printf "\n"
     for (j = 1; j in keys; j++) {
       k = keys[j]; printf "| %s |", k
       for (i = 1; i <= n; i++) printf " %s |", ((labels[i], k) in v) ? v[labels[i], k] : "–"
       for (f = 1; f <= m; f++) {
-        a = v["service", k]; b = v[floors[f], k]
-        if (k !~ /^(load_|arrivals)/ && a ~ /^-?[0-9.]+$/ && b ~ /^-?[0-9.]+$/ && b + 0 != 0) printf " %.2f |", a / b; else printf " – |"
+        a = v[top, k]; b = v[floors[f], k]
+        if (k !~ /^(load_|arrivals|protocol)/ && a ~ /^-?[0-9.]+$/ && b ~ /^-?[0-9.]+$/ && b + 0 != 0) printf " %.2f |", a / b; else printf " – |"
       }
       printf "\n"
     }

@@ -179,7 +179,8 @@ internal sealed class Generator(Options options)
             var silent = Enumerable.Range(0, count).Select(k => open[k * stride % open.Length]).Distinct().ToArray();
             foreach (var p in silent) p.Silent = true;
             _phase = Phase.Silent;
-            var waitUntil = Stopwatch.GetTimestamp() + Ticks(o.Timeout + TimeSpan.FromSeconds(4));
+            // The source document's server checks each connection once per interval, so it closes up to an interval late.
+            var waitUntil = Stopwatch.GetTimestamp() + Ticks(o.Timeout + TimeSpan.FromSeconds(4) + (o.Protocol == Protocol.SourceDoc ? o.Interval : TimeSpan.Zero));
             while (silent.Any(p => !p.Closed) && Stopwatch.GetTimestamp() < waitUntil)
                 await Task.Delay(100);
             var timeoutTicks = Ticks(o.Timeout);
@@ -187,14 +188,26 @@ internal sealed class Generator(Options options)
             var reasons = new Dictionary<string, int>();
             foreach (var p in silent)
             {
+                if (o.Protocol == Protocol.SourceDoc)
+                {
+                    // No notice: the server's close is the EOF (or reset) read, timed from the last heartbeat,
+                    // the only frame that resets the document's timeout (a data frame does not).
+                    if (!p.Closed) continue;
+                    closedWithNotice++;
+                    reasons["eof"] = reasons.GetValueOrDefault("eof") + 1;
+                    _silentLateness.Add(Volatile.Read(ref p.ClosedAt) - Volatile.Read(ref p.HeartbeatSentAt) - timeoutTicks);
+                    continue;
+                }
                 if (p.NoticeAt == 0) continue;
                 closedWithNotice++;
                 reasons[p.NoticeReason ?? "?"] = reasons.GetValueOrDefault(p.NoticeReason ?? "?") + 1;
                 _silentLateness.Add(p.NoticeAt - Volatile.Read(ref p.LastSentAt) - timeoutTicks);
             }
             var late = _silentLateness.QuantilesMs(0.0, 0.5, 0.99, 1.0);
-            Console.WriteLine($"silent: {silent.Length} peers went silent; {closedWithNotice} got an error notice ({string.Join(", ", reasons.Select(r => $"{r.Key} {r.Value}"))}); " +
-                              $"notice arrival − last frame sent − timeout: min {late[0]:F1} ms, p50 {late[1]:F1} ms, p99 {late[2]:F1} ms, max {late[3]:F1} ms");
+            var closedBy = o.Protocol == Protocol.SourceDoc ? "were closed (EOF read, no notice)" : "got an error notice";
+            var from = o.Protocol == Protocol.SourceDoc ? "close read − last heartbeat sent − timeout" : "notice arrival − last frame sent − timeout";
+            Console.WriteLine($"silent: {silent.Length} peers went silent; {closedWithNotice} {closedBy} ({string.Join(", ", reasons.Select(r => $"{r.Key} {r.Value}"))}); " +
+                              $"{from}: min {late[0]:F1} ms, p50 {late[1]:F1} ms, p99 {late[2]:F1} ms, max {late[3]:F1} ms");
             Put("silent", silent.Length, "F0");
             Put("silent_closed", closedWithNotice, "F0");
             Put("close_late_p50_ms", late[1], "F1");
@@ -207,6 +220,11 @@ internal sealed class Generator(Options options)
         sender.Join(TimeSpan.FromSeconds(5));
         foreach (var p in _peers)
             p?.Socket.Dispose();
+        if (o.Protocol == Protocol.SourceDoc)
+        {
+            results["protocol"] = "source-doc";
+            results["close_timed_by"] = "eof";
+        }
         Console.WriteLine($"RESULT label={o.Label} " + string.Join(' ', results.Select(r => $"{r.Key}={r.Value}")));
         return 0;
     }
@@ -232,7 +250,7 @@ internal sealed class Generator(Options options)
             for (var seq = 1; seq <= 3; seq++)
             {
                 var line = new byte[96];
-                var n = Wire.Heartbeat(line, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq);
+                var n = HeartbeatFrame(line, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq);
                 await socket.SendAsync(line.AsMemory(0, n), SocketFlags.None, cts.Token);
                 var filled = 0;
                 while (Array.IndexOf(buffer, (byte)'\n', 0, filled) < 0)
@@ -245,6 +263,10 @@ internal sealed class Generator(Options options)
             socket.Shutdown(SocketShutdown.Both);
         }
     }
+
+    /// <summary>Our heartbeat with its seq, or the source document's (no seq: its server echoes nothing).</summary>
+    private int HeartbeatFrame(Span<byte> into, long timestamp, long seq) =>
+        options.Protocol == Protocol.SourceDoc ? Wire.SourceDocHeartbeat(into, timestamp) : Wire.Heartbeat(into, timestamp, seq);
 
     private long Gap() => (long)(Ticks(options.Interval) * (1 - Random.Shared.NextDouble() * options.Jitter));
 
@@ -334,7 +356,9 @@ internal sealed class Generator(Options options)
         switch (Wire.Type(line))
         {
             case Wire.TypeHeartbeatResponse:
-                var seq = Wire.Seq(line);
+                // The source document's server echoes no seq but answers a connection's heartbeats in order
+                // (one goroutine reads a frame, answers it, reads the next), so its k-th answer is heartbeat k's.
+                var seq = options.Protocol == Protocol.SourceDoc ? ++peer.Answered : Wire.Seq(line);
                 if (seq == 1 && peer.FirstAnsweredAt == 0)
                 {
                     peer.FirstAnsweredAt = now;
@@ -385,7 +409,7 @@ internal sealed class Generator(Options options)
     private void SendHeartbeat(Peer peer, byte[] scratch, long now)
     {
         var seq = peer.HeartbeatSeq + 1;
-        var n = Wire.Heartbeat(scratch, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq);
+        var n = HeartbeatFrame(scratch, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq);
         Volatile.Write(ref peer.HeartbeatSentAt, now);
         Volatile.Write(ref peer.HeartbeatSeq, seq);
         Volatile.Write(ref peer.LastSentAt, now);
@@ -410,7 +434,9 @@ internal sealed class Generator(Options options)
     private void SendData(Peer peer, byte[] scratch, long now)
     {
         var seq = peer.DataSeq + 1;
-        var n = Wire.Data(scratch, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq, options.DataSize);
+        var n = options.Protocol == Protocol.SourceDoc
+            ? Wire.SourceDocData(scratch, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), options.DataSize)
+            : Wire.Data(scratch, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), seq, options.DataSize);
         Volatile.Write(ref peer.DataSentAt, now);
         Volatile.Write(ref peer.DataSeq, seq);
         Volatile.Write(ref peer.LastSentAt, now);

@@ -6,6 +6,9 @@ namespace LoadGen;
 /// <summary>How the sender spaces frames in time (see <see cref="Options.Usage"/>).</summary>
 internal enum Arrivals { Burst, Spread }
 
+/// <summary>Which frames the generator sends and how it matches the answers (see <see cref="Options.Usage"/>).</summary>
+internal enum Protocol { Ours, SourceDoc }
+
 /// <summary>Command line of the load generator; every duration is bounded and every loop stops by itself.</summary>
 internal sealed record Options(
     string Label,
@@ -27,7 +30,8 @@ internal sealed record Options(
     int WarmupConnections,
     TimeSpan RampLimit,
     Arrivals Arrivals,
-    bool SignalWindow)
+    bool SignalWindow,
+    Protocol Protocol)
 {
     public const string Usage = """
         LoadGen --port P --pid PID [options]
@@ -53,6 +57,15 @@ internal sealed record Options(
                                     one as independent clients' do (bench/run-load.sh uses spread)
           --signal-window no        yes: send SIGUSR1 to --pid when the steady window starts and ends (the
                                     native floor prints its counters on it; never for a .NET server)
+          --protocol ours           ours: frames with "seq", answers matched by the echoed seq, a silent peer's
+                                    close timed by the server's error notice (the service and both floors);
+                                    source-doc: the source document's frames ({"type":0,"timestamp":T} and
+                                    {"type":2,"timestamp":T,"data":"…"}) for bench/GoServer, whose answer
+                                    {"type":1,"timestamp":<its clock>} echoes nothing: the k-th answer on a
+                                    connection is matched to its k-th heartbeat (one reader goroutine answers
+                                    in order), data frames are not answered (echo figures 0), and a silent
+                                    peer's close is timed by the EOF/reset the generator reads (the server
+                                    closes without a notice), from the peer's last heartbeat
         """;
 
     public static Options Parse(string[] args)
@@ -100,6 +113,12 @@ internal sealed record Options(
                 "no" => false,
                 "yes" => true,
                 var other => throw new ArgumentException($"--signal-window must be yes or no, not '{other}'"),
+            },
+            Get("protocol", "ours") switch
+            {
+                "ours" => Protocol.Ours,
+                "source-doc" => Protocol.SourceDoc,
+                var other => throw new ArgumentException($"--protocol must be ours or source-doc, not '{other}'"),
             });
         if (map.Count > 0)
             throw new ArgumentException($"unknown option --{map.Keys.First()}\n{Usage}");

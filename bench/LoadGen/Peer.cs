@@ -28,6 +28,9 @@ internal sealed class Peer(int index, Socket socket)
     public volatile bool Closed;
     public long ClosedAt;
     public long FirstAnsweredAt;
+
+    /// <summary>Heartbeat answers read so far (receive loop only): with --protocol source-doc, answer k is heartbeat k's.</summary>
+    public long Answered;
     public long NoticeAt;
     public string? NoticeReason;
 

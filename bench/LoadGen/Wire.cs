@@ -34,6 +34,27 @@ internal static class Wire
         return n;
     }
 
+    /// <summary>The source document's heartbeat, as its client's json.Encoder writes it: <c>{"type":0,"timestamp":T}\n</c></summary>
+    public static int SourceDocHeartbeat(Span<byte> into, long timestamp)
+    {
+        var n = Copy("{\"type\":0,\"timestamp\":"u8, into);
+        n += Number(timestamp, into[n..]);
+        n += Copy("}\n"u8, into[n..]);
+        return n;
+    }
+
+    /// <summary>The source document's data frame: <c>{"type":2,"timestamp":T,"data":"xxx…"}\n</c></summary>
+    public static int SourceDocData(Span<byte> into, long timestamp, int size)
+    {
+        var n = Copy("{\"type\":2,\"timestamp\":"u8, into);
+        n += Number(timestamp, into[n..]);
+        n += Copy(",\"data\":\""u8, into[n..]);
+        into.Slice(n, size).Fill((byte)'x');
+        n += size;
+        n += Copy("\"}\n"u8, into[n..]);
+        return n;
+    }
+
     /// <summary>The integer after <c>"name":</c>, or null.</summary>
     public static long? Field(ReadOnlySpan<byte> line, ReadOnlySpan<byte> quotedNameColon)
     {

@@ -1,0 +1,3 @@
+module supervisor/bench/goserver
+
+go 1.19
