@@ -22,7 +22,7 @@ namespace Supervisor.WebSockets;
 /// on the owning actor's thread; <see cref="Completion"/> lets the HTTP request that carries the WebSocket
 /// end once the owner has disposed it.
 /// </summary>
-internal sealed class WebSocketTransport : IConnectionTransport
+internal sealed class WebSocketTransport : IConnectionTransport, IOutboundSink
 {
     private const int ReceiveChunk = 4 * 1024;
 
@@ -83,7 +83,7 @@ internal sealed class WebSocketTransport : IConnectionTransport
         _maxFrameLength = listener.MaxFrameLength;
         _codec = listener.Codec;
         _messageType = _codec.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary;
-        _outbound = new OutboundQueue(listener.MaxPendingWrite, SendQueuedAsync, StartCloseOutput);
+        _outbound = new OutboundQueue(listener.MaxPendingWrite, this);
         _closeLinger = listener.CloseLinger;
         _pongTimeout = pongTimeout;
         _silenceLimit = SilenceLimit(pingInterval, pongTimeout);
@@ -413,6 +413,10 @@ internal sealed class WebSocketTransport : IConnectionTransport
         _outbound.Started(text, CompleteSendAsync(send, text.Length));
         return true;
     }
+
+    Task<int> IOutboundSink.SendQueuedAsync(ReadOnlyMemory<byte> bytes) => SendQueuedAsync(bytes);
+
+    void IOutboundSink.ShutOutput() => StartCloseOutput();
 
     private Task<int> SendQueuedAsync(ReadOnlyMemory<byte> text)
     {

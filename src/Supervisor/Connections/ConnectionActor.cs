@@ -303,6 +303,8 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             if (_firstFrame is not null)
             {
                 _firstFrame.Cancel();
+                // Not needed again (OnFirstFrameDue returns on _sawValidFrame): its 72 B go once the queue drops the stale entry.
+                _firstFrame = null;
                 Context.Parent.Tell(ConnectionSupervisor.FirstFrameSeen.Instance, Self);
             }
         }

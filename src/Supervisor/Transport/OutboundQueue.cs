@@ -6,11 +6,12 @@ namespace Supervisor.Transport;
 /// Bytes a transport could not hand to the kernel at once, sent one write at a time; each completion
 /// comes back to the owner as <see cref="TransportEvents.WriteFinished"/>. Used on the owner's thread
 /// only. A peer that lets more than <c>maxPendingBytes</c> pile up is refused, so a slow consumer
-/// cannot grow the server's memory.
+/// cannot grow the server's memory. The queue itself is made at the first write the kernel did not take: an idle
+/// connection, the usual one, holds none.
 /// </summary>
-internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byte>, Task<int>> sendAsync, Action shutOutput)
+internal sealed class OutboundQueue(int maxPendingBytes, IOutboundSink sink)
 {
-    private readonly Queue<ReadOnlyMemory<byte>> _pending = new(0);
+    private Queue<ReadOnlyMemory<byte>>? _pending;
     private int _pendingBytes;
     private bool _inFlight;
     private bool _shutdownRequested;
@@ -19,7 +20,7 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
     public IActorRef Owner { get; set; } = ActorRefs.Nobody;
 
     /// <summary>Nothing queued and nothing being sent: a transport may write straight to the socket.</summary>
-    public bool IsIdle => !_inFlight && _pending.Count == 0;
+    public bool IsIdle => !_inFlight && (_pending is null || _pending.Count == 0);
 
     /// <summary>False once output is shut or its shutdown requested.</summary>
     public bool Accepting => !_shutdownRequested && !_outputShut;
@@ -31,7 +32,7 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
     public bool Enqueue(ReadOnlyMemory<byte> bytes)
     {
         if (_pendingBytes + bytes.Length > maxPendingBytes) return false;
-        _pending.Enqueue(bytes);
+        Pending.Enqueue(bytes);
         _pendingBytes += bytes.Length;
         if (!_inFlight) SendNext();
         return true;
@@ -43,7 +44,7 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
     /// </summary>
     public void Started(ReadOnlyMemory<byte> bytes, Task<int> send)
     {
-        _pending.Enqueue(bytes);
+        Pending.Enqueue(bytes);
         _pendingBytes += bytes.Length;
         _inFlight = true;
         send.PipeTo(Owner,
@@ -61,7 +62,7 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
         Task<int> send;
         try
         {
-            send = sendAsync(_pending.Peek());
+            send = sink.SendQueuedAsync(_pending!.Peek());
         }
         catch (Exception e)
         {
@@ -81,19 +82,20 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
         _inFlight = false;
         if (finished.Error is not null) return false;
         BytesSent += finished.Bytes;
-        var head = _pending.Dequeue();
+        var pending = _pending!;
+        var head = pending.Dequeue();
         _pendingBytes -= head.Length;
         if (finished.Bytes < head.Length)
         {
             // A short send: the rest goes first.
             var rest = head[finished.Bytes..];
-            var after = _pending.ToArray();
-            _pending.Clear();
-            _pending.Enqueue(rest);
-            foreach (var item in after) _pending.Enqueue(item);
+            var after = pending.ToArray();
+            pending.Clear();
+            pending.Enqueue(rest);
+            foreach (var item in after) pending.Enqueue(item);
             _pendingBytes += rest.Length;
         }
-        if (_pending.Count > 0) SendNext();
+        if (pending.Count > 0) SendNext();
         else if (_shutdownRequested) ShutNow();
         return true;
     }
@@ -109,6 +111,21 @@ internal sealed class OutboundQueue(int maxPendingBytes, Func<ReadOnlyMemory<byt
     {
         if (_outputShut) return;
         _outputShut = true;
-        shutOutput();
+        sink.ShutOutput();
     }
+
+    private Queue<ReadOnlyMemory<byte>> Pending => _pending ??= new Queue<ReadOnlyMemory<byte>>(2);
+}
+
+/// <summary>Where an <see cref="OutboundQueue"/> writes: its transport (an interface, not two delegates per connection).</summary>
+internal interface IOutboundSink
+{
+    /// <summary>
+    /// Sends the queue's head; the bytes the kernel took (a short send leaves the rest at the head). Its completion
+    /// reaches the owner as WriteFinished.
+    /// </summary>
+    Task<int> SendQueuedAsync(ReadOnlyMemory<byte> bytes);
+
+    /// <summary>Everything queued was sent and output was asked to end: the transport ends it (FIN, close_notify, a close frame).</summary>
+    void ShutOutput();
 }

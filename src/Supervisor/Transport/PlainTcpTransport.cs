@@ -11,7 +11,7 @@ namespace Supervisor.Transport;
 /// differ only in how input is waited for (<see cref="SocketTransport"/>: .NET's socket engine and zero-byte reads;
 /// <see cref="EpollTransport"/>: an <see cref="EpollLoop"/>) and how a queued send completes.
 /// </summary>
-internal abstract class PlainTcpTransport : IConnectionTransport
+internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
 {
     /// <summary>Room on the stack for a heartbeat response.</summary>
     private const int MaxLengthWithoutData = 112;
@@ -29,7 +29,7 @@ internal abstract class PlainTcpTransport : IConnectionTransport
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
         Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
-        _outbound = new OutboundQueue(maxPendingWrite, SendQueuedAsync, ShutOutputNow);
+        _outbound = new OutboundQueue(maxPendingWrite, this);
         Socket.Blocking = false;
         Socket.NoDelay = true;
     }
@@ -137,6 +137,8 @@ internal abstract class PlainTcpTransport : IConnectionTransport
     /// </summary>
     protected abstract Task<int> SendQueuedAsync(ReadOnlyMemory<byte> bytes);
 
+    Task<int> IOutboundSink.SendQueuedAsync(ReadOnlyMemory<byte> bytes) => SendQueuedAsync(bytes);
+
     public TcpInfo? ReadTcpInfo() => _disposed ? null : TcpInfoReader.Read(Socket);
 
     public bool NudgeKeepAlive(int everySeconds, int probes) => !_disposed && SocketKeepAlive.Nudge(Socket, everySeconds, probes);
@@ -154,7 +156,7 @@ internal abstract class PlainTcpTransport : IConnectionTransport
         ShutdownOutput();
     }
 
-    private void ShutOutputNow()
+    void IOutboundSink.ShutOutput()
     {
         if (_disposed) return;
         try

@@ -16,7 +16,7 @@ namespace Supervisor.Transport;
 /// so they hold no receive buffer here either, and OpenSSL frees its record buffers between records
 /// (<see cref="OpenSslBuffers"/>).
 /// </summary>
-internal sealed class TlsTransport : IConnectionTransport
+internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
 {
     private const int ReceiveChunk = 16 * 1024;
 
@@ -70,7 +70,7 @@ internal sealed class TlsTransport : IConnectionTransport
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
         Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
-        _outbound = new OutboundQueue(maxPendingWrite, SendAsync, () => _ = CloseNotifyAsync());
+        _outbound = new OutboundQueue(maxPendingWrite, this);
         _stream = new HandshakeStream(socket);
         _ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
     }
@@ -230,6 +230,10 @@ internal sealed class TlsTransport : IConnectionTransport
         WriteFailure = failure;
         return false;
     }
+
+    Task<int> IOutboundSink.SendQueuedAsync(ReadOnlyMemory<byte> bytes) => SendAsync(bytes);
+
+    void IOutboundSink.ShutOutput() => _ = CloseNotifyAsync();
 
     private async Task<int> SendAsync(ReadOnlyMemory<byte> bytes)
     {
