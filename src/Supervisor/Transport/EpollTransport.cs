@@ -46,6 +46,30 @@ internal sealed class EpollTransport : PlainTcpTransport
     {
         _loop = loop;
         _fd = (int)socket.Handle;
+        // Not Socket.Blocking = false: .NET would build its async context for the socket (see NativeSockets).
+        _nonBlockingErrno = NativeSockets.MakeNonBlocking(_fd);
+    }
+
+    /// <summary>Nonzero when the descriptor could not be made non-blocking: the connection is closed at start, never read blocking.</summary>
+    private readonly int _nonBlockingErrno;
+
+    /// <summary>
+    /// On the owner's thread. The descriptor is held while the call runs: the loop's thread closes it, and a loop that
+    /// ends closes it without waiting for the owner (an ended socket's send then fails, it never reaches a reused number).
+    /// </summary>
+    protected override int SendOnce(ReadOnlySpan<byte> bytes, out SocketError error)
+    {
+        var handle = Socket.SafeHandle;
+        var held = false;
+        try
+        {
+            handle.DangerousAddRef(ref held);
+            return NativeSockets.Send(_fd, bytes, out error);
+        }
+        finally
+        {
+            if (held) handle.DangerousRelease();
+        }
     }
 
     /// <summary>
@@ -54,6 +78,11 @@ internal sealed class EpollTransport : PlainTcpTransport
     /// </summary>
     protected override void StartReading()
     {
+        if (_nonBlockingErrno != 0)
+        {
+            Owner.Tell(new TransportEvents.InputEnded(CloseReason.InternalError, $"read loop failed: fcntl(O_NONBLOCK) refused the socket (errno {_nonBlockingErrno})"));
+            return;
+        }
         var errno = _loop.Register(this, _fd, out _token);
         if (errno != 0)
             Owner.Tell(new TransportEvents.InputEnded(CloseReason.InternalError, $"read loop failed: epoll_ctl refused the socket (errno {errno})"));
@@ -107,7 +136,7 @@ internal sealed class EpollTransport : PlainTcpTransport
             while (true)
             {
                 TransportFaults.At(FaultPoint.TcpReceive, Remote);
-                var read = Socket.Receive(buffer, 0, buffer.Length, SocketFlags.None, out var error);
+                var read = NativeSockets.Receive(_fd, buffer, out var error);
                 if (error == SocketError.WouldBlock) return;
                 if (error != SocketError.Success)
                 {
@@ -183,7 +212,8 @@ internal sealed class EpollTransport : PlainTcpTransport
         SocketError error;
         try
         {
-            sent = Socket.Send(send.Bytes.Span, SocketFlags.None, out error);
+            // The loop's own thread closes the descriptor, so it cannot close under this call.
+            sent = NativeSockets.Send(_fd, send.Bytes.Span, out error);
         }
         catch (Exception e)
         {

@@ -30,7 +30,6 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
         KeepAlive = keepAlive;
         Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
         _outbound = new OutboundQueue(maxPendingWrite, this);
-        Socket.Blocking = false;
         Socket.NoDelay = true;
     }
 
@@ -111,7 +110,7 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
         try
         {
             TransportFaults.At(FaultPoint.TcpSend, Remote);
-            sent = Socket.Send(bytes, SocketFlags.None, out error);
+            sent = SendOnce(bytes, out error);
         }
         catch (Exception e)
         {
@@ -122,6 +121,9 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
         _sentDirectly += sent;
         return true;
     }
+
+    /// <summary>One non-blocking send: the bytes the kernel took (0 when it would block or failed, with <paramref name="error"/> saying which).</summary>
+    protected abstract int SendOnce(ReadOnlySpan<byte> bytes, out SocketError error);
 
     private bool Enqueue(ReadOnlyMemory<byte> bytes) => _outbound.Enqueue(bytes) || Refuse(_outbound.Refusal);
 

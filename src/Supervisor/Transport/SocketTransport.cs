@@ -18,7 +18,10 @@ internal sealed class SocketTransport : PlainTcpTransport
     public SocketTransport(Socket socket, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, string? remote = null)
         : base(socket, maxFrameLength, maxPendingWrite, keepAlive, remote)
     {
+        socket.Blocking = false;
     }
+
+    protected override int SendOnce(ReadOnlySpan<byte> bytes, out SocketError error) => Socket.Send(bytes, SocketFlags.None, out error);
 
     protected override void StartReading() =>
         // Started from the thread pool, not inline: a peer that is already sending must not keep the
