@@ -272,11 +272,17 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
         Self.Tell(AcceptMore.Instance);
     }
 
-    /// <summary>The accept loop's only per-socket work: the descriptor count and one message; the supervisor does the rest.</summary>
+    /// <summary>
+    /// The accept loop's only per-socket work: the descriptor count and a work item. The socket's own system calls
+    /// (its address, a poll, its keep-alive options set and read back) run on the thread pool, beside the supervisor
+    /// rather than on its thread, which starts every connection one after the other; then the socket goes to it.
+    /// </summary>
     private void HandOver(Socket socket)
     {
         _descriptors?.Accepted(socket);
-        _supervisor.Tell(new ConnectionSupervisor.Adopt(socket, _settings));
+        ThreadPool.UnsafeQueueUserWorkItem(static handOver =>
+            handOver.Supervisor.Tell(ConnectionSupervisor.Adopt.Prepare(handOver.Socket, handOver.Listener), ActorRefs.NoSender),
+            (Supervisor: _supervisor, Socket: socket, Listener: _settings), preferLocal: false);
     }
 
     /// <summary>Whether to accept now: bound, and descriptors to spare (else it pauses); ends a pause.</summary>
