@@ -41,6 +41,12 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
 
     private sealed record AcceptFailed(Exception Cause);
 
+    /// <summary>A turn took <see cref="MaxAcceptsPerTurn"/> sockets: go on after whatever else waits in the mailbox.</summary>
+    private sealed class AcceptMore
+    {
+        public static readonly AcceptMore Instance = new();
+    }
+
     private sealed class RetryAccept
     {
         public static readonly RetryAccept Instance = new();
@@ -64,6 +70,12 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
     /// <summary>An episode of pauses ends (log line, alert resolved, ready again) after accepting this long without one.</summary>
     internal static readonly TimeSpan EpisodeEndsAfter = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Sockets taken off the kernel's accept queue in one turn before the actor lets its other messages in (Netty's
+    /// <c>maxMessagesPerRead</c> is 16 for a server channel; here the work per socket is an accept and a message).
+    /// </summary>
+    internal const int MaxAcceptsPerTurn = 64;
+
     private const string RetryKey = "retry-accept";
     private const string EpisodeEndKey = "episode-end";
 
@@ -80,15 +92,46 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
         var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            ReuseAddressOnly(socket);
             socket.Bind(new IPEndPoint(address, settings.Port));
-            socket.Listen(4096);
+            // The kernel caps the backlog at net.core.somaxconn (4096 by default since Linux 5.4): the most it allows.
+            socket.Listen(int.MaxValue);
             return socket;
         }
         catch
         {
             socket.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// SO_REUSEADDR and nothing else, so that a restart binds at once while the old process's connections sit in
+    /// TIME_WAIT. Not <see cref="SocketOptionName.ReuseAddress"/>: on Linux and macOS .NET sets SO_REUSEPORT with it,
+    /// and then a second service started by mistake on the same port binds too and silently takes half the new
+    /// connections; with SO_REUSEADDR alone the kernel refuses a second bind while the first socket listens.
+    /// Windows needs nothing here (it binds over TIME_WAIT; its SO_REUSEADDR would let another socket steal the port).
+    /// </summary>
+    internal static void ReuseAddressOnly(Socket socket)
+    {
+        if (OperatingSystem.IsLinux())
+            socket.SetRawSocketOption(SolSocketLinux, SoReuseAddrLinux, BitConverter.GetBytes(1));
+        else if (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
+            socket.SetRawSocketOption(SolSocketBsd, SoReuseAddrBsd, BitConverter.GetBytes(1));
+    }
+
+    private const int SolSocketLinux = 1, SoReuseAddrLinux = 2, SolSocketBsd = 0xffff, SoReuseAddrBsd = 4;
+
+    /// <summary>The kernel's cap on a listen backlog (<c>net.core.somaxconn</c>), or null where it cannot be read.</summary>
+    internal static int? ListenBacklogCap()
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText("/proc/sys/net/core/somaxconn").Trim(), out var cap) ? cap : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 
@@ -100,6 +143,10 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
     private readonly FileDescriptorBudget? _descriptors;
     private readonly IActorRef _monitor;
     private bool _bound = true;
+    // An accept is waiting for the kernel (its completion comes back as Accepted or AcceptFailed), or a turn is
+    // queued (AcceptMore): either way nothing else may start one, so at most one accept is in flight.
+    private bool _acceptPending;
+    private bool _turnQueued;
     // Not accepting right now (a retry is due), the delay before it, and the episode the pause belongs to:
     // pauses that follow each other within EpisodeEndsAfter are one episode (one log line, one alert).
     private bool _paused;
@@ -128,11 +175,20 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
 
         Receive<Accepted>(accepted =>
         {
-            _descriptors?.Accepted(accepted.Socket);
-            _supervisor.Tell(new ConnectionSupervisor.Adopt(accepted.Socket, _settings));
+            _acceptPending = false;
+            HandOver(accepted.Socket);
             AcceptNext();
         });
-        Receive<AcceptFailed>(OnAcceptFailed);
+        Receive<AcceptFailed>(failed =>
+        {
+            _acceptPending = false;
+            if (Recoverable(failed.Cause)) AcceptNext();
+        });
+        Receive<AcceptMore>(_ =>
+        {
+            _turnQueued = false;
+            if (!_paused) AcceptNext();
+        });
         Receive<RetryAccept>(_ =>
         {
             if (_paused) AcceptNext();
@@ -163,10 +219,11 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        _log.LogInformation("Listener {Listener} accepting on {Endpoint} (profile {Profile}, heartbeat {Interval}/{Timeout}, keep-alive {KeepAlive})",
+        _log.LogInformation("Listener {Listener} accepting on {Endpoint} (profile {Profile}, heartbeat {Interval}/{Timeout}, keep-alive {KeepAlive}, backlog {Backlog})",
             _settings.Name, _endpoint, _settings.Profile,
             _settings.Heartbeat.Enabled ? _settings.Heartbeat.Interval.ToHocon() : "off", _settings.Heartbeat.Timeout.ToHocon(),
-            _settings.KeepAlive.Enabled ? $"{_settings.KeepAlive.Idle.ToHocon()}/{_settings.KeepAlive.Interval.ToHocon()}/{_settings.KeepAlive.Probes}" : "off");
+            _settings.KeepAlive.Enabled ? $"{_settings.KeepAlive.Idle.ToHocon()}/{_settings.KeepAlive.Interval.ToHocon()}/{_settings.KeepAlive.Probes}" : "off",
+            ListenBacklogCap() is { } cap ? $"{cap} (net.core.somaxconn)" : "the system's maximum");
         if (_settings.ProxyProtocol is { } proxy)
             _log.LogInformation("Listener {Listener} takes PROXY protocol v1/v2 headers from {Trusted} within {Deadline}; connections from anywhere else are refused",
                 _settings.Name, string.Join(", ", proxy.TrustedNetworks), proxy.HeaderDeadline(_settings.Limits).ToHocon());
@@ -179,13 +236,63 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
         _socket.Dispose();
     }
 
+    /// <summary>
+    /// Takes every connection the kernel has queued, up to <see cref="MaxAcceptsPerTurn"/> per turn, without a hop:
+    /// an accept that completes at once (a peer is waiting) is handed over and the next one started in the same turn,
+    /// as Kestrel's accept loop and Netty's server channel do; only an accept that would block goes back to the
+    /// kernel, and its completion returns as a message. A reconnect storm fills the listen backlog in milliseconds,
+    /// and every SYN the kernel drops for a full backlog costs that peer a 1 s retransmit.
+    /// </summary>
     private void AcceptNext()
     {
-        if (!_bound) return;
+        if (_acceptPending || _turnQueued) return;
+        for (var taken = 0; taken < MaxAcceptsPerTurn; taken++)
+        {
+            if (!ReadyToAccept()) return;
+            var accept = _socket.AcceptAsync(CancellationToken.None);
+            if (!accept.IsCompleted)
+            {
+                _acceptPending = true;
+                accept.AsTask().PipeTo(Self, success: socket => new Accepted(socket), failure: cause => new AcceptFailed(cause));
+                return;
+            }
+            Socket socket;
+            try
+            {
+                socket = accept.GetAwaiter().GetResult();
+            }
+            catch (Exception e)
+            {
+                if (Recoverable(e)) continue;
+                return;
+            }
+            HandOver(socket);
+        }
+        _turnQueued = true;
+        Self.Tell(AcceptMore.Instance);
+    }
+
+    /// <summary>
+    /// The accept loop's only per-socket work: the descriptor count and a work item. The socket's own system calls
+    /// (its address, a poll, its keep-alive options set and read back) run on the thread pool, beside the supervisor
+    /// rather than on its thread, which starts every connection one after the other; then the socket goes to it.
+    /// </summary>
+    private void HandOver(Socket socket)
+    {
+        _descriptors?.Accepted(socket);
+        ThreadPool.UnsafeQueueUserWorkItem(static handOver =>
+            handOver.Supervisor.Tell(ConnectionSupervisor.Adopt.Prepare(handOver.Socket, handOver.Listener), ActorRefs.NoSender),
+            (Supervisor: _supervisor, Socket: socket, Listener: _settings), preferLocal: false);
+    }
+
+    /// <summary>Whether to accept now: bound, and descriptors to spare (else it pauses); ends a pause.</summary>
+    private bool ReadyToAccept()
+    {
+        if (!_bound) return false;
         if (_descriptors is { } descriptors && !descriptors.HasRoom(recount: _paused))
         {
             Pause(DescribeShortage(descriptors), forDescriptors: true);
-            return;
+            return false;
         }
         if (_paused)
         {
@@ -195,25 +302,23 @@ internal sealed class TcpListenerActor : ReceiveActor, IWithTimers
             Timers.Cancel(RetryKey);
             Timers.StartSingleTimer(EpisodeEndKey, EpisodeQuiet.Instance, EpisodeEndsAfter);
         }
-        _socket.AcceptAsync().PipeTo(Self, success: socket => new Accepted(socket), failure: cause => new AcceptFailed(cause));
+        return true;
     }
 
-    private void OnAcceptFailed(AcceptFailed failed)
+    /// <summary>Whether the accept loop may go on after a failed accept; if not, it has paused (or the listener is unbound).</summary>
+    private bool Recoverable(Exception failure)
     {
-        if (!_bound) return;
-        var cause = failed.Cause.GetBaseException();
-        if (cause is ObjectDisposedException) return;
-        if (cause is SocketException { SocketErrorCode: SocketError.ConnectionAborted or SocketError.ConnectionReset })
-        {
-            // The peer gave up while it waited in the backlog; the next one may be there already.
-            AcceptNext();
-            return;
-        }
+        if (!_bound) return false;
+        var cause = failure.GetBaseException();
+        if (cause is ObjectDisposedException) return false;
+        // The peer gave up while it waited in the backlog; the next one may be there already.
+        if (cause is SocketException { SocketErrorCode: SocketError.ConnectionAborted or SocketError.ConnectionReset }) return true;
         // EMFILE (the process's limit), ENFILE (the system's), ENOBUFS, ENOMEM: none must become a busy loop.
         var outOfDescriptors = cause is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable };
         if (outOfDescriptors) _descriptors?.RanOut();
         Pause(outOfDescriptors && _descriptors is { } descriptors ? $"{DescribeShortage(descriptors)} (accept failed: {cause.Message})" : $"accept failed: {cause.Message}",
             forDescriptors: outOfDescriptors);
+        return false;
     }
 
     private static string DescribeShortage(FileDescriptorBudget descriptors) =>
