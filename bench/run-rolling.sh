@@ -139,7 +139,8 @@ echo "== cluster of $NODES formed: pids ${NODE_PIDS[*]}"
 endpoints="$(for i in $(seq 1 "$NODES"); do echo "127.0.0.1:$((TCP_BASE + i))"; done | paste -sd,)"
 dotnet "$run/rollinggen-bin/RollingGen.dll" --endpoints "$endpoints" --clients $((NODES * N)) --interval "$INTERVAL" \
     --timeout "$HB_TIMEOUT" --home-return "$HOME_RETURN" --ramp-rate "$RAMP_RATE" --spread "$SPREAD" \
-    --marks "$marks" --events "$run/events.csv" --held "$run/held.csv" >"$run/rollinggen.log" 2>&1 &
+    --marks "$marks" --events "$run/events.csv" --held "$run/held.csv" \
+    --node-logs "$(for i in $(seq 1 "$NODES"); do echo "$run/node$i.log"; done | paste -sd,)" >"$run/rollinggen.log" 2>&1 &
 GEN_PID=$!
 start=$(now_ms)
 until grep -q '^ramp:' "$run/rollinggen.log" 2>/dev/null; do

@@ -77,7 +77,8 @@ Console.WriteLine($"ramp: {held}/{options.Clients} held after {ramp.Elapsed.Tota
 await stop.Task;
 var record = await recorder.Ask<Recorder.Record>(Recorder.GetRecord.Instance, TimeSpan.FromSeconds(30));
 var marks = options.Marks is { } file && File.Exists(file) ? Marks.Read(file) : [];
-var report = new Report(options, record, marks);
+var serverAccepts = options.NodeLogs is { Count: > 0 } logs ? Report.ReadServerAccepts(logs) : null;
+var report = new Report(options, record, marks, serverAccepts);
 report.Write(Console.Out);
 if (options.EventsFile is { } events) record.WriteEvents(events, options.Endpoints.Count);
 if (options.HeldFile is { } heldFile) record.WriteHeld(heldFile);
@@ -105,15 +106,17 @@ namespace RollingGen
         TimeSpan Spread,
         string? Marks,
         string? EventsFile,
-        string? HeldFile)
+        string? HeldFile,
+        IReadOnlyList<string>? NodeLogs)
     {
         public const string Usage = """
             RollingGen --endpoints H:P,H:P,... [--clients 15000] [--interval 10s] [--timeout 30s] [--home-return 10s|off]
-                       [--ramp-rate 1500] [--spread 5s] [--marks FILE] [--events FILE] [--held FILE]
+                       [--ramp-rate 1500] [--spread 5s] [--marks FILE] [--events FILE] [--held FILE] [--node-logs F1,F2,...]
             Starts --clients of the library's heartbeat clients, each given every endpoint (client.endpoints), at
             --ramp-rate per second; prints "ramp: ..." once all are connected; runs until SIGTERM, then reads the
             restart marks ("<unix-ms> term|exited|started|up|end <node>", one a line, written by bench/run-rolling.sh)
             and prints the report. --spread: the nodes' shutdown.reconnect-hint.spread (the share's time base).
+            --node-logs: the nodes' logs in --endpoints order, read at the end for the nodes' own accept times.
             Exit 0 when every check passed, 1 when one failed.
             """;
 
@@ -134,7 +137,8 @@ namespace RollingGen
             return new Options(endpoints, int.Parse(Get("clients", "15000"), CultureInfo.InvariantCulture),
                 Duration(Get("interval", "10s")), Duration(Get("timeout", "30s")), home == "off" ? null : Duration(home),
                 int.Parse(Get("ramp-rate", "1500"), CultureInfo.InvariantCulture), Duration(Get("spread", "5s")),
-                values.GetValueOrDefault("marks"), values.GetValueOrDefault("events"), values.GetValueOrDefault("held"));
+                values.GetValueOrDefault("marks"), values.GetValueOrDefault("events"), values.GetValueOrDefault("held"),
+                values.GetValueOrDefault("node-logs")?.Split(',', StringSplitOptions.RemoveEmptyEntries));
         }
 
         private static TimeSpan Duration(string text) => text switch

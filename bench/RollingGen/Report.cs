@@ -13,7 +13,8 @@ internal sealed class Report
     private readonly List<string> _lines = [];
     private readonly List<string> _failures = [];
 
-    public Report(Options options, Recorder.Record record, IReadOnlyList<Mark> marks)
+    /// <param name="serverAccepts">Per node (1-based), the moments (Unix ms) its log shows a connection's first heartbeat; null: not read.</param>
+    public Report(Options options, Recorder.Record record, IReadOnlyList<Mark> marks, IReadOnlyList<double>[]? serverAccepts = null)
     {
         var nodes = options.Endpoints.Count;
         var events = record.Events;
@@ -82,7 +83,7 @@ internal sealed class Report
             // the share, the hinted reconnects spread over the hint window among the live nodes.
             var live = nodes - 1;
             var share = hinted.Length / spreadS / live;
-            var evacuationEndMs = Math.Min(nextMs, Math.Max(upMs, lastLanding + 1));
+            var evacuationEndMs = hinted.Length > missing ? Math.Min(nextMs, lastLanding + 1) : upMs;
             var evacuation = Bins(events, termMs, evacuationEndMs, nodes);
             var evacuationPeak = Enumerable.Range(1, nodes).Select(n => PeakPerSecond(evacuation[n])).ToArray();
             var worstRatio = WorstWindowRatio(evacuation, nodes, k, hinted.Length / spreadS * 0.5);
@@ -94,16 +95,27 @@ internal sealed class Report
                 if (evacuationPeak[n - 1] > 2 * share)
                     _failures.Add($"restart {r + 1}: node {n} took {evacuationPeak[n - 1]}/s while node {k}'s clients moved, above 2 x its share ({F0(2 * share)}/s)");
 
-            // Coming home after node k is up: all to node k, by design; held to the same bound.
-            var home = Bins(events, evacuationEndMs, nextMs, nodes);
-            var returned = events.Count(e => e.Kind == EventKind.Connected && e.Node == k && e.AtMs >= evacuationEndMs && e.AtMs < nextMs);
+            // Coming home once node k listens again (none went back to it by the hint: counted above): all to node k, by
+            // design; held to the same bound.
+            var home = Bins(events, termMs, nextMs, nodes);
+            var returned = home[k].Sum();
             var returnPeak = PeakPerSecond(home[k]);
-            var othersDuringReturn = Enumerable.Range(1, nodes).Where(n => n != k).Sum(n => home[n].Sum());
+            var othersDuringReturn = Enumerable.Range(1, nodes).Where(n => n != k).Sum(n => Bins(events, evacuationEndMs, nextMs, nodes)[n].Sum());
             Put($"{key}.returned_home", returned);
             Put($"{key}.return_peak_per_s", returnPeak);
             Put($"{key}.accepts_elsewhere_during_return", othersDuringReturn);
             if (returnPeak > 2 * share)
                 _failures.Add($"restart {r + 1}: node {k} took its clients back at {returnPeak}/s, above 2 x the share ({F0(2 * share)}/s)");
+
+            if (serverAccepts is not null)
+            {
+                // The same from the nodes' side: each connection's first heartbeat, logged by the node that accepted it.
+                var server = ServerBins(serverAccepts, termMs, evacuationEndMs, nodes);
+                var serverPeak = Enumerable.Range(1, nodes).Select(n => PeakPerSecond(server[n])).ToArray();
+                Put($"{key}.server_evacuation_peak_per_s", string.Join(" ", Enumerable.Range(1, nodes).Select(n => $"node{n}:{serverPeak[n - 1]}")));
+                Put($"{key}.server_evacuation_peak_100ms_bin", string.Join(" ", Enumerable.Range(1, nodes).Select(n => $"node{n}:{(server[n].Length == 0 ? 0 : server[n].Max())}")));
+                Put($"{key}.server_return_peak_per_s", PeakPerSecond(ServerBins(serverAccepts, termMs, nextMs, nodes)[k]));
+            }
 
             var before = HeldAt(record, nextMs);
             Put($"{key}.held_before_next", string.Join(" ", before.Select((h, n) => $"node{n + 1}:{h}")));
@@ -140,6 +152,41 @@ internal sealed class Report
             if (e.Kind == EventKind.Connected && e.AtMs >= fromMs && e.AtMs < toMs && e.Node > 0)
                 bins[e.Node][(int)((e.AtMs - fromMs) / BinMs)]++;
         return bins;
+    }
+
+    private static int[][] ServerBins(IReadOnlyList<double>[] accepts, double fromMs, double toMs, int nodes)
+    {
+        var count = Math.Max(0, (int)Math.Ceiling((toMs - fromMs) / BinMs));
+        var bins = Enumerable.Range(0, nodes + 1).Select(_ => new int[count]).ToArray();
+        for (var n = 1; n <= nodes; n++)
+            foreach (var at in accepts[n])
+                if (at >= fromMs && at < toMs)
+                    bins[n][(int)((at - fromMs) / BinMs)]++;
+        return bins;
+    }
+
+    /// <summary>
+    /// The moments a node's log shows a connection's first heartbeat (the node's "peer announced a heartbeat interval"
+    /// line, written when the first frame of a connection is read: the client sends it at once), per node.
+    /// </summary>
+    public static IReadOnlyList<double>[] ReadServerAccepts(IReadOnlyList<string> logs)
+    {
+        var accepts = new IReadOnlyList<double>[logs.Count + 1];
+        accepts[0] = [];
+        for (var n = 0; n < logs.Count; n++)
+        {
+            var list = new List<double>();
+            if (File.Exists(logs[n]))
+                foreach (var line in File.ReadLines(logs[n]))
+                {
+                    if (line.Length < 23 || !line.Contains("peer announced a heartbeat interval", StringComparison.Ordinal)) continue;
+                    if (DateTime.TryParseExact(line[..23], "yyyy-MM-ddTHH:mm:ss.fff", CultureInfo.InvariantCulture,
+                            DateTimeStyles.AssumeLocal | DateTimeStyles.AdjustToUniversal, out var at))
+                        list.Add(new DateTimeOffset(at, TimeSpan.Zero).ToUnixTimeMilliseconds());
+                }
+            accepts[n + 1] = list;
+        }
+        return accepts;
     }
 
     /// <summary>The most connects in any 1 s window (10 consecutive 100 ms bins).</summary>
