@@ -22,7 +22,7 @@ INTERVAL="${INTERVAL:-10s}"             # the clients' heartbeat interval (and t
 HB_TIMEOUT="${HB_TIMEOUT:-30s}"
 SPREAD="${SPREAD:-5s}"                  # the nodes' shutdown.reconnect-hint.spread
 HOME_RETURN="${HOME_RETURN:-10s}"       # the clients' home-return-interval
-RAMP_RATE="${RAMP_RATE:-1500}"          # clients started per second
+RAMP_RATE="${RAMP_RATE:-1000}"          # clients started per second (a connect that times out on a busy machine rotates the client away from home)
 RETURN_WAIT="${RETURN_WAIT:-60}"        # at most this many seconds for a restarted node's clients to come back
 TCP_BASE="${TCP_BASE:-19480}"           # node i: tcp TCP_BASE+i, http HTTP_BASE+i, cluster CLUSTER_BASE+i
 HTTP_BASE="${HTTP_BASE:-19580}"
@@ -149,7 +149,16 @@ until grep -q '^ramp:' "$run/rollinggen.log" 2>/dev/null; do
   sleep 0.5
 done
 echo "generator (pid $GEN_PID): $(grep '^ramp:' "$run/rollinggen.log")"
-sleep 5
+# Clients whose first connect failed (a busy machine) started away from home and come back on their own: wait until
+# no node's count has moved for 3 s (bounded), so the first restart starts from every client at home.
+start=$(now_ms); last=""; still=0
+while (( $(now_ms) - start < RETURN_WAIT * 1000 )); do
+  counts="$(for i in $(seq 1 "$NODES"); do connections_of 1 "$i"; done | paste -sd' ')"
+  if [[ "$counts" == "$last" ]]; then still=$((still + 1)); else still=0; fi
+  (( still >= 6 )) && break
+  last="$counts"; sleep 0.5
+done
+echo "   settled after $(( ($(now_ms) - start) / 1000 )) s: nodes hold $counts"
 
 for k in $(seq 1 "$NODES"); do
   echo "== restart of node $k (pid ${NODE_PIDS[k]}), load $(cut -d' ' -f1 /proc/loadavg)"

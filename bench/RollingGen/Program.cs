@@ -26,6 +26,16 @@ catch (Exception e) when (e is ArgumentException or FormatException)
     return 2;
 }
 
+if (options.Analyze is { } dir)
+{
+    // Report again on a finished run's files.
+    var old = Recorder.Record.ReadFiles(Path.Combine(dir, "events.csv"), Path.Combine(dir, "held.csv"));
+    var nodeLogs = Enumerable.Range(1, options.Endpoints.Count).Select(n => Path.Combine(dir, $"node{n}.log")).ToArray();
+    var again = new Report(options, old, Marks.Read(Path.Combine(dir, "marks.txt")), Report.ReadServerAccepts(nodeLogs));
+    again.Write(Console.Out);
+    return again.Passed ? 0 : 1;
+}
+
 var stop = new TaskCompletionSource();
 using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
 {
@@ -107,16 +117,19 @@ namespace RollingGen
         string? Marks,
         string? EventsFile,
         string? HeldFile,
-        IReadOnlyList<string>? NodeLogs)
+        IReadOnlyList<string>? NodeLogs,
+        string? Analyze)
     {
         public const string Usage = """
             RollingGen --endpoints H:P,H:P,... [--clients 15000] [--interval 10s] [--timeout 30s] [--home-return 10s|off]
-                       [--ramp-rate 1500] [--spread 5s] [--marks FILE] [--events FILE] [--held FILE] [--node-logs F1,F2,...]
+                       [--ramp-rate 1000] [--spread 5s] [--marks FILE] [--events FILE] [--held FILE] [--node-logs F1,F2,...]
+            RollingGen --analyze bench/results/rolling-STAMP --endpoints ... --clients N [--spread 5s]
             Starts --clients of the library's heartbeat clients, each given every endpoint (client.endpoints), at
             --ramp-rate per second; prints "ramp: ..." once all are connected; runs until SIGTERM, then reads the
             restart marks ("<unix-ms> term|exited|started|up|end <node>", one a line, written by bench/run-rolling.sh)
             and prints the report. --spread: the nodes' shutdown.reconnect-hint.spread (the share's time base).
             --node-logs: the nodes' logs in --endpoints order, read at the end for the nodes' own accept times.
+            --analyze: no clients; report again on a finished run's directory (events.csv, held.csv, marks.txt, nodeN.log).
             Exit 0 when every check passed, 1 when one failed.
             """;
 
@@ -136,9 +149,9 @@ namespace RollingGen
             var home = Get("home-return", "10s");
             return new Options(endpoints, int.Parse(Get("clients", "15000"), CultureInfo.InvariantCulture),
                 Duration(Get("interval", "10s")), Duration(Get("timeout", "30s")), home == "off" ? null : Duration(home),
-                int.Parse(Get("ramp-rate", "1500"), CultureInfo.InvariantCulture), Duration(Get("spread", "5s")),
+                int.Parse(Get("ramp-rate", "1000"), CultureInfo.InvariantCulture), Duration(Get("spread", "5s")),
                 values.GetValueOrDefault("marks"), values.GetValueOrDefault("events"), values.GetValueOrDefault("held"),
-                values.GetValueOrDefault("node-logs")?.Split(',', StringSplitOptions.RemoveEmptyEntries));
+                values.GetValueOrDefault("node-logs")?.Split(',', StringSplitOptions.RemoveEmptyEntries), values.GetValueOrDefault("analyze"));
         }
 
         private static TimeSpan Duration(string text) => text switch

@@ -25,7 +25,7 @@ internal enum Cause : byte
 }
 
 /// <param name="Node">1-based index of the endpoint (its order in --endpoints); 0 when unknown.</param>
-/// <param name="Attempt">For a connect: the failed attempts before it (0: at once, or at the hinted moment).</param>
+/// <param name="Attempt">For a connect: the connects that failed since the client's last disconnect (0: the first try landed).</param>
 internal readonly record struct Event(double AtMs, int Client, EventKind Kind, int Node, Cause Cause, int Attempt);
 
 /// <summary>Every client's connects and disconnects, in the order they happened, and the connections each node held, once a second.</summary>
@@ -48,10 +48,27 @@ internal sealed class Recorder : ReceiveActor, IWithTimers
 
     public sealed record Record(IReadOnlyList<Event> Events, IReadOnlyList<(double AtMs, int[] Held)> Held)
     {
+        /// <summary>False when read from an events file of the first version, whose last column counted failures since the last stable period.</summary>
+        public bool FailedConnectsKnown { get; init; } = true;
+
+        /// <summary>A run's files read back (<see cref="WriteEvents"/>, <see cref="WriteHeld"/>), to report on them again.</summary>
+        public static Record ReadFiles(string eventsFile, string heldFile)
+        {
+            var lines = File.ReadAllLines(eventsFile);
+            var events = lines.Skip(1).Select(line => line.Split(',')).Select(f => new Event(
+                double.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture),
+                f[2] == "C" ? EventKind.Connected : EventKind.Disconnected, int.Parse(f[3], CultureInfo.InvariantCulture),
+                Enum.Parse<Cause>(f[4]), int.Parse(f[5], CultureInfo.InvariantCulture))).ToArray();
+            var held = File.ReadAllLines(heldFile).Select(line => line.Split(' '))
+                .Select(f => (double.Parse(f[0], CultureInfo.InvariantCulture), f.Skip(1).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray()))
+                .ToArray();
+            return new Record(events, held) { FailedConnectsKnown = lines[0].EndsWith("failed_connects", StringComparison.Ordinal) };
+        }
+
         public void WriteEvents(string file, int nodes)
         {
             using var writer = new StreamWriter(file);
-            writer.WriteLine("unix_ms,client,kind,node,cause,attempt");
+            writer.WriteLine("unix_ms,client,kind,node,cause,failed_connects");
             foreach (var e in Events)
                 writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.AtMs:F1},{e.Client},{(e.Kind == EventKind.Connected ? 'C' : 'D')},{e.Node},{e.Cause},{e.Attempt}"));
         }
@@ -68,6 +85,7 @@ internal sealed class Recorder : ReceiveActor, IWithTimers
     private readonly int[] _held;
     private readonly int[] _nodeOf;
     private readonly int[] _lastDisconnect;
+    private readonly int[] _reconnectings;
     private readonly Clock _clock;
     private readonly List<Event> _events = new(100_000);
     private readonly List<(double, int[])> _samples = [];
@@ -81,6 +99,7 @@ internal sealed class Recorder : ReceiveActor, IWithTimers
         _held = new int[endpoints.Count];
         _nodeOf = new int[clients];
         _lastDisconnect = new int[clients];
+        _reconnectings = new int[clients];
         _clock = clock;
         _startMs = clock.NowMs;
         Receive<Connected>(OnConnected);
@@ -107,7 +126,9 @@ internal sealed class Recorder : ReceiveActor, IWithTimers
         var node = _nodeOfPort.GetValueOrDefault(port);
         _nodeOf[client] = node;
         if (node > 0) _held[node - 1]++;
-        _events.Add(new Event(_clock.NowMs, client, EventKind.Connected, node, Cause.None, connected.Attempt));
+        // The first Reconnecting after a disconnect is the disconnect's own; each one after it follows a failed connect.
+        _events.Add(new Event(_clock.NowMs, client, EventKind.Connected, node, Cause.None, Math.Max(0, _reconnectings[client] - 1)));
+        _reconnectings[client] = 0;
     }
 
     private void OnDisconnected(Disconnected disconnected)
@@ -127,6 +148,7 @@ internal sealed class Recorder : ReceiveActor, IWithTimers
     private void OnReconnecting(Reconnecting reconnecting)
     {
         var client = ClientOf(reconnecting.Client);
+        _reconnectings[client]++;
         var last = _lastDisconnect[client];
         if (reconnecting.AsServerAsked && last < _events.Count && _events[last] is { Kind: EventKind.Disconnected, Client: var c } e && c == client)
             _events[last] = e with { Cause = Cause.Hinted };

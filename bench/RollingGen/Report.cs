@@ -47,7 +47,9 @@ internal sealed class Report
             var left = events.Select((e, i) => (e, i))
                 .Where(x => x.e.Kind == EventKind.Disconnected && x.e.Node == k && x.e.AtMs >= termMs && x.e.AtMs < upMs).ToArray();
             var hinted = left.Where(x => x.e.Cause == Cause.Hinted).ToArray();
-            var unhinted = left.Length - hinted.Length;
+            // A client away at node k whose home answered just then moved home on its own: not sent away, not a failure.
+            var movedHome = left.Count(x => x.e.Cause == Cause.Home);
+            var unhinted = left.Count(x => x.e.Cause == Cause.Other);
             var landed = new int[nodes + 1];
             var firstTry = 0;
             var missing = 0;
@@ -69,9 +71,10 @@ internal sealed class Report
             }
             Put($"{key}.sent_away", hinted.Length);
             Put($"{key}.closed_without_hint", unhinted);
+            Put($"{key}.away_clients_that_moved_home_meanwhile", movedHome);
             Put($"{key}.went_back_to_restarting_node", landed[k]);
             Put($"{key}.landed", string.Join(" ", Enumerable.Range(1, nodes).Select(n => $"node{n}:{landed[n]}")));
-            Put($"{key}.landed_on_first_try", firstTry);
+            Put($"{key}.landed_on_first_try", record.FailedConnectsKnown ? firstTry : "– (events file of the first version)");
             Put($"{key}.not_reconnected", missing);
             Put($"{key}.reconnects_spanned_s", hinted.Length > missing ? F1((lastLanding - firstLanding) / 1000) : "–");
             if (hinted.Length == 0) _failures.Add($"restart {r + 1} (node {k}): no client was sent away with a hint");
@@ -114,7 +117,13 @@ internal sealed class Report
                 var serverPeak = Enumerable.Range(1, nodes).Select(n => PeakPerSecond(server[n])).ToArray();
                 Put($"{key}.server_evacuation_peak_per_s", string.Join(" ", Enumerable.Range(1, nodes).Select(n => $"node{n}:{serverPeak[n - 1]}")));
                 Put($"{key}.server_evacuation_peak_100ms_bin", string.Join(" ", Enumerable.Range(1, nodes).Select(n => $"node{n}:{(server[n].Length == 0 ? 0 : server[n].Max())}")));
-                Put($"{key}.server_return_peak_per_s", PeakPerSecond(ServerBins(serverAccepts, termMs, nextMs, nodes)[k]));
+                var serverReturnPeak = PeakPerSecond(ServerBins(serverAccepts, termMs, nextMs, nodes)[k]);
+                Put($"{key}.server_return_peak_per_s", serverReturnPeak);
+                foreach (var n in Enumerable.Range(1, nodes).Where(n => n != k))
+                    if (serverPeak[n - 1] > 2 * share)
+                        _failures.Add($"restart {r + 1}: node {n}'s log shows {serverPeak[n - 1]} new connections/s while node {k}'s clients moved, above 2 x its share ({F0(2 * share)}/s)");
+                if (serverReturnPeak > 2 * share)
+                    _failures.Add($"restart {r + 1}: node {k}'s log shows {serverReturnPeak} new connections/s as its clients came back, above 2 x the share ({F0(2 * share)}/s)");
             }
 
             var before = HeldAt(record, nextMs);
