@@ -90,6 +90,9 @@ public static class ClientProtocol
     {
         /// <summary>The delay is the one the server asked for (<c>reconnect-after</c> in its notice), not the backoff.</summary>
         public bool AsServerAsked { get; init; }
+
+        /// <summary>The endpoint the next connect goes to (<c>host:port</c>): with several endpoints, not always the last one.</summary>
+        public string? Endpoint { get; init; }
     }
 
     /// <summary>Active to suspect (a heartbeat went unanswered for an interval) and back.</summary>

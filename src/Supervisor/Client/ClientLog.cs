@@ -38,4 +38,8 @@ internal static partial class ClientLog
     [LoggerMessage(EventId = 109, Level = LogLevel.Information,
         Message = "Client {Client}: announced a heartbeat interval of {AnnouncedMs} ms; the server accepted {AcceptedMs} ms (its heartbeat.negotiation bounds) and judges this connection by that")]
     public static partial void IntervalClamped(ILogger logger, string client, int announcedMs, int acceptedMs);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information,
+        Message = "Client {Client}: its home endpoint {Home} answers again; moving back from {Away}")]
+    public static partial void ReturningHome(ILogger logger, string client, string home, string away);
 }

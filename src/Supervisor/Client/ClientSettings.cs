@@ -47,6 +47,21 @@ internal sealed record ClientSettings(
     {
         var endpointText = client.HasPath("endpoint") ? ReadString(client, "endpoint", prefix) : "";
         var endpoint = endpointText.Length == 0 ? null : HostPort.Parse(endpointText, Key(prefix, "endpoint"));
+        var endpoints = client.HasPath("endpoints")
+            ? HoconReader.Read(client, "endpoints", prefix, "a list of \"host:port\"", () => client.GetStringList("endpoints"))
+                .Select(e => HostPort.Parse(e, Key(prefix, "endpoints")))
+                .ToArray()
+            : [];
+        if (endpoints.Length > 0)
+        {
+            if (endpoints.Select(e => e.ToString()).Distinct().Count() != endpoints.Length)
+                throw new ConfigurationError(Key(prefix, "endpoints"), "names an endpoint twice");
+            if (endpoint is not null && !endpoints.Any(e => e.ToString() == endpoint.ToString()))
+                throw new ConfigurationError(Key(prefix, "endpoint"),
+                    $"'{endpoint}' is not in {Key(prefix, "endpoints")}: set one of the two (endpoints for the nodes of one service)");
+            endpoint ??= endpoints[0];
+        }
+        var homeReturn = client.HasPath("home-return-interval") ? ReadOptionalDuration(client, "home-return-interval", prefix) : null;
 
         var interval = ReadPositiveDuration(client, "heartbeat.interval", prefix);
         var timeout = ReadPositiveDuration(client, "heartbeat.timeout", prefix);
@@ -103,8 +118,25 @@ internal sealed record ClientSettings(
             Tls = client.HasPath("tls") && ReadBool(client, "tls.enabled", prefix) ? ClientTls.Read(client, prefix) : null,
             Codec = codec,
             AnnounceInterval = ReadBool(client, "heartbeat.announce-interval", prefix),
+            Endpoints = endpoints,
+            HomeReturnInterval = homeReturn,
         };
     }
+
+    /// <summary>
+    /// Several endpoints of one service (<c>endpoints</c>: a cluster's nodes); empty: the one <see cref="Endpoint"/>.
+    /// The client ranks them by a hash of its own key (<see cref="EndpointRanking"/>): the first is its home.
+    /// </summary>
+    public IReadOnlyList<HostPort> Endpoints { get; init; } = [];
+
+    /// <summary>Every endpoint this client may connect to: <see cref="Endpoints"/>, or the one <see cref="Endpoint"/>.</summary>
+    public IReadOnlyList<HostPort> AllEndpoints => Endpoints.Count > 0 ? Endpoints : Endpoint is { } one ? [one] : [];
+
+    /// <summary>
+    /// Connected to another endpoint than its home, the client tries its home this often and moves back when it
+    /// answers (<c>home-return-interval</c>); null (<c>off</c>): it stays where it is. Default 10 s; only with several endpoints.
+    /// </summary>
+    public TimeSpan? HomeReturnInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Heartbeats carry the client's interval (<c>heartbeat.announce-interval</c>), so a server that negotiates derives
@@ -120,7 +152,12 @@ internal sealed record ClientSettings(
     public ClientTls? Tls { get; init; }
 
     /// <summary>These settings aimed at <paramref name="endpoint"/> (<c>host:port</c>).</summary>
-    public ClientSettings WithEndpoint(string endpoint, string key = "endpoint") => this with { Endpoint = HostPort.Parse(endpoint, key) };
+    public ClientSettings WithEndpoint(string endpoint, string key = "endpoint") => this with { Endpoint = HostPort.Parse(endpoint, key), Endpoints = [] };
+
+    /// <summary>These settings aimed at several endpoints of one service (the first is <see cref="Endpoint"/>).</summary>
+    public ClientSettings WithEndpoints(IReadOnlyList<HostPort> endpoints) => endpoints.Count == 0
+        ? throw new ArgumentException("no endpoint", nameof(endpoints))
+        : this with { Endpoint = endpoints[0], Endpoints = endpoints };
 }
 
 /// <summary>A pool of heartbeat clients to one endpoint (<c>supervisor.pool</c>).</summary>

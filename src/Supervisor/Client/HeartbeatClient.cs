@@ -21,6 +21,15 @@ namespace Supervisor.Client;
 /// server's own <see cref="SocketTransport"/>; each connection's transport events reach this actor through
 /// a child relay that tags them with the connection's generation, so a stale socket can never be taken
 /// for the current one. The connection is in the registry with protocol <c>tcp-out</c>.
+/// <para>
+/// Given several endpoints of one service (<c>endpoints</c>, a cluster's nodes), the client ranks them by
+/// <see cref="EndpointRanking"/>: the first is its home. A <c>server-shutdown</c> notice with a hint sends it at the
+/// hinted moment to the most preferred other endpoint (never back to the one going away); a refused connect or a lost
+/// connection moves it to the next endpoint round the ranking after its backoff. Connected elsewhere than home, it
+/// tries home every <c>home-return-interval</c> (the first try one to two intervals after it left, so a crowd's tries
+/// are spread evenly) and, when home answers, moves there and closes the other connection: that is how the nodes'
+/// totals come back to even after a node's restart (DESIGN §8, "Clients of a cluster").
+/// </para>
 /// </summary>
 internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
 {
@@ -29,14 +38,16 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     /// <param name="name">The client's name: in its events, the registry (<c>listener</c>), logs and metrics.</param>
     /// <param name="subscribers">Subscribed from the start, so they miss no event (a pool subscribes this way).</param>
     /// <param name="random">Source of the backoff jitter.</param>
+    /// <param name="homeKey">What ranks the endpoints for this client (<see cref="EndpointRanking"/>); default: its name, host and process.</param>
     public static Props Props(string name, ClientSettings settings, ClientServices services,
-        IReadOnlyList<IActorRef>? subscribers = null, Random? random = null)
+        IReadOnlyList<IActorRef>? subscribers = null, Random? random = null, string? homeKey = null)
     {
-        if (settings.Endpoint is null)
+        if (settings.AllEndpoints.Count == 0)
             throw new ArgumentException($"client {name}: the settings name no endpoint", nameof(settings));
         IReadOnlyList<IActorRef> initial = subscribers ?? [];
         var jitter = random ?? Random.Shared;
-        return Akka.Actor.Props.Create(() => new HeartbeatClient(name, settings, services, initial, jitter));
+        var ranking = new EndpointRanking(settings.AllEndpoints, homeKey ?? EndpointRanking.DefaultKey(name));
+        return Akka.Actor.Props.Create(() => new HeartbeatClient(name, settings, services, initial, jitter, ranking));
     }
 
     private sealed class ConnectDue
@@ -61,6 +72,15 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         public static readonly StableDue Instance = new();
     }
 
+    private sealed class HomeProbeDue : INotInfluenceReceiveTimeout
+    {
+        public static readonly HomeProbeDue Instance = new();
+    }
+
+    private sealed record HomeProbeSucceeded(int Probe);
+
+    private sealed record HomeProbeFailed(int Probe);
+
     /// <summary>Forwards one connection's transport events to the client, tagged with the connection's generation.</summary>
     private sealed class Relay : ReceiveActor
     {
@@ -71,12 +91,14 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private const string ReconnectTimer = "reconnect";
     private const string DeadlineTimer = "deadline";
     private const string StableTimer = "stable";
+    private const string HomeProbeTimer = "home-probe";
     private const int MaxOutstanding = 64;
 
     private readonly string _name;
     private readonly ClientSettings _settings;
     private readonly ClientServices _services;
-    private readonly HostPort _endpoint;
+    private readonly EndpointRanking _ranking;
+    private readonly Random _random;
     private readonly Backoff _backoff;
     private readonly OutboundBuffer _buffer;
     private readonly IReadOnlyList<IActorRef> _initialSubscribers;
@@ -86,6 +108,11 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
 
     private ClientState _state = ClientState.Connecting;
     private int _generation;
+    /// <summary>Which endpoint of <see cref="_ranking"/> the client is connected to, or will try next; 0 is home.</summary>
+    private int _current;
+    private int _probeId;
+    private Socket? _probe;
+    private CancellationTokenSource? _probeTimeout;
     private Socket? _connecting;
     private CancellationTokenSource? _connectTimeout;
     private IConnectionTransport? _transport;
@@ -107,12 +134,14 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public HeartbeatClient(string name, ClientSettings settings, ClientServices services, IReadOnlyList<IActorRef> subscribers, Random random)
+    public HeartbeatClient(string name, ClientSettings settings, ClientServices services, IReadOnlyList<IActorRef> subscribers, Random random,
+        EndpointRanking ranking)
     {
         _name = name;
         _settings = settings;
         _services = services;
-        _endpoint = settings.Endpoint!;
+        _ranking = ranking;
+        _random = random;
         _backoff = new Backoff(settings.Reconnect, random);
         _buffer = new OutboundBuffer(settings.BufferSize, settings.Overflow);
         _initialSubscribers = subscribers;
@@ -121,6 +150,9 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     }
 
     private DateTimeOffset Now => Context.System.Scheduler.Now;
+
+    /// <summary>The endpoint connected to, or the one the next connect goes to.</summary>
+    private HostPort Current => _ranking.Ranked[_current];
 
     protected override void PreStart()
     {
@@ -138,6 +170,7 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         _connectTimeout?.Cancel();
         _connectTimeout?.Dispose();
         _connecting?.Dispose();
+        CancelHomeProbe();
         if (_transport is not null)
             LetGo(CloseReason.AdminClosed, "the client was stopped");
     }
@@ -154,6 +187,9 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Receive<Linked>(_ => { });
         Receive<DeadlineDue>(_ => { });
         Receive<StableDue>(_ => { });
+        Receive<HomeProbeDue>(_ => { });
+        Receive<HomeProbeSucceeded>(_ => { });
+        Receive<HomeProbeFailed>(_ => { });
         Common();
     }
 
@@ -163,6 +199,9 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Receive<DeadlineDue>(_ => OnDeadline());
         Receive<StableDue>(_ => _backoff.Reset());
         Receive<ConnectDue>(_ => { });
+        Receive<HomeProbeDue>(_ => StartHomeProbe());
+        Receive<HomeProbeSucceeded>(OnHomeProbeSucceeded);
+        Receive<HomeProbeFailed>(OnHomeProbeFailed);
         Common();
     }
 
@@ -188,13 +227,11 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     {
         var generation = ++_generation;
         SetState(ClientState.Connecting);
-        var target = _endpoint.ToEndPoint();
+        var target = Current.ToEndPoint();
         Socket socket;
         try
         {
-            socket = target is IPEndPoint ip
-                ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-                : new Socket(SocketType.Stream, ProtocolType.Tcp);
+            socket = NewSocket(target);
         }
         catch (SocketException e)
         {
@@ -210,6 +247,10 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
             failure: e => new ConnectFailed(generation, DescribeConnectError(e, timeout)));
     }
 
+    private static Socket NewSocket(EndPoint target) => target is IPEndPoint ip
+        ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+        : new Socket(SocketType.Stream, ProtocolType.Tcp);
+
     private static string DescribeConnectError(Exception e, TimeSpan timeout) => e.GetBaseException() switch
     {
         OperationCanceledException => $"connect timed out after {timeout.ToHocon()}",
@@ -224,7 +265,9 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     {
         if (failed.Generation != _generation) return;
         ReleaseConnectAttempt();
-        ScheduleReconnect(failed.Error);
+        var refused = Current;
+        _current = _ranking.Next(_current);
+        ScheduleReconnect(_ranking.Count > 1 ? $"{refused}: {failed.Error}" : failed.Error);
     }
 
     private void ReleaseConnectAttempt()
@@ -248,12 +291,13 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
             _remote = Show(socket.RemoteEndPoint);
             var keepAlive = SocketKeepAlive.Apply(socket, _settings.KeepAlive);
             _transport = _settings.Tls is { } tls
-                ? new TlsTransport(socket, tls.Options(_settings.Endpoint!.Host), Protocol, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive) { Codec = _settings.Codec }
+                ? new TlsTransport(socket, tls.Options(Current.Host), Protocol, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive) { Codec = _settings.Codec }
                 : new SocketTransport(socket, _settings.MaxFrameLength, _settings.MaxPendingWrite, keepAlive) { Codec = _settings.Codec };
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             socket.Dispose();
+            _current = _ranking.Next(_current);
             ScheduleReconnect($"the connection vanished at once: {e.Message}");
             return;
         }
@@ -282,6 +326,10 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         Publish(new ClientProtocol.Connected(_name, _remote, _local, _backoff.Attempt));
 
         Timers.StartSingleTimer(StableTimer, StableDue.Instance, _settings.Reconnect.ResetAfter);
+        // Away from home: the first try one to two intervals from now, so the tries of a crowd that left home together
+        // are spread evenly over an interval by the time home is back, and then one every interval.
+        if (_current != 0 && _settings.HomeReturnInterval is { } homeReturn)
+            Timers.StartSingleTimer(HomeProbeTimer, HomeProbeDue.Instance, homeReturn * (1 + _random.NextDouble()));
         // The first heartbeat is due at once; this sends it and arms the deadline timer.
         OnDeadline();
         FlushBuffer();
@@ -299,12 +347,13 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         var attempt = _backoff.Attempt;
         SetState(ClientState.Reconnecting);
         _services.Metrics.ClientReconnectDelay(delay, _clientTag);
+        var next = Current.ToString();
         if (hinted is not null)
-            ClientLog.ReconnectingAsHinted(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, $": {cause}");
+            ClientLog.ReconnectingAsHinted(_services.Log, _name, next, delay.TotalMilliseconds, $": {cause}");
         else
-            ClientLog.Reconnecting(_services.Log, _name, _endpoint.ToString(), delay.TotalMilliseconds, attempt,
+            ClientLog.Reconnecting(_services.Log, _name, next, delay.TotalMilliseconds, attempt,
                 Backoff.Ceiling(_settings.Reconnect, attempt).TotalMilliseconds, $": {cause}");
-        Publish(new Reconnecting(_name, attempt, delay, cause) { AsServerAsked = hinted is not null });
+        Publish(new Reconnecting(_name, attempt, delay, cause) { AsServerAsked = hinted is not null, Endpoint = next });
         Timers.StartSingleTimer(ReconnectTimer, ConnectDue.Instance, delay);
         Become(Disconnected);
     }
@@ -546,11 +595,90 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     private void Disconnect(CloseReason reason, string detail)
     {
         if (_transport is null) return;
+        var hint = ReconnectHint();
         LetGo(reason, detail);
         Timers.Cancel(DeadlineTimer);
         Timers.Cancel(StableTimer);
+        CancelHomeProbe();
         Publish(new ClientProtocol.Disconnected(_name, reason, detail));
-        ScheduleReconnect(reason.NoticeText(detail), ReconnectHint());
+        // A server going away with a hint: to the most preferred other endpoint at the hinted moment; any other
+        // end: to the next one round the ranking after the backoff (one endpoint: the same one, as before).
+        _current = hint is null ? _ranking.Next(_current) : _ranking.AfterShutdown(_current);
+        ScheduleReconnect(reason.NoticeText(detail), hint);
+    }
+
+    // ---- going home ----
+
+    /// <summary>Away from home: one connect to home, beside the connection in use (which goes on heartbeating).</summary>
+    private void StartHomeProbe()
+    {
+        if (_transport is null || _current == 0 || _probe is not null) return;
+        var probe = ++_probeId;
+        var target = _ranking.Ranked[0].ToEndPoint();
+        try
+        {
+            _probe = NewSocket(target);
+        }
+        catch (SocketException)
+        {
+            ArmHomeProbe();
+            return;
+        }
+        _probeTimeout = new CancellationTokenSource(_settings.ConnectTimeout);
+        _probe.ConnectAsync(target, _probeTimeout.Token).AsTask().PipeTo(Self,
+            success: () => new HomeProbeSucceeded(probe),
+            failure: _ => new HomeProbeFailed(probe));
+    }
+
+    private void ArmHomeProbe()
+    {
+        if (_settings.HomeReturnInterval is { } interval)
+            Timers.StartSingleTimer(HomeProbeTimer, HomeProbeDue.Instance, interval);
+    }
+
+    private void OnHomeProbeFailed(HomeProbeFailed failed)
+    {
+        if (failed.Probe != _probeId || _probe is null) return;
+        CancelHomeProbe();
+        ArmHomeProbe();
+    }
+
+    /// <summary>Home answers: the new connection becomes the client's, and the one away is closed (FIN, as a stop's).</summary>
+    private void OnHomeProbeSucceeded(HomeProbeSucceeded succeeded)
+    {
+        if (succeeded.Probe != _probeId || _probe is null) return;
+        var socket = _probe;
+        _probe = null;
+        _probeTimeout?.Dispose();
+        _probeTimeout = null;
+        if (_transport is null)
+        {
+            socket.Dispose();
+            return;
+        }
+        var away = Current.ToString();
+        var home = _ranking.Ranked[0].ToString();
+        ClientLog.ReturningHome(_services.Log, _name, home, away);
+        var detail = $"moving back to its home endpoint {home}";
+        LetGo(CloseReason.AdminClosed, detail);
+        Timers.Cancel(DeadlineTimer);
+        Timers.Cancel(StableTimer);
+        Publish(new ClientProtocol.Disconnected(_name, CloseReason.AdminClosed, detail));
+        _current = 0;
+        _generation++;
+        _connecting = socket;
+        OnConnectSucceeded(new ConnectSucceeded(_generation));
+    }
+
+    private void CancelHomeProbe()
+    {
+        Timers.Cancel(HomeProbeTimer);
+        _probeId++;
+        _probeTimeout?.Cancel();
+        _probeTimeout?.Dispose();
+        _probeTimeout = null;
+        _probe?.Dispose();
+        _probe = null;
     }
 
     /// <summary>
@@ -582,7 +710,7 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
         // Its socket is released at once (no linger on this side): closed and released together.
         PublishLifecycle(new ConnectionLifecycle.Closed(status, ConnectionDirection.Outbound, reason, detail, now));
         PublishLifecycle(new ConnectionLifecycle.Released(status.Id, ConnectionDirection.Outbound, now));
-        ClientLog.Disconnected(_services.Log, _name, _remote ?? _endpoint.ToString(), reason.ToWireName(), detail,
+        ClientLog.Disconnected(_services.Log, _name, _remote ?? Current.ToString(), reason.ToWireName(), detail,
             (now - (_connectedAt ?? now)).TotalSeconds, _bytesIn, transport.BytesOut);
         _connectedAt = null;
         _remote = null;
@@ -609,12 +737,12 @@ internal sealed class HeartbeatClient : ReceiveActor, IWithTimers
     }
 
     private ClientStatus Status() => new(
-        _name, _endpoint.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _deadlines?.MissedHeartbeats ?? 0,
+        _name, Current.ToString(), _state, _remote, _local, _connectedAt, _backoff.Attempt, _connects, _rttMs, _deadlines?.MissedHeartbeats ?? 0,
         _buffer.Count, _buffer.Capacity, _buffer.Dropped, _buffer.Rejected, _dataSent, _framesReceived);
 
     private ConnectionStatus RegistryStatus(ConnectionState? state = null) => new(
         _connectionId,
-        _remote ?? _endpoint.ToString(),
+        _remote ?? Current.ToString(),
         _name,
         Protocol,
         state ?? _deadlines!.State,
