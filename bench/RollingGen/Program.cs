@@ -9,7 +9,7 @@ using Supervisor.Client;
 using Supervisor.Configuration;
 using Supervisor.Monitoring;
 
-// Rolling-restart generator (issue 16): see Options.Usage and bench/notes/rolling.md.
+// Rolling-restart generator (issue 16): see Options.Usage and bench/README.md ("a rolling restart of a 3-node cluster").
 if (args is ["--help"] or ["-h"])
 {
     Console.WriteLine(Options.Usage);
