@@ -3,8 +3,8 @@
 # counted with `strace -c -f` over a window of the steady phase. Counts do not depend on how busy the machine is,
 # unlike CPU time, so they can be taken beside other work; CPU figures still need bench/run-load.sh on a quiet machine.
 #
-#   bench/run-syscalls.sh                                        # sockets, N=2000, 10 s window
-#   EXTRA_CONFIG='supervisor.tcp.transport = epoll' bench/run-syscalls.sh
+#   bench/run-syscalls.sh                                        # the default transport (epoll on Linux), N=2000, 10 s window
+#   EXTRA_CONFIG='supervisor.tcp.transport = sockets' bench/run-syscalls.sh
 #   TARGET=floor bench/run-syscalls.sh                           # bench/FloorServer
 #
 # Every process started here is stopped here (by its PID); every wait is bounded. Output in bench/results/.

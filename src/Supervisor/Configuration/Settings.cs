@@ -123,16 +123,17 @@ internal sealed record ListenerSettings(
 
     /// <summary>
     /// How this listener's plain TCP connections are read and written (<c>tcp.transport</c>). Default
-    /// <see cref="TcpTransportKind.Sockets"/>; see <see cref="Transport.TcpTransports.For"/> for where epoll applies.
+    /// <see cref="TcpTransportKind.Auto"/>; see <see cref="Transport.TcpTransports.For"/> for where epoll applies.
     /// </summary>
-    public TcpTransportKind Transport { get; init; } = TcpTransportKind.Sockets;
+    public TcpTransportKind Transport { get; init; } = TcpTransportKind.Auto;
 }
 
-/// <summary><c>tcp.transport</c>: .NET's socket engine, or the supervisor's own epoll event loops (Linux).</summary>
+/// <summary><c>tcp.transport</c>: .NET's socket engine, or the supervisor's own epoll event loops (Linux); auto: epoll where it applies.</summary>
 internal enum TcpTransportKind
 {
     Sockets,
     Epoll,
+    Auto,
 }
 
 /// <summary>

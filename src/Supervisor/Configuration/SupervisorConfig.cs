@@ -297,7 +297,8 @@ internal static partial class SupervisorConfig
         {
             "sockets" => TcpTransportKind.Sockets,
             "epoll" => TcpTransportKind.Epoll,
-            var other => throw new ConfigurationError($"{path}.transport", $"'{other}' is not one of sockets, epoll"),
+            "auto" => TcpTransportKind.Auto,
+            var other => throw new ConfigurationError($"{path}.transport", $"'{other}' is not one of auto, sockets, epoll"),
         };
 
         return new ListenerSettings(name, profile, host, port, maxFrame, maxConnections, maxPending,

@@ -147,11 +147,19 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
-    public void The_tcp_transport_must_default_to_sockets_read_epoll_per_listener_and_name_the_key_of_a_bad_value()
+    public void The_tcp_transport_must_default_to_auto_read_epoll_and_sockets_per_listener_and_name_the_key_of_a_bad_value()
     {
         var settings = Read(null);
-        Assert.All(settings.Listeners, l => Assert.Equal(TcpTransportKind.Sockets, l.Transport));
+        Assert.All(settings.Listeners, l => Assert.Equal(TcpTransportKind.Auto, l.Transport));
+        // auto is epoll where it applies (plain TCP on Linux), sockets where it does not (TLS, PROXY protocol, other OSes).
+        Assert.All(settings.Listeners, l => Assert.Equal(Supervisor.Transport.Epoll.Supported ? TcpTransportKind.Epoll : TcpTransportKind.Sockets,
+            Supervisor.Transport.TcpTransports.For(l)));
         Assert.Equal(0, settings.EpollLoops);
+        var sockets = Read("supervisor.tcp.transport = sockets");
+        Assert.Equal(TcpTransportKind.Sockets, Supervisor.Transport.TcpTransports.For(sockets.Listeners.Single()));
+        var autoProxied = Read("supervisor.tcp.proxy-protocol { enabled = on, trusted-networks = [\"10.0.0.0/8\"] }");
+        Assert.Equal(TcpTransportKind.Sockets, Supervisor.Transport.TcpTransports.For(autoProxied.Listeners.Single()));
+        Assert.StartsWith("tcp.transport = auto: PROXY", Supervisor.Transport.TcpTransports.WhyNotEpoll(autoProxied.Listeners.Single()));
         var epoll = Read("supervisor { tcp.transport = epoll, io.epoll-loops = 2, listeners.games { port = 9001 } }");
         Assert.All(epoll.Listeners, l => Assert.Equal(TcpTransportKind.Epoll, l.Transport));
         Assert.Equal(2, epoll.EpollLoops);

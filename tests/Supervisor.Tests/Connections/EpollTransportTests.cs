@@ -12,9 +12,10 @@ using static Supervisor.Tests.Hardening.TransportChecks;
 namespace Supervisor.Tests.Connections;
 
 /// <summary>
-/// The epoll transport (<c>tcp.transport = epoll</c>) in CI, cheaply: a heartbeat answered, the framing limit's notice,
-/// a peer's FIN closing the socket (no CLOSE-WAIT), backpressure stopping the reads, and the loops' end. The whole
-/// socket-level suite runs against it on demand with <c>SUPERVISOR_TEST_TCP_TRANSPORT=epoll</c> (DESIGN §2).
+/// The epoll transport's own parts, driven directly: a heartbeat answered, the framing limit's notice, a peer's FIN
+/// closing the socket (no CLOSE-WAIT), backpressure stopping the reads, and the loops' end. Every other socket-level
+/// test runs on it too, since it is the default on Linux (<c>tcp.transport = auto</c>); with
+/// <c>SUPERVISOR_TEST_TCP_TRANSPORT=sockets</c> they run against .NET's engine instead (DESIGN §2).
 /// </summary>
 public sealed class EpollTransportTests : TestKit
 {

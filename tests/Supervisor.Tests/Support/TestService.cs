@@ -57,8 +57,9 @@ public sealed class TestService : IAsyncDisposable
     public Task StopAsync() => _host.StopAsync(TimeSpan.FromSeconds(10));
 
     /// <summary>
-    /// Set to <c>epoll</c> to run every test service's TCP listeners on the epoll transport (<c>tcp.transport</c>): how the
-    /// socket-level test classes are run against it on demand (docs/DESIGN.md, "The epoll transport"). Unset in CI.
+    /// Set to <c>sockets</c> (or <c>epoll</c>) to run every test service's TCP listeners on that transport
+    /// (<c>tcp.transport</c>; unset, the default <c>auto</c>: epoll on Linux): how the socket-level test classes are run
+    /// against .NET's socket engine on demand (docs/DESIGN.md, "The epoll transport"). Unset in CI.
     /// </summary>
     public const string TransportVariable = "SUPERVISOR_TEST_TCP_TRANSPORT";
 
