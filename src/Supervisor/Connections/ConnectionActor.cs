@@ -31,7 +31,14 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         IConnectionTransport Transport,
         ConnectionServices Services);
 
-    public static Props Props(Setup setup) => Akka.Actor.Props.Create(() => new ConnectionActor(setup));
+    public static Props Props(Setup setup) => Props(setup, Deploy.None);
+
+    /// <summary>
+    /// Props with the deployment given as is: not <c>Props.Create(() => new ConnectionActor(setup))</c> and then
+    /// <c>WithDeploy</c>, which parsed an expression tree and copied the props and the deployment for every connection
+    /// (the copy, 72 B, stayed with the actor; bench/README, issue 16).
+    /// </summary>
+    public static Props Props(Setup setup, Deploy deploy) => new(deploy, typeof(ConnectionActor), setup);
 
     private sealed class DeadlineDue : INotInfluenceReceiveTimeout
     {

@@ -522,8 +522,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     {
         var id = $"c{++_nextId}{_services.IdSuffix}";
         // One Deploy (inline dispatcher, compact mailbox) for every connection, not a copy per Props.WithMailbox.
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services))
-            .WithDeploy(_connectionDeploy), id);
+        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services), _connectionDeploy), id);
         Context.Watch(child);
         string? addressKey = null;
         if (listener.Limits.MaxConnectionsPerAddress is not null)
