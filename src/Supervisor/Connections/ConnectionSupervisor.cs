@@ -31,23 +31,18 @@ namespace Supervisor.Connections;
 internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 {
     /// <summary>
-    /// A freshly accepted TCP socket, handed over by a listener. <see cref="Prepare"/> makes one with the socket's own
-    /// work done (its address, whether its peer already left, its keep-alive options): the system calls that need no
-    /// supervisor state, run on the thread pool so that this actor, which starts every connection one after the
-    /// other, does not. Without it (null <see cref="Checked"/>) the supervisor does them itself.
+    /// A freshly accepted TCP socket, handed over by a listener with the socket's own work done (<see cref="Prepare"/>:
+    /// its address, whether its peer already left, its keep-alive options), on the thread pool, so that this actor,
+    /// which starts every connection one after the other, does not make those system calls.
     /// </summary>
-    public sealed record Adopt(Socket Socket, ListenerSettings Listener)
+    public sealed record Adopt(Socket Socket, ListenerSettings Listener, SocketChecks Checked)
     {
-        /// <summary>What <see cref="Prepare"/> found, or null when nothing was looked at yet.</summary>
-        internal SocketChecks? Checked { get; init; }
-
         /// <summary>Looks at the socket and applies its keep-alive options; never throws (a vanished socket is <see cref="SocketChecks.Gone"/>).</summary>
-        internal static Adopt Prepare(Socket socket, ListenerSettings listener) =>
-            new(socket, listener) { Checked = SocketChecks.Of(socket, listener) };
+        internal static Adopt Prepare(Socket socket, ListenerSettings listener) => new(socket, listener, SocketChecks.Of(socket, listener));
     }
 
     /// <summary>An accepted socket's own facts, read once: its peer, whether the peer left before it was served, its keep-alive as set.</summary>
-    internal sealed record SocketChecks(EndPoint? Endpoint, string Remote, bool Gone, bool LeftBeforeServed, KeepAliveStatus? KeepAlive)
+    public sealed record SocketChecks(EndPoint? Endpoint, string Remote, bool Gone, bool LeftBeforeServed, KeepAliveStatus? KeepAlive)
     {
         public static SocketChecks Of(Socket socket, ListenerSettings listener)
         {
@@ -238,8 +233,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
 
     private void OnAdopt(Adopt adopt)
     {
-        var checks = adopt.Checked ?? SocketChecks.Of(adopt.Socket, adopt.Listener);
-        if (adopt.Checked is null) adopt = adopt with { Checked = checks };
+        var checks = adopt.Checked;
         var (endpoint, remote) = (checks.Endpoint, checks.Remote);
         if (checks.Gone)
         {
@@ -332,7 +326,8 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
         IConnectionTransport transport;
         try
         {
-            var keepAlive = Shared(listener, adopt.Checked?.KeepAlive ?? SocketKeepAlive.Apply(adopt.Socket, listener.KeepAlive));
+            // Set by Prepare for every socket that got this far (a gone or departed one was let go in OnAdopt).
+            var keepAlive = Shared(listener, adopt.Checked.KeepAlive!);
             transport = listener.TlsCertificate is { } certificate
                 ? new TlsTransport(adopt.Socket, certificate, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
                 : TcpTransports.For(listener) == TcpTransportKind.Epoll
