@@ -284,7 +284,9 @@ internal sealed class EpollLoop : IDisposable
     private void RunPosted()
     {
         Volatile.Write(ref _doorbellRung, 0);
-        while (_posted.TryDequeue(out var posted))
+        // Only what was posted before this turn: work posted while it runs (a flooded socket's next read) waits for the
+        // next turn, after the sockets that are ready meanwhile (its post rang the doorbell, so that turn comes at once).
+        for (var pending = _posted.Count; pending > 0 && _posted.TryDequeue(out var posted); pending--)
             posted.Transport.RunPosted(posted.Work, _receiveBuffer);
     }
 

@@ -50,6 +50,9 @@ internal sealed class EpollTransport : PlainTcpTransport
         _nonBlockingErrno = NativeSockets.MakeNonBlocking(_fd);
     }
 
+    /// <summary>Full buffers read from one socket per readiness (128 KiB), as Netty's <c>maxMessagesPerRead</c> (16).</summary>
+    private const int MaxReadsPerTurn = 16;
+
     /// <summary>Nonzero when the descriptor could not be made non-blocking: the connection is closed at start, never read blocking.</summary>
     private readonly int _nonBlockingErrno;
 
@@ -133,8 +136,15 @@ internal sealed class EpollTransport : PlainTcpTransport
                 return;
             }
             if (!resumed) TransportFaults.At(FaultPoint.TcpReceiveWait, Remote);
-            while (true)
+            for (var reads = 0; ; reads++)
             {
+                // Fairness: a peer that keeps the socket full (a flood) gets this many reads per turn, then waits behind
+                // the loop's other sockets (posted work runs after the batch; edge-triggered, no new edge would come).
+                if (reads == MaxReadsPerTurn)
+                {
+                    _loop.Post(this, EpollWork.ResumeRead);
+                    return;
+                }
                 TransportFaults.At(FaultPoint.TcpReceive, Remote);
                 var read = NativeSockets.Receive(_fd, buffer, out var error);
                 if (error == SocketError.WouldBlock) return;
