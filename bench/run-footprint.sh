@@ -89,8 +89,12 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round, $mode (pid $SERVER_PID); env: ${SERVICE_ENV:-none}; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     flag=(); [[ "$mode" == tls ]] && flag=(--tls)
     timeout 600 dotnet bench/IdleFootprint/bin/Release/net10.0/IdleFootprint.dll --label "$mode" --port "$PORT" --pid "$SERVER_PID" \
-      --connections "$N" --source-addresses "$K" --hold "$HOLD" "${flag[@]}" | tee "$OUT/footprint-$mode-$round-$stamp.log" || true
+      --connections "$N" --source-addresses "$K" --hold "$HOLD" --smaps "$OUT/smaps-$mode-$round-$stamp" "${flag[@]}" | tee "$OUT/footprint-$mode-$round-$stamp.log" || true
     grep '^RESULT' "$OUT/footprint-$mode-$round-$stamp.log" >>"$results" || echo "round $round $mode: no RESULT"
+    smaps="$OUT/smaps-$mode-$round-$stamp"
+    if [[ -f "$smaps/$mode-held.smaps" ]]; then   # where the growth lies: the GC's heap, malloc (OpenSSL), the rest
+      python3 bench/smaps-breakdown.py "$smaps/$mode-empty.smaps" "$smaps/$mode-held.smaps" "$N"
+    fi
     stop_server
     sleep 3   # let the kernel retire the closed sockets
   done

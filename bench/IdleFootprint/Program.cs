@@ -16,6 +16,8 @@ const string Usage = """
       --settle 10s            wait after the last connection was answered before sampling
       --hold 20s              sampling window: the server's RSS once a second; the figure is the window's median
       --warmup 50             connections opened, heartbeated three times and closed before the empty-process sample
+      --smaps DIR             copy the server's /proc/PID/smaps into DIR at the empty sample and at the hold's middle
+                              (bench/smaps-breakdown.py splits their RSS into the GC's heap, malloc's arenas and files)
     """;
 
 var map = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -45,6 +47,7 @@ var interval = Duration("interval", "2s");
 var settle = Duration("settle", "10s");
 var hold = Duration("hold", "20s");
 var warmup = Int("warmup", 50);
+var smapsDir = Get("smaps", "");
 if (map.Count > 0) { Console.Error.WriteLine($"unknown option --{map.Keys.First()}\n{Usage}"); return 2; }
 if (port is <= 0 or > 65535 || pid <= 0) { Console.Error.WriteLine($"--port and --pid are required\n{Usage}"); return 2; }
 if (hold > TimeSpan.FromMinutes(10) || count > 60_000) { Console.Error.WriteLine("bounded: --hold at most 10 min, --connections at most 60,000"); return 2; }
@@ -64,6 +67,7 @@ for (var i = 0; i < warmup; i++)
 // Longer than the service's native-heap trim after handshakes (5 s), so the empty process is the settled one.
 await Task.Delay(TimeSpan.FromSeconds(10));
 var empty = ServerProcess.Sample(pid);
+CopySmaps("empty");
 Console.WriteLine($"server empty (after warm-up): RSS {empty.RssKiB} KiB, threads {empty.Threads}");
 var kernelBefore = Kernel.Read();
 
@@ -95,6 +99,7 @@ while (Stopwatch.GetTimestamp() < holdEnd)
     await Task.Delay(TimeSpan.FromSeconds(1));
     last = ServerProcess.Sample(pid);
     samples.Add(last.RssKiB);
+    if (samples.Count == (int)(hold.TotalSeconds / 2)) CopySmaps("held");
 }
 var kernelAfter = Kernel.Read();
 var heartbeatsInHold = Interlocked.Read(ref heartbeats) - heartbeatsBefore;
@@ -115,6 +120,13 @@ await Task.WhenAny(Task.WhenAll(loops), Task.Delay(TimeSpan.FromSeconds(10)));
 Console.WriteLine(FormattableString.Invariant(
     $"RESULT label={label} tls={(tls ? "on" : "off")} connections={count} held={held} dropped={dropped} rss_empty_kib={empty.RssKiB} rss_held_kib={median} rss_per_conn_b={perConnection:F0} threads={last.Threads} cpu_per_heartbeat_us={cpuPerHeartbeat:F1} kernel_slab_per_socket_b={kernel.SlabBytes:F0} kernel_buffers_per_socket_b={kernel.BufferBytes:F0}"));
 return held == count ? 0 : 1;
+
+void CopySmaps(string moment)
+{
+    if (smapsDir.Length == 0) return;
+    Directory.CreateDirectory(smapsDir);
+    File.WriteAllText(Path.Combine(smapsDir, $"{label}-{moment}.smaps"), File.ReadAllText($"/proc/{pid}/smaps"));
+}
 
 async Task RunAsync(Client client, IPAddress source)
 {

@@ -234,4 +234,10 @@ internal sealed record SupervisorSettings(
 
     /// <summary>Event loops of the epoll transport (<c>io.epoll-loops</c>); 0: auto, one per core. At most one per core.</summary>
     public int EpollLoops { get; init; }
+
+    /// <summary>
+    /// How long after the last connection opened the heap is settled (<c>io.settle-heap-after-connect-burst</c>,
+    /// <see cref="Transport.HeapSettle"/>); null: off. Default 5 s.
+    /// </summary>
+    public TimeSpan? HeapSettleQuiet { get; init; } = TimeSpan.FromSeconds(5);
 }

@@ -179,6 +179,7 @@ internal static partial class SupervisorConfig
                 var other => throw new ConfigurationError("supervisor.io.inline-socket-completions", $"'{other}' is not one of on, off, auto"),
             },
             EpollLoops = ReadEpollLoops(config),
+            HeapSettleQuiet = ReadOptionalDuration(config, "supervisor.io.settle-heap-after-connect-burst", null),
         };
     }
 

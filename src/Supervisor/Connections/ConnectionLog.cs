@@ -36,4 +36,8 @@ internal static partial class ConnectionLog
     [LoggerMessage(EventId = 9, Level = LogLevel.Information,
         Message = "Connection {ConnectionId}: peer announced a heartbeat interval of {RequestedMs} ms; accepted {AcceptedMs} ms, timeout {TimeoutMs} ms")]
     public static partial void IntervalNegotiated(ILogger logger, string connectionId, int requestedMs, int acceptedMs, double timeoutMs);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information,
+        Message = "Heap settled after a burst of {Opened} connection opens: managed heap {BeforeMiB} -> {AfterMiB} MiB, paused {PauseMs:F0} ms")]
+    public static partial void HeapSettled(ILogger logger, int opened, long beforeMiB, long afterMiB, double pauseMs);
 }

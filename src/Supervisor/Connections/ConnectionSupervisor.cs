@@ -38,7 +38,11 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     public sealed record Adopt(Socket Socket, ListenerSettings Listener, SocketChecks Checked)
     {
         /// <summary>Looks at the socket and applies its keep-alive options; never throws (a vanished socket is <see cref="SocketChecks.Gone"/>).</summary>
-        internal static Adopt Prepare(Socket socket, ListenerSettings listener) => new(socket, listener, SocketChecks.Of(socket, listener));
+        internal static Adopt Prepare(Socket socket, ListenerSettings listener)
+        {
+            Transport.HeapSettle.Process.ConnectionOpened();
+            return new(socket, listener, SocketChecks.Of(socket, listener));
+        }
     }
 
     /// <summary>An accepted socket's own facts, read once: its peer, whether the peer left before it was served, its keep-alive as set.</summary>

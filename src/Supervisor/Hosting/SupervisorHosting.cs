@@ -86,6 +86,7 @@ public static class SupervisorHosting
                 var bound = listeners ?? resolver.GetService<BoundListeners>() ?? OwnedBySystem(system, BoundListeners.Bind(settings));
                 var features = system.Settings.Setup.Get<SupervisorFeatures>().GetOrElse(SupervisorFeatures.None);
 
+                Transport.HeapSettle.Process.Configure(settings.HeapSettleQuiet, loggers.CreateLogger<ConnectionSupervisor>());
                 StartConnectionRegistry(system, registry, settings, metrics.Traffic);
                 StartMonitor(system, registry, settings.Monitor, metrics, loggers);
                 StartAlertmanagerSink(system, AlertmanagerSettings.Read(config), loggers);

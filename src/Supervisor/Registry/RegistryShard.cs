@@ -13,8 +13,9 @@ internal sealed class RegistryShard : ReceiveActor
 {
     public static Props Props() => Akka.Actor.Props.Create(() => new RegistryShard());
 
-    // Open connections (inbound and outbound), and closed ones whose socket is not yet released (state closing).
-    private readonly Dictionary<string, ConnectionStatus> _live = [];
+    // Open connections (inbound and outbound), refreshed in place, and closed ones whose socket is not yet released
+    // (state closing: their last status, kept as is).
+    private readonly Dictionary<string, RegistryRow> _live = [];
     private readonly Dictionary<string, ConnectionStatus> _closing = [];
     private readonly Dictionary<string, long> _closedByReason = [];
     private readonly Dictionary<string, long> _closedByCause = [];
@@ -25,7 +26,7 @@ internal sealed class RegistryShard : ReceiveActor
     {
         Receive<ConnectionLifecycle.Opened>(opened =>
         {
-            if (!_live.TryAdd(opened.Status.Id, opened.Status)) return;
+            if (!_live.TryAdd(opened.Status.Id, new RegistryRow(opened.Status))) return;
             if (opened.Direction == ConnectionDirection.Inbound)
             {
                 _accepted++;
@@ -64,13 +65,12 @@ internal sealed class RegistryShard : ReceiveActor
             CountClose(refused.Reason);
         });
         Receive<RegistryProtocol.GetConnection>(query =>
-            Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id) ?? _closing.GetValueOrDefault(query.Id))));
-        Receive<RegistryProtocol.GetConnections>(_ =>
-            Sender.Tell(new RegistryProtocol.Connections(_live.Values.Concat(_closing.Values).ToArray())));
+            Sender.Tell(new RegistryProtocol.ConnectionFound(query.Id, _live.GetValueOrDefault(query.Id)?.Status ?? _closing.GetValueOrDefault(query.Id))));
+        Receive<RegistryProtocol.GetConnections>(_ => Sender.Tell(new RegistryProtocol.Connections(Rows().ToArray())));
         Receive<RegistryProtocol.GetStats>(_ => Sender.Tell(Stats()));
         Receive<RegistryProtocol.QueryConnections>(query =>
         {
-            var matching = _live.Values.Concat(_closing.Values).Where(query.Filter.Matches).ToArray();
+            var matching = Rows().Where(query.Filter.Matches).ToArray();
             IEnumerable<ConnectionStatus> items = matching.Order(ConnectionOrder.Instance);
             if (query.Take is { } take) items = items.Take(take);
             Sender.Tell(new RegistryProtocol.ConnectionsPage(matching.Length, items.ToArray(), []));
@@ -78,10 +78,9 @@ internal sealed class RegistryShard : ReceiveActor
     }
 
     /// <summary>A fresher row of an open connection; one racing behind its close must not bring it back.</summary>
-    private void Update(ConnectionStatus status)
-    {
-        if (_live.ContainsKey(status.Id)) _live[status.Id] = status;
-    }
+    private void Update(ConnectionStatus status) => _live.GetValueOrDefault(status.Id)?.Refresh(status);
+
+    private IEnumerable<ConnectionStatus> Rows() => _live.Values.Select(row => row.Status).Concat(_closing.Values);
 
     private void CountClose(CloseReason reason)
     {

@@ -187,7 +187,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
             // Before the first read or write after the handshake: OpenSSL's ~34 KB of record buffers are then held
             // only while a record is in them, not for the connection's life (bench/README.md, issue 16).
             OpenSslBuffers.Release(_ssl);
-            NativeHeapTrim.AfterHandshake();
+            HeapSettle.Process.ConnectionOpened();
             Volatile.Write(ref _handshakeDoneAt, System.Diagnostics.Stopwatch.GetTimestamp());
             _stream.HandshakeDone();
             _handshake.TrySetResult();
@@ -196,7 +196,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
         catch (Exception e)
         {
             FailHandshake(e);
-            NativeHeapTrim.AfterHandshake();
+            HeapSettle.Process.ConnectionOpened();
             if (_disposed) return false;
             owner.Tell(e switch
             {

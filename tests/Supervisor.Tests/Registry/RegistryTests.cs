@@ -100,6 +100,50 @@ public sealed class RegistryTests(ITestOutputHelper output) : Akka.TestKit.Xunit
     }
 
     [Fact]
+    public async Task A_refreshed_row_must_show_every_field_of_the_refresh_and_keep_the_connections_identity()
+    {
+        // Rows are refreshed in place (RegistryRow): a field ConnectionStatus gains and the row does not copy would
+        // be lost from every query. The refresh below differs from the opened status in every field but the identity
+        // ones, so a new field fails here until the row carries it.
+        var registry = Sys.ActorOf(ConnectionRegistry.Props(2));
+        var opened = Status(7);
+        registry.Tell(new ConnectionLifecycle.Opened(opened, ConnectionDirection.Inbound, DateTimeOffset.UtcNow));
+        var refreshed = opened with
+        {
+            Id = opened.Id, // identity, start and address do not change over a connection's life
+            State = ConnectionState.Suspect,
+            LastFrameAt = DateTimeOffset.UnixEpoch.AddDays(1),
+            LastHeartbeatAt = DateTimeOffset.UnixEpoch.AddDays(2),
+            MissedHeartbeats = 2,
+            RttMs = 1.5,
+            BytesIn = 1_000,
+            BytesOut = 2_000,
+            HeartbeatsReceived = 42,
+            KeepAlive = new KeepAliveStatus(true, 1, 1, 9, null, ["nudged"]),
+            Handler = new HandlerFlow(3, 64, true, 1),
+            Phi = new PhiStatus(2.5, 2_000, 100, 12, 4_000, 8_000),
+            Negotiated = new NegotiatedHeartbeat(1_000, 2_000, 4_000, 6_000),
+            Cause = SilenceCause.PeerHung,
+        };
+        var identity = new[] { "Id", "Remote", "Listener", "Protocol", "ConnectedAt", "EqualityContract" };
+        foreach (var property in typeof(ConnectionStatus).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            if (identity.Contains(property.Name)) continue;
+            Assert.False(Equals(property.GetValue(opened), property.GetValue(refreshed)), $"the refresh must change {property.Name}");
+        }
+
+        registry.Tell(new RegistryProtocol.ConnectionUpdated(refreshed));
+        var found = await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection(opened.Id));
+        Assert.Equal(refreshed, found.Status);
+        var listed = await registry.Ask<RegistryProtocol.Connections>(RegistryProtocol.GetConnections.Instance);
+        Assert.Equal(refreshed, Assert.Single(listed.Items));
+        // A state change is a refresh too; the close keeps the last status as it came.
+        var suspectAgain = refreshed with { MissedHeartbeats = 3 };
+        registry.Tell(new ConnectionLifecycle.StateChanged(suspectAgain, ConnectionDirection.Inbound, DateTimeOffset.UtcNow));
+        Assert.Equal(suspectAgain, (await registry.Ask<RegistryProtocol.ConnectionFound>(new RegistryProtocol.GetConnection(opened.Id))).Status);
+    }
+
+    [Fact]
     public void Shard_index_must_be_stable_and_spread_ids()
     {
         Assert.Equal(ConnectionRegistry.ShardIndex("c12345", 16), ConnectionRegistry.ShardIndex("c12345", 16));
