@@ -5,6 +5,23 @@ namespace Supervisor.Messages.Wire;
 /// <summary>Receives one complete frame body (as <see cref="IFrameCodec.TryDecode"/> takes it) and its length on the wire; returns false to stop feeding.</summary>
 public delegate bool FrameHandler(ReadOnlySpan<byte> body, int wireLength);
 
+/// <summary>
+/// <see cref="FrameHandler"/> as an interface: a connection object that implements it is fed without a delegate of its
+/// own (64 B for each of tens of thousands of connections).
+/// </summary>
+public interface IFrameSink
+{
+    /// <summary>As <see cref="FrameHandler"/>: one complete frame body and its length on the wire; false stops feeding.</summary>
+    bool OnFrame(ReadOnlySpan<byte> body, int wireLength);
+}
+
+/// <summary>Told every change of the memory a <see cref="FrameReader"/> holds for an unfinished frame (see its constructor).</summary>
+public interface IFrameBufferObserver
+{
+    /// <summary>The change in bytes: positive when a pooled buffer is rented or grown, negative when it is returned.</summary>
+    void BufferChanged(int bytes);
+}
+
 /// <summary>How <see cref="FrameReader.Feed"/> ended.</summary>
 public enum FeedResult
 {
@@ -27,12 +44,12 @@ public sealed class FrameReader : IDisposable
     private readonly IFrameCodec _codec;
     private readonly int _maxFrameLength;
     private readonly int _maxWireLength;
-    private readonly Action<int>? _bufferChanged;
+    private readonly IFrameBufferObserver? _observer;
     private byte[]? _pending;
     private int _pendingLength;
 
     /// <summary>A reader for one connection that speaks <paramref name="codec"/> and accepts frame bodies of at most <paramref name="maxFrameLength"/> bytes.</summary>
-    public FrameReader(IFrameCodec codec, int maxFrameLength) : this(codec, maxFrameLength, null)
+    public FrameReader(IFrameCodec codec, int maxFrameLength) : this(codec, maxFrameLength, (IFrameBufferObserver?)null)
     {
     }
 
@@ -44,12 +61,18 @@ public sealed class FrameReader : IDisposable
     /// positive when one is rented or grown, negative when it is returned), so that an owner can keep a budget.
     /// </param>
     public FrameReader(IFrameCodec codec, int maxFrameLength, Action<int>? bufferChanged)
+        : this(codec, maxFrameLength, bufferChanged is null ? null : new DelegateObserver(bufferChanged))
+    {
+    }
+
+    /// <summary>As <see cref="FrameReader(IFrameCodec, int, Action{int})"/>, telling <paramref name="observer"/> instead of a delegate.</summary>
+    public FrameReader(IFrameCodec codec, int maxFrameLength, IFrameBufferObserver? observer)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxFrameLength);
         _codec = codec;
         _maxFrameLength = maxFrameLength;
         _maxWireLength = codec.MaxWireLength(maxFrameLength);
-        _bufferChanged = bufferChanged;
+        _observer = observer;
     }
 
     /// <summary>The wire format the reader cuts frames by.</summary>
@@ -69,7 +92,10 @@ public sealed class FrameReader : IDisposable
     /// unfinished one for the next chunk. The body span is valid only during the call. Stops at the first frame that is
     /// too large (its owner closes the connection with <c>frame-too-large</c>) or when the handler returns false.
     /// </summary>
-    public FeedResult Feed(ReadOnlySpan<byte> chunk, FrameHandler onFrame)
+    public FeedResult Feed(ReadOnlySpan<byte> chunk, FrameHandler onFrame) => Feed(chunk, new HandlerSink(onFrame));
+
+    /// <summary>As <see cref="Feed(ReadOnlySpan{byte}, FrameHandler)"/>, handing the frames to <paramref name="sink"/>.</summary>
+    public FeedResult Feed<TSink>(ReadOnlySpan<byte> chunk, TSink sink) where TSink : IFrameSink
     {
         while (!chunk.IsEmpty)
         {
@@ -79,7 +105,7 @@ public sealed class FrameReader : IDisposable
                 switch (_codec.Scan(chunk, _maxFrameLength, out frame))
                 {
                     case FrameScan.Complete:
-                        var keepGoing = onFrame(chunk.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
+                        var keepGoing = sink.OnFrame(chunk.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
                         chunk = chunk[frame.WireLength..];
                         if (!keepGoing) return FeedResult.Stopped;
                         continue;
@@ -104,7 +130,7 @@ public sealed class FrameReader : IDisposable
             switch (_codec.Scan(pending, _maxFrameLength, out frame))
             {
                 case FrameScan.Complete:
-                    var keepGoing = onFrame(pending.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
+                    var keepGoing = sink.OnFrame(pending.Slice(frame.BodyStart, frame.BodyLength), frame.WireLength);
                     Reset();
                     if (!keepGoing) return FeedResult.Stopped;
                     break;
@@ -130,7 +156,7 @@ public sealed class FrameReader : IDisposable
                 ArrayPool<byte>.Shared.Return(_pending);
             }
             _pending = grown;
-            _bufferChanged?.Invoke(grown.Length - released);
+            _observer?.BufferChanged(grown.Length - released);
         }
         bytes.CopyTo(_pending.AsSpan(_pendingLength));
         _pendingLength = needed;
@@ -143,11 +169,21 @@ public sealed class FrameReader : IDisposable
             var released = _pending.Length;
             ArrayPool<byte>.Shared.Return(_pending);
             _pending = null;
-            _bufferChanged?.Invoke(-released);
+            _observer?.BufferChanged(-released);
         }
         _pendingLength = 0;
     }
 
     /// <summary>Returns the pooled buffer of an unfinished frame, if one is held; as <see cref="Discard"/>.</summary>
     public void Dispose() => Reset();
+
+    private readonly struct HandlerSink(FrameHandler handler) : IFrameSink
+    {
+        public bool OnFrame(ReadOnlySpan<byte> body, int wireLength) => handler(body, wireLength);
+    }
+
+    private sealed class DelegateObserver(Action<int> changed) : IFrameBufferObserver
+    {
+        public void BufferChanged(int bytes) => changed(bytes);
+    }
 }

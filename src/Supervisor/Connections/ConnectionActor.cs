@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
 using Supervisor.Configuration;
@@ -31,14 +32,53 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         IConnectionTransport Transport,
         ConnectionServices Services);
 
-    public static Props Props(Setup setup) => Props(setup, Deploy.None);
+    /// <summary>Props for one connection (tests start single connections with their own dispatcher this way).</summary>
+    public static Props Props(Setup setup) => new(Deploy.None, typeof(ConnectionActor), setup);
 
     /// <summary>
-    /// Props with the deployment given as is: not <c>Props.Create(() => new ConnectionActor(setup))</c> and then
-    /// <c>WithDeploy</c>, which parsed an expression tree and copied the props and the deployment for every connection
-    /// (the copy, 72 B, stayed with the actor; bench/README, issue 16).
+    /// How a supervisor starts its connections: one <see cref="Akka.Actor.Props"/> for all of them, whose producer hands
+    /// each new actor its <see cref="Setup"/> by the actor's name (its connection id). Props per connection — the
+    /// props, its producer and the argument array holding the setup — stayed with each actor for its life, because the
+    /// actor cell keeps its props for a restart (which a connection never has: its supervisor stops a failed one).
+    /// 176 B per connection with the setup (bench/README.md, issue 16).
     /// </summary>
-    public static Props Props(Setup setup, Deploy deploy) => new(deploy, typeof(ConnectionActor), setup);
+    internal sealed class Starts : IIndirectActorProducer
+    {
+        private readonly ConcurrentDictionary<string, Setup> _handoff = new(StringComparer.Ordinal);
+
+        /// <param name="deploy">The connections' deployment (dispatcher, mailbox), as is for every one.</param>
+        public Starts(Deploy deploy) => Props = Akka.Actor.Props.CreateBy(this).WithDeploy(deploy);
+
+        public Props Props { get; }
+
+        public Type ActorType => typeof(ConnectionActor);
+
+        /// <summary>Starts the connection <paramref name="setup"/> describes as a child of <paramref name="context"/>, named by its id.</summary>
+        public IActorRef Start(IActorRefFactory context, Setup setup)
+        {
+            _handoff[setup.Id] = setup;
+            try
+            {
+                return context.ActorOf(Props, setup.Id);
+            }
+            catch
+            {
+                _handoff.TryRemove(setup.Id, out _);
+                throw;
+            }
+        }
+
+        public ActorBase Produce() => new ConnectionActor(this);
+
+        public void Release(ActorBase actor)
+        {
+        }
+
+        /// <summary>The setup of the connection being constructed; it is taken once (a restart would find none and stop).</summary>
+        internal Setup Take(string id) => _handoff.TryRemove(id, out var setup)
+            ? setup
+            : throw new InvalidOperationException($"connection {id} has no setup: a connection actor is never restarted");
+    }
 
     private sealed class DeadlineDue : INotInfluenceReceiveTimeout
     {
@@ -64,7 +104,8 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     /// <summary>The handler's call number <c>Call</c> completed (<c>Error</c> null) or failed.</summary>
     private sealed record HandlerCompleted(long Call, Exception? Error);
 
-    private readonly Setup _setup;
+    private readonly string _id;
+    private readonly ListenerSettings _listener;
     private readonly ConnectionServices _services;
     private readonly IConnectionTransport _transport;
     private readonly DateTimeOffset _connectedAt;
@@ -96,8 +137,6 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
 
     // The application's handler: one call at a time; data frames read meanwhile wait in _waitingData, and past
     // max-frames-in-flight the transport stops reading. Touched on the actor's thread only, except as noted.
-    private readonly ConnectionHandler _handler;
-    private readonly HandlerSettings _handlerSettings;
     private Queue<Frame>? _waitingData;
     private bool _handlerBusy, _busyWithFrame;
     private long _handlerCalls;
@@ -112,16 +151,19 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     private volatile bool _closing, _stopped;
     private int _handlerThread;
 
+    private ConnectionActor(Starts starts) : this(starts.Take(Context.Self.Path.Name))
+    {
+    }
+
     public ConnectionActor(Setup setup)
     {
-        _setup = setup;
+        _id = setup.Id;
+        _listener = setup.Listener;
         _services = setup.Services;
         _transport = setup.Transport;
         _clock = Context.System.Scheduler;
         _connectedAt = Now;
         _deadlines = new HeartbeatDeadlines(setup.Listener.Heartbeat, _connectedAt);
-        _handler = setup.Services.Handler;
-        _handlerSettings = setup.Services.HandlerSettings;
     }
 
     // An UntypedActor with a switch, unlike the project's other actors: a ReceiveActor builds its
@@ -184,9 +226,9 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         }
     }
 
-    public string Id => _setup.Id;
+    public string Id => _id;
     public string Remote => _transport.Remote;
-    public string Listener => _setup.Listener.Name;
+    public string Listener => _listener.Name;
     public DateTimeOffset Now => _clock.Now;
 
     /// <summary>Whether the calling thread is this actor's, inside a synchronous handler callback.</summary>
@@ -264,7 +306,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         _timers = DeadlineQueue.Get(Context.System);
         _deadline = _timers.Register(Self, DeadlineDue.Instance);
         ArmDeadline();
-        var limits = _setup.Listener.Limits;
+        var limits = _listener.Limits;
         if (limits.FirstFrameTimeout is { } firstFrame)
         {
             _firstFrame = _timers.Register(Self, FirstFrameDue.Instance);
@@ -380,7 +422,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     /// </summary>
     private string? RateLimitExceeded(FrameType type, DateTimeOffset now)
     {
-        var limits = _setup.Listener.Limits;
+        var limits = _listener.Limits;
         if (type != FrameType.Data)
             return _heartbeatTokens.TryTake(now) ? null
                 : $"more than {limits.MaxFramesPerSecond:0.##} heartbeat frames per second (burst {limits.FrameBurst})";
@@ -410,17 +452,17 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         var now = Now;
         // Fired this late, the server itself stalled: the peer's first frame may be unread in the socket.
         // Read it before judging, once: a server starved for good must still shed connect-and-idle floods.
-        if (!_firstFramePostponed && Max(now - _firstFrameDueAt, _firstFrame!.ProcessLateness) >= _setup.Listener.Heartbeat.StarvationThreshold)
+        if (!_firstFramePostponed && Max(now - _firstFrameDueAt, _firstFrame!.ProcessLateness) >= _listener.Heartbeat.StarvationThreshold)
         {
             _firstFramePostponed = true;
-            _firstFrameDueAt = now + _setup.Listener.Heartbeat.StarvationThreshold;
+            _firstFrameDueAt = now + _listener.Heartbeat.StarvationThreshold;
             _firstFrame.Set(_firstFrameDueAt);
             return;
         }
         // The deadline counts from when the transport could carry a frame: a TLS handshake that a busy server
         // (or a slow link) stretched is bounded by tcp.tls.handshake-timeout, and the peer then gets the whole
         // first-frame time. (The transport's clock is the wall clock; only TLS answers anything but MaxValue.)
-        var firstFrame = _setup.Listener.Limits.FirstFrameTimeout!.Value;
+        var firstFrame = _listener.Limits.FirstFrameTimeout!.Value;
         var ready = _transport.ReadyFor;
         if (ready is null || ready < firstFrame)
         {
@@ -439,7 +481,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             // This end is not reading (its handler is behind): the peer's frames wait unread, so its silence proves
             // nothing. Judged again once reading resumes, with the pause forgiven (see ResumeReading).
             if (now >= _statusRefreshAt) ReportStatus(now, stateChanged: false);
-            _armedDeadline = now + _setup.Listener.Heartbeat.Interval;
+            _armedDeadline = now + _listener.Heartbeat.Interval;
             _deadline!.Set(_armedDeadline);
             return;
         }
@@ -448,7 +490,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         // that fell due at the very end of a stall is hardly late itself; the queue's lateness shows it.
         var lateness = Max(now - _armedDeadline, _deadline!.ProcessLateness);
         var stateBefore = _deadlines.State;
-        if (lateness >= _setup.Listener.Heartbeat.StarvationThreshold)
+        if (lateness >= _listener.Heartbeat.StarvationThreshold)
         {
             _deadlines.ForgiveStall(lateness, now);
             _services.Monitor.Tell(new MonitorEvents.StallForgiven(Id, lateness));
@@ -540,7 +582,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         if (_closeReason is not null) return;
         // Without heartbeat deadlines (keep-alive only, or a WebSocket's ping/pong) the same timer still
         // ticks once an interval, so the registry's view of the connection (bytes, last frame) stays fresh.
-        var deadline = _deadlines.NextDeadline() ?? Now + _setup.Listener.Heartbeat.Interval;
+        var deadline = _deadlines.NextDeadline() ?? Now + _listener.Heartbeat.Interval;
         _armedDeadline = deadline;
         _deadline!.Set(deadline);
     }
@@ -592,7 +634,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
             return;
         }
         _linger = _timers.Register(Self, LingerExpired.Instance);
-        _linger.Set(_closedAt + _setup.Listener.CloseLinger);
+        _linger.Set(_closedAt + _listener.CloseLinger);
         Become(Closing);
     }
 
@@ -724,7 +766,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         _busyWithFrame = frame is not null;
         try
         {
-            call = frame is null ? _handler.OnConnectedAsync(this) : _handler.OnDataAsync(this, frame);
+            call = frame is null ? _services.Handler.OnConnectedAsync(this) : _services.Handler.OnDataAsync(this, frame);
         }
         catch (Exception e)
         {
@@ -749,7 +791,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         }
         _handlerBusy = true;
         var number = ++_handlerCalls;
-        if (_handlerSettings.Timeout is { } timeout && _closeReason is null)
+        if (_services.HandlerSettings.Timeout is { } timeout && _closeReason is null)
         {
             _handlerDeadline ??= _timers.Register(Self, HandlerTimedOut.Instance);
             _handlerDueAt = Now + timeout;
@@ -791,7 +833,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
     private void OnHandlerTimedOut()
     {
         if (!_handlerBusy || Now < _handlerDueAt) return;
-        Close(CloseReason.InternalError, $"the connection handler did not complete within handler.timeout ({_handlerSettings.Timeout!.Value.ToHocon()})");
+        Close(CloseReason.InternalError, $"the connection handler did not complete within handler.timeout ({_services.HandlerSettings.Timeout!.Value.ToHocon()})");
     }
 
     /// <summary>The handler threw or its task failed: that connection closes with internal-error (the peer is not told why in detail).</summary>
@@ -810,13 +852,13 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         var inFlight = FramesInFlight;
         if (!_readingPaused)
         {
-            if (inFlight < _handlerSettings.MaxFramesInFlight || _closeReason is not null) return;
+            if (inFlight < _services.HandlerSettings.MaxFramesInFlight || _closeReason is not null) return;
             _readingPaused = true;
             _timesPaused++;
             _pausedAt = Now;
             _transport.Inbound.PauseReading();
         }
-        else if (inFlight <= _handlerSettings.MaxFramesInFlight / 2)
+        else if (inFlight <= _services.HandlerSettings.MaxFramesInFlight / 2)
         {
             ResumeReading();
         }
@@ -852,7 +894,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         ValueTask call;
         try
         {
-            call = _handler.OnClosedAsync(this, reason, detail);
+            call = _services.Handler.OnClosedAsync(this, reason, detail);
         }
         catch (Exception e)
         {
@@ -891,7 +933,7 @@ internal sealed class ConnectionActor : UntypedActor, IConnection
         _deadlines.HeartbeatsReceived,
         _transport.KeepAlive)
     {
-        Handler = new HandlerFlow(FramesInFlight, _handlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
+        Handler = new HandlerFlow(FramesInFlight, _services.HandlerSettings.MaxFramesInFlight, _readingPaused, _timesPaused),
         Phi = _deadlines.PhiStatus(Now),
         Negotiated = _deadlines.Negotiated,
         // While suspect, and on the row of a connection closed for silence.

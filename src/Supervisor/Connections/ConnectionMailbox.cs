@@ -23,9 +23,16 @@ internal sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<Con
 
     public override IMessageQueue Create(IActorRef owner, ActorSystem system) => new CompactMessageQueue();
 
+    /// <summary>
+    /// The oldest message in a field of its own, the rest (rarely more than one or two) in a queue made when a
+    /// second message waits and dropped when it drains: an idle connection holds no queue at all (a
+    /// <see cref="Queue{T}"/> and its array were 64-128 B of every connection; bench/README.md, issue 16).
+    /// </summary>
     public sealed class CompactMessageQueue : IMessageQueue, IUnboundedMessageQueueSemantics
     {
-        private readonly Queue<Envelope> _queue = new();
+        private Envelope _first;
+        private bool _hasFirst;
+        private Queue<Envelope>? _rest;
         private int _count;
 
         public bool HasMessages => Volatile.Read(ref _count) > 0;
@@ -34,9 +41,17 @@ internal sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<Con
 
         public void Enqueue(IActorRef receiver, Envelope envelope)
         {
-            lock (_queue)
+            lock (this)
             {
-                _queue.Enqueue(envelope);
+                if (!_hasFirst && _rest is null)
+                {
+                    _first = envelope;
+                    _hasFirst = true;
+                }
+                else
+                {
+                    (_rest ??= new Queue<Envelope>()).Enqueue(envelope);
+                }
                 _count++;
             }
         }
@@ -48,9 +63,23 @@ internal sealed class ConnectionMailbox : MailboxType, IProducesMessageQueue<Con
                 envelope = default;
                 return false;
             }
-            lock (_queue)
+            lock (this)
             {
-                if (!_queue.TryDequeue(out envelope)) return false;
+                if (_hasFirst)
+                {
+                    envelope = _first;
+                    _first = default;
+                    _hasFirst = false;
+                }
+                else if (_rest is not null && _rest.TryDequeue(out envelope))
+                {
+                    if (_rest.Count == 0) _rest = null;
+                }
+                else
+                {
+                    envelope = default;
+                    return false;
+                }
                 _count--;
                 return true;
             }

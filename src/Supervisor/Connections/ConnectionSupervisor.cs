@@ -139,7 +139,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     private readonly LinkedList<Waiting> _waiting = new();
     private readonly Dictionary<string, KeepAliveStatus> _lastKeepAlive = [];
     private readonly HashSet<AwaitingHeader> _awaitingHeader = [];
-    private readonly Deploy _connectionDeploy;
+    private readonly ConnectionActor.Starts _connectionStarts;
 
     private sealed class AddressTally(string key)
     {
@@ -174,7 +174,8 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     {
         _services = services;
         _log = services.Log;
-        _connectionDeploy = ConnectionDispatcher.Deploy(Context.System);
+        // One Deploy (inline dispatcher, compact mailbox) and one Props for every connection.
+        _connectionStarts = new ConnectionActor.Starts(ConnectionDispatcher.Deploy(Context.System));
 
         Receive<Adopt>(OnAdopt);
         Receive<AdoptTransport>(OnAdoptTransport);
@@ -520,8 +521,7 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
     private void Spawn(IConnectionTransport transport, ListenerSettings listener)
     {
         var id = $"c{++_nextId}{_services.IdSuffix}";
-        // One Deploy (inline dispatcher, compact mailbox) for every connection, not a copy per Props.WithMailbox.
-        var child = Context.ActorOf(ConnectionActor.Props(new ConnectionActor.Setup(id, listener, transport, _services), _connectionDeploy), id);
+        var child = _connectionStarts.Start(Context, new ConnectionActor.Setup(id, listener, transport, _services));
         Context.Watch(child);
         string? addressKey = null;
         if (listener.Limits.MaxConnectionsPerAddress is not null)

@@ -37,6 +37,7 @@ internal sealed class HeapSettle : IDisposable
     private ILogger? _logger;
     private long _lastOpenAt, _armedAt;      // Environment.TickCount64
     private int _armed, _opened;
+    private bool _off;
 
     public HeapSettle(TimeSpan? quiet = null)
     {
@@ -47,10 +48,23 @@ internal sealed class HeapSettle : IDisposable
     /// <summary>Raised after each settle, on the thread pool.</summary>
     public event Action<Report>? Settled;
 
-    /// <summary>The host's setting (null: off) and where the settles are logged. The last host to start wins; the heap is the process's.</summary>
+    /// <summary>
+    /// A host's setting (null: off) and where the settles are logged. The heap is the process's, so where several
+    /// hosts share it (an embedder's two supervisors, a test run's hundreds) off from any of them holds for the
+    /// process: a host that chose no pauses gets none from its neighbour. Otherwise the last host's quiet counts.
+    /// </summary>
     public void Configure(TimeSpan? quiet, ILogger logger)
     {
-        Volatile.Write(ref _quietMs, quiet is { } q ? (long)q.TotalMilliseconds : 0);
+        if (quiet is { } q)
+        {
+            if (Volatile.Read(ref _off)) return;
+            Volatile.Write(ref _quietMs, (long)q.TotalMilliseconds);
+        }
+        else
+        {
+            Volatile.Write(ref _off, true);
+            Volatile.Write(ref _quietMs, 0);
+        }
         _logger = logger;
     }
 

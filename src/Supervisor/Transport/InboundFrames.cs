@@ -20,7 +20,7 @@ namespace Supervisor.Transport;
 /// read; bytes it has read already are decoded and delivered, so at most one read's worth of frames follows a pause.
 /// </para>
 /// </summary>
-internal sealed class InboundFrames : IInboundFrames, IDisposable
+internal sealed class InboundFrames : IInboundFrames, IFrameSink, IFrameBufferObserver, IDisposable
 {
     /// <summary>After a refused frame the input is read and thrown away only so that the error notice is
     /// not destroyed by an RST; a peer that keeps streaming past this gets the RST anyway.</summary>
@@ -29,7 +29,6 @@ internal sealed class InboundFrames : IInboundFrames, IDisposable
     private readonly IActorRef _owner;
     private readonly int _maxFrameLength;
     private readonly FrameReader _framer;
-    private readonly FrameHandler _onFrame;
     private bool _draining;
     private long _drained;
 
@@ -63,11 +62,11 @@ internal sealed class InboundFrames : IInboundFrames, IDisposable
         _maxFrameLength = maxFrameLength;
         _memory = memory;
         codec ??= JsonLinesCodec.Instance;
-        _framer = memory is null ? new FrameReader(codec, maxFrameLength) : new FrameReader(codec, maxFrameLength, OnBufferChanged);
-        _onFrame = OnFrame;
+        // This object is the framer's sink and observer: no delegate per connection.
+        _framer = new FrameReader(codec, maxFrameLength, memory is null ? null : (IFrameBufferObserver)this);
     }
 
-    private void OnBufferChanged(int delta)
+    void IFrameBufferObserver.BufferChanged(int delta)
     {
         var held = _heldBytes + delta;
         Volatile.Write(ref _heldBytes, held);
@@ -112,7 +111,7 @@ internal sealed class InboundFrames : IInboundFrames, IDisposable
         return true;
     }
 
-    private bool OnFrame(ReadOnlySpan<byte> body, int wireLength)
+    bool IFrameSink.OnFrame(ReadOnlySpan<byte> body, int wireLength)
     {
         if (!_framer.Codec.TryDecode(body, out var frame, out var error))
         {
@@ -233,7 +232,7 @@ internal sealed class InboundFrames : IInboundFrames, IDisposable
             _owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerReset, "peer kept streaming after its connection was refused"));
             return false;
         }
-        switch (_framer.Feed(chunk, _onFrame))
+        switch (_framer.Feed(chunk, this))
         {
             case FeedResult.Stopped:
                 _draining = true;

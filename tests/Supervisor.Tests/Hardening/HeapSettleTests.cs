@@ -73,6 +73,18 @@ public sealed class HeapSettleTests
     }
 
     [Fact]
+    public async Task Off_from_one_host_must_hold_for_the_process_whatever_the_next_host_asks()
+    {
+        var (settle, reports) = Make(TimeSpan.FromMilliseconds(100));
+        using var _ = settle;
+        settle.Configure(null, NullLogger.Instance);
+        settle.Configure(TimeSpan.FromMilliseconds(100), NullLogger.Instance);
+        for (var i = 0; i < HeapSettle.MinBurst; i++) settle.ConnectionOpened();
+        await Task.Delay(1_000);
+        Assert.False(reports.TryRead(out var report), $"settled after a host turned it off: {report}");
+    }
+
+    [Fact]
     public async Task Off_must_never_settle()
     {
         var (settle, reports) = Make(TimeSpan.FromMilliseconds(100));

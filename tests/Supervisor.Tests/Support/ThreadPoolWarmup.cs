@@ -13,3 +13,16 @@ internal static class ThreadPoolWarmup
     [ModuleInitializer]
     internal static void Init() => ThreadPool.SetMinThreads(16, 16);
 }
+
+internal static class NoHeapSettleInTests
+{
+    /// <summary>
+    /// The process's heap settle (io.settle-heap-after-connect-burst) off for the whole test run: its compacting
+    /// collection, which one test service's burst of opens would start 5 s later, pauses every other service of this
+    /// process in the middle of its timing windows. Its own tests use instances of their own; its effect is measured
+    /// on the real service (bench/run-footprint.sh).
+    /// </summary>
+    [ModuleInitializer]
+    internal static void Init() =>
+        Supervisor.Transport.HeapSettle.Process.Configure(null, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+}

@@ -85,6 +85,44 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void Framer_must_tell_its_buffer_observer_each_rent_and_return_by_delegate_or_interface_and_feed_a_sink_as_a_handler()
+    {
+        var byDelegate = new List<int>();
+        var byInterface = new Observer();
+        using var withDelegate = new FrameReader(JsonLinesCodec.Instance, 100, byDelegate.Add);
+        using var withInterface = new FrameReader(JsonLinesCodec.Instance, 100, byInterface);
+        var sink = new Sink();
+        foreach (var framer in new[] { withDelegate, withInterface })
+        {
+            Assert.Equal(FeedResult.Consumed, framer.Feed("{\"type\":0,"u8, sink));   // unfinished: a buffer is rented
+            Assert.Equal(FeedResult.Consumed, framer.Feed("\"ts\":1}\nx\n"u8, sink)); // done: returned; "x" whole in the chunk
+        }
+        Assert.Equal(["{\"type\":0,\"ts\":1}", "x", "{\"type\":0,\"ts\":1}", "x"], sink.Lines);
+        foreach (var changes in new[] { byDelegate, byInterface.Changes })
+        {
+            Assert.Equal(2, changes.Count);
+            Assert.True(changes[0] > 0);
+            Assert.Equal(0, changes.Sum());
+        }
+    }
+
+    private sealed class Observer : IFrameBufferObserver
+    {
+        public List<int> Changes { get; } = [];
+        public void BufferChanged(int bytes) => Changes.Add(bytes);
+    }
+
+    private sealed class Sink : IFrameSink
+    {
+        public List<string> Lines { get; } = [];
+        public bool OnFrame(ReadOnlySpan<byte> body, int wireLength)
+        {
+            Lines.Add(Encoding.UTF8.GetString(body));
+            return true;
+        }
+    }
+
+    [Fact]
     public void Framer_must_accept_a_line_of_exactly_the_limit_with_crlf()
     {
         using var framer = new FrameReader(JsonLinesCodec.Instance, 10);
