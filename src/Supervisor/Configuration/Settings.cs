@@ -104,7 +104,26 @@ internal sealed record ListenerSettings(
     public ListenerLimits Limits { get; init; } = ListenerLimits.Default;
 
     /// <summary>The server certificate when the listener speaks TLS (<c>tcp.tls</c>); null for plain TCP.</summary>
-    public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate
+    {
+        get => _tlsCertificate;
+        init
+        {
+            _tlsCertificate = value;
+            TlsServerOptions = value is null ? null : Supervisor.Transport.TlsTransport.ServerOptions(value, TlsIntermediates);
+        }
+    }
+
+    /// <summary>
+    /// The certificates after the first in <c>tcp.tls.certificate</c>'s file: the chain the listener sends with its
+    /// certificate (as nginx and HAProxy send their file's), set before <see cref="TlsCertificate"/>.
+    /// </summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2Collection? TlsIntermediates { get; init; }
+
+    /// <summary>The handshake options every connection of a TLS listener shares (<see cref="Supervisor.Transport.TlsTransport.ServerOptions"/>).</summary>
+    public System.Net.Security.SslServerAuthenticationOptions? TlsServerOptions { get; private init; }
+
+    private readonly System.Security.Cryptography.X509Certificates.X509Certificate2? _tlsCertificate;
 
     /// <summary>
     /// A TLS peer that has not completed its handshake this long after connecting is closed with

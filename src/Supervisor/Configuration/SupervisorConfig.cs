@@ -283,7 +283,7 @@ internal static partial class SupervisorConfig
             ? ListenerLimits.AutoFirstFrameTimeout(heartbeatSettings)
             : ReadOptionalDuration(tcp, "limits.first-frame-timeout", path);
         var limits = new ListenerLimits(perAddress, rate, burst, firstFrame) { MaxDataFramesPerSecond = dataRate };
-        var certificate = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : null;
+        var (certificate, intermediates) = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : (null, null);
         var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
 
         var codecName = ReadString(tcp, "codec", path);
@@ -306,6 +306,7 @@ internal static partial class SupervisorConfig
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive, heartbeatSettings) with
             {
                 Limits = limits,
+                TlsIntermediates = intermediates,
                 TlsCertificate = certificate,
                 TlsHandshakeTimeout = handshakeTimeout,
                 Codec = codec,
@@ -385,7 +386,8 @@ internal static partial class SupervisorConfig
         return new ProxyProtocolSettings(networks, ReadPositiveDuration(tcp, "proxy-protocol.header-timeout", path));
     }
 
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 LoadCertificate(Config tcp, string path)
+    /// <summary>The listener's certificate with its key, and the other certificates of its file (the chain it sends).</summary>
+    private static (System.Security.Cryptography.X509Certificates.X509Certificate2, System.Security.Cryptography.X509Certificates.X509Certificate2Collection) LoadCertificate(Config tcp, string path)
     {
         var certificate = ReadString(tcp, "tls.certificate", path);
         var key = ReadString(tcp, "tls.key", path);
@@ -395,7 +397,13 @@ internal static partial class SupervisorConfig
             throw new ConfigurationError($"{path}.tls.key", $"'{key}' is not a readable PEM file");
         try
         {
-            return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certificate, key);
+            var leaf = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certificate, key);
+            var file = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            file.ImportFromPemFile(certificate);
+            var intermediates = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            foreach (var other in file)
+                if (other.Thumbprint != leaf.Thumbprint) intermediates.Add(other);
+            return (leaf, intermediates);
         }
         catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException or IOException)
         {

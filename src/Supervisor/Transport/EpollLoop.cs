@@ -169,11 +169,17 @@ internal sealed class EpollLoop : IDisposable
     private readonly SafeFileHandle _epoll;
     private readonly SafeFileHandle _doorbell;
     private readonly Thread _thread;
-    private readonly ConcurrentDictionary<long, EpollTransport> _registered = new();
+    // The registered sockets by slot. A token's low 32 bits are its slot, the high ones a generation, so an event still
+    // queued for a retired socket never reaches the one that took its slot over. Written under _lifecycle; the loop's
+    // thread reads the array without the lock (a grown one is published before the socket it was grown for is added).
+    // A reference per socket where a dictionary node was 48 B (bench/README.md, issue 16).
+    private EpollTransport?[] _slots = new EpollTransport?[64];
+    private readonly Stack<int> _freeSlots = new();
+    private int _slotsUsed, _registered;
+    private long _generation;
     private readonly ConcurrentQueue<(EpollTransport Transport, EpollWork Work)> _posted = new();
     private readonly object _lifecycle = new();
     private readonly byte[] _receiveBuffer = new byte[ReceiveChunk];
-    private long _nextToken;
     private int _doorbellRung;
     private volatile bool _stopping;
     private bool _ended;
@@ -204,7 +210,7 @@ internal sealed class EpollLoop : IDisposable
     public bool DescriptorsClosed => _epoll.IsClosed && _doorbell.IsClosed;
 
     /// <summary>Sockets registered now.</summary>
-    public int Registered => _registered.Count;
+    public int Registered => Volatile.Read(ref _registered);
 
     /// <summary>
     /// Registers <paramref name="transport"/>'s socket (edge-triggered: readable, writable, peer's FIN); the errno when
@@ -212,15 +218,49 @@ internal sealed class EpollLoop : IDisposable
     /// </summary>
     public int Register(EpollTransport transport, int fd, out long token)
     {
-        token = Interlocked.Increment(ref _nextToken);
         lock (_lifecycle)
         {
-            if (_ended) return 9; // EBADF: the loop is gone
-            _registered[token] = transport;
+            if (_ended)
+            {
+                token = 0;
+                return 9; // EBADF: the loop is gone
+            }
+            var slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : _slotsUsed++;
+            if (slot == _slots.Length)
+            {
+                var grown = new EpollTransport?[_slots.Length * 2];
+                _slots.CopyTo(grown, 0);
+                Volatile.Write(ref _slots, grown);
+            }
+            // Written where the caller keeps it before the socket is added: its first event may come before we return.
+            token = (++_generation << 32) | (uint)slot;
+            _slots[slot] = transport;
+            _registered++;
         }
         var errno = Epoll.Add(_epoll, fd, Epoll.In | Epoll.Out | Epoll.ReadHangUp | Epoll.EdgeTriggered, token);
-        if (errno != 0) _registered.TryRemove(token, out _);
+        if (errno != 0) Free(token);
         return errno;
+    }
+
+    /// <summary>The socket of <paramref name="token"/>, if it is still registered (else an event queued before its retirement).</summary>
+    private EpollTransport? Lookup(long token)
+    {
+        var slots = Volatile.Read(ref _slots);
+        var slot = (int)(uint)token;
+        return slot < slots.Length && slots[slot] is { } transport && transport.Token == token ? transport : null;
+    }
+
+    private bool Free(long token)
+    {
+        lock (_lifecycle)
+        {
+            var slot = (int)(uint)token;
+            if (slot >= _slots.Length || _slots[slot] is not { } transport || transport.Token != token) return false;
+            _slots[slot] = null;
+            _freeSlots.Push(slot);
+            _registered--;
+            return true;
+        }
     }
 
     /// <summary>
@@ -242,7 +282,7 @@ internal sealed class EpollLoop : IDisposable
     /// <summary>From the loop's thread (a retirement): the socket leaves the epoll set before its descriptor can be reused.</summary>
     public void Unregister(long token, int fd)
     {
-        if (!_registered.TryRemove(token, out _)) return;
+        if (!Free(token)) return;
         Epoll.Remove(_epoll, fd);
     }
 
@@ -261,7 +301,7 @@ internal sealed class EpollLoop : IDisposable
                 {
                     var token = Epoll.TokenAt(events, i);
                     if (token == DoorbellToken) Epoll.Clear(_doorbell);
-                    else if (_registered.TryGetValue(token, out var transport)) transport.OnReady(Epoll.EventsAt(events, i), _receiveBuffer);
+                    else Lookup(token)?.OnReady(Epoll.EventsAt(events, i), _receiveBuffer);
                 }
                 // Posted work runs after the batch: a socket retired here had no event of this batch left to handle.
                 RunPosted();
@@ -295,8 +335,15 @@ internal sealed class EpollLoop : IDisposable
     {
         lock (_lifecycle) _ended = true;
         RunPosted();
-        foreach (var transport in _registered.Values) transport.LoopEnded();
-        _registered.Clear();
+        EpollTransport?[] slots;
+        lock (_lifecycle)
+        {
+            slots = _slots;
+            _slots = [];
+            _freeSlots.Clear();
+            _registered = 0;
+        }
+        foreach (var transport in slots) transport?.LoopEnded();
     }
 
     /// <summary>Stops the thread and waits for it (bounded); the thread closes the epoll instance and the eventfd as it ends.</summary>

@@ -25,6 +25,9 @@ internal sealed class EpollTransport : PlainTcpTransport
     private readonly EpollLoop _loop;
     private long _token;
 
+    /// <summary>The loop's token for this socket (its slot and generation); 0 before it is registered.</summary>
+    internal long Token => Volatile.Read(ref _token);
+
     // Read side: the loop's thread only.
     private bool _inputEnded;
     private bool _hungUp;

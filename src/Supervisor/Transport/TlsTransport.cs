@@ -26,7 +26,8 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     private readonly Socket _socket;
     private readonly SslStream _ssl;
     private readonly HandshakeStream _stream;
-    private readonly Func<SslStream, CancellationToken, Task> _authenticate;
+    // SslServerAuthenticationOptions (a listener's, shared) or SslClientAuthenticationOptions (the heartbeat client's).
+    private readonly object _options;
     private readonly TimeSpan _handshakeTimeout;
     private readonly int _maxFrameLength;
     private readonly TaskCompletionSource _handshake = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -39,32 +40,42 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     // Write side: touched on the owner's thread only.
     private readonly OutboundQueue _outbound;
 
-    /// <summary>The server end: presents <paramref name="certificate"/>.</summary>
+    /// <summary>The server end: presents the listener's certificate and chain.</summary>
     /// <param name="handshakeTimeout">A peer that has not completed the handshake this long after it connected is closed (<c>tcp.tls.handshake-timeout</c>).</param>
     /// <param name="remote">The peer as operators see it when not the socket's own address (the client a PROXY header named); null: the socket's.</param>
-    public TlsTransport(Socket socket, X509Certificate2 certificate, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
+    /// <param name="options">The listener's options, shared by its connections (<see cref="ServerOptions"/>).</param>
+    public TlsTransport(Socket socket, SslServerAuthenticationOptions options, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
         string? remote = null)
-        : this(socket, (ssl, cancel) => ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-        {
-            ServerCertificate = certificate,
-            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-            ClientCertificateRequired = false,
-        }, cancel), "tls", maxFrameLength, maxPendingWrite, keepAlive, handshakeTimeout, remote)
+        : this(socket, options, "tls", maxFrameLength, maxPendingWrite, keepAlive, handshakeTimeout, remote)
     {
     }
 
     /// <summary>The client end (the heartbeat client): validates the server as <paramref name="options"/> say.</summary>
     public TlsTransport(Socket socket, SslClientAuthenticationOptions options, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive)
-        : this(socket, (ssl, cancel) => ssl.AuthenticateAsClientAsync(options, cancel), protocol, maxFrameLength, maxPendingWrite, keepAlive, DefaultHandshakeTimeout, null)
+        : this(socket, options, protocol, maxFrameLength, maxPendingWrite, keepAlive, DefaultHandshakeTimeout, null)
     {
     }
 
-    private TlsTransport(Socket socket, Func<SslStream, CancellationToken, Task> authenticate, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
+    /// <summary>
+    /// A TLS listener's handshake options, made once for all its connections. The certificate context is made here,
+    /// with the chain from the certificate's file and no downloads (<c>offline</c>): given only a certificate, .NET
+    /// built a context and its chain for every connection (about 400 B that stayed with each, and a chain build per
+    /// handshake), and fetched missing intermediates from the network. As nginx and HAProxy do, the listener sends
+    /// the chain its file holds.
+    /// </summary>
+    public static SslServerAuthenticationOptions ServerOptions(X509Certificate2 certificate, X509Certificate2Collection? intermediates) => new()
+    {
+        ServerCertificateContext = SslStreamCertificateContext.Create(certificate, intermediates, offline: true),
+        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+        ClientCertificateRequired = false,
+    };
+
+    private TlsTransport(Socket socket, object options, string protocol, int maxFrameLength, int maxPendingWrite, KeepAliveStatus keepAlive, TimeSpan handshakeTimeout,
         string? remote)
     {
         _socket = socket;
         _socket.NoDelay = true;
-        _authenticate = authenticate;
+        _options = options;
         _handshakeTimeout = handshakeTimeout;
         Protocol = protocol;
         _maxFrameLength = maxFrameLength;
@@ -182,7 +193,9 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
         using var timeout = new CancellationTokenSource(_handshakeTimeout);
         try
         {
-            await _authenticate(_ssl, timeout.Token).ConfigureAwait(false);
+            await (_options is SslServerAuthenticationOptions server
+                ? _ssl.AuthenticateAsServerAsync(server, timeout.Token)
+                : _ssl.AuthenticateAsClientAsync((SslClientAuthenticationOptions)_options, timeout.Token)).ConfigureAwait(false);
             TransportFaults.At(FaultPoint.TlsHandshake, Remote);
             // Before the first read or write after the handshake: OpenSSL's ~34 KB of record buffers are then held
             // only while a record is in them, not for the connection's life (bench/README.md, issue 16).

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Supervisor.Messages.Wire;
 using Supervisor.Tests.Support;
@@ -39,6 +40,66 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         {
             openssl.Kill(entireProcessTree: true);
             await openssl.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_listener_must_send_the_chain_of_its_certificate_file_and_a_client_trusting_only_the_root_must_accept_it()
+    {
+        // A root, an intermediate, and a leaf the intermediate issued; the file holds the leaf and the intermediate,
+        // as a CA delivers them. The listener's certificate context is made from the file with no downloads, so the
+        // intermediate reaches the client only if the listener sends it.
+        using var rootKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        using var intermediateKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        using var leafKey = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var sha256 = System.Security.Cryptography.HashAlgorithmName.SHA256;
+        var notBefore = DateTimeOffset.UtcNow.AddMinutes(-5);
+        var notAfter = DateTimeOffset.UtcNow.AddDays(1);
+        static System.Security.Cryptography.X509Certificates.CertificateRequest Authority(string name, System.Security.Cryptography.ECDsa key)
+        {
+            var request = new System.Security.Cryptography.X509Certificates.CertificateRequest(name, key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509KeyUsageExtension(
+                System.Security.Cryptography.X509Certificates.X509KeyUsageFlags.KeyCertSign | System.Security.Cryptography.X509Certificates.X509KeyUsageFlags.CrlSign, true));
+            request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+            return request;
+        }
+        using var root = Authority("CN=Test Root", rootKey).CreateSelfSigned(notBefore, notAfter);
+        using var intermediate = Authority("CN=Test Intermediate", intermediateKey)
+            .Create(root, notBefore, notAfter, [1, 2, 3, 4]).CopyWithPrivateKey(intermediateKey);
+        var leafRequest = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", leafKey, sha256);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        leafRequest.CertificateExtensions.Add(names.Build());
+        using var leaf = leafRequest.Create(intermediate, notBefore, notAfter, [5, 6, 7, 8]);
+        var directory = Directory.CreateTempSubdirectory("supervisor-chain-").FullName;
+        try
+        {
+            var certificateFile = Path.Combine(directory, "chain.crt");
+            var keyFile = Path.Combine(directory, "leaf.key");
+            File.WriteAllText(certificateFile, leaf.ExportCertificatePem() + "\n" + intermediate.ExportCertificatePem() + "\n");
+            File.WriteAllText(keyFile, leafKey.ExportPkcs8PrivateKeyPem());
+            await using var service = await TestService.StartAsync(
+                $$"""supervisor.tcp.tls { enabled = on, certificate = "{{certificateFile}}", key = "{{keyFile}}" }""");
+
+            using var client = new TcpClient();
+            await client.ConnectAsync(System.Net.IPAddress.Loopback, service.Port);
+            await using var tls = new SslStream(client.GetStream(), false);
+            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+            {
+                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                DisableCertificateDownloads = true,
+            };
+            policy.CustomTrustStore.Add(root);
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", CertificateChainPolicy = policy });
+            await tls.WriteAsync("{\"type\":0,\"seq\":9}\n"u8.ToArray());
+            var line = await new StreamReader(tls, Encoding.UTF8).ReadLineAsync();
+            Assert.Equal(9, JsonLinesCodec.Decode(Encoding.UTF8.GetBytes(line!)).Frame!.Seq);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
         }
     }
 
