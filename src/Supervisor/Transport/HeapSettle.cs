@@ -12,7 +12,7 @@ namespace Supervisor.Transport;
 /// arenas OpenSSL's freed handshake memory stays resident too. An idle service allocates next to nothing, so no
 /// collection would ever come for it. Once no connection has opened for <c>io.settle-heap-after-connect-burst</c>
 /// (5 s), this runs one compacting collection that also returns the freed regions to the kernel — only after a burst
-/// of at least <see cref="MinBurst"/> opens, as it pauses the process (measured: 40-60 ms at 19,000 connections) —
+/// of at least <see cref="MinBurst"/> opens, as it pauses the process (measured: 61-122 ms at 19,000 connections on 2 cores, 21-39 ms at 2,000) —
 /// and <c>malloc_trim(0)</c>. While opens never stop, the native trim still runs every <see cref="LongestWait"/>
 /// (it does not pause anybody), the compaction waits for the quiet.
 /// </summary>
