@@ -18,7 +18,9 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
 
     protected readonly Socket Socket;
     private readonly int _maxFrameLength;
-    private readonly OutboundQueue _outbound;
+    // Made at the first write the kernel did not take (or at the output's shutdown): an idle connection holds none.
+    private OutboundQueue? _outbound;
+    private readonly int _maxPendingWrite;
     private long _sentDirectly;
     private volatile bool _disposed;
 
@@ -29,14 +31,14 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
         _maxFrameLength = maxFrameLength;
         KeepAlive = keepAlive;
         Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
-        _outbound = new OutboundQueue(maxPendingWrite, this);
+        _maxPendingWrite = maxPendingWrite;
         Socket.NoDelay = true;
     }
 
     public string Remote { get; }
     public string Protocol => "tcp";
     public KeepAliveStatus KeepAlive { get; }
-    public long BytesOut => _sentDirectly + _outbound.BytesSent;
+    public long BytesOut => _sentDirectly + (_outbound?.BytesSent ?? 0);
     public IInboundFrames Inbound => Frames!;
     public TransportFailure WriteFailure { get; private set; } = TransportFailure.Unspecified;
 
@@ -61,7 +63,7 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
     public void Start(IActorRef owner)
     {
         Owner = owner;
-        _outbound.Owner = owner;
+        if (_outbound is not null) _outbound.Owner = owner;
         Frames = new InboundFrames(owner, _maxFrameLength, FrameMemory, Codec);
         StartReading();
     }
@@ -71,9 +73,9 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
 
     public bool Write(Frame frame)
     {
-        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
+        if (_disposed || _outbound is { Accepting: false }) return Refuse(TransportFailures.WrittenAfterClose);
         ReadOnlyMemory<byte> bytes = Codec.EncodeToArray(frame);
-        if (!_outbound.IsIdle) return Enqueue(bytes);
+        if (_outbound is { IsIdle: false }) return Enqueue(bytes);
 
         if (!SendNow(bytes.Span, out var sent)) return false;
         return sent == bytes.Length || Enqueue(bytes[sent..]);
@@ -82,19 +84,19 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
     public bool OnWriteFinished(TransportEvents.WriteFinished finished)
     {
         if (_disposed) return Refuse(TransportFailures.WrittenAfterClose);
-        return _outbound.OnWriteFinished(finished) || Refuse(new TransportFailure(finished.Reason, finished.Error ?? "write failed"));
+        return Outbound.OnWriteFinished(finished) || Refuse(new TransportFailure(finished.Reason, finished.Error ?? "write failed"));
     }
 
     /// <summary>Encoded on the stack and sent at once; only bytes the kernel would not take are copied to the heap.</summary>
     public bool WriteHeartbeatResponse(long timestamp, long? seq, int? interval = null)
     {
-        if (_disposed || !_outbound.Accepting) return Refuse(TransportFailures.WrittenAfterClose);
+        if (_disposed || _outbound is { Accepting: false }) return Refuse(TransportFailures.WrittenAfterClose);
         Span<byte> line = stackalloc byte[MaxLengthWithoutData];
         // A codec that needs more room than the shipped ones (json-lines 104, binary 26) takes the general path.
         if (!Codec.TryEncodeWithoutData(FrameType.HeartbeatResponse, timestamp, seq, interval, line, out var length))
             return Write(Frame.HeartbeatResponse(timestamp, seq) with { Interval = interval });
         line = line[..length];
-        if (!_outbound.IsIdle) return Enqueue(line.ToArray());
+        if (_outbound is { IsIdle: false }) return Enqueue(line.ToArray());
 
         if (!SendNow(line, out var sent)) return false;
         return sent == length || Enqueue(line[sent..].ToArray());
@@ -125,7 +127,9 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
     /// <summary>One non-blocking send: the bytes the kernel took (0 when it would block or failed, with <paramref name="error"/> saying which).</summary>
     protected abstract int SendOnce(ReadOnlySpan<byte> bytes, out SocketError error);
 
-    private bool Enqueue(ReadOnlyMemory<byte> bytes) => _outbound.Enqueue(bytes) || Refuse(_outbound.Refusal);
+    private bool Enqueue(ReadOnlyMemory<byte> bytes) => Outbound.Enqueue(bytes) || Refuse(Outbound.Refusal);
+
+    private OutboundQueue Outbound => _outbound ??= new OutboundQueue(_maxPendingWrite, this) { Owner = Owner };
 
     private bool Refuse(TransportFailure failure)
     {
@@ -150,7 +154,7 @@ internal abstract class PlainTcpTransport : IConnectionTransport, IOutboundSink
         if (!_disposed) SocketKeepAlive.Restore(Socket, KeepAlive);
     }
 
-    public void ShutdownOutput() => _outbound.RequestShutdown();
+    public void ShutdownOutput() => Outbound.RequestShutdown();
 
     public void Close(CloseReason reason, string detail)
     {
