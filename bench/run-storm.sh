@@ -12,6 +12,7 @@
 #   restart-client       SIGTERM, start again: peers come back as the heartbeat client (the reconnect hint, then backoff)
 #   restart-naive        the same with peers that ignore the hint and retry within 1 s
 #   floor-restart-naive  the same against the floor
+#   native-reset-naive, native-restart-naive   the same against bench/NativeFloor (the C epoll floor; not by default)
 #   tls-reset-naive      reset-naive over TLS, the client offering its cached session (resumption)
 #   tls-reset-naive-full the same without resumption (a full handshake per reconnect)
 #
@@ -66,6 +67,12 @@ plain_conf="$(service_conf off)"
 tls_conf="$(service_conf on)"
 SERVICE="dotnet $PWD/src/Supervisor.Service/bin/Release/net10.0/Supervisor.dll --config"
 FLOOR="dotnet $PWD/bench/FloorServer/bin/Release/net10.0/FloorServer.dll --port $PORT --timeout 6s --max-runtime 900s"
+# The native floor (one thread, epoll): what the machine and this one generator allow at all.
+NATIVE="$PWD/bench/NativeFloor/bin/floor --port $PORT --timeout 6s --max-runtime 900s"
+if [[ " $SCENARIOS " == *" native-"* ]]; then
+  mkdir -p bench/NativeFloor/bin
+  gcc -O2 -Wall -o bench/NativeFloor/bin/floor bench/NativeFloor/floor.c
+fi
 
 # Does the service resume TLS sessions? openssl saves the session it was given (a TLS 1.3 ticket arrives after the
 # handshake, so each client sends a heartbeat and reads the answer before it closes) and offers it on the next
@@ -100,6 +107,8 @@ for scenario in $SCENARIOS; do
     restart-client)       args=(--storm restart --comeback client --server "$SERVICE $plain_conf") ;;
     restart-naive)        args=(--storm restart --comeback naive --server "$SERVICE $plain_conf") ;;
     floor-restart-naive)  args=(--storm restart --comeback naive --server "$FLOOR") ;;
+    native-reset-naive)   args=(--storm reset --comeback naive --server "$NATIVE") ;;
+    native-restart-naive) args=(--storm restart --comeback naive --server "$NATIVE") ;;
     tls-reset-naive)      args=(--storm reset --comeback naive --tls --tls-resume on --server "$SERVICE $tls_conf") ;;
     tls-reset-naive-full) args=(--storm reset --comeback naive --tls --tls-resume off --server "$SERVICE $tls_conf") ;;
     *) echo "unknown scenario $scenario"; exit 1 ;;
