@@ -110,20 +110,35 @@ internal sealed record ListenerSettings(
         init
         {
             _tlsCertificate = value;
-            TlsServerOptions = value is null ? null : Supervisor.Transport.TlsTransport.ServerOptions(value, TlsIntermediates);
+            _tlsServerOptions = null;
         }
     }
 
     /// <summary>
     /// The certificates after the first in <c>tcp.tls.certificate</c>'s file: the chain the listener sends with its
-    /// certificate (as nginx and HAProxy send their file's), set before <see cref="TlsCertificate"/>.
+    /// certificate (as nginx and HAProxy send their file's).
     /// </summary>
-    public System.Security.Cryptography.X509Certificates.X509Certificate2Collection? TlsIntermediates { get; init; }
+    public System.Security.Cryptography.X509Certificates.X509Certificate2Collection? TlsIntermediates
+    {
+        get => _tlsIntermediates;
+        init
+        {
+            _tlsIntermediates = value;
+            _tlsServerOptions = null;
+        }
+    }
 
-    /// <summary>The handshake options every connection of a TLS listener shares (<see cref="Supervisor.Transport.TlsTransport.ServerOptions"/>).</summary>
-    public System.Net.Security.SslServerAuthenticationOptions? TlsServerOptions { get; private init; }
+    /// <summary>
+    /// The handshake options every connection of a TLS listener shares (<see cref="Supervisor.Transport.TlsTransport.ServerOptions"/>),
+    /// made from <see cref="TlsCertificate"/> and <see cref="TlsIntermediates"/> at first use (whatever order, or
+    /// <c>with</c> copy, they were set in); null for plain TCP.
+    /// </summary>
+    public System.Net.Security.SslServerAuthenticationOptions? TlsServerOptions => _tlsCertificate is null ? null
+        : LazyInitializer.EnsureInitialized(ref _tlsServerOptions, () => Supervisor.Transport.TlsTransport.ServerOptions(_tlsCertificate, _tlsIntermediates));
 
     private readonly System.Security.Cryptography.X509Certificates.X509Certificate2? _tlsCertificate;
+    private readonly System.Security.Cryptography.X509Certificates.X509Certificate2Collection? _tlsIntermediates;
+    private System.Net.Security.SslServerAuthenticationOptions? _tlsServerOptions;
 
     /// <summary>
     /// A TLS peer that has not completed its handshake this long after connecting is closed with

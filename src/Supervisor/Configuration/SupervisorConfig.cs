@@ -306,8 +306,8 @@ internal static partial class SupervisorConfig
             ReadPositiveDuration(tcp, "close-linger", path), keepAlive, heartbeatSettings) with
             {
                 Limits = limits,
-                TlsIntermediates = intermediates,
                 TlsCertificate = certificate,
+                TlsIntermediates = intermediates,
                 TlsHandshakeTimeout = handshakeTimeout,
                 Codec = codec,
                 ProxyProtocol = proxyProtocol,

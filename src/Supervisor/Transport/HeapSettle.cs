@@ -24,6 +24,12 @@ internal sealed class HeapSettle : IDisposable
     /// <summary>Fewer opens than this since the last settle leave too little behind to pay a compacting pause for.</summary>
     public const int MinBurst = 256;
 
+    /// <summary>
+    /// At most one compacting collection per this: a peer that opens 256 connections, waits 5 s and does it again
+    /// must not pause the process every 5 s. A burst that comes sooner is settled when the interval has passed.
+    /// </summary>
+    public static readonly TimeSpan MinCompactionInterval = TimeSpan.FromSeconds(60);
+
     /// <summary>How long opens that never pause for the quiet hold the native trim back.</summary>
     public static readonly TimeSpan LongestWait = TimeSpan.FromSeconds(30);
 
@@ -37,6 +43,7 @@ internal sealed class HeapSettle : IDisposable
     private ILogger? _logger;
     private long _lastOpenAt, _armedAt;      // Environment.TickCount64
     private int _armed, _opened;
+    private long _lastCompactedAt = long.MinValue / 2;
     private bool _off;
 
     public HeapSettle(TimeSpan? quiet = null)
@@ -109,7 +116,20 @@ internal sealed class HeapSettle : IDisposable
     {
         var heapBefore = GC.GetTotalMemory(forceFullCollection: false);
         var started = Stopwatch.GetTimestamp();
-        var compact = opened >= MinBurst;
+        var now = Environment.TickCount64;
+        var sinceCompacted = now - _lastCompactedAt;
+        var compact = opened >= MinBurst && sinceCompacted >= MinCompactionInterval.TotalMilliseconds;
+        if (opened >= MinBurst && !compact)
+        {
+            // Too soon after the last one: its opens wait for the interval's end, the trim runs now.
+            Interlocked.Add(ref _opened, opened);
+            if (Interlocked.Exchange(ref _armed, 1) == 0)
+            {
+                Volatile.Write(ref _armedAt, now);
+                _timer.Change((long)MinCompactionInterval.TotalMilliseconds - sinceCompacted, Timeout.Infinite);
+            }
+        }
+        if (compact) _lastCompactedAt = now;
         // Aggressive: compacts every generation and decommits the regions it empties, so the pages leave RSS.
         if (compact) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         var pause = Stopwatch.GetElapsedTime(started);

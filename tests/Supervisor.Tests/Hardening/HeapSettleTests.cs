@@ -34,6 +34,10 @@ public sealed class HeapSettleTests
         // One settle per burst: nothing more without new opens.
         await Task.Delay(1_000);
         Assert.False(reports.TryRead(out var more), $"a second settle without opens: {more}");
+        // A second burst within MinCompactionInterval (a peer repeating bursts to pause the process): trimmed, not compacted.
+        for (var i = 0; i < HeapSettle.MinBurst; i++) settle.ConnectionOpened();
+        var second = await reports.ReadAsync(wait.Token);
+        Assert.False(second.Compacted, "compacted again within MinCompactionInterval");
     }
 
     [Fact]
@@ -72,24 +76,16 @@ public sealed class HeapSettleTests
         Assert.Equal(opened, report.Opened);
     }
 
-    [Fact]
-    public async Task Off_from_one_host_must_hold_for_the_process_whatever_the_next_host_asks()
+    /// <param name="laterHostAsksForIt">A later host configures it on: off from one host holds for the process.</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Off_must_never_settle(bool laterHostAsksForIt)
     {
         var (settle, reports) = Make(TimeSpan.FromMilliseconds(100));
         using var _ = settle;
         settle.Configure(null, NullLogger.Instance);
-        settle.Configure(TimeSpan.FromMilliseconds(100), NullLogger.Instance);
-        for (var i = 0; i < HeapSettle.MinBurst; i++) settle.ConnectionOpened();
-        await Task.Delay(1_000);
-        Assert.False(reports.TryRead(out var report), $"settled after a host turned it off: {report}");
-    }
-
-    [Fact]
-    public async Task Off_must_never_settle()
-    {
-        var (settle, reports) = Make(TimeSpan.FromMilliseconds(100));
-        using var _ = settle;
-        settle.Configure(null, NullLogger.Instance);
+        if (laterHostAsksForIt) settle.Configure(TimeSpan.FromMilliseconds(100), NullLogger.Instance);
         for (var i = 0; i < HeapSettle.MinBurst; i++) settle.ConnectionOpened();
         await Task.Delay(1_000);
         Assert.False(reports.TryRead(out var report), $"settled while off: {report}");
