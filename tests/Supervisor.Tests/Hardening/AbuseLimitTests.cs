@@ -165,6 +165,9 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         await using var bystanders = await Bystanders.StartAsync(service.Port);
         using var allowed1 = await TestPeer.ConnectAsync(service.Port);
         using var allowed2 = await TestPeer.ConnectAsync(service.Port);
+        // Accepted sockets are prepared on the thread pool and may reach the supervisor out of order: until both
+        // allowed ones hold their slots, the next connection could take one of them and leave an allowed one refused.
+        await service.WaitForStatsAsync(s => s.Active == 22);
         using var refused = await TestPeer.ConnectAsync(service.Port);
         var notice = Assert.Single(await refused.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(3)));
         Assert.StartsWith("rejected-capacity: address 127.0.0.1 holds its maximum of 22", notice.Data);
