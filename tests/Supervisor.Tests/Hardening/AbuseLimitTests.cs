@@ -137,6 +137,9 @@ public sealed class AbuseLimitTests(ITestOutputHelper output)
         // (then decline, keeping its slot): the idle ones must be the only unproven connections.
         await bystanders.EachAnsweredOnceAsync();
         using var oldestIdle = await TestPeer.ConnectAsync(service.Port);
+        // Sockets accepted together are prepared on the thread pool and may be admitted out of order: the oldest
+        // must be admitted before the younger one connects.
+        await service.WaitForStatsAsync(s => s.Active == 21);
         using var youngerIdle = await TestPeer.ConnectAsync(service.Port);
         await service.WaitForStatsAsync(s => s.Active == 22);
 
