@@ -21,6 +21,8 @@ internal sealed partial class Generator(Options options)
     private const int SolIp = 0;
     private const int IpBindAddressNoPort = 24;
     private static readonly long Frequency = Stopwatch.Frequency;
+    /// <summary>A server handshake flight this small carried no certificate: the session was resumed.</summary>
+    private const int ResumedFlightBelow = 400;
 
     private readonly Peer[] _peers = Enumerable.Range(0, options.Connections)
         .Select(i => new Peer(i, new IPAddress([127, 0, 0, (byte)(1 + i % options.SourceAddresses)]))).ToArray();
@@ -31,6 +33,7 @@ internal sealed partial class Generator(Options options)
     private readonly ConcurrentDictionary<string, int> _closeReasons = new();
     private readonly ConcurrentDictionary<string, int> _connectErrors = new();
     private readonly ConcurrentQueue<long> _connectedAt = new();
+    private readonly ConcurrentQueue<long> _serverFlights = new();
     private readonly SemaphoreSlim _rampWindow = new(options.ConnectConcurrency, options.ConnectConcurrency);
     private readonly Random _random = new();
     private Process? _process;
@@ -114,6 +117,18 @@ internal sealed partial class Generator(Options options)
                 Put("cpu_s", cpu, "F2");
                 Put("cpu_percent", cpu / Math.Max(seconds, 1e-3) * 100, "F0");
                 Put("cpu_per_reconnect_us", cpu / Math.Max(1, back) * 1e6, "F0");
+            }
+            if (o.Tls && !_serverFlights.IsEmpty)
+            {
+                // A full handshake's flight carries the certificate (a P-256 one is ~400 B of DER) and its signature;
+                // a resumed TLS 1.3 one is the server hello, encrypted extensions and finished (~250 B).
+                var flights = _serverFlights.Order().ToArray();
+                var resumed = flights.Count(b => b < ResumedFlightBelow);
+                Console.WriteLine($"TLS handshakes in the storm: {flights.Length}; the server's flight min {flights[0]} B, p50 {flights[flights.Length / 2]} B, max {flights[^1]} B; " +
+                                  $"{resumed} under {ResumedFlightBelow} B (resumed)");
+                Put("tls_handshakes", flights.Length, "F0");
+                Put("tls_resumed", resumed, "F0");
+                Put("tls_flight_p50_bytes", flights[flights.Length / 2], "F0");
             }
             Console.WriteLine($"untouched connections during the storm: heartbeat RTT p50 {rtt[0]:F2} ms, p99 {rtt[1]:F2} ms, max {rtt[2]:F2} ms (n={_rttStorm.Count}); {Interlocked.Read(ref _untouchedDropped)} of them dropped");
             Put("untouched_rtt_p50_ms", rtt[0], "F2");
@@ -217,7 +232,8 @@ internal sealed partial class Generator(Options options)
             socket.NoDelay = true;
             if (options.Tls)
             {
-                tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+                var counted = new CountingStream(new NetworkStream(socket, ownsSocket: false));
+                tls = new SslStream(counted, leaveInnerStreamOpen: false);
                 await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
                 {
                     TargetHost = "localhost",
@@ -225,6 +241,7 @@ internal sealed partial class Generator(Options options)
                     RemoteCertificateValidationCallback = (_, _, _, _) => true,
                     AllowTlsResume = options.TlsResume,
                 }, timeout.Token).ConfigureAwait(false);
+                if (_storming) _serverFlights.Enqueue(counted.BytesRead);
             }
             else socket.Blocking = false;
         }

@@ -30,12 +30,22 @@ internal sealed class SupervisorHostBuilder : IHostApplicationBuilder
         if (webHost)
         {
             // The slim builder: Kestrel without HTTPS/HTTP3 and routing; endpoints come from OperatorSurface.
-            var web = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+            var web = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = HostArgs });
             return new SupervisorHostBuilder(web, web.Build, isWebHost: true);
         }
-        var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = [] });
+        var plain = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = false, Args = HostArgs });
         return new SupervisorHostBuilder(plain, plain.Build, isWebHost: false);
     }
+
+    /// <summary>
+    /// What the service's hosts are started with in place of the command line (which the service parses itself):
+    /// the default hosts' <c>appsettings.json</c> providers would otherwise watch for changes with a recursive
+    /// file-system watcher on the working directory, one inotify watch per directory under it (347 for this
+    /// repository; every directory of the machine for a service started in <c>/</c>) and a thread woken by every file
+    /// written below it. The service reads its settings once, at start (<c>DotnetSettings</c>):
+    /// nothing would use a change.
+    /// </summary>
+    public static readonly string[] HostArgs = ["--hostBuilder:reloadConfigOnChange=false"];
 
     /// <summary>True when <see cref="Build"/> makes a web application (Kestrel runs).</summary>
     public bool IsWebHost { get; }

@@ -25,7 +25,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
 
     private readonly Socket _socket;
     private readonly SslStream _ssl;
-    private readonly HandshakeStream _stream;
+    private readonly TlsSocketStream _stream;
     // SslServerAuthenticationOptions (a listener's, shared) or SslClientAuthenticationOptions (the heartbeat client's).
     private readonly object _options;
     private readonly TimeSpan _handshakeTimeout;
@@ -82,7 +82,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
         KeepAlive = keepAlive;
         Remote = remote ?? socket.RemoteEndPoint?.ToString() ?? "unknown";
         _outbound = new OutboundQueue(maxPendingWrite, this);
-        _stream = new HandshakeStream(socket);
+        _stream = new TlsSocketStream(socket);
         _ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
     }
 
@@ -156,7 +156,10 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
                     TransportFaults.At(FaultPoint.TlsReceive, Remote);
                     if (read == 0)
                     {
-                        owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
+                        if (_disposed) return;
+                        owner.Tell(_stream.Failure is { } error
+                            ? TransportFailures.FromSocketError(error)
+                            : new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection"));
                         return;
                     }
                     if (!inbound.Accept(buffer.AsSpan(0, read))) return;
@@ -166,6 +169,11 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
                     ArrayPool<byte>.Shared.Return(buffer);
                 }
             }
+        }
+        catch (Exception) when (!_disposed && _stream.Failure is { } error)
+        {
+            // The socket failed in the middle of a record: SslStream calls that an unexpected end of the stream.
+            owner.Tell(TransportFailures.FromSocketError(error));
         }
         catch (IOException e) when (!_disposed && e.InnerException is not SocketException)
         {
@@ -293,29 +301,54 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     }
 
     /// <summary>
-    /// The socket's stream, which notes whether the peer closed while the handshake ran: SslStream reports
-    /// that as an IOException like any broken record, and the two have different reasons. After the handshake
-    /// reads pass straight through, so an idle connection holds nothing more than before.
+    /// The socket as SslStream's inner stream. While the handshake runs it is .NET's NetworkStream (which honours the
+    /// handshake's deadline) and notes whether the peer closed: SslStream reports that as an IOException like any
+    /// broken record, and the two have different reasons. After the handshake reads and writes go through
+    /// <see cref="SocketOperation"/>: a socket error ends the input (reads return 0, and keep returning 0) and is kept in
+    /// <see cref="Failure"/> for the read loop to report, instead of an exception with a formatted stack trace per
+    /// read and per async layer of SslStream above it, which a storm of resets paid a tenth of the server's CPU for.
     /// </summary>
-    private sealed class HandshakeStream(Socket socket) : NetworkStream(socket, ownsSocket: true)
+    private sealed class TlsSocketStream(Socket socket) : NetworkStream(socket, ownsSocket: true)
     {
         private volatile bool _handshaking = true;
+        private SocketOperation? _receive;
 
         public bool PeerClosedDuringHandshake { get; private set; }
+
+        /// <summary>The socket error a read after the handshake ended with; null while none has.</summary>
+        public SocketError? Failure => _receive?.Failure;
 
         public void HandshakeDone() => _handshaking = false;
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var read = base.ReadAsync(buffer, cancellationToken);
-            return _handshaking && !buffer.IsEmpty ? ObserveAsync(read) : read;
+            if (_handshaking || cancellationToken.CanBeCanceled)
+            {
+                var read = base.ReadAsync(buffer, cancellationToken);
+                return _handshaking && !buffer.IsEmpty ? ObserveAsync(read) : read;
+            }
+            // One read at a time (SslStream's rule), so one operation serves them all.
+            var receive = _receive ??= new SocketOperation();
+            return receive.Failure is null ? receive.ReceiveAsync(Socket, buffer) : new ValueTask<int>(0);
         }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            _handshaking || cancellationToken.CanBeCanceled
+                ? base.WriteAsync(buffer, cancellationToken)
+                : SocketOperation.Senders.SendAsync(Socket, buffer);
 
         private async ValueTask<int> ObserveAsync(ValueTask<int> read)
         {
             var count = await read.ConfigureAwait(false);
             if (count == 0) PeerClosedDuringHandshake = true;
             return count;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            base.Dispose(disposing);
+            // After the socket: a pending receive completes (aborted) and its operation is freed then.
+            if (disposing) _receive?.Dispose();
         }
     }
 

@@ -94,6 +94,41 @@ public sealed class TransportResetReasonTests(ITestOutputHelper output) : IDispo
     }
 
     [Fact]
+    public async Task A_reset_of_an_idle_tls_connection_must_count_as_peer_reset_and_leave_nothing_behind()
+    {
+        // The storm's case: the reset lands while the server waits for the next record. The server's TLS socket
+        // reports the error as a value (its read returns no bytes), so the reset must still be told from a close.
+        await using var service = await TestService.StartAsync(_certificates.Hocon("supervisor.tcp.tls"));
+        const int peers = 30;
+        var connected = new List<Socket>();
+        for (var i = 0; i < peers; i++)
+        {
+            var (socket, tls) = await ConnectTlsAsync(service.Port, _certificates);
+            await tls.WriteAsync("{\"type\":0,\"timestamp\":1,\"seq\":1}\n"u8.ToArray());
+            var answer = new byte[256];
+            Assert.True(await tls.ReadAsync(answer) > 0);
+            connected.Add(socket);
+        }
+        await service.WaitForStatsAsync(s => s.Active == peers);
+        await Task.Delay(100);
+        foreach (var socket in connected) Reset(socket);
+        var stats = await service.WaitForStatsAsync(s => s.ClosedByReason.Values.Sum() == peers, TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join(", ", stats.ClosedByReason.Where(kv => kv.Value > 0).Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.Equal(peers, stats.Closed(CloseReason.PeerReset));
+        Assert.Contains(service.Logs.Lines, l => l.Message.Contains(" closed: peer-reset (connection reset by peer)", StringComparison.Ordinal));
+        await AssertNoCloseWaitAsync(service.Port);
+        await AssertRegistryRowsAsync(service, 0);
+
+        // And a peer that closes (FIN) is still peer-closed.
+        var (closing, closingTls) = await ConnectTlsAsync(service.Port, _certificates);
+        await closingTls.WriteAsync("{\"type\":0,\"timestamp\":1,\"seq\":1}\n"u8.ToArray());
+        Assert.True(await closingTls.ReadAsync(new byte[256]) > 0);
+        closing.Shutdown(SocketShutdown.Send);
+        await service.WaitForStatsAsync(s => s.Closed(CloseReason.PeerClosed) == 1);
+        closingTls.Dispose();
+    }
+
+    [Fact]
     public async Task A_tls_handshake_that_stalls_must_be_closed_at_the_configured_handshake_timeout_as_first_frame_timeout()
     {
         var hocon = _certificates.Hocon("supervisor.tcp.tls") + "\nsupervisor.tcp.tls.handshake-timeout = 500ms";
