@@ -199,6 +199,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     private async Task<bool> HandshakeAsync(IActorRef owner)
     {
         using var timeout = new CancellationTokenSource(_handshakeTimeout);
+        using var deadline = _stream.EndReadsWhen(timeout.Token);
         try
         {
             await (_options is SslServerAuthenticationOptions server
@@ -221,8 +222,10 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
             if (_disposed) return false;
             owner.Tell(e switch
             {
-                OperationCanceledException when timeout.IsCancellationRequested => new TransportEvents.InputEnded(CloseReason.FirstFrameTimeout,
+                // Whatever the deadline's end of the reads made SslStream throw.
+                _ when timeout.IsCancellationRequested => new TransportEvents.InputEnded(CloseReason.FirstFrameTimeout,
                     $"TLS handshake not completed within tcp.tls.handshake-timeout ({_handshakeTimeout.ToHocon()}) of connecting"),
+                _ when _stream.Failure is { } error => TransportFailures.FromSocketError(error),
                 _ when _stream.PeerClosedDuringHandshake && !TransportFailures.CausedBySocket(e) => new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer closed the connection during the TLS handshake"),
                 IOException when !TransportFailures.CausedBySocket(e) => new TransportEvents.InputEnded(CloseReason.ProtocolError, $"TLS handshake failed: {e.Message}"),
                 _ => TransportFailures.Classify(e, "TLS handshake"),
@@ -301,46 +304,61 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     }
 
     /// <summary>
-    /// The socket as SslStream's inner stream. While the handshake runs it is .NET's NetworkStream (which honours the
-    /// handshake's deadline) and notes whether the peer closed: SslStream reports that as an IOException like any
-    /// broken record, and the two have different reasons. After the handshake reads and writes go through
-    /// <see cref="SocketOperation"/>: a socket error ends the input (reads return 0, and keep returning 0) and is kept in
-    /// <see cref="Failure"/> for the read loop to report, instead of an exception with a formatted stack trace per
-    /// read and per async layer of SslStream above it, which a storm of resets paid a tenth of the server's CPU for.
+    /// The socket as SslStream's inner stream: reads go through one <see cref="SocketOperation"/> of its own, writes
+    /// through the shared ones, so a socket error is a value, not an exception (.NET's NetworkStream turned a failure
+    /// known at once into an exception carrying a stack trace formatted with file and line information, rethrown by
+    /// each async layer of SslStream above it: a reset storm paid a tenth of the server's CPU for them). A failed read
+    /// ends the input (it returns 0, and so does every read after it) and keeps the error in <see cref="Failure"/> for
+    /// the handshake or the read loop to report; a failed write is an IOException around the SocketException, as
+    /// NetworkStream's. It also notes whether the peer closed while the handshake ran: SslStream reports that as an
+    /// IOException like any broken record, and the two have different reasons. The socket's own cached operations
+    /// are never made, so a connection holds one operation where NetworkStream kept two.
     /// </summary>
     private sealed class TlsSocketStream(Socket socket) : NetworkStream(socket, ownsSocket: true)
     {
+        private readonly SocketOperation _receive = new();
         private volatile bool _handshaking = true;
-        private SocketOperation? _receive;
 
         public bool PeerClosedDuringHandshake { get; private set; }
 
-        /// <summary>The socket error a read after the handshake ended with; null while none has.</summary>
-        public SocketError? Failure => _receive?.Failure;
+        /// <summary>The socket error a read ended with; null while none has.</summary>
+        public SocketError? Failure => _receive.Failure;
 
         public void HandshakeDone() => _handshaking = false;
 
+        /// <summary>
+        /// Ends the handshake's reads at its deadline: the operations take no cancellation token, and a socket shut
+        /// both ways wakes a pending read with the end of input (the connection is being closed for it anyway).
+        /// </summary>
+        public CancellationTokenRegistration EndReadsWhen(CancellationToken deadline) =>
+            deadline.UnsafeRegister(static stream =>
+            {
+                try
+                {
+                    ((TlsSocketStream)stream!).Socket.Shutdown(SocketShutdown.Both);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    // Gone already: its read has ended.
+                }
+            }, this);
+
+        // One read at a time (SslStream's rule), so one operation serves them all. The token is the handshake's,
+        // whose deadline EndReadsWhen enforces.
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (_handshaking || cancellationToken.CanBeCanceled)
-            {
-                var read = base.ReadAsync(buffer, cancellationToken);
-                return _handshaking && !buffer.IsEmpty ? ObserveAsync(read) : read;
-            }
-            // One read at a time (SslStream's rule), so one operation serves them all.
-            var receive = _receive ??= new SocketOperation();
-            return receive.Failure is null ? receive.ReceiveAsync(Socket, buffer) : new ValueTask<int>(0);
+            if (_receive.Failure is not null) return new ValueTask<int>(0);
+            var read = _receive.ReceiveAsync(Socket, buffer);
+            return _handshaking && !buffer.IsEmpty ? ObserveAsync(read) : read;
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            _handshaking || cancellationToken.CanBeCanceled
-                ? base.WriteAsync(buffer, cancellationToken)
-                : SocketOperation.Senders.SendAsync(Socket, buffer);
+            SocketOperation.Senders.SendAsync(Socket, buffer);
 
         private async ValueTask<int> ObserveAsync(ValueTask<int> read)
         {
             var count = await read.ConfigureAwait(false);
-            if (count == 0) PeerClosedDuringHandshake = true;
+            if (count == 0 && _receive.Failure is null) PeerClosedDuringHandshake = true;
             return count;
         }
 
@@ -348,7 +366,7 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
         {
             base.Dispose(disposing);
             // After the socket: a pending receive completes (aborted) and its operation is freed then.
-            if (disposing) _receive?.Dispose();
+            if (disposing) _receive.Dispose();
         }
     }
 
