@@ -199,19 +199,19 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     private async Task<bool> HandshakeAsync(IActorRef owner)
     {
         using var timeout = new CancellationTokenSource(_handshakeTimeout);
-        using var deadline = _stream.EndReadsWhen(timeout.Token);
+        using var deadline = EndHandshakeReadsAt(timeout.Token);
         try
         {
             await (_options is SslServerAuthenticationOptions server
                 ? _ssl.AuthenticateAsServerAsync(server, timeout.Token)
                 : _ssl.AuthenticateAsClientAsync((SslClientAuthenticationOptions)_options, timeout.Token)).ConfigureAwait(false);
+            if (!FinishHandshake()) throw new OperationCanceledException(timeout.Token);
             TransportFaults.At(FaultPoint.TlsHandshake, Remote);
             // Before the first read or write after the handshake: OpenSSL's ~34 KB of record buffers are then held
             // only while a record is in them, not for the connection's life (bench/README.md, issue 16).
             OpenSslBuffers.Release(_ssl);
             HeapSettle.Process.ConnectionOpened();
             Volatile.Write(ref _handshakeDoneAt, System.Diagnostics.Stopwatch.GetTimestamp());
-            _stream.HandshakeDone();
             _handshake.TrySetResult();
             return true;
         }
@@ -232,6 +232,40 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
             });
             return false;
         }
+    }
+
+    private const int Handshaking = 0, HandshakeFinished = 1, HandshakeDeadlinePassed = 2;
+    private int _handshakeState = Handshaking;
+
+    /// <summary>
+    /// Ends the handshake's reads at its deadline: the socket operations take no cancellation token, and a socket shut
+    /// both ways wakes a pending read with the end of input (the connection is being closed for it anyway). A
+    /// handshake finished first keeps its socket.
+    /// </summary>
+    private CancellationTokenRegistration EndHandshakeReadsAt(CancellationToken deadline) =>
+        deadline.UnsafeRegister(static state =>
+        {
+            var transport = (TlsTransport)state!;
+            if (Interlocked.CompareExchange(ref transport._handshakeState, HandshakeDeadlinePassed, Handshaking) != Handshaking) return;
+            try
+            {
+                transport._socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Gone already: its read has ended.
+            }
+        }, this);
+
+    /// <summary>
+    /// Marks the handshake finished, unless its deadline came first and shut the socket: false then, and the
+    /// handshake counts as not completed in time, whatever SslStream made of the shut socket.
+    /// </summary>
+    private bool FinishHandshake()
+    {
+        if (Interlocked.CompareExchange(ref _handshakeState, HandshakeFinished, Handshaking) != Handshaking) return false;
+        _stream.HandshakeDone();
+        return true;
     }
 
     /// <summary>
@@ -326,25 +360,8 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
 
         public void HandshakeDone() => _handshaking = false;
 
-        /// <summary>
-        /// Ends the handshake's reads at its deadline: the operations take no cancellation token, and a socket shut
-        /// both ways wakes a pending read with the end of input (the connection is being closed for it anyway).
-        /// </summary>
-        public CancellationTokenRegistration EndReadsWhen(CancellationToken deadline) =>
-            deadline.UnsafeRegister(static stream =>
-            {
-                try
-                {
-                    ((TlsSocketStream)stream!).Socket.Shutdown(SocketShutdown.Both);
-                }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException)
-                {
-                    // Gone already: its read has ended.
-                }
-            }, this);
-
         // One read at a time (SslStream's rule), so one operation serves them all. The token is the handshake's,
-        // whose deadline EndReadsWhen enforces.
+        // whose deadline EndHandshakeReadsAt enforces.
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (_receive.Failure is not null) return new ValueTask<int>(0);
