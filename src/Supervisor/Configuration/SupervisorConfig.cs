@@ -285,6 +285,11 @@ internal static partial class SupervisorConfig
         var limits = new ListenerLimits(perAddress, rate, burst, firstFrame) { MaxDataFramesPerSecond = dataRate };
         var (certificate, intermediates) = ReadBool(tcp, "tls.enabled", path) ? LoadCertificate(tcp, path) : (null, null);
         var handshakeTimeout = ReadPositiveDuration(tcp, "tls.handshake-timeout", path);
+        int? handshakesInProgress = IsOff(tcp, "tls.max-handshakes-in-progress") ? null
+            : Raw(tcp, "tls.max-handshakes-in-progress") == "auto" ? ListenerSettings.AutoMaxHandshakesInProgress
+            : ReadInt(tcp, "tls.max-handshakes-in-progress", path);
+        if (handshakesInProgress < 1)
+            throw new ConfigurationError($"{path}.tls.max-handshakes-in-progress", $"{handshakesInProgress} must be at least 1 (or off)");
 
         var codecName = ReadString(tcp, "codec", path);
         if (!Messages.Wire.FrameCodecs.TryGet(codecName, out var codec))
@@ -309,6 +314,7 @@ internal static partial class SupervisorConfig
                 TlsCertificate = certificate,
                 TlsIntermediates = intermediates,
                 TlsHandshakeTimeout = handshakeTimeout,
+                TlsMaxHandshakesInProgress = handshakesInProgress,
                 Codec = codec,
                 ProxyProtocol = proxyProtocol,
                 Transport = transport,

@@ -334,7 +334,8 @@ internal sealed class ConnectionSupervisor : ReceiveActor, IWithTimers
             // Set by Prepare for every socket that got this far (a gone or departed one was let go in OnAdopt).
             var keepAlive = Shared(listener, adopt.Checked.KeepAlive!);
             transport = listener.TlsServerOptions is { } tls
-                ? new TlsTransport(adopt.Socket, tls, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
+                ? new TlsTransport(adopt.Socket, tls, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, listener.TlsHandshakeTimeout, proxiedRemote)
+                    { FrameMemory = _services.FrameMemory, Codec = listener.Codec, HandshakeGate = listener.TlsHandshakeGate }
                 : TcpTransports.For(listener) == TcpTransportKind.Epoll
                     ? new EpollTransport(adopt.Socket, EpollLoops.Next(), listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive) { FrameMemory = _services.FrameMemory, Codec = listener.Codec }
                     : new SocketTransport(adopt.Socket, listener.MaxFrameLength, listener.MaxPendingWrite, keepAlive, proxiedRemote) { FrameMemory = _services.FrameMemory, Codec = listener.Codec };

@@ -96,6 +96,14 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     /// <summary>The process-wide budget of unfinished frames this connection counts against; null: none.</summary>
     public PendingFrameMemory? FrameMemory { get; init; }
 
+    /// <summary>
+    /// The listener's limit on handshakes in progress (<c>tcp.tls.max-handshakes-in-progress</c>); null: none. A reconnect
+    /// storm starts every handshake at once, each then takes as long as all of them, past every client's timeout, and the
+    /// retries keep it so (bench/README: 17,100 at once on two cores never came back); waiting oldest first, each
+    /// handshake runs at the machine's speed and a peer that left while it waited costs nothing.
+    /// </summary>
+    public SemaphoreSlim? HandshakeGate { get; init; }
+
     /// <summary>The wire format (the listener's <c>codec</c>). Default json-lines.</summary>
     public IFrameCodec Codec { get; init; } = JsonLinesCodec.Instance;
 
@@ -199,9 +207,25 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     private async Task<bool> HandshakeAsync(IActorRef owner)
     {
         using var timeout = new CancellationTokenSource(_handshakeTimeout);
+        _handshakeDeadline = timeout;
         using var deadline = EndHandshakeReadsAt(timeout.Token);
+        var gate = HandshakeGate;
+        var entered = false;
         try
         {
+            if (gate is not null)
+            {
+                var waiting = gate.WaitAsync(timeout.Token);
+                var waited = !waiting.IsCompleted;
+                await waiting.ConfigureAwait(false);
+                entered = true;
+                if (waited && LeftWhileWaiting())
+                {
+                    FailHandshake(new IOException("the peer left before its TLS handshake began"));
+                    if (!_disposed) owner.Tell(new TransportEvents.InputEnded(CloseReason.PeerClosed, "peer left before its TLS handshake began (it waited for tcp.tls.max-handshakes-in-progress)"));
+                    return false;
+                }
+            }
             await (_options is SslServerAuthenticationOptions server
                 ? _ssl.AuthenticateAsServerAsync(server, timeout.Token)
                 : _ssl.AuthenticateAsClientAsync((SslClientAuthenticationOptions)_options, timeout.Token)).ConfigureAwait(false);
@@ -232,7 +256,21 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
             });
             return false;
         }
+        finally
+        {
+            if (entered) gate!.Release();
+            _handshakeDeadline = null;
+        }
     }
+
+    // The running handshake's deadline, so that a close while it waits for the gate ends the wait (Dispose).
+    private volatile CancellationTokenSource? _handshakeDeadline;
+
+    /// <summary>
+    /// Whether the peer closed or reset while its handshake waited for the gate: the kernel has its FIN (close-wait) or
+    /// its RST (close), whatever it sent before. Such a peer's handshake is not begun.
+    /// </summary>
+    private bool LeftWhileWaiting() => TcpInfoReader.Read(_socket)?.State is "close-wait" or "close";
 
     private const int Handshaking = 0, HandshakeFinished = 1, HandshakeDeadlinePassed = 2;
     private int _handshakeState = Handshaking;
@@ -391,6 +429,14 @@ internal sealed class TlsTransport : IConnectionTransport, IOutboundSink
     {
         if (_disposed) return;
         _disposed = true;
+        try
+        {
+            _handshakeDeadline?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The handshake ended meanwhile.
+        }
         _inbound?.ReleaseReader();
         FailHandshake(new ObjectDisposedException(nameof(TlsTransport)));
         _ssl.Dispose();
