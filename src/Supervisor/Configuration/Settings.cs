@@ -148,7 +148,8 @@ internal sealed record ListenerSettings(
 
     /// <summary>
     /// TLS handshakes this listener runs at once (<c>tcp.tls.max-handshakes-in-progress</c>); the next ones wait, oldest
-    /// first, within their handshake timeout. Null: no limit. Default <see cref="AutoMaxHandshakesInProgress"/>.
+    /// first, within their handshake timeout. Null: no limit, the default: a stalled handshake would hold its place for
+    /// the whole handshake timeout, so a peer that opens a few hundred and stalls them could keep everyone else waiting.
     /// </summary>
     public int? TlsMaxHandshakesInProgress
     {
@@ -164,7 +165,7 @@ internal sealed record ListenerSettings(
     public SemaphoreSlim? TlsHandshakeGate => _tlsMaxHandshakesInProgress is not { } limit ? null
         : LazyInitializer.EnsureInitialized(ref _tlsHandshakeGate, () => new SemaphoreSlim(limit, limit));
 
-    private readonly int? _tlsMaxHandshakesInProgress = AutoMaxHandshakesInProgress;
+    private readonly int? _tlsMaxHandshakesInProgress;
 
     /// <summary>
     /// <c>auto</c>: 128 handshakes in progress per core. A handshake costs about 1.5 ms of CPU here, so a core runs a few

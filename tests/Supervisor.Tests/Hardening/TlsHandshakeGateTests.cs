@@ -84,18 +84,19 @@ public sealed class TlsHandshakeGateTests(ITestOutputHelper output) : IDisposabl
     }
 
     [Fact]
-    public void The_handshake_limit_must_default_to_128_a_core_be_read_per_listener_off_must_remove_it_and_0_must_name_its_key()
+    public void The_handshake_limit_must_be_off_by_default_auto_must_be_128_a_core_a_number_must_be_read_per_listener_and_0_must_name_its_key()
     {
         static Supervisor.Configuration.SupervisorSettings Read(string hocon) =>
             Supervisor.Configuration.SupervisorConfig.Read(Supervisor.Configuration.SupervisorConfig.Build(hocon, null));
         var settings = Read("""
-            supervisor.listeners.edge { port = 9001, tls.max-handshakes-in-progress = off }
+            supervisor.listeners.edge { port = 9001, tls.max-handshakes-in-progress = auto }
             supervisor.listeners.slow { port = 9002, tls.max-handshakes-in-progress = 5000 }
             """);
-        Assert.Equal(128 * Environment.ProcessorCount, settings.Listeners.Single(l => l.Name == "tcp").TlsMaxHandshakesInProgress);
+        Assert.Null(settings.Listeners.Single(l => l.Name == "tcp").TlsMaxHandshakesInProgress);
+        Assert.Null(settings.Listeners.Single(l => l.Name == "tcp").TlsHandshakeGate);
+        Assert.Equal(128 * Environment.ProcessorCount, settings.Listeners.Single(l => l.Name == "edge").TlsMaxHandshakesInProgress);
         Assert.Equal(5000, settings.Listeners.Single(l => l.Name == "slow").TlsMaxHandshakesInProgress);
-        Assert.Null(settings.Listeners.Single(l => l.Name == "edge").TlsMaxHandshakesInProgress);
-        Assert.Null(settings.Listeners.Single(l => l.Name == "edge").TlsHandshakeGate);
+        Assert.Same(settings.Listeners.Single(l => l.Name == "slow").TlsHandshakeGate, settings.Listeners.Single(l => l.Name == "slow").TlsHandshakeGate);
         var error = Assert.Throws<Supervisor.Configuration.ConfigurationError>(() => Read("supervisor.tcp.tls.max-handshakes-in-progress = 0"));
         Assert.Equal("supervisor.tcp.tls.max-handshakes-in-progress", error.Key);
     }
