@@ -15,13 +15,10 @@ public sealed class TlsHandshakeGateTests(ITestOutputHelper output) : IDisposabl
 {
     private readonly TestCertificates _certificates = new();
 
-    // The first bytes of a TLS 1.2 ClientHello record (handshake, version 3.1, 512 bytes announced), cut short:
-    // a handshake that has begun and holds its place in the gate.
-    private static readonly byte[] PartialClientHello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a, 0x5b, 0x5c];
-
     private Task<TestService> StartAsync() =>
         TestService.StartAsync(_certificates.Hocon("supervisor.tcp.tls") + "\nsupervisor.tcp.tls.max-handshakes-in-progress = 1");
 
+    /// <summary>A handshake begun and stalled (it holds its place in the gate once it has one).</summary>
     private static async Task<Socket> StallAsync(TestService service, int active)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -29,12 +26,6 @@ public sealed class TlsHandshakeGateTests(ITestOutputHelper output) : IDisposabl
         await socket.SendAsync(PartialClientHello, SocketFlags.None);
         await service.WaitForStatsAsync(s => s.Active == active);
         return socket;
-    }
-
-    private static void Reset(Socket socket)
-    {
-        socket.LingerState = new LingerOption(true, 0);
-        socket.Close();
     }
 
     [Fact]

@@ -16,6 +16,19 @@ internal static class TransportChecks
 
     public static readonly string[] LoneSurrogateMessages = ["{\"type\":2,\"timestamp\":1,\"data\":\"\\ud800\"}", "{\"type\":0,\"timestamp\":1,\"seq\":1}"];
 
+    /// <summary>
+    /// The first bytes of a TLS 1.2 ClientHello record (handshake, version 3.1, 512 bytes announced), cut short: a
+    /// handshake that has begun and waits for the rest.
+    /// </summary>
+    public static readonly byte[] PartialClientHello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a, 0x5b, 0x5c];
+
+    /// <summary>Closes <paramref name="socket"/> with an RST instead of a FIN (SO_LINGER 0).</summary>
+    public static void Reset(Socket socket)
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
     /// <summary>Sockets of the local <paramref name="port"/> in CLOSE-WAIT (peer closed, we did not), from /proc/net/tcp and tcp6.</summary>
     public static async Task<int> CloseWaitOnPortAsync(int port) =>
         (await ProcNet.ReadTcpTablesAsync(CancellationToken.None)).Count(s => s.Port == port && s.State == ProcNet.CloseWait);

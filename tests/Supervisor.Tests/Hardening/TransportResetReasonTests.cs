@@ -18,15 +18,6 @@ public sealed class TransportResetReasonTests(ITestOutputHelper output) : IDispo
 {
     private readonly TestCertificates _certificates = new();
 
-    // The first bytes of a TLS 1.2 ClientHello record (handshake, version 3.1, 512 bytes announced), cut short.
-    private static readonly byte[] PartialClientHello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a, 0x5b, 0x5c];
-
-    private static void Reset(Socket socket)
-    {
-        socket.LingerState = new LingerOption(true, 0);
-        socket.Close();
-    }
-
     [Fact]
     public async Task A_reset_during_the_tls_handshake_must_count_as_peer_reset_not_protocol_error()
     {
