@@ -166,6 +166,7 @@ internal sealed record ListenerSettings(
         : LazyInitializer.EnsureInitialized(ref _tlsHandshakeGate, () => new SemaphoreSlim(limit, limit));
 
     private readonly int? _tlsMaxHandshakesInProgress;
+    private SemaphoreSlim? _tlsHandshakeGate;
 
     /// <summary>
     /// <c>auto</c>: 128 handshakes in progress per core. A handshake costs about 1.5 ms of CPU here, so a core runs a few
@@ -174,7 +175,6 @@ internal sealed record ListenerSettings(
     /// at 6,000 TLS peers on 2 cores, 256 served the storm with a third less CPU per reconnect than no limit).
     /// </summary>
     public static int AutoMaxHandshakesInProgress => 128 * Environment.ProcessorCount;
-    private SemaphoreSlim? _tlsHandshakeGate;
 
     /// <summary>The wire format peers of this listener speak (<c>codec</c>: json-lines or binary). Default json-lines.</summary>
     public Supervisor.Messages.Wire.IFrameCodec Codec { get; init; } = Supervisor.Messages.Wire.JsonLinesCodec.Instance;

@@ -64,11 +64,19 @@ internal sealed class SocketOperation : SocketAsyncEventArgs, IValueTaskSource<i
     {
         private const int Kept = 256;
         private static readonly ConcurrentQueue<SocketOperation> Free = new();
+        // How many Free holds, kept beside it: ConcurrentQueue.Count snapshots the queue, and this is every TLS write.
+        private static int _freeCount;
 
         /// <summary>Sends all of <paramref name="buffer"/>; a failure is an IOException around the SocketException, as NetworkStream's.</summary>
         public static ValueTask SendAsync(Socket socket, ReadOnlyMemory<byte> buffer)
         {
-            var sender = Free.TryDequeue(out var free) ? free : new SocketOperation();
+            SocketOperation sender;
+            if (Free.TryDequeue(out var free))
+            {
+                Interlocked.Decrement(ref _freeCount);
+                sender = free;
+            }
+            else sender = new SocketOperation();
             var sending = sender.SendAsync(socket, buffer);
             if (!sending.IsCompleted) return AwaitAsync(sender, sending);
             sending.GetAwaiter().GetResult();
@@ -88,8 +96,12 @@ internal sealed class SocketOperation : SocketAsyncEventArgs, IValueTaskSource<i
             sender.Failure = null;
             // The buffer was the caller's (often a pooled array): a shared operation keeps no reference to it.
             sender.SetBuffer(Memory<byte>.Empty);
-            if (Free.Count < Kept) Free.Enqueue(sender);
-            else sender.Dispose();
+            if (Interlocked.Increment(ref _freeCount) <= Kept) Free.Enqueue(sender);
+            else
+            {
+                Interlocked.Decrement(ref _freeCount);
+                sender.Dispose();
+            }
             return error;
         }
 
